@@ -1,0 +1,1 @@
+"""The shipped default document collection (data only; see README.md here)."""

@@ -1,0 +1,171 @@
+"""Chunk texts and metadata in SQLite (one file per index generation; no pickle anywhere).
+
+Tables:
+    chunks(id INTEGER PRIMARY KEY, chunk_id TEXT UNIQUE, source, page, section, text, hash, file_type, metadata)
+    files(source TEXT PRIMARY KEY, sha256, size, mtime, type, n_chunks, added_at)
+
+``id`` is the integer the vector and BM25 indexes use; ``chunk_id`` the stable string id users see.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import json
+import sqlite3
+import time
+from collections.abc import Iterable, Iterator
+from pathlib import Path
+
+from ragtune.rag.types import Chunk
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS chunks (
+    id INTEGER PRIMARY KEY,
+    chunk_id TEXT NOT NULL UNIQUE,
+    source TEXT NOT NULL,
+    page INTEGER,
+    section TEXT,
+    text TEXT NOT NULL,
+    hash TEXT NOT NULL,
+    file_type TEXT,
+    metadata TEXT NOT NULL DEFAULT '{}'
+);
+CREATE INDEX IF NOT EXISTS chunks_source ON chunks(source);
+CREATE TABLE IF NOT EXISTS files (
+    source TEXT PRIMARY KEY,
+    sha256 TEXT NOT NULL,
+    size INTEGER,
+    mtime REAL,
+    type TEXT,
+    n_chunks INTEGER NOT NULL,
+    added_at REAL NOT NULL
+);
+"""
+
+
+class ChunkDB:
+    def __init__(self, path: Path, readonly: bool = False):
+        self.path = path
+        if readonly:
+            self.conn = sqlite3.connect(f"file:{path}?mode=ro&immutable=1", uri=True, check_same_thread=False)
+        else:
+            self.conn = sqlite3.connect(str(path), check_same_thread=False)
+            self.conn.executescript(_SCHEMA)
+
+    def close(self) -> None:
+        self.conn.close()
+
+    # -- reads ----------------------------------------------------------------------------------
+    def count(self) -> int:
+        return self.conn.execute("SELECT COUNT(*) FROM chunks").fetchone()[0]
+
+    def files(self) -> dict[str, dict]:
+        rows = self.conn.execute("SELECT source, sha256, size, mtime, type, n_chunks, added_at FROM files")
+        keys = ("sha256", "size", "mtime", "type", "n_chunks", "added_at")
+        return {r[0]: dict(zip(keys, r[1:])) for r in rows}
+
+    def get(self, ids: Iterable[int]) -> dict[int, Chunk]:
+        ids = [int(i) for i in ids]
+        out: dict[int, Chunk] = {}
+        for start in range(0, len(ids), 900):  # SQLite's parameter limit
+            batch = ids[start : start + 900]
+            marks = ",".join("?" * len(batch))
+            for row in self.conn.execute(
+                f"SELECT id, chunk_id, source, page, section, text, hash, metadata FROM chunks WHERE id IN ({marks})",
+                batch,
+            ):
+                out[row[0]] = Chunk(
+                    id=row[1], text=row[5], source=row[2], page=row[3], section=row[4], hash=row[6],
+                    metadata=json.loads(row[7]),
+                )
+        return out
+
+    def ids_and_texts(self) -> tuple[list[int], list[str]]:
+        rows = self.conn.execute("SELECT id, text FROM chunks ORDER BY id").fetchall()
+        return [r[0] for r in rows], [r[1] for r in rows]
+
+    def ids_for_sources(self, sources: Iterable[str]) -> list[int]:
+        out: list[int] = []
+        sources = list(sources)
+        for start in range(0, len(sources), 900):
+            batch = sources[start : start + 900]
+            marks = ",".join("?" * len(batch))
+            out += [r[0] for r in self.conn.execute(f"SELECT id FROM chunks WHERE source IN ({marks})", batch)]
+        return out
+
+    def iter_chunks(self) -> Iterator[Chunk]:
+        for row in self.conn.execute("SELECT chunk_id, source, page, section, text, hash, metadata FROM chunks ORDER BY id"):
+            yield Chunk(id=row[0], source=row[1], page=row[2], section=row[3], text=row[4], hash=row[5],
+                        metadata=json.loads(row[6]))
+
+    def filter_ids(self, filters: dict) -> list[int]:
+        """Ids of the chunks matching every filter.
+
+        Keys: ``source`` (glob on the source path; a pattern without ``/`` also matches the file name),
+        ``file_type`` (one type or a list), ``page``, ``section``, and any other key compared with the
+        chunk's metadata value. A list value means "any of".
+        """
+        clauses, params = [], []
+        for key, value in filters.items():
+            values = value if isinstance(value, (list, tuple, set)) else [value]
+            if key == "source":
+                continue  # globs are matched in Python below (fnmatch semantics, not SQL GLOB)
+            if key in ("file_type", "page", "section"):
+                column = key
+            else:
+                column = f"json_extract(metadata, '$.{_json_key(key)}')"
+            clauses.append(f"{column} IN ({','.join('?' * len(values))})")
+            params += list(values)
+        sql = "SELECT id, source FROM chunks" + (f" WHERE {' AND '.join(clauses)}" if clauses else "")
+        rows = self.conn.execute(sql, params).fetchall()
+        if "source" in filters:
+            patterns = filters["source"] if isinstance(filters["source"], (list, tuple)) else [filters["source"]]
+            rows = [r for r in rows if any(_source_match(r[1], p) for p in patterns)]
+        return [r[0] for r in rows]
+
+    # -- writes (only ever on a fresh generation's copy) ----------------------------------------
+    def delete_sources(self, sources: Iterable[str]) -> list[int]:
+        sources = list(sources)
+        ids = self.ids_for_sources(sources)
+        for start in range(0, len(sources), 900):
+            batch = sources[start : start + 900]
+            marks = ",".join("?" * len(batch))
+            self.conn.execute(f"DELETE FROM chunks WHERE source IN ({marks})", batch)
+            self.conn.execute(f"DELETE FROM files WHERE source IN ({marks})", batch)
+        return ids
+
+    def insert(self, rows: list[tuple[int, Chunk]]) -> None:
+        self.conn.executemany(
+            "INSERT INTO chunks (id, chunk_id, source, page, section, text, hash, file_type, metadata) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            [
+                (i, c.id, c.source, c.page, c.section, c.text, c.hash, c.metadata.get("file_type"),
+                 json.dumps(c.metadata, sort_keys=True))
+                for i, c in rows
+            ],
+        )
+
+    def upsert_file(self, source: str, sha256: str, size, mtime, type_: str, n_chunks: int) -> None:
+        self.conn.execute(
+            "INSERT OR REPLACE INTO files (source, sha256, size, mtime, type, n_chunks, added_at) VALUES (?,?,?,?,?,?,?)",
+            (source, sha256, size, mtime, type_, n_chunks, time.time()),
+        )
+
+    def commit(self) -> None:
+        self.conn.commit()
+
+
+def _json_key(key: str) -> str:
+    if not key.replace("_", "").replace("-", "").isalnum():
+        from ragtune.errors import ConfigError
+
+        raise ConfigError(f"filter key {key!r}: use letters, digits, '_' or '-' only")
+    return key
+
+
+def _source_match(source: str, pattern: str) -> bool:
+    if fnmatch.fnmatch(source, pattern):
+        return True
+    if "/" not in pattern:
+        return fnmatch.fnmatch(Path(source).name, pattern)
+    return fnmatch.fnmatch(source, "*/" + pattern.lstrip("/"))

@@ -1,0 +1,182 @@
+"""Settings, one validated dataclass per concern, saved in the index manifest.
+
+An index directory records the settings that built it, so a later run reproduces it and a mismatch
+(another embedding model, another chunker) is detected instead of silently mixing vectors.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from typing import Any
+
+from ragtune.errors import ConfigError
+
+#: Exclusion globs applied to every directory walk (matched against each path component).
+DEFAULT_EXCLUDE = (".*", "__pycache__", "node_modules", "_src", "*.egg-info")
+
+
+@dataclass
+class ChunkerConfig:
+    """How text is cut into retrievable pieces.
+
+    ``structure`` (default) keeps a section together with its heading and bounds every chunk in tokens of
+    the embedding model; ``recursive`` is langchain-text-splitters' RecursiveCharacterTextSplitter,
+    bounded in characters (``chunk_size``/``chunk_overlap``) and then, like every chunker here, clipped to
+    the embedding model's window.
+    """
+
+    name: str = "structure"
+    # 160 word pieces: near the 128-token sequences all-MiniLM-L6-v2 was trained on, with room for the
+    # heading that is prefixed to each chunk, and well inside its 256-token window.
+    max_tokens: int = 160
+    overlap_tokens: int = 32
+    chunk_size: int = 1000  # characters, recursive splitter only
+    chunk_overlap: int = 200
+    prefix_section: bool = True  # repeat the section title at the top of each chunk
+
+    def validate(self) -> None:
+        if self.name not in ("structure", "recursive"):
+            raise ConfigError(f"chunker.name: unknown chunker {self.name!r}; choose 'structure' or 'recursive'")
+        if self.max_tokens < 16:
+            raise ConfigError(f"chunker.max_tokens: {self.max_tokens} is too small; use at least 16")
+        if not 0 <= self.overlap_tokens < self.max_tokens // 2:
+            raise ConfigError(
+                f"chunker.overlap_tokens: {self.overlap_tokens} must be >= 0 and below half of "
+                f"max_tokens ({self.max_tokens // 2})"
+            )
+        if not 0 <= self.chunk_overlap < self.chunk_size:
+            raise ConfigError("chunker.chunk_overlap must be >= 0 and smaller than chunk_size")
+
+
+@dataclass
+class EmbedderConfig:
+    """Which sentence-transformers model embeds chunks and queries."""
+
+    model: str = "default"  # "default" = the shipped all-MiniLM-L6-v2, or a local model directory
+    batch_size: int = 64
+    device: str | None = None  # None = CUDA when available, else CPU
+
+    def validate(self) -> None:
+        if self.batch_size < 1:
+            raise ConfigError(f"embedder.batch_size: {self.batch_size} must be >= 1")
+
+
+@dataclass
+class StoreConfig:
+    """The vector index.
+
+    ``index_type="auto"`` keeps an exact inner-product index below ``ann_threshold`` vectors and switches
+    to an IVF index (inverted lists over k-means cells, searched with ``nprobe`` cells) above it. IVF
+    rather than HNSW because it supports deletion (incremental updates), trains in seconds, and has a
+    faiss GPU implementation.
+    """
+
+    index_type: str = "auto"  # auto | flat | ivf
+    ann_threshold: int = 100_000
+    nprobe: int | None = None  # None = chosen from the number of cells
+    use_gpu: bool | None = None  # None = when faiss-gpu and CUDA are present
+
+    def validate(self) -> None:
+        if self.index_type not in ("auto", "flat", "ivf"):
+            raise ConfigError(f"store.index_type: unknown {self.index_type!r}; choose auto, flat or ivf")
+        if self.ann_threshold < 1000:
+            raise ConfigError("store.ann_threshold must be at least 1000")
+
+
+@dataclass
+class LexicalConfig:
+    """BM25 over the same chunks (bm25s with a Snowball stemmer and English stop words)."""
+
+    enabled: bool = True
+    language: str = "english"
+    k1: float = 1.2
+    b: float = 0.75
+
+    def validate(self) -> None:
+        if self.k1 <= 0 or not 0 <= self.b <= 1:
+            raise ConfigError("lexical: k1 must be > 0 and b within [0, 1]")
+
+
+@dataclass
+class IngestConfig:
+    """Which files are read and how."""
+
+    include: list[str] = field(default_factory=list)  # globs; empty = every supported type
+    exclude: list[str] = field(default_factory=lambda: list(DEFAULT_EXCLUDE))
+    max_file_mb: float = 100.0
+    # Plain text above this size is split into paragraphs directly: unstructured classifies each
+    # paragraph with spaCy (about 25 s per MB here), which would take many minutes on a big log file.
+    fast_text_mb: float = 2.0
+
+    def validate(self) -> None:
+        if self.max_file_mb <= 0:
+            raise ConfigError("ingest.max_file_mb must be > 0")
+
+
+@dataclass
+class RetrievalConfig:
+    """Query-time defaults (each can be overridden per query).
+
+    Hybrid = dense + BM25 fused by reciprocal rank fusion, score(d) = sum_r w_r / (rrf_k + rank_r(d)),
+    with the customary k = 60 (Cormack, Clarke and Buettcher, 2009) and equal weights: no parameter is
+    tuned on any benchmark's queries.
+    """
+
+    mode: str = "hybrid"  # dense | bm25 | hybrid
+    candidates: int = 100  # depth each retriever contributes before fusion
+    rrf_k: int = 60
+    dense_weight: float = 1.0
+    bm25_weight: float = 1.0
+    reranker: str | None = None  # a local cross-encoder directory; off by default (none ships offline)
+    rerank_depth: int = 50
+    mmr: bool = False
+    mmr_lambda: float = 0.7
+
+    def validate(self) -> None:
+        if self.mode not in MODES:
+            raise ConfigError(f"retrieval.mode: unknown mode {self.mode!r}; choose one of {', '.join(MODES)}")
+        if self.candidates < 1 or self.rrf_k < 0 or self.rerank_depth < 1:
+            raise ConfigError("retrieval: candidates and rerank_depth must be >= 1, rrf_k >= 0")
+        if self.dense_weight < 0 or self.bm25_weight < 0:
+            raise ConfigError("retrieval: weights must be >= 0")
+        if not 0 <= self.mmr_lambda <= 1:
+            raise ConfigError("retrieval.mmr_lambda must be within [0, 1]")
+
+
+MODES = ("dense", "bm25", "hybrid")
+
+
+@dataclass
+class IndexConfig:
+    """Everything that decides what an index contains; stored in its manifest."""
+
+    chunker: ChunkerConfig = field(default_factory=ChunkerConfig)
+    embedder: EmbedderConfig = field(default_factory=EmbedderConfig)
+    store: StoreConfig = field(default_factory=StoreConfig)
+    lexical: LexicalConfig = field(default_factory=LexicalConfig)
+    ingest: IngestConfig = field(default_factory=IngestConfig)
+    retrieval: RetrievalConfig = field(default_factory=RetrievalConfig)
+
+    def validate(self) -> IndexConfig:
+        for part in (self.chunker, self.embedder, self.store, self.lexical, self.ingest, self.retrieval):
+            part.validate()
+        return self
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> IndexConfig:
+        parts = {}
+        for f in dataclasses.fields(cls):
+            sub_cls = f.default_factory  # type: ignore[misc]
+            raw = data.get(f.name, {}) or {}
+            if not isinstance(raw, dict):
+                raise ConfigError(f"{f.name}: expected a mapping, got {type(raw).__name__}")
+            known = {x.name for x in dataclasses.fields(sub_cls)}
+            unknown = set(raw) - known
+            if unknown:
+                raise ConfigError(f"{f.name}: unknown setting(s) {sorted(unknown)}; known: {sorted(known)}")
+            parts[f.name] = sub_cls(**raw)
+        return cls(**parts).validate()

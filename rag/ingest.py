@@ -1,0 +1,320 @@
+"""Files -> :class:`Document`: discovery, type dispatch, and parsing with ``unstructured``.
+
+Every file is parsed on its own: one that is missing, empty, corrupt, binary, too large or of an
+unknown type becomes a :class:`Problem` naming the file and the cause, and the batch goes on.
+
+    >>> files, problems = discover(["corpora/"])                    # doctest: +SKIP
+    >>> doc, warnings = parse_file(files[0], IngestConfig())        # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import hashlib
+import os
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+from ragtune.errors import IngestError
+from ragtune.rag.config import IngestConfig
+from ragtune.rag.offline import prepare_unstructured
+from ragtune.rag.types import Document, Element
+
+#: extension -> file type
+SUPPORTED_TYPES: dict[str, str] = {
+    ".pdf": "pdf",
+    ".docx": "docx",
+    ".html": "html",
+    ".htm": "html",
+    ".md": "md",
+    ".markdown": "md",
+    ".txt": "txt",
+    ".text": "txt",
+    ".pptx": "pptx",
+    ".csv": "csv",
+    ".eml": "eml",
+}
+TEXT_TYPES = {"txt", "md", "html", "csv"}
+# unstructured categories that carry no content worth retrieving
+_SKIP_CATEGORIES = {"PageBreak", "PageNumber"}
+
+
+@dataclass
+class Problem:
+    """A file that failed and was skipped (``level="error"``), used with a caveat (``"warning"``), or
+    passed over in a directory walk because its type is not supported (``"skipped"``)."""
+
+    path: str
+    reason: str
+    level: str = "error"
+
+    def __str__(self) -> str:
+        return f"{self.path}: {self.reason}"
+
+    def to_dict(self) -> dict[str, str]:
+        return {"path": self.path, "reason": self.reason, "level": self.level}
+
+
+def file_type(path: Path) -> str | None:
+    return SUPPORTED_TYPES.get(path.suffix.lower())
+
+
+def sha256_file(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _excluded(rel_parts: tuple[str, ...], exclude: list[str]) -> bool:
+    return any(fnmatch.fnmatch(part, pattern) for part in rel_parts for pattern in exclude)
+
+
+def _included(rel: str, name: str, include: list[str]) -> bool:
+    return not include or any(fnmatch.fnmatch(rel, p) or fnmatch.fnmatch(name, p) for p in include)
+
+
+def discover(
+    paths: list[str | Path], include: list[str] | None = None, exclude: list[str] | None = None
+) -> tuple[list[Path], list[Problem]]:
+    """Expand files and directories into the supported files to parse, sorted and de-duplicated.
+
+    ``include``/``exclude`` are globs matched against the path relative to the directory walked (and
+    the file name); ``exclude`` also matches any single directory name, so ``.git`` or ``_drafts``
+    prunes a whole subtree. A file named explicitly is never excluded, only checked for its type.
+    """
+    include = list(include or [])
+    exclude = list(exclude or [])
+    found: dict[Path, None] = {}
+    problems: list[Problem] = []
+    for raw in paths:
+        path = Path(raw).expanduser()
+        if not path.exists():
+            problems.append(Problem(str(raw), "no such file or directory"))
+            continue
+        if path.is_file():
+            if file_type(path) is None:
+                problems.append(Problem(str(path), _unsupported(path)))
+            else:
+                found[path.resolve()] = None
+            continue
+        root = path.resolve()
+        for dirpath, dirnames, filenames in os.walk(root):
+            rel_dir = Path(dirpath).relative_to(root)
+            dirnames[:] = sorted(d for d in dirnames if not _excluded((d,), exclude))
+            for name in sorted(filenames):
+                rel = (rel_dir / name).as_posix()
+                if _excluded((name,), exclude) or not _included(rel, name, include):
+                    continue
+                full = Path(dirpath) / name
+                if file_type(full) is None:
+                    # Not an error in a walk (folders hold images, scripts...), but still named in the report.
+                    problems.append(Problem(str(full), _unsupported(full), level="skipped"))
+                    continue
+                found[full] = None
+    return sorted(found), problems
+
+
+def _unsupported(path: Path) -> str:
+    ext = path.suffix or "(no extension)"
+    known = ", ".join(sorted(SUPPORTED_TYPES))
+    return f"unsupported file type {ext}; supported: {known}"
+
+
+# ---------------------------------------------------------------------------------------------
+# reading bytes
+
+
+def _looks_binary(sample: bytes) -> bool:
+    if not sample:
+        return False
+    if b"\x00" in sample:
+        return True
+    control = sum(1 for b in sample if b < 32 and b not in (9, 10, 12, 13, 8, 27)) + sample.count(0x7F)
+    return control / len(sample) > 0.05
+
+
+def decode_text(path: Path, data: bytes) -> tuple[str, str | None]:
+    """Bytes -> text. Returns ``(text, warning)``; the warning says which encoding was guessed."""
+    if data.startswith(b"\xef\xbb\xbf"):
+        return data[3:].decode("utf-8", errors="replace"), None
+    if data[:2] in (b"\xff\xfe", b"\xfe\xff"):
+        return data.decode("utf-16"), "decoded as UTF-16 (byte-order mark)"
+    if _looks_binary(data[:65536]):
+        raise IngestError(str(path), "looks like binary data, not text (wrong extension?); skipped")
+    try:
+        return data.decode("utf-8"), None
+    except UnicodeDecodeError:
+        pass
+    from charset_normalizer import from_bytes
+
+    best = from_bytes(data[: 1 << 20]).best()
+    encoding = best.encoding if best is not None else "cp1252"
+    try:
+        text = data.decode(encoding)
+    except (UnicodeDecodeError, LookupError):
+        text, encoding = data.decode("latin-1"), "latin-1"
+    return text, f"not valid UTF-8; decoded as {encoding}"
+
+
+# ---------------------------------------------------------------------------------------------
+# parsing
+
+
+def parse_file(path: Path, config: IngestConfig | None = None) -> tuple[Document, list[Problem]]:
+    """Parse one file into a :class:`Document`; raises :class:`IngestError` naming the file."""
+    config = config or IngestConfig()
+    path = Path(path)
+    kind = file_type(path)
+    if kind is None:
+        raise IngestError(str(path), _unsupported(path))
+    try:
+        size = path.stat().st_size
+    except OSError as exc:
+        raise IngestError(str(path), f"cannot read: {exc.strerror or exc}") from exc
+    if size == 0:
+        raise IngestError(str(path), "empty file (0 bytes)")
+    if size > config.max_file_mb * 1e6:
+        raise IngestError(
+            str(path),
+            f"file is {size / 1e6:.1f} MB, over the {config.max_file_mb:g} MB limit "
+            "(raise it with --max-file-mb or IngestConfig.max_file_mb to index it)",
+        )
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        raise IngestError(str(path), f"cannot read: {exc.strerror or exc}") from exc
+    warnings: list[Problem] = []
+    digest = hashlib.sha256(data).hexdigest()
+    if kind in TEXT_TYPES:
+        text, warning = decode_text(path, data)
+        if warning:
+            warnings.append(Problem(str(path), warning, level="warning"))
+        if not text.strip():
+            raise IngestError(str(path), "no text in file (only whitespace)")
+        if kind == "txt" and size > config.fast_text_mb * 1e6:
+            elements = _paragraphs(text)
+            warnings.append(
+                Problem(
+                    str(path),
+                    f"large text file ({size / 1e6:.1f} MB): split into paragraphs without "
+                    "unstructured's element classification",
+                    level="warning",
+                )
+            )
+        else:
+            elements = _partition(path, kind, text=text)
+    else:
+        _check_magic(path, kind, data)
+        elements = _partition(path, kind)
+    if not any(e.text.strip() for e in elements):
+        if kind == "pdf":
+            _check_pdf_structure(path)
+        hint = " (a scanned PDF? OCR is not enabled)" if kind == "pdf" else ""
+        raise IngestError(str(path), f"no text could be extracted{hint}")
+    doc = Document(
+        source=str(path.resolve()),
+        type=kind,
+        elements=elements,
+        sha256=digest,
+        metadata={"size": size, "mtime": path.stat().st_mtime},
+    )
+    return doc, warnings
+
+
+def _check_magic(path: Path, kind: str, data: bytes) -> None:
+    if kind == "pdf" and b"%PDF-" not in data[:1024]:
+        raise IngestError(str(path), "not a PDF file (no %PDF- header); corrupt or misnamed")
+    if kind in ("docx", "pptx") and not data.startswith(b"PK"):
+        raise IngestError(str(path), f"not a .{kind} file (not a zip container); corrupt or misnamed")
+
+
+def _check_pdf_structure(path: Path) -> None:
+    """unstructured returns no elements for a broken PDF; tell "corrupt" apart from "no text layer"."""
+    import pikepdf
+
+    try:
+        with pikepdf.open(path) as pdf:
+            len(pdf.pages)
+    except Exception as exc:
+        detail = str(exc).strip().splitlines()[0][:160] if str(exc).strip() else type(exc).__name__
+        raise IngestError(str(path), f"corrupt or unreadable PDF: {detail}") from exc
+
+
+def _paragraphs(text: str) -> list[Element]:
+    return [Element(text=p.strip()) for p in re.split(r"\n\s*\n", text) if p.strip()]
+
+
+def _partition(path: Path, kind: str, text: str | None = None) -> list[Element]:
+    prepare_unstructured()
+    try:
+        raw = _call_unstructured(path, kind, text)
+    except IngestError:
+        raise
+    except Exception as exc:  # unstructured raises many types for damaged files
+        detail = str(exc).strip().splitlines()[0][:200] if str(exc).strip() else type(exc).__name__
+        what = {"pdf": "corrupt or unreadable PDF", "docx": "corrupt or unreadable DOCX"}.get(kind, "could not parse")
+        raise IngestError(str(path), f"{what}: {detail}") from exc
+    return _to_elements(raw)
+
+
+def _call_unstructured(path: Path, kind: str, text: str | None):
+    if kind == "pdf":
+        from unstructured.partition.pdf import partition_pdf
+
+        # "fast" = pdfminer text extraction, no layout model, no OCR: fully local.
+        return partition_pdf(filename=str(path), strategy="fast", languages=["eng"])
+    if kind == "docx":
+        from unstructured.partition.docx import partition_docx
+
+        return partition_docx(filename=str(path))
+    if kind == "pptx":
+        from unstructured.partition.pptx import partition_pptx
+
+        return partition_pptx(filename=str(path))
+    if kind == "eml":
+        from unstructured.partition.email import partition_email
+
+        return partition_email(filename=str(path))
+    if kind == "html":
+        from unstructured.partition.html import partition_html
+
+        return partition_html(text=text)
+    if kind == "md":
+        from unstructured.partition.md import partition_md
+
+        return partition_md(text=text)
+    if kind == "csv":
+        from unstructured.partition.csv import partition_csv
+
+        return partition_csv(filename=str(path), languages=["eng"])
+    from unstructured.partition.text import partition_text
+
+    return partition_text(text=text, languages=["eng"])
+
+
+def _to_elements(raw) -> list[Element]:
+    """unstructured elements -> ours, tracking the enclosing section title."""
+    elements: list[Element] = []
+    section: str | None = None
+    for el in raw:
+        category = getattr(el, "category", type(el).__name__)
+        text = (getattr(el, "text", "") or "").strip()
+        if category in _SKIP_CATEGORIES or not text:
+            continue
+        meta = getattr(el, "metadata", None)
+        page = getattr(meta, "page_number", None)
+        if category == "Title":
+            section = text[:200]
+        elements.append(
+            Element(
+                text=text,
+                type=category,
+                page=page,
+                section=section,
+                metadata={"depth": getattr(meta, "category_depth", None)},
+            )
+        )
+    return elements

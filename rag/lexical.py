@@ -1,0 +1,110 @@
+"""BM25 over the chunks, with bm25s, a Snowball stemmer and English stop words.
+
+bm25s has no incremental update, so the index is rebuilt from the chunk texts whenever the chunk set
+changes; that costs well under a second per ten thousand chunks, far less than embedding the changed
+file. It is saved with bm25s' own format (numpy arrays, loaded with ``allow_pickle=False``, and JSON).
+
+Scores for every chunk are computed at query time (a sparse dot product), which lets metadata filters
+apply *before* the top-k cut.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from functools import lru_cache
+from pathlib import Path
+
+import numpy as np
+
+from ragtune.errors import IndexFormatError
+from ragtune.rag.config import LexicalConfig
+
+_TOKEN = re.compile(r"[a-z0-9]+")
+
+
+@lru_cache(maxsize=4)
+def _stemmer(language: str):
+    import Stemmer
+
+    return Stemmer.Stemmer(language)
+
+
+@lru_cache(maxsize=1)
+def _stopwords() -> frozenset[str]:
+    from bm25s.stopwords import STOPWORDS_EN
+
+    return frozenset(STOPWORDS_EN)
+
+
+def tokenize(text: str, language: str = "english") -> list[str]:
+    """Lower-case alphanumeric words, English stop words removed, Snowball-stemmed."""
+    stop = _stopwords()
+    words = [w for w in _TOKEN.findall(text.lower()) if w not in stop]
+    return _stemmer(language).stemWords(words)
+
+
+class BM25Index:
+    """BM25 scores over rows; ``ids[row]`` maps a row to the chunk's integer id."""
+
+    def __init__(self, config: LexicalConfig | None = None):
+        self.config = config or LexicalConfig()
+        self.ids = np.zeros(0, dtype=np.int64)
+        self._bm25 = None
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+    def build(self, ids: np.ndarray, texts: list[str]) -> None:
+        import bm25s
+
+        self.ids = np.asarray(ids, dtype=np.int64)
+        if not texts:
+            self._bm25 = None
+            return
+        tokens = [tokenize(t, self.config.language) or [""] for t in texts]
+        bm25 = bm25s.BM25(k1=self.config.k1, b=self.config.b)
+        bm25.index(tokens, show_progress=False)
+        self._bm25 = bm25
+
+    def scores(self, query: str) -> np.ndarray:
+        """BM25 score of every row for ``query`` (zeros when no query term is indexed)."""
+        if self._bm25 is None:
+            return np.zeros(len(self.ids), dtype=np.float32)
+        terms = [t for t in tokenize(query, self.config.language) if t in self._bm25.vocab_dict]
+        if not terms:
+            return np.zeros(len(self.ids), dtype=np.float32)
+        return np.asarray(self._bm25.get_scores(terms), dtype=np.float32)
+
+    def search(self, query: str, k: int, allowed_rows: np.ndarray | None = None) -> list[tuple[int, float]]:
+        """Top ``k`` (chunk id, score) with a positive score, optionally among ``allowed_rows`` only."""
+        scores = self.scores(query)
+        if allowed_rows is not None:
+            mask = np.zeros(len(scores), dtype=bool)
+            mask[allowed_rows] = True
+            scores = np.where(mask, scores, 0.0)
+        positive = np.flatnonzero(scores > 0)
+        if not len(positive):
+            return []
+        top = positive[np.argsort(-scores[positive], kind="stable")[:k]]
+        return [(int(self.ids[r]), float(scores[r])) for r in top]
+
+    def save(self, directory: Path) -> None:
+        directory.mkdir(parents=True, exist_ok=True)
+        np.save(directory / "ids.npy", self.ids, allow_pickle=False)
+        (directory / "config.json").write_text(json.dumps(self.config.__dict__))
+        if self._bm25 is not None:
+            self._bm25.save(str(directory / "bm25s"))
+
+    @classmethod
+    def load(cls, directory: Path, config: LexicalConfig | None = None) -> BM25Index:
+        import bm25s
+
+        index = cls(config)
+        try:
+            index.ids = np.load(directory / "ids.npy", allow_pickle=False)
+            if (directory / "bm25s").exists():
+                index._bm25 = bm25s.BM25.load(str(directory / "bm25s"), load_corpus=False)
+        except Exception as exc:
+            raise IndexFormatError(f"cannot read the BM25 index in {directory}: {exc}") from exc
+        return index

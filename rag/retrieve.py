@@ -1,0 +1,182 @@
+"""Query -> ranked :class:`Hit` list: dense, BM25, or both fused; filters, reranking, MMR.
+
+    >>> index.search("how does QLoRA save memory", k=5)                       # doctest: +SKIP
+    >>> index.search("LoRA rank", mode="bm25", filters={"file_type": "pdf"})  # doctest: +SKIP
+
+Filters restrict the candidates *before* the top-k cut (a filtered search returns k hits whenever k
+matching chunks exist). Every hit carries each retriever's score and rank in ``Hit.scores`` /
+``Hit.ranks`` so a result can be explained.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from functools import lru_cache
+
+import numpy as np
+
+from ragtune.errors import ConfigError, ModelLoadError
+from ragtune.rag.config import MODES, RetrievalConfig
+from ragtune.rag.types import Hit
+
+
+def rrf_fuse(rankings: dict[str, list[int]], weights: dict[str, float], k: int = 60) -> list[tuple[int, float]]:
+    """Reciprocal rank fusion: ``score(d) = sum_r weights[r] / (k + rank_r(d))`` with 1-based ranks.
+
+    Ties are broken by the best single rank, then by id, so the order is deterministic.
+    """
+    scores: dict[int, float] = {}
+    best: dict[int, int] = {}
+    for name, ids in rankings.items():
+        w = weights.get(name, 1.0)
+        for rank, doc in enumerate(ids, start=1):
+            scores[doc] = scores.get(doc, 0.0) + w / (k + rank)
+            best[doc] = min(best.get(doc, rank), rank)
+    return sorted(scores.items(), key=lambda item: (-item[1], best[item[0]], item[0]))
+
+
+def mmr_select(query_vec: np.ndarray, vectors: np.ndarray, k: int, lam: float) -> list[int]:
+    """Maximal marginal relevance: positions of ``vectors`` balancing relevance and novelty."""
+    if len(vectors) == 0:
+        return []
+    relevance = vectors @ query_vec
+    chosen: list[int] = []
+    remaining = list(range(len(vectors)))
+    while remaining and len(chosen) < k:
+        if chosen:
+            redundancy = (vectors[remaining] @ vectors[chosen].T).max(axis=1)
+        else:
+            redundancy = np.zeros(len(remaining))
+        values = lam * relevance[remaining] - (1 - lam) * redundancy
+        pick = remaining[int(np.argmax(values))]
+        chosen.append(pick)
+        remaining.remove(pick)
+    return chosen
+
+
+@lru_cache(maxsize=2)
+def load_reranker(path: str):
+    """A sentence-transformers CrossEncoder from a local directory (e.g. ms-marco-MiniLM-L-6-v2)."""
+    from pathlib import Path
+
+    if not Path(path).is_dir():
+        raise ModelLoadError(f"reranker directory not found: {path} (pass a local cross-encoder model folder)")
+    try:
+        import torch
+        from sentence_transformers import CrossEncoder
+
+        device = "cuda" if torch.cuda.is_available() else "cpu"
+        return CrossEncoder(path, device=device, local_files_only=True)
+    except Exception as exc:
+        raise ModelLoadError(f"could not load the reranker from {path}: {exc}") from exc
+
+
+class Retriever:
+    """Search over an :class:`~ragtune.rag.index.Index`'s vector store, BM25 index and chunk table."""
+
+    def __init__(self, index, config: RetrievalConfig | None = None):
+        self.index = index
+        self.config = config or index.config.retrieval
+
+    def search(
+        self,
+        query: str,
+        k: int = 5,
+        filters: dict | None = None,
+        mode: str | None = None,
+        **options,
+    ) -> list[Hit]:
+        """Options (each defaults to the index's :class:`RetrievalConfig`): ``candidates``, ``rrf_k``,
+        ``dense_weight``, ``bm25_weight``, ``reranker`` (a path, or ``rerank=True`` to use the configured
+        one), ``rerank_depth``, ``mmr``, ``mmr_lambda``."""
+        rerank = options.pop("rerank", None)
+        unknown = set(options) - {f.name for f in dataclasses.fields(RetrievalConfig)}
+        if unknown:
+            raise ConfigError(f"unknown search option(s) {sorted(unknown)}")
+        cfg = dataclasses.replace(self.config, **options)
+        mode = mode or cfg.mode
+        if mode not in MODES:
+            raise ConfigError(f"unknown search mode {mode!r}; choose one of {', '.join(MODES)}")
+        if not isinstance(query, str) or not query.strip():
+            raise ConfigError("the query is empty; ask something")
+        if k < 1:
+            raise ConfigError(f"k must be >= 1, got {k}")
+        if rerank is False:
+            cfg.reranker = None
+        elif rerank is True and not cfg.reranker:
+            raise ConfigError("rerank=True but no reranker is configured; pass reranker=PATH")
+        elif isinstance(rerank, str):
+            cfg.reranker = rerank
+        cfg.validate()
+        if len(self.index) == 0:
+            return []
+        allowed = None
+        if filters:
+            allowed = np.asarray(self.index._db.filter_ids(filters), dtype=np.int64)
+            if not len(allowed):
+                return []
+        depth = max(cfg.candidates, k, cfg.rerank_depth if cfg.reranker else 0)
+        rankings: dict[str, list[int]] = {}
+        scores: dict[str, dict[int, float]] = {}
+        query_vec = None
+        if mode in ("dense", "hybrid"):
+            query_vec = self.index.embedder.encode([query])[0]
+            sims, ids = self.index._store.search(query_vec[None, :], depth, allowed)
+            pairs = [(int(i), float(s)) for i, s in zip(ids[0], sims[0]) if i >= 0]
+            rankings["dense"] = [i for i, _ in pairs]
+            scores["dense"] = dict(pairs)
+        if mode in ("bm25", "hybrid"):
+            bm25 = self.index._bm25
+            rows = None if allowed is None else np.flatnonzero(np.isin(bm25.ids, allowed))
+            pairs = bm25.search(query, depth, rows)
+            rankings["bm25"] = [i for i, _ in pairs]
+            scores["bm25"] = dict(pairs)
+        if mode == "hybrid":
+            fused = rrf_fuse(rankings, {"dense": cfg.dense_weight, "bm25": cfg.bm25_weight}, cfg.rrf_k)
+        else:
+            (name,) = rankings
+            fused = [(i, scores[name][i]) for i in rankings[name]]
+        ranks = {name: {doc: r for r, doc in enumerate(ids, 1)} for name, ids in rankings.items()}
+        if mode == "hybrid":
+            scores["rrf"] = dict(fused)
+        if cfg.reranker:
+            fused = self._rerank(query, fused[: cfg.rerank_depth], cfg.reranker, scores)
+        if cfg.mmr and fused:
+            fused = self._mmr(query, query_vec, fused[: max(depth, k)], k, cfg.mmr_lambda)
+        top = fused[:k]
+        chunks = self.index.get_chunks([i for i, _ in top])
+        hits = []
+        for doc, score in top:
+            if doc not in chunks:  # pragma: no cover - the stores disagree; never return a ghost
+                continue
+            hits.append(
+                Hit(
+                    chunk=chunks[doc],
+                    score=float(score),
+                    scores={name: table[doc] for name, table in scores.items() if doc in table},
+                    ranks={name: table[doc] for name, table in ranks.items() if doc in table},
+                )
+            )
+        return hits
+
+    def _rerank(self, query: str, candidates: list[tuple[int, float]], path: str, scores) -> list[tuple[int, float]]:
+        if not candidates:
+            return candidates
+        model = load_reranker(path)
+        chunks = self.index.get_chunks([i for i, _ in candidates])
+        ids = [i for i, _ in candidates if i in chunks]
+        values = model.predict([(query, chunks[i].text) for i in ids], show_progress_bar=False)
+        scores["rerank"] = {i: float(v) for i, v in zip(ids, values)}
+        return sorted(scores["rerank"].items(), key=lambda item: -item[1])
+
+    def _mmr(self, query: str, query_vec, candidates, k: int, lam: float) -> list[tuple[int, float]]:
+        if query_vec is None:
+            query_vec = self.index.embedder.encode([query])[0]
+        ids = [i for i, _ in candidates]
+        try:
+            vectors = self.index._store.reconstruct(ids)
+        except Exception:  # an index type without reconstruct: embed the candidates again
+            chunks = self.index.get_chunks(ids)
+            vectors = self.index.embedder.encode([chunks[i].text for i in ids])
+        order = mmr_select(query_vec, vectors, k, lam)
+        return [candidates[p] for p in order]

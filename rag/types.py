@@ -1,0 +1,141 @@
+"""Plain data carried between the stages of the pipeline.
+
+    files -> Document(elements) -> Chunk -> (embedding, index) -> Hit -> Answer(citations)
+
+They are dataclasses of plain values (str, int, float, dict of JSON-able values) so that they can be
+stored as JSON, shown in a UI, or sent over the wire without custom encoders: see ``to_dict``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from typing import Any
+
+
+@dataclass
+class Element:
+    """One piece of a parsed file: a title, a paragraph, a list item, a table, ..."""
+
+    text: str
+    type: str = "NarrativeText"  # unstructured's category name
+    page: int | None = None
+    section: str | None = None  # the title of the enclosing section, if any
+    metadata: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class Document:
+    """A parsed file: where it came from and its elements in reading order."""
+
+    source: str  # the path as stored in the index (absolute, resolved)
+    type: str  # file type by extension: "pdf", "md", "html", ...
+    elements: list[Element]
+    sha256: str = ""  # content hash of the file's bytes
+    metadata: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def text(self) -> str:
+        return "\n\n".join(e.text for e in self.elements)
+
+
+@dataclass
+class Chunk:
+    """A retrievable unit of text with the provenance needed to cite it."""
+
+    id: str
+    text: str
+    source: str
+    page: int | None = None
+    section: str | None = None
+    hash: str = ""  # sha256 of ``text``
+    metadata: dict[str, Any] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+@dataclass
+class Hit:
+    """A chunk returned by a search, with its final score and the score of each retriever.
+
+    ``scores`` holds what each stage saw, e.g. ``{"dense": 0.71, "bm25": 12.3, "rrf": 0.032}``,
+    ``ranks`` the 1-based rank each retriever gave it (absent if that retriever did not return it).
+    """
+
+    chunk: Chunk
+    score: float
+    scores: dict[str, float] = field(default_factory=dict)
+    ranks: dict[str, int] = field(default_factory=dict)
+
+    @property
+    def text(self) -> str:
+        return self.chunk.text
+
+    @property
+    def source(self) -> str:
+        return self.chunk.source
+
+    @property
+    def page(self) -> int | None:
+        return self.chunk.page
+
+    @property
+    def section(self) -> str | None:
+        return self.chunk.section
+
+    @property
+    def chunk_id(self) -> str:
+        return self.chunk.id
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "chunk_id": self.chunk.id,
+            "score": self.score,
+            "scores": dict(self.scores),
+            "ranks": dict(self.ranks),
+            "source": self.chunk.source,
+            "page": self.chunk.page,
+            "section": self.chunk.section,
+            "text": self.chunk.text,
+            "metadata": dict(self.chunk.metadata),
+        }
+
+
+@dataclass
+class Citation:
+    """An inline marker ``[n]`` in an answer, resolved to the chunk it points to."""
+
+    marker: int
+    chunk_id: str
+    source: str
+    page: int | None = None
+    section: str | None = None
+    quote: str = ""  # a short excerpt of the cited chunk
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+@dataclass
+class Answer:
+    """What ``RAG.ask`` returns."""
+
+    text: str
+    citations: list[Citation] = field(default_factory=list)
+    hits: list[Hit] = field(default_factory=list)
+    timings: dict[str, float] = field(default_factory=dict)  # seconds per stage
+    abstained: bool = False
+    question: str = ""
+    query: str = ""  # the standalone query actually used for retrieval
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "question": self.question,
+            "query": self.query,
+            "text": self.text,
+            "abstained": self.abstained,
+            "citations": [c.to_dict() for c in self.citations],
+            "hits": [h.to_dict() for h in self.hits],
+            "timings": dict(self.timings),
+        }

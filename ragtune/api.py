@@ -1,0 +1,47 @@
+"""The public Python API in one place: what ui/, the CLI and other applications import.
+
+    >>> from ragtune.api import Index, RAG, load_generator, corpus_index
+    >>> index = corpus_index()                      # the shipped corpora/, indexed once   # doctest: +SKIP
+    >>> RAG(index, load_generator("extractive")).ask("What is QLoRA?").text                # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from ragtune.errors import IndexLockedError, RagtuneError
+from ragtune.paths import cache_dir, corpora_dir, default_index_dir
+from ragtune.rag.config import IndexConfig
+from ragtune.rag.index import AddReport, Index
+from ragtune.rag.types import Answer, Chunk, Citation, Document, Hit
+
+__all__ = [
+    "Answer", "AddReport", "Chunk", "Citation", "Document", "Hit", "Index", "IndexConfig", "RAG",
+    "RagtuneError", "corpus_index", "default_index_dir", "load_generator", "corpora_dir",
+]
+
+
+def corpus_index(path: str | Path | None = None, *, progress: bool | None = None) -> Index:
+    """An index of the shipped corpora/, built under the user cache on first use and kept in step.
+
+    Later calls only hash the files (nothing changed: no parsing, no embedding).
+    """
+    path = Path(path) if path else cache_dir() / "corpus-index"
+    index = Index.open(path, create=True)
+    try:
+        index.add([corpora_dir()], prune=True, progress=progress)
+    except IndexLockedError:
+        index.refresh()  # another process is building it; use what is published
+    return index
+
+
+def __getattr__(name: str):
+    if name == "RAG":
+        from ragtune.rag.answer import RAG
+
+        return RAG
+    if name == "load_generator":
+        from ragtune.rag.generators import load_generator
+
+        return load_generator
+    raise AttributeError(name)

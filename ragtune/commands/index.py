@@ -1,0 +1,135 @@
+"""``ragtune index add|info|files|remove``: build and inspect an index."""
+
+from __future__ import annotations
+
+import sys
+
+from ragtune.commands.common import add_index_option, add_json_option, group, index_path, open_index, print_json
+
+
+def register(sub) -> None:
+    verbs = group(sub, "index", "build and inspect an index (incremental, crash-safe)")
+
+    add = verbs.add_parser(
+        "add", help="index files and directories (only new or changed files are processed)",
+        description="Parse, chunk and embed files into the index. Re-running it processes only new or "
+        "changed files (content hash); --prune also drops indexed files under PATH that are gone.",
+    )
+    add.add_argument("paths", nargs="+", metavar="PATH", help="files or directories")
+    add_index_option(add)
+    add.add_argument("--prune", action="store_true", help="remove indexed files under PATH that no longer exist")
+    add.add_argument("--include", action="append", metavar="GLOB", help="only files matching GLOB (repeatable)")
+    add.add_argument("--exclude", action="append", metavar="GLOB", help="skip files/dirs matching GLOB (repeatable)")
+    add.add_argument("--max-file-mb", type=float, metavar="MB", help="skip files larger than this (default 100)")
+    add.add_argument("--chunker", choices=["structure", "recursive"], help="chunker for a NEW index (default structure)")
+    add.add_argument("--chunk-tokens", type=int, metavar="N", help="max tokens per chunk for a NEW index (default 160)")
+    add.add_argument("--embedder", metavar="DIR", help="sentence-transformers model directory for a NEW index")
+    add.add_argument("--strict", action="store_true", help="exit 1 if any file was skipped for an error")
+    add.add_argument("--no-progress", action="store_true", help="no progress bars")
+    add_json_option(add)
+    add.set_defaults(func=cmd_add)
+
+    info = verbs.add_parser("info", help="what the index holds and how it was built")
+    add_index_option(info)
+    add_json_option(info)
+    info.set_defaults(func=cmd_info)
+
+    files = verbs.add_parser("files", help="list indexed files")
+    add_index_option(files)
+    add_json_option(files)
+    files.set_defaults(func=cmd_files)
+
+    remove = verbs.add_parser("remove", help="drop files from the index")
+    remove.add_argument("sources", nargs="+", metavar="PATH")
+    add_index_option(remove)
+    add_json_option(remove)
+    remove.set_defaults(func=cmd_remove)
+
+
+def _new_index_config(args):
+    from ragtune.rag.config import IndexConfig
+
+    config = IndexConfig()
+    if args.chunker:
+        config.chunker.name = args.chunker
+    if args.chunk_tokens:
+        config.chunker.max_tokens = args.chunk_tokens
+    if args.embedder:
+        config.embedder.model = args.embedder
+    return config.validate()
+
+
+def cmd_add(args) -> int:
+    from ragtune.rag.index import is_index
+
+    path = index_path(args)
+    creating = not is_index(path)
+    index = open_index(args, create=True, config=_new_index_config(args) if creating else None)
+    if not creating and (args.chunker or args.chunk_tokens or args.embedder):
+        print("ragtune: note: --chunker/--chunk-tokens/--embedder apply to a new index only; ignored",
+              file=sys.stderr)
+    if args.max_file_mb:
+        index.config.ingest.max_file_mb = args.max_file_mb
+    report = index.add(
+        args.paths, include=args.include, exclude=args.exclude, prune=args.prune,
+        progress=False if (args.no_progress or args.json) else None,
+    )
+    if args.json:
+        print_json({**report.to_dict(), "index": index.info()})
+    else:
+        _print_report(report, index)
+    nothing_done = not report.changed and not report.unchanged
+    if report.problems and (args.strict or nothing_done):
+        return 1
+    return 0
+
+
+def _print_report(report, index) -> None:
+    err = sys.stderr
+    for p in report.problems:
+        print(f"skipped {p.path}: {p.reason}", file=err)
+    for p in report.warnings:
+        print(f"warning {p.path}: {p.reason}", file=err)
+    if report.skipped:
+        names = ", ".join(p.path.rsplit("/", 1)[-1] for p in report.skipped[:5])
+        more = f" and {len(report.skipped) - 5} more" if len(report.skipped) > 5 else ""
+        print(f"ignored {len(report.skipped)} file(s) of unsupported type: {names}{more}", file=err)
+    t = report.timings.get("total", 0.0)
+    print(
+        f"{len(report.added)} added, {len(report.updated)} updated, {len(report.unchanged)} unchanged, "
+        f"{len(report.removed)} removed, {len(report.problems)} failed; +{report.chunks_added} "
+        f"-{report.chunks_removed} chunks in {t:.1f}s -> {index.root} ({len(index)} chunks)"
+    )
+
+
+def cmd_info(args) -> int:
+    info = open_index(args).info()
+    if args.json:
+        print_json(info)
+        return 0
+    width = max(len(k) for k in info)
+    for key, value in info.items():
+        print(f"{key:<{width}}  {value}")
+    return 0
+
+
+def cmd_files(args) -> int:
+    files = open_index(args).files()
+    if args.json:
+        print_json(files)
+        return 0
+    for source, meta in sorted(files.items()):
+        print(f"{meta['n_chunks']:>5} chunks  {meta['type']:<5} {source}")
+    return 0
+
+
+def cmd_remove(args) -> int:
+    index = open_index(args)
+    report = index.remove(args.sources)
+    if args.json:
+        print_json(report.to_dict())
+    else:
+        for p in report.problems:
+            print(f"not removed {p.path}: {p.reason}", file=sys.stderr)
+        print(f"removed {len(report.removed)} file(s), {report.chunks_removed} chunks")
+    return 1 if report.problems else 0
