@@ -104,7 +104,7 @@ class IngestConfig:
 
     include: list[str] = field(default_factory=list)  # globs; empty = every supported type
     exclude: list[str] = field(default_factory=lambda: list(DEFAULT_EXCLUDE))
-    max_file_mb: float = 100.0
+    max_file_mb: float = 25.0
     # Plain text above this size is split into paragraphs directly: unstructured classifies each
     # paragraph with spaCy (about 25 s per MB here), which would take many minutes on a big log file.
     fast_text_mb: float = 2.0

@@ -138,11 +138,11 @@ class SentenceTransformerEmbedder:
     def count_tokens(self, texts: list[str]) -> list[int]:
         if not texts:
             return []
-        enc = self.tokenizer(list(texts), add_special_tokens=False, return_attention_mask=False)
+        enc = self.tokenizer(list(texts), add_special_tokens=False, return_attention_mask=False, verbose=False)
         return [len(ids) for ids in enc["input_ids"]]
 
     def split_tokens(self, text: str, max_tokens: int, overlap: int = 0) -> list[str]:
-        enc = self.tokenizer(text, add_special_tokens=False, return_offsets_mapping=True)
+        enc = self.tokenizer(text, add_special_tokens=False, return_offsets_mapping=True, verbose=False)
         return _cut_by_offsets(text, enc["offset_mapping"], max_tokens, overlap)
 
 

@@ -504,8 +504,11 @@ class Index:
 
     def _clean_debris(self) -> None:
         """Remove what a crashed writer left (we hold the lock, so no writer is live)."""
+        current = int(self.generation[4:]) if self.generation else 0
         for p in self.root.iterdir():
-            if p.name.startswith(("tmp-", "CURRENT.tmp-")):
+            # A generation newer than CURRENT was renamed into place but never published.
+            unpublished = p.name.startswith("gen-") and p.name[4:].isdigit() and int(p.name[4:]) > current
+            if unpublished or p.name.startswith(("tmp-", "CURRENT.tmp-")):
                 shutil.rmtree(p, ignore_errors=True) if p.is_dir() else p.unlink(missing_ok=True)
 
     def _drop_old_generations(self) -> None:

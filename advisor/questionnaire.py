@@ -1,0 +1,318 @@
+"""The questionnaire: plain-language questions whose answers set factor weights, adjust option scores and
+add hard constraints.
+
+The questions are data (``questions.yaml`` next to this module); this module validates them, validates a
+team's answers against them, and resolves the answers into :class:`Adjustments` for a given matrix.
+
+    >>> q = Questionnaire({"knowledge_change": "daily", "citations": "yes"})
+    >>> q.answers["citations"]
+    'yes'
+    >>> Questionnaire({"citations": "maybe"})       # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    ragtune.errors.AdvisorError: answers: citations: 'maybe' is not a valid choice; valid choices: yes, helpful, no
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from ragtune.errors import AdvisorError
+
+from .matrix import SCORE_MAX, SCORE_MIN, FieldChecker, Matrix, read_data_file
+
+DEFAULT_QUESTIONS_PATH = Path(__file__).with_name("questions.yaml")
+
+
+@dataclass(frozen=True)
+class Effects:
+    weights: dict[str, float] = field(default_factory=dict)  # factor id -> importance
+    scores: dict[str, dict[str, float]] = field(default_factory=dict)  # option id -> factor id -> delta
+    exclude: dict[str, str] = field(default_factory=dict)  # option id -> reason
+    note: str = ""
+
+
+@dataclass(frozen=True)
+class Choice:
+    value: str
+    label: str
+    effects: Effects
+
+
+@dataclass(frozen=True)
+class Bin:
+    """A range of an integer answer: values up to ``max`` (inclusive; None = no upper bound)."""
+
+    max: int | None
+    label: str
+    effects: Effects
+
+
+@dataclass(frozen=True)
+class Question:
+    id: str
+    text: str
+    type: str = "choice"  # "choice" | "integer"
+    choices: dict[str, Choice] = field(default_factory=dict)
+    bins: tuple[Bin, ...] = ()
+
+    def validate(self, value: Any, where: str = "answers") -> str | int:
+        """Return the answer in canonical form, or raise AdvisorError saying what is valid."""
+        if self.type == "integer":
+            if isinstance(value, str) and value.strip().isdigit():
+                value = int(value.strip())
+            if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+                raise AdvisorError(f"{where}: {self.id}: expected a whole number 0 or more, got {value!r}")
+            return value
+        # YAML reads an unquoted yes/no as a boolean; map it back for yes/no questions.
+        if isinstance(value, bool) and ("yes" if value else "no") in self.choices:
+            value = "yes" if value else "no"
+        if not isinstance(value, str) or value not in self.choices:
+            raise AdvisorError(
+                f"{where}: {self.id}: {value!r} is not a valid choice; valid choices: {', '.join(self.choices)}"
+            )
+        return value
+
+    def effects_for(self, value: str | int) -> tuple[str, Effects]:
+        """The label describing ``value`` and the effects it has."""
+        if self.type == "integer":
+            for b in self.bins:
+                if b.max is None or value <= b.max:  # type: ignore[operator]
+                    return b.label, b.effects
+            return str(value), Effects()
+        c = self.choices[str(value)]
+        return c.label, c.effects
+
+
+@dataclass(frozen=True)
+class CombinedRule:
+    """Effects that apply when several answers hold together (e.g. data stays on premises AND no
+    self-hostable model)."""
+
+    id: str
+    when: dict[str, tuple[Any, ...]]
+    effects: Effects
+
+    def applies(self, answers: Mapping[str, Any]) -> bool:
+        return all(qid in answers and answers[qid] in allowed for qid, allowed in self.when.items())
+
+
+@dataclass(frozen=True)
+class QuestionSet:
+    version: str
+    questions: list[Question]
+    rules: list[CombinedRule] = field(default_factory=list)
+
+    def get(self, qid: str) -> Question:
+        for q in self.questions:
+            if q.id == qid:
+                return q
+        raise KeyError(qid)
+
+
+def load_questions(path: str | Path | None = None) -> QuestionSet:
+    """Load and validate a questions file; ``None`` loads the shipped default."""
+    p = Path(path) if path is not None else DEFAULT_QUESTIONS_PATH
+    return _parse_questions(read_data_file(p, what="questions file"), str(p))
+
+
+def _parse_effects(c: FieldChecker, raw: Any, path: str) -> Effects:
+    if raw is None:
+        return Effects()
+    raw = c.mapping(raw, path)
+    unknown = set(raw) - {"weights", "scores", "exclude", "note"}
+    if unknown:
+        raise c.fail(f"{path}.{sorted(unknown)[0]}", "unknown key; expected weights, scores, exclude or note")
+    weights = {str(k): c.number(v, f"{path}.weights.{k}", 0, float("inf"))
+               for k, v in c.mapping(raw.get("weights", {}) or {}, f"{path}.weights").items()}
+    scores: dict[str, dict[str, float]] = {}
+    for oid, per_factor in c.mapping(raw.get("scores", {}) or {}, f"{path}.scores").items():
+        per_factor = c.mapping(per_factor, f"{path}.scores.{oid}")
+        scores[str(oid)] = {str(f): c.number(d, f"{path}.scores.{oid}.{f}", -SCORE_MAX, SCORE_MAX)
+                            for f, d in per_factor.items()}
+    exclude = {str(k): str(v).strip() for k, v in c.mapping(raw.get("exclude", {}) or {}, f"{path}.exclude").items()}
+    note = c.text(raw, "note", path, required=False)
+    return Effects(weights, scores, exclude, note)
+
+
+def _parse_questions(data: Any, origin: str) -> QuestionSet:
+    c = FieldChecker(origin)
+    root = c.mapping(data, "(top level)")
+    questions: list[Question] = []
+    for i, q in enumerate(c.seq(root.get("questions"), "questions")):
+        path = f"questions[{i}]"
+        q = c.mapping(q, path)
+        qid = c.text(q, "id", path)
+        if any(x.id == qid for x in questions):
+            raise c.fail(f"{path}.id", f"duplicate question id {qid!r}")
+        qtype = q.get("type", "choice")
+        if qtype == "integer":
+            bins = []
+            for j, b in enumerate(c.seq(q.get("bins"), f"{path}.bins")):
+                bpath = f"{path}.bins[{j}]"
+                b = c.mapping(b, bpath)
+                mx = b.get("max")
+                if mx is not None and (isinstance(mx, bool) or not isinstance(mx, int)):
+                    raise c.fail(f"{bpath}.max", f"expected a whole number or nothing, got {mx!r}")
+                bins.append(Bin(mx, c.text(b, "label", bpath), _parse_effects(c, b.get("effects"), f"{bpath}.effects")))
+            questions.append(Question(qid, c.text(q, "text", path), "integer", bins=tuple(bins)))
+        elif qtype == "choice":
+            choices = {}
+            for value, ch in c.mapping(q.get("choices"), f"{path}.choices").items():
+                cpath = f"{path}.choices.{value}"
+                ch = c.mapping(ch, cpath)
+                effects = _parse_effects(c, ch.get("effects"), f"{cpath}.effects")
+                choices[str(value)] = Choice(str(value), c.text(ch, "label", cpath), effects)
+            questions.append(Question(qid, c.text(q, "text", path), "choice", choices=choices))
+        else:
+            raise c.fail(f"{path}.type", f"expected 'choice' or 'integer', got {qtype!r}")
+    qs = QuestionSet(str(root.get("version", "")), questions)
+    for i, r in enumerate(c.seq(root.get("rules", []) or [], "rules", nonempty=False)):
+        path = f"rules[{i}]"
+        r = c.mapping(r, path)
+        when: dict[str, tuple[Any, ...]] = {}
+        for qid, allowed in c.mapping(r.get("when"), f"{path}.when").items():
+            try:
+                question = qs.get(qid)
+            except KeyError:
+                raise c.fail(f"{path}.when.{qid}", "unknown question id") from None
+            values = allowed if isinstance(allowed, list) else [allowed]
+            when[qid] = tuple(question.validate(v, where=f"{origin}: {path}.when") for v in values)
+        effects = _parse_effects(c, r.get("effects"), f"{path}.effects")
+        qs.rules.append(CombinedRule(c.text(r, "id", path), when, effects))
+    return qs
+
+
+@dataclass
+class Adjustments:
+    """What a team's answers do to a matrix."""
+
+    weights: dict[str, float]  # factor id -> weight used for scoring
+    score_deltas: dict[str, dict[str, float]]  # option id -> factor id -> summed adjustment
+    exclusions: dict[str, list[str]]  # option id -> reasons
+    notes: list[str]
+    weight_sources: dict[str, str]  # factor id -> the answer that set its weight ("" = matrix default)
+
+
+class Questionnaire:
+    """A team's validated answers. Unanswered questions have no effect (the matrix defaults stand)."""
+
+    def __init__(self, answers: Mapping[str, Any] | None = None, *, questions: QuestionSet | None = None,
+                 origin: str = "answers"):
+        self.questions = questions or load_questions()
+        self.origin = origin
+        if answers is not None and not isinstance(answers, Mapping):
+            raise AdvisorError(f"{origin}: expected a mapping of question id to answer, got {type(answers).__name__}")
+        raw = dict(answers or {})
+        if set(raw) == {"answers"} and isinstance(raw["answers"], Mapping):
+            raw = dict(raw["answers"])  # accept a file with a top-level `answers:` key
+        ids = [q.id for q in self.questions.questions]
+        self.answers: dict[str, str | int] = {}
+        for key, value in raw.items():
+            if key not in ids:
+                raise AdvisorError(f"{origin}: unknown question {key!r}; questions are: {', '.join(ids)}")
+            if value is not None:
+                self.answers[key] = self.questions.get(key).validate(value, where=origin)
+
+    @property
+    def unanswered(self) -> list[str]:
+        return [q.id for q in self.questions.questions if q.id not in self.answers]
+
+    @classmethod
+    def from_file(cls, path: str | Path, *, questions: QuestionSet | None = None) -> Questionnaire:
+        p = Path(path)
+        data = read_data_file(p, what="answers file")
+        return cls(data if data is not None else {}, questions=questions, origin=str(p))
+
+    @classmethod
+    def interactive(cls, *, input_fn: Callable[[str], str] | None = None,
+                    print_fn: Callable[[str], None] | None = None,
+                    questions: QuestionSet | None = None) -> Questionnaire:
+        """Ask every question in the terminal (``input``/``print`` unless given); Enter skips one."""
+        input_fn = input_fn or input
+        print_fn = print_fn or print
+        qs = questions or load_questions()
+        answers: dict[str, Any] = {}
+        n = len(qs.questions)
+        for i, q in enumerate(qs.questions, 1):
+            print_fn(f"\n[{i}/{n}] {q.text}")
+            values = list(q.choices)
+            for j, v in enumerate(values, 1):
+                print_fn(f"  {j}) {q.choices[v].label}")
+            prompt = "Number (Enter to skip): " if q.type == "integer" else f"Choice 1-{len(values)} (Enter to skip): "
+            while True:
+                try:
+                    reply = input_fn(prompt).strip()
+                except EOFError:
+                    raise AdvisorError("input ended before the questionnaire was finished; "
+                                       "pass answers with --answers FILE.yaml instead") from None
+                if not reply:
+                    break
+                if q.type == "choice" and reply.isdigit() and 1 <= int(reply) <= len(values):
+                    reply = values[int(reply) - 1]
+                try:
+                    answers[q.id] = q.validate(reply, where="input")
+                    break
+                except AdvisorError as e:
+                    print_fn(f"  {e}")
+        return cls(answers, questions=qs, origin="input")
+
+    def resolve(self, matrix: Matrix) -> Adjustments:
+        """Turn the answers into weights, score adjustments, exclusions and notes for ``matrix``.
+
+        Effects that name a factor or option the matrix lacks (a custom matrix) are skipped with a note.
+        """
+        lo, hi = matrix.weight_range
+        applied: list[tuple[str, Effects]] = []
+        for q in self.questions.questions:
+            if q.id in self.answers:
+                _, eff = q.effects_for(self.answers[q.id])
+                applied.append((f"{q.id} = {self.answers[q.id]}", eff))
+        applied += [(f"rule {r.id}", r.effects) for r in self.questions.rules if r.applies(self.answers)]
+
+        weights = matrix.default_weights()
+        set_by: dict[str, tuple[float, str]] = {}
+        deltas: dict[str, dict[str, float]] = {}
+        exclusions: dict[str, list[str]] = {}
+        notes: list[str] = []
+        skipped: list[str] = []
+        for source, eff in applied:
+            for fid, w in eff.weights.items():
+                if fid not in weights:
+                    skipped.append(f"{source}: factor {fid!r}")
+                    continue
+                w = min(max(w, lo), hi)
+                if fid not in set_by or w > set_by[fid][0]:  # the largest stated importance wins
+                    set_by[fid] = (w, source)
+            for oid, per_factor in eff.scores.items():
+                for fid, d in per_factor.items():
+                    if oid not in matrix.option_ids or fid not in weights:
+                        skipped.append(f"{source}: score of {oid!r} on {fid!r}")
+                        continue
+                    deltas.setdefault(oid, {})
+                    deltas[oid][fid] = deltas[oid].get(fid, 0.0) + d
+            for oid, reason in eff.exclude.items():
+                if oid in matrix.option_ids:
+                    exclusions.setdefault(oid, []).append(f"{reason} ({source})")
+                else:
+                    skipped.append(f"{source}: exclusion of {oid!r}")
+            if eff.note:
+                notes.append(f"{eff.note} ({source})")
+        for fid, (w, _) in set_by.items():
+            weights[fid] = w
+        if skipped:
+            notes.append("Ignored effects naming factors or options this matrix does not have: " + "; ".join(skipped))
+        if sum(weights.values()) <= 0:
+            raise AdvisorError(f"{self.origin}: these answers leave every factor weight at 0; nothing to compare")
+        return Adjustments(weights, deltas, exclusions, notes, {f: s for f, (_, s) in set_by.items()})
+
+
+def clamp_score(value: float) -> float:
+    return float(min(max(value, SCORE_MIN), SCORE_MAX))
+
+
+def stdin_is_interactive() -> bool:
+    return sys.stdin is not None and sys.stdin.isatty()

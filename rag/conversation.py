@@ -1,0 +1,153 @@
+"""Conversation: bounded chat history, and follow-up questions rewritten into standalone queries.
+
+Retrieval sees one query, not the conversation, so "What is its rank?" after "What is LoRA?" must become
+something like "What is the rank of LoRA?" before the index is searched. :func:`rewrite_query` asks an
+LLM generator for that rewrite (a short prompt, greedy), checks the result looks like a question about
+the same things, and otherwise - or with the extractive generator - falls back to a heuristic: append
+the key terms of the previous questions ("What is its rank? (LoRA)").
+
+    >>> chat = rag.conversation()                  # doctest: +SKIP
+    >>> chat.ask("What is LoRA?").text             # doctest: +SKIP
+    >>> chat.ask("What is its rank?").query        # doctest: +SKIP
+    'What is its rank? (LoRA)'
+"""
+
+from __future__ import annotations
+
+import re
+from collections import deque
+from typing import TYPE_CHECKING
+
+from ragtune.errors import RagtuneError
+from ragtune.rag.generators.base import Generator, Message
+from ragtune.rag.generators.extractive import content_terms, key_terms, words
+from ragtune.rag.prompt import ABSTAIN_TEXT
+
+if TYPE_CHECKING:  # pragma: no cover
+    from ragtune.rag.answer import RAG, AnswerStream
+    from ragtune.rag.types import Answer
+
+# Words that point back into the conversation: a question containing one is not standalone.
+_REFERRING = frozenset(
+    "it its it's they them their theirs this that these those he she him her his there one ones "
+    "former latter same such above previous aforementioned".split()
+)
+_CONTINUATIONS = ("and ", "what about", "how about", "also", "but ", "so ", "then ", "why", "how so", "what else")
+_REWRITE_SYSTEM = (
+    "Rewrite the last question so that it can be understood without the conversation. "
+    "Reply with the rewritten question only."
+)
+_MAX_CONTEXT_TERMS = 8
+_HISTORY_WORDS = 40  # an earlier answer is cut to this many words in the rewrite prompt
+_CITATION_RE = re.compile(r"[ \t]*\[\s*\d+(?:\s*[,;\-\u2013]\s*\d+)*\s*\]")
+
+
+def strip_citations(text: str) -> str:
+    """``"LoRA trains adapters [1]."`` -> ``"LoRA trains adapters."``"""
+    return _CITATION_RE.sub("", text)
+
+
+def needs_rewrite(question: str) -> bool:
+    """Whether ``question`` leans on the conversation: a pronoun, a continuation, or no content words."""
+    lower = question.strip().lower()
+    tokens = {w.lower() for w in words(lower)}
+    return bool(tokens & _REFERRING) or lower.startswith(_CONTINUATIONS) or not content_terms(question)
+
+
+def heuristic_rewrite(question: str, history: list[Message]) -> str:
+    """Append the key terms of the last two user questions that ``question`` does not already contain."""
+    have = set(content_terms(question))
+    extra: list[str] = []
+    users = [m["content"] for m in history if m.get("role") == "user"]
+    for previous in reversed(users[-2:]):
+        for term in key_terms(previous):
+            stem = content_terms(term)
+            if stem and stem[0] not in have and len(extra) < _MAX_CONTEXT_TERMS:
+                have.add(stem[0])
+                extra.append(term)
+    # Bare terms in brackets: a label such as "context:" would itself be searched for.
+    return f"{question} ({' '.join(extra)})" if extra else question
+
+
+def llm_rewrite(question: str, history: list[Message], generator: Generator) -> str:
+    """Ask ``generator`` for a standalone version of ``question`` (the raw first line of its reply)."""
+    lines = []
+    for m in history:
+        who = "User" if m["role"] == "user" else "Assistant"
+        text = " ".join(strip_citations(m["content"]).split()[:_HISTORY_WORDS])
+        lines.append(f"{who}: {text}")
+    messages = [
+        {"role": "system", "content": _REWRITE_SYSTEM},
+        {"role": "user", "content": "Conversation:\n" + "\n".join(lines) + f"\n\nLast question: {question}"},
+    ]
+    reply = generator.generate(messages, max_new_tokens=48, temperature=0.0)
+    first = next((line.strip() for line in reply.splitlines() if line.strip()), "")
+    first = re.sub(r"^(?:rewritten|standalone)?\s*(?:question)?\s*:\s*", "", first, flags=re.IGNORECASE)
+    return first.strip().strip("\"'`").strip()
+
+
+def plausible_rewrite(candidate: str, question: str, history: list[Message]) -> bool:
+    """A rewrite is kept only if it is a short text that keeps the question's words and brings in the
+    conversation's (a tiny model often echoes the question, answers it, or drifts)."""
+    if not candidate or not re.search(r"[A-Za-z]", candidate):
+        return False
+    if candidate.lower().startswith(ABSTAIN_TEXT.lower().rstrip(".")):
+        return False
+    if len(candidate.split()) > max(30, 3 * len(question.split())):
+        return False
+    if candidate.strip().lower() == question.strip().lower():
+        return False
+    got = set(content_terms(candidate))
+    asked = set(content_terms(question))
+    before = {t for m in history if m.get("role") == "user" for t in content_terms(m["content"])}
+    return (not asked or bool(got & asked)) and (not before or bool(got & before))
+
+
+def rewrite_query(question: str, history: list[Message], generator: Generator | None = None) -> str:
+    """The standalone query to retrieve with: ``question`` itself unless it leans on ``history``."""
+    if not history or not needs_rewrite(question):
+        return question
+    if generator is not None and not getattr(generator, "extractive", False):
+        try:
+            candidate = llm_rewrite(question, history, generator)
+        except RagtuneError:  # an unreachable API fails the answer later, with its own message
+            candidate = ""
+        if plausible_rewrite(candidate, question, history):
+            return candidate
+    return heuristic_rewrite(question, history)
+
+
+class Conversation:
+    """A chat over one :class:`~ragtune.rag.answer.RAG`: each answer sees the last ``max_turns`` turns.
+
+    History holds the user's questions as asked and the answers without their citation markers.
+    """
+
+    def __init__(self, rag: RAG, *, max_turns: int | None = None, filters: dict | None = None):
+        self.rag = rag
+        self.max_turns = rag.history_turns if max_turns is None else max_turns
+        if self.max_turns < 0:
+            raise ValueError(f"max_turns must be 0 or more, got {self.max_turns}")
+        self.filters = filters
+        self._turns: deque[tuple[str, str]] = deque(maxlen=self.max_turns)
+
+    @property
+    def history(self) -> list[Message]:
+        messages: list[Message] = []
+        for question, answer in self._turns:
+            messages.append({"role": "user", "content": question})
+            messages.append({"role": "assistant", "content": answer})
+        return messages
+
+    def ask(self, question: str) -> Answer:
+        return self.stream(question).answer
+
+    def stream(self, question: str) -> AnswerStream:
+        """Stream the answer; the turn joins the history once the stream has been read to the end."""
+        return self.rag.stream(question, history=self.history, filters=self.filters, _on_done=self._record)
+
+    def reset(self) -> None:
+        self._turns.clear()
+
+    def _record(self, answer: Answer) -> None:
+        self._turns.append((answer.question, strip_citations(answer.text)))

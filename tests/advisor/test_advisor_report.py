@@ -1,0 +1,51 @@
+import json
+import struct
+
+from ragtune.advisor import advise, load_matrix
+
+PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+
+
+def _png_size(path):
+    data = path.read_bytes()
+    assert data[:8] == PNG_MAGIC and data[12:16] == b"IHDR"
+    return struct.unpack(">II", data[16:24])
+
+
+def test_chart_is_a_valid_png_image(tmp_path):
+    rec = advise({"knowledge_change": "daily", "citations": "yes", "labelled_examples": 10})
+    path = rec.write_chart(tmp_path / "chart.png")
+    width, height = _png_size(path)
+    assert width > 300 and height > 150
+
+
+def test_markdown_has_a_row_per_factor_with_weights_scores_and_contributions():
+    rec = advise({"knowledge_change": "daily", "citations": "yes"})
+    md = rec.to_markdown()
+    for f in load_matrix().factors:
+        row = next(line for line in md.splitlines() if line.startswith(f"| {f.name} |"))
+        assert row.count("|") == 2 + 1 + len(rec.options)  # factor, weight, one cell per option
+    assert "| Factual grounding and citations | 10 (citations = yes) |" in md
+    assert "| 1 | RAG |" in md and "## Sensitivity" in md and "## Your answers" in md
+    totals_row = next(line for line in md.splitlines() if line.startswith("| **Total** |"))
+    assert f"**{rec.option('rag').total:.1f}**" in totals_row
+
+
+def test_json_round_trips_with_ranking_contributions_and_sensitivity():
+    rec = advise({"knowledge_change": "daily", "citations": "yes", "data_leaves": "no", "self_host_model": "no"})
+    data = json.loads(rec.to_json())
+    assert data["winner"] == "rag" and data["ranking"][0] == "rag" and "api" not in data["ranking"]
+    api = next(o for o in data["options"] if o["id"] == "api")
+    assert api["excluded"] is True and api["exclusion_reasons"]
+    rag = next(o for o in data["options"] if o["id"] == "rag")
+    assert abs(sum(c["points"] for c in rag["contributions"]) - rag["total"]) < 1e-9
+    assert {f["factor_id"] for f in data["sensitivity"]} == set(data["weights"])
+
+
+def test_save_writes_markdown_chart_and_json_side_by_side(tmp_path):
+    rec = advise({"deadline": "days"})
+    written = rec.save(tmp_path / "advice.md", json_too=True)
+    assert [p.name for p in written] == ["advice.md", "advice.png", "advice.json"]
+    assert "![Option scores](advice.png)" in (tmp_path / "advice.md").read_text()
+    assert json.loads((tmp_path / "advice.json").read_text())["winner"] == rec.winner
+    _png_size(tmp_path / "advice.png")

@@ -1,0 +1,77 @@
+"""Scenarios whose winners follow from the documented rules (the shipped example answer files)."""
+
+from pathlib import Path
+
+import pytest
+import yaml
+
+from ragtune.advisor import Questionnaire, advise
+
+EXAMPLES = Path(__file__).resolve().parents[2] / "advisor" / "examples"
+
+
+@pytest.mark.parametrize(
+    "example, winner",
+    [
+        ("rag_team.yaml", "rag"),  # knowledge changes weekly + citations required -> RAG
+        ("finetune_team.yaml", "finetune"),  # stable house format + 4000 examples + own GPUs -> fine-tuning
+        ("api_prototype.yaml", "api"),  # prototype this week, nothing private, 10 examples -> API model
+    ],
+)
+def test_example_scenarios_rank_the_documented_option_first(example, winner):
+    rec = advise(Questionnaire.from_file(EXAMPLES / example))
+    assert rec.winner == winner
+    assert rec.ranked[0].total > rec.ranked[1].total + 5  # a clear lead, not a coin toss
+    assert not rec.unanswered  # the examples answer every question
+
+
+def test_fast_changing_knowledge_and_citations_alone_put_rag_first():
+    rec = advise({"knowledge_change": "daily", "citations": "yes"})
+    assert rec.winner == "rag"
+    assert {r.factor_id for r in rec.ranked[0].reasons_for[:2]} == {"knowledge_freshness", "grounding"}
+
+
+def test_fine_tuning_loses_first_place_when_the_knowledge_starts_changing_daily():
+    answers = yaml.safe_load((EXAMPLES / "finetune_team.yaml").read_text())
+    answers.update(knowledge_change="daily", citations="yes")
+    rec = advise(answers)
+    assert rec.winner != "finetune"
+    assert rec.option("finetune").total < rec.option("rag_finetune").total
+
+
+def test_little_data_excludes_fine_tuning_and_the_report_says_why():
+    rec = advise(Questionnaire.from_file(EXAMPLES / "api_prototype.yaml"))
+    assert {o.id for o in rec.excluded} == {"finetune", "rag_finetune"}
+    assert "50 good labelled examples" in rec.option("finetune").exclusion_reasons[0]
+    md = rec.to_markdown()
+    assert "## Ruled out by hard constraints" in md and "50 good labelled examples" in md
+
+
+def test_private_data_without_self_hostable_model_never_recommends_the_api():
+    rec = advise({"use_case": "general", "deadline": "days", "budget": "minimal",
+                  "data_leaves": "no", "self_host_model": "no"})
+    assert rec.option("api").excluded and rec.option("api").rank is None
+    assert rec.winner != "api"
+    assert "Ruled out" in rec.to_markdown()
+
+
+def test_every_option_excluded_gives_no_winner_and_says_so(tmp_path):
+    rec = advise({"data_leaves": "no", "self_host_model": "no", "labelled_examples": 5},
+                 matrix=_only_api_and_finetune(tmp_path))
+    assert rec.winner is None and rec.sensitivity == []
+    assert "every option is ruled out" in rec.to_markdown()
+
+
+def _only_api_and_finetune(tmp_path):
+    from ragtune.advisor import load_matrix
+
+    m = load_matrix()
+    data = {
+        "version": "t", "options": [{"id": "api", "name": "API"}, {"id": "finetune", "name": "FT"}],
+        "factors": [{"id": f.id, "name": f.name, "definition": f.definition, "weight": f.weight,
+                     "scores": {o: {"score": f.scores[o].score, "rationale": f.scores[o].rationale}
+                                for o in ("api", "finetune")}} for f in m.factors],
+    }
+    p = tmp_path / "two.yaml"
+    p.write_text(yaml.safe_dump(data))
+    return p

