@@ -1,0 +1,154 @@
+"""Retrieval: fusion, modes, filters before the top-k cut, MMR, reranking, BM25 kept in sync."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from ragtune.errors import ConfigError, ModelLoadError
+from ragtune.rag.retrieve import mmr_select, rrf_fuse
+
+
+def test_rrf_fusion_orders_by_reciprocal_rank_sum():
+    fused = rrf_fuse({"dense": [1, 2, 3], "bm25": [3, 1, 4]}, {"dense": 1.0, "bm25": 1.0}, k=60)
+    scores = dict(fused)
+    assert [d for d, _ in fused] == [1, 3, 2, 4]
+    assert scores[1] == pytest.approx(1 / 61 + 1 / 62)
+    assert scores[3] == pytest.approx(1 / 63 + 1 / 61)
+    assert scores[4] == pytest.approx(1 / 63)
+
+
+def test_rrf_weights_and_tie_break():
+    fused = rrf_fuse({"dense": [7, 8], "bm25": [8, 7]}, {"dense": 2.0, "bm25": 1.0}, k=0)
+    assert [d for d, _ in fused] == [7, 8]
+    tie = rrf_fuse({"a": [5], "b": [6]}, {}, k=60)
+    assert [d for d, _ in tie] == [5, 6]  # equal scores and ranks: lower id first, deterministic
+
+
+def test_mmr_prefers_novel_results():
+    q = np.array([1.0, 0.0])
+    vecs = np.array([[0.99, 0.14], [0.98, 0.2], [0.7, -0.71]])
+    vecs /= np.linalg.norm(vecs, axis=1, keepdims=True)
+    assert mmr_select(q, vecs, 2, lam=1.0) == [0, 1]  # pure relevance
+    assert mmr_select(q, vecs, 2, lam=0.3) == [0, 2]  # diversity wins the second slot
+
+
+@pytest.fixture
+def built(hash_index, docs_dir):
+    index = hash_index()
+    index.add([docs_dir], progress=False)
+    return index
+
+
+@pytest.mark.parametrize("mode", ["dense", "bm25", "hybrid"])
+def test_each_mode_finds_the_relevant_chunk(built, mode):
+    hits = built.search("QLoRA NormalFloat quantises base model", k=3, mode=mode)
+    assert hits and "NormalFloat" in hits[0].text
+    assert len({h.chunk_id for h in hits}) == len(hits)
+
+
+def test_hybrid_hits_explain_their_scores(built):
+    hit = built.search("QLoRA NormalFloat", k=1, mode="hybrid")[0]
+    assert set(hit.scores) == {"dense", "bm25", "rrf"}
+    assert hit.ranks == {"dense": 1, "bm25": 1}
+    assert hit.score == pytest.approx(hit.scores["rrf"]) == pytest.approx(2 / 61)
+    assert hit.to_dict()["scores"]["bm25"] > 0
+
+
+def test_filters_apply_before_the_top_k_cut(built):
+    # The best match overall is in lora.md; filtered to txt, k=1 must still return a txt hit.
+    hits = built.search("QLoRA NormalFloat quantises", k=1, filters={"file_type": "txt"})
+    assert len(hits) == 1 and hits[0].source.endswith("rag.txt")
+    hits = built.search("model", k=5, filters={"source": "*quant*"})
+    assert hits and all(h.source.endswith("quant.html") for h in hits)
+    hits = built.search("model", k=5, filters={"section": "Distillation"}, mode="bm25")
+    assert hits and all(h.section == "Distillation" for h in hits)
+    assert built.search("model", k=5, filters={"file_type": ["md", "html"]})
+    assert built.search("model", k=5, filters={"file_type": "pdf"}) == []
+
+
+def test_metadata_key_filter(hash_index, tmp_path):
+    from ragtune.rag.types import Document, Element
+
+    index = hash_index()
+    docs = [
+        Document(source=f"d{i}", type="beir", elements=[Element(f"Wing lift study {i}")], metadata={})
+        for i in range(4)
+    ]
+    index.add_documents(docs, progress=False)
+    # file_type is stored in chunk metadata; any metadata key filters the same way.
+    assert {h.source for h in index.search("wing lift", k=10, filters={"file_type": "beir"})} == {f"d{i}" for i in range(4)}
+    with pytest.raises(ConfigError):
+        index.search("wing", filters={"bad key;": "x"})
+
+
+def test_bad_search_arguments_are_clear(built):
+    with pytest.raises(ConfigError, match="unknown search mode 'semantic'"):
+        built.search("x", mode="semantic")
+    with pytest.raises(ConfigError, match="query is empty"):
+        built.search("   ")
+    with pytest.raises(ConfigError, match="unknown search option"):
+        built.search("x", depth=3)
+
+
+def test_mmr_option_diversifies(hash_index, tmp_path):
+    d = tmp_path / "dup"
+    d.mkdir()
+    for i in range(3):
+        (d / f"copy{i}.txt").write_text("LoRA adapters train low rank matrices for efficient tuning.")
+    (d / "other.txt").write_text("LoRA adapters differ from prefix tuning, which learns virtual tokens.")
+    index = hash_index()
+    index.add([d], progress=False)
+    plain = index.search("LoRA adapters low rank", k=2, mode="dense")
+    diverse = index.search("LoRA adapters low rank", k=2, mode="dense", mmr=True, mmr_lambda=0.3)
+    assert all("copy" in h.source for h in plain)
+    assert any("other" in h.source for h in diverse)
+
+
+def test_bm25_stays_in_sync_after_update_and_prune(built, docs_dir):
+    assert built.search("lexical ranking rare terms", k=1, mode="bm25")[0].source.endswith("rag.txt")
+    (docs_dir / "rag.txt").write_text("Retrieval\n\nColBERT uses late interaction over token embeddings.\n")
+    built.add([docs_dir], progress=False)
+    hits = built.search("lexical ranking rare terms", k=5, mode="bm25")
+    assert all(not h.source.endswith("rag.txt") for h in hits)  # old text no longer matches
+    assert built.search("ColBERT late interaction", k=1, mode="bm25")[0].source.endswith("rag.txt")
+    (docs_dir / "rag.txt").unlink()
+    built.add([docs_dir], prune=True, progress=False)
+    assert built.search("ColBERT late interaction", k=5, mode="bm25") == []
+    assert len(built._bm25) == len(built)
+
+
+def _tiny_cross_encoder(path):
+    from transformers import BertConfig, BertForSequenceClassification, BertTokenizerFast
+
+    words = "[PAD] [UNK] [CLS] [SEP] [MASK] lora qlora adapters quantises model base rank what is the a".split()
+    (path / "vocab.txt").parent.mkdir(parents=True, exist_ok=True)
+    (path / "vocab.txt").write_text("\n".join(words))
+    tok = BertTokenizerFast(vocab_file=str(path / "vocab.txt"))
+    config = BertConfig(vocab_size=len(words), hidden_size=16, num_hidden_layers=1, num_attention_heads=2,
+                        intermediate_size=32, max_position_embeddings=128, num_labels=1)
+    import torch
+
+    torch.manual_seed(0)
+    BertForSequenceClassification(config).save_pretrained(path)
+    tok.save_pretrained(path)
+    return path
+
+
+def test_reranker_from_a_local_directory_reorders_candidates(built, tmp_path):
+    path = _tiny_cross_encoder(tmp_path / "ce")
+    hits = built.search("what is qlora", k=3, reranker=str(path))
+    assert hits and all("rerank" in h.scores for h in hits)
+    assert [h.score for h in hits] == sorted((h.score for h in hits), reverse=True)
+    assert hits[0].score == pytest.approx(hits[0].scores["rerank"])
+    # the reranker's order is its own: it scores each (query, chunk) pair
+    from ragtune.rag.retrieve import load_reranker
+
+    model = load_reranker(str(path))
+    direct = model.predict([("what is qlora", h.text) for h in hits])
+    assert np.allclose(sorted(direct, reverse=True), [h.score for h in hits], atol=1e-5)
+
+
+def test_missing_reranker_directory_is_a_clear_error(built, tmp_path):
+    with pytest.raises(ModelLoadError, match="reranker directory not found"):
+        built.search("qlora", reranker=str(tmp_path / "nope"))

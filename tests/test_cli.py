@@ -1,0 +1,96 @@
+"""The `ragtune` CLI: help everywhere, index add/info/files/remove, search --json, clean errors."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+from ragtune.cli import build_parser, main
+
+
+def _run(capsys, *argv):
+    code = main(list(argv))
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def test_help_on_every_command(capsys):
+    parser = build_parser()
+    groups = [a for a in parser._actions if a.__class__.__name__ == "_SubParsersAction"][0]
+    assert {"index", "search", "advise"} <= set(groups.choices)
+    for argv in (["--help"], ["index", "--help"], ["index", "add", "--help"], ["search", "--help"], ["index", "info", "--help"]):
+        with pytest.raises(SystemExit) as exc:
+            main(argv)
+        assert exc.value.code == 0
+        assert "usage: ragtune" in capsys.readouterr().out
+
+
+def test_index_add_info_search_json(capsys, tmp_path, docs_dir):
+    idx = str(tmp_path / "idx")
+    code, out, err = _run(capsys, "index", "add", str(docs_dir), "--index", idx, "--embedder", "hash-64", "--json")
+    assert code == 0
+    report = json.loads(out)
+    assert len(report["added"]) == 3 and report["index"]["chunks"] > 0
+    code, out, _ = _run(capsys, "search", "QLoRA NormalFloat", "--index", idx, "--k", "2", "--json")
+    data = json.loads(out)
+    assert code == 0 and data["mode"] == "hybrid"
+    top = data["hits"][0]
+    assert top["source"].endswith("lora.md") and top["section"] == "QLoRA"
+    assert {"dense", "bm25", "rrf"} <= set(top["scores"]) and top["ranks"]["bm25"] == 1
+    code, out, _ = _run(capsys, "search", "distillation", "--index", idx, "--filter", "file_type=html", "--mode", "bm25")
+    assert code == 0 and "quant.html" in out and "lora.md" not in out
+    code, out, _ = _run(capsys, "index", "info", "--index", idx, "--json")
+    info = json.loads(out)
+    assert info["files"] == 3 and info["embedder"]["model_id"] == "hash-64"
+    code, out, _ = _run(capsys, "index", "files", "--index", idx)
+    assert "lora.md" in out
+
+
+def test_readd_and_prune_from_cli(capsys, tmp_path, docs_dir):
+    idx = str(tmp_path / "idx")
+    _run(capsys, "index", "add", str(docs_dir), "--index", idx, "--embedder", "hash-64")
+    (docs_dir / "rag.txt").unlink()
+    code, _, err = _run(capsys, "index", "add", str(docs_dir), "--index", idx, "--prune")
+    assert code == 0
+    code, out, _ = _run(capsys, "index", "files", "--index", idx, "--json")
+    assert not any(k.endswith("rag.txt") for k in json.loads(out))
+
+
+def test_bad_files_are_named_and_exit_code_reflects_them(capsys, tmp_path, docs_dir):
+    idx = str(tmp_path / "idx")
+    (docs_dir / "empty.txt").write_bytes(b"")
+    code, out, err = _run(capsys, "index", "add", str(docs_dir), "--index", idx, "--embedder", "hash-64")
+    assert code == 0 and "empty.txt: empty file (0 bytes)" in err and "3 added" in out
+    code, out, err = _run(capsys, "index", "add", str(docs_dir / "empty.txt"), "--index", idx, "--strict")
+    assert code == 1 and "empty.txt" in err
+
+
+def test_user_errors_are_one_line_without_traceback(tmp_path):
+    (tmp_path / "notes.md").write_text("mine")
+    proc = subprocess.run(
+        [sys.executable, "-m", "ragtune.cli", "search", "x", "--index", str(tmp_path)],
+        capture_output=True, text=True,
+    )
+    assert proc.returncode == 1
+    assert proc.stderr.startswith("ragtune: error:") and "not a ragtune index" in proc.stderr
+    assert "Traceback" not in proc.stderr
+    proc = subprocess.run([sys.executable, "-m", "ragtune.cli", "search", "x", "--index", str(tmp_path / "none")],
+                          capture_output=True, text=True)
+    assert proc.returncode == 1 and "ragtune index add" in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_bad_filter_syntax(capsys, tmp_path, docs_dir):
+    idx = str(tmp_path / "idx")
+    _run(capsys, "index", "add", str(docs_dir), "--index", idx, "--embedder", "hash-64")
+    code, _, err = _run(capsys, "search", "x", "--index", idx, "--filter", "nokeyvalue")
+    assert code == 2 and "expected KEY=VALUE" in err
+
+
+def test_import_is_light():
+    """`import ragtune` and `--help` must not pull torch, transformers, faiss or unstructured."""
+    code = "import sys, ragtune, ragtune.cli; ragtune.cli.build_parser(); print(sorted(m for m in ('torch','transformers','faiss','unstructured','sentence_transformers') if m in sys.modules))"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "[]"
