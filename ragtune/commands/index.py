@@ -20,7 +20,7 @@ def register(sub) -> None:
     add.add_argument("--prune", action="store_true", help="remove indexed files under PATH that no longer exist")
     add.add_argument("--include", action="append", metavar="GLOB", help="only files matching GLOB (repeatable)")
     add.add_argument("--exclude", action="append", metavar="GLOB", help="skip files/dirs matching GLOB (repeatable)")
-    add.add_argument("--max-file-mb", type=float, metavar="MB", help="skip files larger than this (default 100)")
+    add.add_argument("--max-file-mb", type=float, metavar="MB", help="skip files larger than this (default 25)")
     add.add_argument("--chunker", choices=["structure", "recursive"], help="chunker for a NEW index (default structure)")
     add.add_argument("--chunk-tokens", type=int, metavar="N", help="max tokens per chunk for a NEW index (default 160)")
     add.add_argument("--embedder", metavar="DIR", help="sentence-transformers model directory for a NEW index")
