@@ -34,7 +34,7 @@ $(STAMP): pyproject.toml constraints.txt requirements/spacy-model.txt
 	touch $@
 
 run: install
-	$(BIN)/ragtune index add corpora --index $(INDEX) --prune
+	$(BIN)/ragtune index add corpora --exclude README.md --index $(INDEX) --prune
 	$(BIN)/ragtune index info --index $(INDEX)
 	$(BIN)/ragtune search "$(QUESTION)" --index $(INDEX) --k 3
 	@if $(BIN)/ragtune ask --help >/dev/null 2>&1; then \

@@ -29,7 +29,7 @@ def corpus_index(path: str | Path | None = None, *, progress: bool | None = None
     path = Path(path) if path else cache_dir() / "corpus-index"
     index = Index.open(path, create=True)
     try:
-        index.add([corpora_dir()], prune=True, progress=progress)
+        index.add([corpora_dir()], exclude=["README.md"], prune=True, progress=progress)
     except IndexLockedError:
         index.refresh()  # another process is building it; use what is published
     return index
