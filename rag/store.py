@@ -90,7 +90,17 @@ class FaissStore:
         # 64 points per cell is plenty for k-means to settle (faiss warns below 39).
         rng = np.random.default_rng(0)
         sample = train if len(train) <= 64 * nlist else train[rng.choice(len(train), 64 * nlist, replace=False)]
-        index.train(np.ascontiguousarray(sample))
+        sample = np.ascontiguousarray(sample)
+        if self._use_gpu():
+            try:  # k-means on the GPU: the build's costly part
+                res = self._gpu_resources()
+                gpu = faiss.index_cpu_to_gpu(res, 0, index)
+                gpu.train(sample)
+                index = faiss.index_gpu_to_cpu(gpu)
+            except Exception as exc:  # pragma: no cover - needs a GPU
+                log.warning("faiss GPU training failed (%s); training on CPU", exc)
+        if not index.is_trained:
+            index.train(sample)
         index.nprobe = self.config.nprobe or default_nprobe(nlist)
         index.set_direct_map_type(faiss.DirectMap.Hashtable)  # reconstruct() and remove by id
         return index
@@ -159,14 +169,20 @@ class FaissStore:
         return np.stack([self.index.reconstruct(int(i)) for i in ids]) if ids else np.zeros((0, self.dim), np.float32)
 
     # -- search -------------------------------------------------------------------------------
+    def _use_gpu(self) -> bool:
+        return self.config.use_gpu if self.config.use_gpu is not None else gpu_available()
+
+    def _gpu_resources(self):
+        if getattr(self, "_gpu_res", None) is None:
+            self._gpu_res = self._faiss.StandardGpuResources()
+        return self._gpu_res
+
     def _searcher(self):
-        use_gpu = self.config.use_gpu if self.config.use_gpu is not None else gpu_available()
-        if not use_gpu:
+        if not self._use_gpu():
             return self.index
         if self._gpu_dirty:
             try:
-                res = getattr(self, "_gpu_res", None) or self._faiss.StandardGpuResources()
-                self._gpu_res = res
+                res = self._gpu_resources()
                 self._gpu_index = self._faiss.index_cpu_to_gpu(res, 0, self.index)
             except Exception as exc:  # e.g. an index type without a GPU twin: stay correct on CPU
                 log.warning("faiss GPU copy failed (%s); searching on CPU", exc)
