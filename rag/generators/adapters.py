@@ -1,0 +1,107 @@
+"""Checking and attaching peft LoRA adapter folders (as written by ``tune/``) to a loaded model.
+
+Adapters are injected into the transformers model itself (its built-in peft integration), so the
+base weights stay loaded once and several adapters can be switched or disabled in place. Every
+failure becomes a :class:`ModelLoadError` that names the folder and the cause, and leaves the model
+as it was (no half-attached adapter).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import warnings
+from pathlib import Path
+from typing import Any
+
+from ragtune.errors import ModelLoadError
+
+ADAPTER_CONFIG = "adapter_config.json"
+ADAPTER_WEIGHTS = ("adapter_model.safetensors", "adapter_model.bin")
+
+
+def check_adapter_dir(path: str | os.PathLike) -> Path:
+    """Raise ModelLoadError unless ``path`` looks like a peft adapter folder; return it as a Path."""
+    path = Path(path).expanduser()
+    if not path.is_dir():
+        what = "does not exist" if not path.exists() else "is a file, not a folder"
+        raise ModelLoadError(f"Adapter directory {path} {what}.")
+    config_file = path / ADAPTER_CONFIG
+    if not config_file.is_file():
+        raise ModelLoadError(
+            f"{path} is not a LoRA adapter folder: {ADAPTER_CONFIG} is missing "
+            "(expected the output of peft's save_pretrained, e.g. from `ragtune tune run`)."
+        )
+    try:
+        config = json.loads(config_file.read_text())
+    except (OSError, UnicodeDecodeError, ValueError) as e:
+        raise ModelLoadError(f"Adapter {path}: {ADAPTER_CONFIG} is not valid JSON ({e}).") from e
+    if not isinstance(config, dict) or "peft_type" not in config:
+        raise ModelLoadError(f"Adapter {path}: {ADAPTER_CONFIG} has no 'peft_type'; it is not a peft adapter config.")
+    if not any((path / f).is_file() for f in ADAPTER_WEIGHTS):
+        raise ModelLoadError(f"Adapter {path} has no weights ({' or '.join(ADAPTER_WEIGHTS)} is missing).")
+    return path
+
+
+def attach_adapter(model: Any, path: Path, name: str) -> None:
+    """Load adapter ``path`` into ``model`` under ``name``; on any failure undo it and raise ModelLoadError."""
+    try:
+        with warnings.catch_warnings():  # peft warns on every second adapter; that is the point here
+            warnings.filterwarnings("ignore", message=".*Already found a `peft_config`")
+            info = model.load_adapter(str(path), adapter_name=name)  # a checked local folder: no Hub lookup
+    except Exception as e:
+        _detach_quietly(model, name)
+        raise ModelLoadError(
+            f"Adapter {path} could not be attached to the base model: {_short(e)}. "
+            "Check that it was trained on this base model and that its files are intact."
+        ) from e
+    problems = _load_problems(info, name)
+    if problems:
+        _detach_quietly(model, name)
+        raise ModelLoadError(
+            f"Adapter {path} does not fit this base model ({problems}); it was probably trained on a "
+            "different model."
+        )
+
+
+def _load_problems(info: Any, name: str) -> str:
+    """Describe missing, unexpected or mismatched adapter weights reported by transformers, if any."""
+    if info is None:  # older transformers return nothing and raise on real mismatches
+        return ""
+    parts = []
+    for label, attr in (("missing", "missing_keys"), ("unexpected", "unexpected_keys"),
+                        ("wrong shape", "mismatched_keys")):
+        keys = sorted(str(k) for k in (getattr(info, attr, None) or ()))
+        if attr == "missing_keys":  # transformers' own filter matches the name anywhere ("b" in "embed")
+            keys = [k for k in keys if f".{name}." in k]
+        if keys:
+            parts.append(f"{len(keys)} {label} weight(s), e.g. {keys[0]}")
+    return "; ".join(parts)
+
+
+def detach_adapter(model: Any, name: str) -> None:
+    """Remove adapter ``name`` from ``model``; the caller then picks which adapter is active."""
+    with warnings.catch_warnings():  # "adapter X was active which is now deleted": the caller handles it
+        warnings.filterwarnings("ignore", message=".*which is now deleted")
+        model.delete_adapter(name)
+
+
+def _detach_quietly(model: Any, name: str) -> None:
+    """Remove whatever part of adapter ``name`` was injected before a failure."""
+    if name not in (getattr(model, "peft_config", None) or {}):
+        return
+    try:
+        detach_adapter(model, name)
+    except Exception:  # noqa: BLE001 - best effort cleanup; the original error is what matters
+        pass
+
+
+def _short(e: BaseException) -> str:
+    text = str(e).strip().splitlines()
+    first = text[0] if text else ""
+    low = first.lower()
+    if "header" in low or "deserializ" in low:
+        first = f"the weights file is corrupt ({first})"
+    elif "mismatched_sizes" in low or "size mismatch" in low:
+        first = "its weight shapes do not match this base model"
+    return f"{type(e).__name__}: {first}"[:400]

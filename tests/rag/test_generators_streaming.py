@@ -1,0 +1,68 @@
+"""The pure pieces of streaming: stop-string cutting and incremental detokenisation."""
+
+from __future__ import annotations
+
+import pytest
+
+from ragtune.errors import ConfigError
+from ragtune.rag.generators.common import StopMatcher, check_sampling
+
+
+def feed_all(stops, pieces):
+    m = StopMatcher(stops)
+    out = [m.feed(p) for p in pieces]
+    out.append(m.flush())
+    return out, m.stopped
+
+
+def test_stop_string_split_across_pieces_is_cut_exactly():
+    out, stopped = feed_all(["\nQ:"], ["Paris is", " the capital.\n", "Q", ": what else?"])
+    assert "".join(out) == "Paris is the capital." and stopped
+    assert out[1] == " the capital."  # the "\n" waits until we know whether "Q:" follows
+
+
+def test_held_back_prefix_is_released_when_no_stop_follows():
+    out, stopped = feed_all(["\nQ:"], ["line one\n", "Quite so", "\n"])
+    assert "".join(out) == "line one\nQuite so\n" and not stopped
+    assert out == ["line one", "\nQuite so", "", "\n"]
+
+
+def test_earliest_of_several_stop_strings_wins():
+    out, _ = feed_all(["END", "##"], ["a ## b END"])
+    assert "".join(out) == "a "
+
+
+def test_nothing_after_a_stop_is_emitted():
+    m = StopMatcher(["."])
+    assert [m.feed("Hi. There"), m.feed(" more"), m.flush()] == ["Hi", "", ""]
+
+
+def test_without_stop_strings_pieces_pass_straight_through():
+    assert feed_all([], ["a", "\n", "b"]) == (["a", "\n", "b", ""], False)
+
+
+def test_stop_argument_validation():
+    assert check_sampling(5, 0.0, "x") == ["x"]
+    with pytest.raises(ConfigError, match="stop strings"):
+        check_sampling(5, 0.0, [""])
+
+
+def test_incremental_decoder_never_splits_a_multibyte_character():
+    tokenizers = pytest.importorskip("tokenizers")
+    pytest.importorskip("transformers")
+    from ragtune.rag.generators.streaming import IncrementalDecoder
+
+    tok = tokenizers.Tokenizer(tokenizers.models.BPE())
+    tok.pre_tokenizer = tokenizers.pre_tokenizers.ByteLevel(add_prefix_space=False)
+    tok.decoder = tokenizers.decoders.ByteLevel()
+    trainer = tokenizers.trainers.BpeTrainer(
+        vocab_size=300, initial_alphabet=tokenizers.pre_tokenizers.ByteLevel.alphabet(), show_progress=False)
+    tok.train_from_iterator(["plain ascii text only"], trainer)
+    text = "naïve café ✓ 日本"
+    ids = tok.encode(text).ids
+    assert any(tok.decode([i]) == "\ufffd" for i in ids)  # some tokens are lone bytes of one character
+    decoder = IncrementalDecoder(lambda xs: tok.decode(xs))
+    pieces = [decoder.add([i]) for i in ids] + [decoder.flush()]
+    assert "".join(pieces) == text
+    assert not any("\ufffd" in p for p in pieces)
+    assert sum(1 for p in pieces if p) > 5  # it really streamed
