@@ -4,7 +4,7 @@ Two chunkers, selected by name (``ChunkerConfig.name``):
 
 - ``structure`` (default): sections stay together with their heading; a section longer than the budget
   is packed element by element (then sentence by sentence, then by token windows) into chunks of at
-  most ``max_tokens`` tokens of the embedding model, consecutive chunks of a section overlapping by up
+  most ``max_tokens`` tokens of the embedding model (default: the model's whole window), consecutive chunks of a section overlapping by up
   to ``overlap_tokens``; the section title is repeated at the top of each chunk so that it carries its
   context into the embedding.
 - ``recursive``: langchain-text-splitters' RecursiveCharacterTextSplitter (character-bounded), offered
@@ -20,7 +20,7 @@ import hashlib
 import re
 from dataclasses import dataclass
 
-from ragtune.rag.config import ChunkerConfig
+from ragtune.rag.config import ChunkerConfig, check_overlap
 from ragtune.rag.embed import Embedder
 from ragtune.rag.types import Chunk, Document
 
@@ -50,7 +50,8 @@ class StructureChunker:
     def __init__(self, config: ChunkerConfig, embedder: Embedder):
         self.config = config
         self.embedder = embedder
-        self.max_tokens = min(config.max_tokens, embedder.max_tokens)
+        self.max_tokens = min(config.max_tokens or embedder.max_tokens, embedder.max_tokens)
+        check_overlap(config.overlap_tokens, self.max_tokens)
 
     def chunk(self, doc: Document) -> list[Chunk]:
         sections: list[tuple[str | None, list]] = []
@@ -137,7 +138,6 @@ class RecursiveChunker:
     def __init__(self, config: ChunkerConfig, embedder: Embedder):
         self.config = config
         self.embedder = embedder
-        self.max_tokens = min(config.max_tokens, embedder.max_tokens)
 
     def chunk(self, doc: Document) -> list[Chunk]:
         from langchain_text_splitters import RecursiveCharacterTextSplitter

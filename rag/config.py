@@ -27,9 +27,9 @@ class ChunkerConfig:
     """
 
     name: str = "structure"
-    # 160 word pieces: near the 128-token sequences all-MiniLM-L6-v2 was trained on, with room for the
-    # heading that is prefixed to each chunk, and well inside its 256-token window.
-    max_tokens: int = 160
+    # None = the embedding model's own window (254 word pieces for all-MiniLM-L6-v2): the largest chunk
+    # the model sees whole, and no tuned number. Set a smaller bound for finer-grained citations.
+    max_tokens: int | None = None
     overlap_tokens: int = 32
     chunk_size: int = 1000  # characters, recursive splitter only
     chunk_overlap: int = 200
@@ -38,15 +38,19 @@ class ChunkerConfig:
     def validate(self) -> None:
         if self.name not in ("structure", "recursive"):
             raise ConfigError(f"chunker.name: unknown chunker {self.name!r}; choose 'structure' or 'recursive'")
-        if self.max_tokens < 16:
+        if self.max_tokens is not None and self.max_tokens < 16:
             raise ConfigError(f"chunker.max_tokens: {self.max_tokens} is too small; use at least 16")
-        if not 0 <= self.overlap_tokens < self.max_tokens // 2:
-            raise ConfigError(
-                f"chunker.overlap_tokens: {self.overlap_tokens} must be >= 0 and below half of "
-                f"max_tokens ({self.max_tokens // 2})"
-            )
+        check_overlap(self.overlap_tokens, self.max_tokens or 128)
         if not 0 <= self.chunk_overlap < self.chunk_size:
             raise ConfigError("chunker.chunk_overlap must be >= 0 and smaller than chunk_size")
+
+
+def check_overlap(overlap: int, max_tokens: int) -> None:
+    if not 0 <= overlap < max_tokens // 2:
+        raise ConfigError(
+            f"chunker.overlap_tokens: {overlap} must be >= 0 and below half of the chunk size "
+            f"({max_tokens} tokens)"
+        )
 
 
 @dataclass

@@ -22,7 +22,7 @@ def register(sub) -> None:
     add.add_argument("--exclude", action="append", metavar="GLOB", help="skip files/dirs matching GLOB (repeatable)")
     add.add_argument("--max-file-mb", type=float, metavar="MB", help="skip files larger than this (default 25)")
     add.add_argument("--chunker", choices=["structure", "recursive"], help="chunker for a NEW index (default structure)")
-    add.add_argument("--chunk-tokens", type=int, metavar="N", help="max tokens per chunk for a NEW index (default 160)")
+    add.add_argument("--chunk-tokens", type=int, metavar="N", help="max tokens per chunk for a NEW index (default: the embedding model's window)")
     add.add_argument("--embedder", metavar="DIR", help="sentence-transformers model directory for a NEW index")
     add.add_argument("--strict", action="store_true", help="exit 1 if any file was skipped for an error")
     add.add_argument("--no-progress", action="store_true", help="no progress bars")

