@@ -55,11 +55,17 @@ class StructureChunker:
 
     def chunk(self, doc: Document) -> list[Chunk]:
         sections: list[tuple[str | None, list]] = []
+        last_title: str | None = None
         for el in doc.elements:
-            if not sections or el.section != sections[-1][0]:
-                sections.append((el.section, []))
+            # A Title opens a section even when the caller did not fill ``section`` in (documents built
+            # by hand or from records); elements without a section belong to the last title seen.
+            if el.type == "Title":
+                last_title = el.section if el.section is not None else el.text.strip()[:200]
+            section = el.section if el.section is not None else last_title
+            if not sections or section != sections[-1][0]:
+                sections.append((section, []))
             # The heading itself becomes the prefix of every chunk of its section.
-            if self.config.prefix_section and el.type == "Title" and el.text.strip() == (el.section or ""):
+            if self.config.prefix_section and el.type == "Title" and el.text.strip()[:200] == (section or ""):
                 continue
             sections[-1][1].append(el)
         chunks: list[Chunk] = []

@@ -98,3 +98,18 @@ def test_unknown_chunker_name_is_a_config_error():
 
     with pytest.raises(ConfigError, match="unknown chunker 'semantic'"):
         make_chunker(ChunkerConfig(name="semantic"), HashEmbedder())
+
+
+def test_title_without_section_field_heads_its_text():
+    """Documents built from records (e.g. BEIR) give the title no section: it must not become a chunk alone."""
+    emb = HashEmbedder()
+    doc = Document(source="d1", type="beir", elements=[
+        Element("Swept wings at transonic speed", "Title"),
+        Element("Measurements of lift on swept wings are reported.", "NarrativeText", section="Swept wings at transonic speed"),
+    ])
+    chunks = make_chunker(ChunkerConfig(), emb).chunk(doc)
+    assert len(chunks) == 1
+    assert chunks[0].text.startswith("Swept wings at transonic speed\n") and chunks[0].section == "Swept wings at transonic speed"
+    untitled = Document(source="d2", type="txt", elements=[Element("Intro", "Title"), Element("Body text here.")])
+    (only,) = make_chunker(ChunkerConfig(), emb).chunk(untitled)
+    assert only.section == "Intro" and only.text == "Intro\nBody text here."
