@@ -44,6 +44,44 @@ def tokenize(text: str, language: str = "english") -> list[str]:
     return _stemmer(language).stemWords(words)
 
 
+def rm3_weights(
+    query: str,
+    feedback: list[tuple[str, float]],
+    n_terms: int = 10,
+    original_weight: float = 0.5,
+    language: str = "english",
+) -> dict[str, float]:
+    """RM3 pseudo-relevance feedback (Lavrenko and Croft's relevance model, interpolated with the query).
+
+    ``feedback`` holds the first-pass top documents as ``(text, score)``. Each term's weight in the
+    relevance model is sum_d P(t|d) * P(d|q) with P(d|q) the normalised first-pass score; the ``n_terms``
+    best terms are mixed with the original query, ``original_weight`` to the query. The defaults
+    (10 feedback documents, 10 terms, 0.5) are the customary ones (e.g. Anserini's), not tuned here.
+    """
+    query_terms = tokenize(query, language)
+    if not query_terms:
+        return {}
+    weights: dict[str, float] = {}
+    for term in query_terms:
+        weights[term] = weights.get(term, 0.0) + original_weight / len(query_terms)
+    total = sum(max(score, 0.0) for _, score in feedback)
+    if total <= 0:
+        return weights
+    model: dict[str, float] = {}
+    for text, score in feedback:
+        terms = tokenize(text, language)
+        if not terms or score <= 0:
+            continue
+        p_doc = score / total
+        for term in terms:
+            model[term] = model.get(term, 0.0) + p_doc / len(terms)
+    best = sorted(model.items(), key=lambda kv: (-kv[1], kv[0]))[:n_terms]
+    norm = sum(v for _, v in best)
+    for term, value in best:
+        weights[term] = weights.get(term, 0.0) + (1 - original_weight) * value / norm
+    return weights
+
+
 class BM25Index:
     """BM25 scores over rows; ``ids[row]`` maps a row to the chunk's integer id."""
 
@@ -76,18 +114,48 @@ class BM25Index:
             return np.zeros(len(self.ids), dtype=np.float32)
         return np.asarray(self._bm25.get_scores(terms), dtype=np.float32)
 
-    def search(self, query: str, k: int, allowed_rows: np.ndarray | None = None) -> list[tuple[int, float]]:
-        """Top ``k`` (chunk id, score) with a positive score, optionally among ``allowed_rows`` only."""
-        scores = self.scores(query)
-        if allowed_rows is not None:
-            mask = np.zeros(len(scores), dtype=bool)
-            mask[allowed_rows] = True
-            scores = np.where(mask, scores, 0.0)
+    def weighted_scores(self, weights: dict[str, float]) -> np.ndarray:
+        """BM25 score of every row for a weighted query: sum_t weight_t * bm25(t, row)."""
+        out = np.zeros(len(self.ids), dtype=np.float32)
+        if self._bm25 is None:
+            return out
+        for term, weight in weights.items():
+            if term in self._bm25.vocab_dict:
+                out += weight * np.asarray(self._bm25.get_scores([term]), dtype=np.float32)
+        return out
+
+    def search(
+        self,
+        query: str,
+        k: int,
+        allowed_rows: np.ndarray | None = None,
+        feedback_texts=None,
+        feedback_docs: int = 10,
+    ) -> list[tuple[int, float]]:
+        """Top ``k`` (chunk id, score) with a positive score, optionally among ``allowed_rows`` only.
+
+        With ``feedback_texts`` (a function: list of chunk ids -> list of texts) the query is expanded
+        by RM3 from the first pass's ``feedback_docs`` best chunks (see :func:`rm3_weights`).
+        """
+        scores = self._masked(self.scores(query), allowed_rows)
+        if feedback_texts is not None and scores.any():
+            top = [r for r in np.argsort(-scores, kind="stable")[:feedback_docs] if scores[r] > 0]
+            texts = feedback_texts([int(self.ids[r]) for r in top])
+            weights = rm3_weights(query, list(zip(texts, (float(scores[r]) for r in top))), language=self.config.language)
+            scores = self._masked(self.weighted_scores(weights), allowed_rows)
         positive = np.flatnonzero(scores > 0)
         if not len(positive):
             return []
         top = positive[np.argsort(-scores[positive], kind="stable")[:k]]
         return [(int(self.ids[r]), float(scores[r])) for r in top]
+
+    @staticmethod
+    def _masked(scores: np.ndarray, allowed_rows: np.ndarray | None) -> np.ndarray:
+        if allowed_rows is None:
+            return scores
+        mask = np.zeros(len(scores), dtype=bool)
+        mask[allowed_rows] = True
+        return np.where(mask, scores, 0.0).astype(np.float32)
 
     def save(self, directory: Path) -> None:
         directory.mkdir(parents=True, exist_ok=True)

@@ -128,7 +128,10 @@ class Retriever:
         if mode in ("bm25", "hybrid"):
             bm25 = self.index._bm25
             rows = None if allowed is None else np.flatnonzero(np.isin(bm25.ids, allowed))
-            pairs = bm25.search(query, depth, rows)
+            feedback = None
+            if cfg.bm25_feedback:
+                feedback = self._texts
+            pairs = bm25.search(query, depth, rows, feedback_texts=feedback)
             rankings["bm25"] = [i for i, _ in pairs]
             scores["bm25"] = dict(pairs)
         if mode == "hybrid":
@@ -158,6 +161,10 @@ class Retriever:
                 )
             )
         return hits
+
+    def _texts(self, ids: list[int]) -> list[str]:
+        chunks = self.index.get_chunks(ids)
+        return [chunks[i].text if i in chunks else "" for i in ids]
 
     def _rerank(self, query: str, candidates: list[tuple[int, float]], path: str, scores) -> list[tuple[int, float]]:
         if not candidates:

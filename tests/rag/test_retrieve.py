@@ -152,3 +152,29 @@ def test_reranker_from_a_local_directory_reorders_candidates(built, tmp_path):
 def test_missing_reranker_directory_is_a_clear_error(built, tmp_path):
     with pytest.raises(ModelLoadError, match="reranker directory not found"):
         built.search("qlora", reranker=str(tmp_path / "nope"))
+
+
+def test_rm3_weights_by_hand():
+    from ragtune.rag.lexical import rm3_weights, tokenize
+
+    weights = rm3_weights("wing lift", [("wing flutter flutter", 3.0), ("lift drag", 1.0)], n_terms=2)
+    wing, lift, flutter = tokenize("wing lift flutter")
+    # query half: 0.25 each; model: flutter 0.75*2/3=0.5, wing 0.75/3=0.25, lift 0.25/2, drag 0.25/2
+    assert weights[flutter] == pytest.approx(0.5 * 0.5 / 0.75)
+    assert weights[wing] == pytest.approx(0.25 + 0.5 * 0.25 / 0.75)
+    assert weights[lift] == pytest.approx(0.25)
+    assert sum(weights.values()) == pytest.approx(1.0)
+
+
+def test_bm25_feedback_finds_documents_sharing_no_query_term(hash_index, tmp_path):
+    d = tmp_path / "prf"
+    d.mkdir()
+    (d / "a.txt").write_text("Flutter of swept wings: flutter onset and flutter speed of swept wings.")
+    (d / "b.txt").write_text("Aeroelastic flutter speed measured in the tunnel.")
+    (d / "c.txt").write_text("Cooking pasta takes ten minutes.")
+    index = hash_index()
+    index.add([d], progress=False)
+    plain = index.search("swept wings", k=5, mode="bm25", bm25_feedback=False)
+    expanded = index.search("swept wings", k=5, mode="bm25")
+    assert [h.source.rsplit("/", 1)[-1] for h in plain] == ["a.txt"]
+    assert [h.source.rsplit("/", 1)[-1] for h in expanded] == ["a.txt", "b.txt"]  # via "flutter", "speed"
