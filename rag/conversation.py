@@ -19,6 +19,7 @@ from collections import deque
 from typing import TYPE_CHECKING
 
 from ragtune.errors import RagtuneError
+from ragtune.rag.citations import strip_citations
 from ragtune.rag.generators.base import Generator, Message
 from ragtune.rag.generators.extractive import content_terms, key_terms, words
 from ragtune.rag.prompt import ABSTAIN_TEXT
@@ -35,18 +36,12 @@ _REFERRING = frozenset(
 _CONTINUATIONS = ("and ", "what about", "how about", "also", "but ", "so ", "then ", "why", "how so", "what else")
 _REWRITE_SYSTEM = (
     "Rewrite the last question so that it can be understood without the conversation. "
-    "Reply with the rewritten question only."
+    "Do not answer it. Reply with the rewritten question only.\n"
+    "Example: after a conversation about LoRA, 'How much memory does it save?' becomes "
+    "'How much memory does LoRA save?'"
 )
 _MAX_CONTEXT_TERMS = 8
 _HISTORY_WORDS = 40  # an earlier answer is cut to this many words in the rewrite prompt
-_CITATION_RE = re.compile(r"[ \t]*\[\s*\d+(?:\s*[,;\-\u2013]\s*\d+)*\s*\]")
-
-
-def strip_citations(text: str) -> str:
-    """``"LoRA trains adapters [1]."`` -> ``"LoRA trains adapters."``"""
-    return _CITATION_RE.sub("", text)
-
-
 def needs_rewrite(question: str) -> bool:
     """Whether ``question`` leans on the conversation: a pronoun, a continuation, or no content words."""
     lower = question.strip().lower()
@@ -87,10 +82,10 @@ def llm_rewrite(question: str, history: list[Message], generator: Generator) -> 
 
 
 def plausible_rewrite(candidate: str, question: str, history: list[Message]) -> bool:
-    """A rewrite is kept only if it is a short text that keeps the question's words and brings in the
-    conversation's (a tiny model often echoes the question, answers it, or drifts)."""
-    if not candidate or not re.search(r"[A-Za-z]", candidate):
-        return False
+    """A rewrite is kept only if it is a short question that keeps the question's words and brings in
+    the conversation's (a tiny model often echoes the question, answers it, or drifts)."""
+    if not candidate or not re.search(r"[A-Za-z]", candidate) or not candidate.endswith("?"):
+        return False  # a rewrite is a question; a statement means the model answered instead
     if candidate.lower().startswith(ABSTAIN_TEXT.lower().rstrip(".")):
         return False
     if len(candidate.split()) > max(30, 3 * len(question.split())):

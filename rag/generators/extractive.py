@@ -164,6 +164,17 @@ def _continues(previous: str, line: str) -> bool:
     return previous.endswith((",", ";", "-", "(")) or last in _JOINING_WORDS
 
 
+def best_sentence_support(question: str, texts: list[str]) -> float:
+    """The score of the sentence of ``texts`` that best covers ``question`` (0: none; about 1: all of it).
+
+    ``rag.answer`` uses it to abstain before generating when no retrieved sentence is about enough of
+    the question, whatever generator then writes the answer.
+    """
+    sources = [ParsedSource(number=i, label="", text=t) for i, t in enumerate(texts, start=1)]
+    scored = ExtractiveGenerator().score(question, sources)
+    return scored[0].score if scored else 0.0
+
+
 @dataclass
 class ScoredSentence:
     text: str

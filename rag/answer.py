@@ -1,0 +1,301 @@
+"""Grounded answers: retrieve, assemble the prompt, generate, and resolve the [n] citations.
+
+    question --(rewrite with history)--> query --search--> hits --(abstain?)--> prompt --> tokens --> Answer
+
+    >>> from ragtune import Index, load_generator
+    >>> rag = RAG(Index.open(".ragtune/index"), load_generator({"kind": "local"}))   # doctest: +SKIP
+    >>> answer = rag.ask("What does LoRA train?")                                    # doctest: +SKIP
+    >>> answer.text, [c.source for c in answer.citations]                            # doctest: +SKIP
+    >>> for piece in (stream := rag.stream("And QLoRA?")): print(piece, end="")      # doctest: +SKIP
+    >>> stream.answer.citations                                                      # doctest: +SKIP
+
+Grounding rules, applied here whatever the generator:
+
+- **Abstain** without calling the generator when nothing was retrieved, when the best hit's dense cosine
+  is below ``min_score`` (the question is off-topic), or when no retrieved sentence holds ``min_support``
+  of the question's IDF-weighted words (on topic, but the answer is not there): the answer is
+  "The documents do not say." with ``abstained=True``.
+- **Citations** ``[n]`` / ``[n, m]`` are kept only when ``n`` is a source the model was shown; other
+  markers are removed from the text, also while streaming, so the streamed pieces join to the final text.
+  An answer that cites nothing gets the sources that contain its words appended (``attribute=False``
+  turns this off); one whose words are in no source stays uncited, which is itself a signal.
+- **Follow-ups** are rewritten into a standalone query before retrieval (see :mod:`ragtune.rag.conversation`).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import Protocol
+
+from ragtune.errors import ConfigError, RagtuneError
+from ragtune.rag.citations import (
+    CitationFilter,
+    attribute_sources,
+    has_citation,
+    is_abstention,
+    resolve_citations,
+    strip_citations,
+)
+from ragtune.rag.conversation import Conversation, rewrite_query
+from ragtune.rag.generators.extractive import best_sentence_support
+from ragtune.rag.generators.base import Generator, Message
+from ragtune.rag.prompt import ABSTAIN_TEXT, Prompt, build_prompt
+from ragtune.rag.types import Answer, Hit
+
+# The best hit's dense cosine (all-MiniLM-L6-v2, in [-1, 1]) below which the answer abstains unasked.
+# For this model, off-topic question/passage pairs score about 0.0-0.15 and passages on the question's
+# topic 0.3 and up. On corpora/ (bench/answer.py) the best hit of every one of the 86 answerable questions
+# scores >= 0.27 (median 0.59), off-topic questions ("capital of France?") 0.07-0.10, and the 12 on-topic
+# unanswerable ones 0.32-0.52: so 0.25 stops off-topic questions without losing answerable ones, and the
+# on-topic unanswerable ones are left to the generator, which is told to say "The documents do not say."
+DEFAULT_MIN_SCORE = 0.25
+# On-topic questions whose answer is not in the documents pass the cosine test; a tiny model then invents
+# an answer (SmolLM2-135M abstained on none of the unanswerable questions of corpora/). The second test is
+# lexical: some retrieved sentence must hold 30% of the question's IDF-weighted words. On corpora/ this
+# abstains on 8 of the 12 unanswerable questions and wrongly on 3 of the 86 answerable ones (at 0.4: 11/12
+# and 8/86). A strong API model that abstains well by itself may prefer min_support=None.
+DEFAULT_MIN_SUPPORT = 0.3
+
+
+class Searcher(Protocol):
+    """What RAG needs from an index: ``ragtune.rag.index.Index`` satisfies it, and so does a test fake."""
+
+    def search(self, query: str, k: int = 5, filters: dict | None = None, mode: str | None = None) -> list[Hit]: ...
+
+
+@dataclass
+class _Prepared:
+    """Everything decided before generation starts."""
+
+    question: str
+    query: str
+    hits: list[Hit]
+    prompt: Prompt | None  # None: abstain without generating
+    timings: dict[str, float] = field(default_factory=dict)
+    started: float = 0.0
+
+
+class AnswerStream:
+    """Iterate for the answer's text pieces; afterwards ``.answer`` is the final :class:`Answer`.
+
+    Retrieval already happened when the stream was created (``.hits``, ``.query`` are available at once);
+    generation runs while you iterate. Reading ``.answer`` before the end consumes the rest.
+    """
+
+    def __init__(self, rag: RAG, prepared: _Prepared, on_done=None):
+        self._rag = rag
+        self._prepared = prepared
+        self._on_done = on_done
+        self._pieces: list[str] = []
+        self._answer: Answer | None = None
+        self._iterator: Iterator[str] | None = None
+
+    @property
+    def hits(self) -> list[Hit]:
+        return self._prepared.hits
+
+    @property
+    def query(self) -> str:
+        return self._prepared.query
+
+    @property
+    def prompt(self) -> Prompt | None:
+        """The prompt given to the generator (None when the answer abstained before generating)."""
+        return self._prepared.prompt
+
+    def __iter__(self) -> Iterator[str]:
+        if self._iterator is None:
+            self._iterator = self._run()
+        return self._iterator
+
+    @property
+    def answer(self) -> Answer:
+        if self._answer is None:
+            for _ in self:
+                pass
+        if self._answer is None:  # generation raised, or the iterator was closed, before the end
+            raise RagtuneError("this answer stream ended before the answer was complete; ask again")
+        return self._answer
+
+    def _attribution(self, text: str) -> str:
+        """`` [n]`` for an answer that cites nothing but is supported by a source (see attribute_sources)."""
+        prompt = self._prepared.prompt
+        if prompt is None or has_citation(text) or is_abstention(text):
+            return ""
+        numbers = attribute_sources(text, self._prepared.query, prompt)
+        return f" [{', '.join(map(str, numbers))}]" if numbers else ""
+
+    def _run(self) -> Iterator[str]:
+        p, rag = self._prepared, self._rag
+        if p.prompt is None:
+            self._pieces.append(ABSTAIN_TEXT)
+            yield ABSTAIN_TEXT
+        else:
+            filt = CitationFilter({s.number for s in p.prompt.sources})
+            began = time.perf_counter()
+            for raw in rag.generator.stream(
+                p.prompt.messages, max_new_tokens=rag.max_new_tokens, temperature=rag.temperature
+            ):
+                if "first_token" not in p.timings and raw:
+                    p.timings["first_token"] = time.perf_counter() - p.started
+                piece = filt.feed(raw)
+                if piece:
+                    self._pieces.append(piece)
+                    yield piece
+            tail = filt.flush()
+            if tail:
+                self._pieces.append(tail)
+                yield tail
+            p.timings["generate"] = time.perf_counter() - began
+            if not self._pieces:  # an empty answer says nothing: say so plainly
+                self._pieces.append(ABSTAIN_TEXT)
+                yield ABSTAIN_TEXT
+            elif rag.attribute:
+                tail = self._attribution("".join(self._pieces))
+                if tail:
+                    self._pieces.append(tail)
+                    yield tail
+        text = "".join(self._pieces)
+        p.timings["total"] = time.perf_counter() - p.started
+        self._answer = Answer(
+            text=text,
+            citations=resolve_citations(text, p.prompt) if p.prompt is not None else [],
+            hits=p.hits,
+            timings=dict(p.timings),
+            abstained=p.prompt is None or is_abstention(text),
+            question=p.question,
+            query=p.query,
+        )
+        if self._on_done is not None:
+            self._on_done(self._answer)
+
+
+class RAG:
+    """Retrieval-augmented answers over an index with any :class:`Generator`.
+
+    ``index``: anything with ``search(query, k, filters, mode) -> list[Hit]`` (an ``Index``).
+    ``generator``: defaults to the extractive generator (no model needed).
+    ``min_score``: the best hit's dense cosine below which the answer abstains (``None``: never).
+    ``min_support``: the share (0..1) of the question's IDF-weighted content words that one retrieved
+    sentence must hold, else the answer abstains (``None``: never); see :data:`DEFAULT_MIN_SUPPORT`.
+    ``history_turns``: how many earlier (question, answer) turns are used; older ones are ignored.
+    ``attribute``: when the model cites nothing, cite the sources that hold the answer's words (appended
+    at the end; see :func:`attribute_sources`). Small models rarely write [n] themselves.
+    """
+
+    def __init__(
+        self,
+        index: Searcher,
+        generator: Generator | None = None,
+        *,
+        k: int = 5,
+        min_score: float | None = DEFAULT_MIN_SCORE,
+        min_support: float | None = DEFAULT_MIN_SUPPORT,
+        max_new_tokens: int = 256,
+        history_turns: int = 3,
+        mode: str | None = None,
+        temperature: float = 0.0,
+        attribute: bool = True,
+    ):
+        if not hasattr(index, "search"):
+            raise ConfigError(f"RAG needs an index with a search() method, got {type(index).__name__}")
+        if k < 1:
+            raise ConfigError(f"k must be at least 1, got {k}")
+        if max_new_tokens < 1:
+            raise ConfigError(f"max_new_tokens must be at least 1, got {max_new_tokens}")
+        if history_turns < 0:
+            raise ConfigError(f"history_turns must be 0 or more, got {history_turns}")
+        if mode not in (None, "dense", "bm25", "hybrid"):
+            raise ConfigError(f"mode must be dense, bm25 or hybrid, got {mode!r}")
+        if generator is None:
+            from ragtune.rag.generators.extractive import ExtractiveGenerator
+
+            generator = ExtractiveGenerator()
+        self.index = index
+        self.generator = generator
+        self.k = k
+        self.min_score = min_score
+        self.min_support = min_support
+        self.max_new_tokens = max_new_tokens
+        self.history_turns = history_turns
+        self.mode = mode
+        self.temperature = temperature
+        self.attribute = attribute
+
+    def ask(self, question: str, history: list[Message] | None = None, filters: dict | None = None) -> Answer:
+        """Answer ``question`` (a follow-up to ``history``, oldest message first) from the index."""
+        stream = self.stream(question, history=history, filters=filters)
+        return stream.answer
+
+    def stream(
+        self, question: str, history: list[Message] | None = None, filters: dict | None = None, *, _on_done=None
+    ) -> AnswerStream:
+        """Like :meth:`ask`, but iterate the result for text pieces as they are generated."""
+        return AnswerStream(self, self._prepare(question, history, filters), on_done=_on_done)
+
+    def conversation(self) -> Conversation:
+        """A chat session that keeps its own bounded history."""
+        return Conversation(self)
+
+    def retrieve(self, query: str, filters: dict | None = None) -> list[Hit]:
+        self._check_not_empty()
+        return list(self.index.search(query, k=self.k, filters=filters, mode=self.mode))
+
+    def _prepare(self, question: str, history: list[Message] | None, filters: dict | None) -> _Prepared:
+        started = time.perf_counter()
+        question = (question or "").strip()
+        if not question:
+            raise ConfigError('the question is empty; ask something, e.g. ragtune ask "What does LoRA train?"')
+        history = self._bounded(history)
+        timings: dict[str, float] = {}
+
+        t = time.perf_counter()
+        query = rewrite_query(question, history, self.generator) if history else question
+        if history:
+            timings["rewrite"] = time.perf_counter() - t
+
+        t = time.perf_counter()
+        hits = self.retrieve(query, filters)
+        timings["retrieve"] = time.perf_counter() - t
+
+        prompt = None
+        if self._relevant(query, hits):
+            t = time.perf_counter()
+            prompt = build_prompt(
+                query, hits, self.generator, history=history, max_new_tokens=self.max_new_tokens
+            )
+            timings["prompt"] = time.perf_counter() - t
+        return _Prepared(question, query, hits, prompt, timings, started)
+
+    def _relevant(self, query: str, hits: list[Hit]) -> bool:
+        if not hits:
+            return False
+        dense = [h.scores["dense"] for h in hits if "dense" in h.scores]
+        # Without a dense score (bm25-only search) there is no calibrated topic relevance to test.
+        if self.min_score is not None and dense and max(dense) < self.min_score:
+            return False
+        if self.min_support is not None:
+            return best_sentence_support(query, [h.text for h in hits]) >= self.min_support
+        return True
+
+    def _bounded(self, history: list[Message] | None) -> list[Message]:
+        if not history or self.history_turns == 0:
+            return []
+        turns = [m for m in history if m.get("role") in ("user", "assistant") and m.get("content")]
+        # Earlier answers carry [n] markers that referred to earlier sources: they would mislead now.
+        turns = [{"role": m["role"], "content": strip_citations(m["content"])} for m in turns]
+        return turns[-2 * self.history_turns :]
+
+    def _check_not_empty(self) -> None:
+        try:
+            size = len(self.index)  # type: ignore[arg-type]
+        except TypeError:  # a searcher without a size: an empty result will abstain instead
+            return
+        if size == 0:
+            where = getattr(self.index, "root", None) or getattr(self.index, "path", None)
+            raise RagtuneError(
+                f"the index{f' at {where}' if where else ''} is empty: add documents first with "
+                "`ragtune index add PATH` (or pass --index DIR to use another index)"
+            )

@@ -1,0 +1,239 @@
+"""``ragtune ask`` and ``ragtune chat``: grounded answers with numbered sources, streamed to the terminal.
+
+    ragtune ask "What does LoRA train?"                       # local SmolLM2, streamed, sources after
+    ragtune ask "What does LoRA train?" --generator extractive --json
+    ragtune ask "..." --generator api --base-url http://localhost:8000/v1 --api-model my-model
+    ragtune chat                                              # follow-ups use the history; /reset, /exit
+
+Environment fallbacks: RAGTUNE_INDEX (--index), RAGTUNE_GENERATOR (--generator), RAGTUNE_API_BASE
+(--base-url), RAGTUNE_API_MODEL (--api-model). Without --index, RAGTUNE_INDEX or ./.ragtune/index, the
+shipped corpora's index is used. When the local model cannot be loaded and no generator was asked for
+explicitly, the extractive generator (no model) answers instead, with a note on stderr.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from pathlib import Path
+from typing import Any, TextIO
+
+from ragtune.errors import ConfigError, ModelLoadError, RagtuneError
+
+DEFAULT_INDEX = ".ragtune/index"
+GENERATORS = ("local", "api", "extractive")
+MODES = ("dense", "bm25", "hybrid")
+_CHAT_HELP = "/reset forgets the conversation, /exit (or Ctrl-D) leaves"
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    ask = subparsers.add_parser(
+        "ask", help="answer a question from the indexed documents, with citations",
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    ask.add_argument("question", help="the question to answer")
+    _add_common(ask)
+    ask.add_argument("--no-stream", action="store_true", help="print the answer once it is complete")
+    ask.add_argument("--json", action="store_true", help="print the whole answer (text, citations, hits, "
+                                                         "timings) as JSON on stdout")
+    ask.set_defaults(func=run_ask)
+
+    chat = subparsers.add_parser(
+        "chat", help="interactive questions and follow-ups over the indexed documents",
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    _add_common(chat)
+    chat.add_argument("--history-turns", type=int, default=3, metavar="N",
+                      help="earlier turns a follow-up may refer to (default 3)")
+    chat.set_defaults(func=run_chat)
+
+
+def _add_common(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--index", metavar="DIR", default=None,
+                   help=f"the index to search (default: $RAGTUNE_INDEX, then {DEFAULT_INDEX}, "
+                        "then the shipped corpora's index)")
+    p.add_argument("--k", type=int, default=5, metavar="N", help="chunks to retrieve (default 5)")
+    p.add_argument("--mode", choices=MODES, default=None, help="retrieval mode (default: the index's, hybrid)")
+    p.add_argument("--generator", choices=GENERATORS, default=None,
+                   help="who writes the answer: local model, an OpenAI-compatible API, or extractive "
+                        "(best sentences, no model) (default: $RAGTUNE_GENERATOR, then local)")
+    p.add_argument("--model", metavar="DIR", default=None,
+                   help="local model folder or .gguf file (default: the shipped SmolLM2-135M-Instruct)")
+    p.add_argument("--adapter", metavar="DIR", default=None, help="a LoRA adapter folder for the local model")
+    p.add_argument("--base-url", metavar="URL", default=None, help="API base URL (default: $RAGTUNE_API_BASE)")
+    p.add_argument("--api-model", metavar="NAME", default=None, help="API model name (default: $RAGTUNE_API_MODEL)")
+    p.add_argument("--api-key-env", metavar="VAR", default=None,
+                   help="environment variable holding the API key (default: the API generator's)")
+    p.add_argument("--max-new-tokens", type=int, default=256, metavar="N", help="answer length limit (default 256)")
+    p.add_argument("--min-score", type=float, default=None, metavar="X",
+                   help="abstain when the best chunk's cosine similarity is below X (default 0.25)")
+    p.add_argument("--min-support", type=float, default=None, metavar="X",
+                   help="abstain when no retrieved sentence holds a share X of the question's words "
+                        "(default 0.3; 0 turns it off)")
+
+
+# -- seams the tests replace ----------------------------------------------------------------------------
+def open_index(path: str | Path) -> Any:
+    from ragtune.rag.index import Index
+
+    return Index.open(path)
+
+
+def load_generator(config: dict[str, Any]) -> Any:
+    from ragtune.rag.generators import load_generator as load
+
+    return load(config)
+
+
+# -- commands -------------------------------------------------------------------------------------------
+def run_ask(args: argparse.Namespace) -> int:
+    rag = build_rag(args)
+    if args.json:
+        print(json.dumps(rag.ask(args.question).to_dict(), indent=2, ensure_ascii=False))
+        return 0
+    _print_answer(rag.stream(args.question), live=not args.no_stream, out=sys.stdout)
+    return 0
+
+
+def run_chat(args: argparse.Namespace, stdin: TextIO | None = None) -> int:
+    rag = build_rag(args, history_turns=args.history_turns)
+    chat = rag.conversation()
+    interactive = stdin is None and sys.stdin.isatty()
+    print(f"ragtune chat ({rag.generator.name}); {_CHAT_HELP}", file=sys.stderr)
+    while True:
+        try:
+            if interactive:
+                line = input("you> ")
+            else:
+                line = (stdin or sys.stdin).readline()
+                if not line:
+                    break
+        except (EOFError, KeyboardInterrupt):
+            print(file=sys.stderr)
+            break
+        question = line.strip()
+        if not question:
+            continue
+        if question in ("/exit", "/quit"):
+            break
+        if question == "/reset":
+            chat.reset()
+            print("(conversation forgotten)", file=sys.stderr)
+            continue
+        if question.startswith("/"):
+            print(f"unknown command {question}; {_CHAT_HELP}", file=sys.stderr)
+            continue
+        try:
+            _print_answer(chat.stream(question), live=True, out=sys.stdout)
+        except RagtuneError as err:  # one failed question does not end the conversation
+            print(f"error: {err}", file=sys.stderr)
+        except KeyboardInterrupt:
+            print("\n(interrupted)", file=sys.stderr)
+    return 0
+
+
+def build_rag(args: argparse.Namespace, history_turns: int = 3):
+    from ragtune.rag.answer import DEFAULT_MIN_SCORE, DEFAULT_MIN_SUPPORT, RAG
+
+    if args.k < 1:
+        raise ConfigError(f"--k must be a positive number, got {args.k}")
+    index = _resolve_index(args.index)
+    generator = _resolve_generator(args)
+    return RAG(
+        index, generator, k=args.k, mode=args.mode, max_new_tokens=args.max_new_tokens,
+        min_score=DEFAULT_MIN_SCORE if args.min_score is None else args.min_score,
+        min_support=DEFAULT_MIN_SUPPORT if args.min_support is None else (args.min_support or None),
+        history_turns=history_turns,
+    )
+
+
+def generator_config(args: argparse.Namespace, kind: str) -> dict[str, Any]:
+    """The ``load_generator`` config for the options given (unset options are left out)."""
+    config: dict[str, Any] = {"kind": kind}
+    if kind == "local":
+        config.update(model_path=args.model, adapter=args.adapter)
+    elif kind == "api":
+        config.update(
+            base_url=args.base_url or os.environ.get("RAGTUNE_API_BASE"),
+            model=args.api_model or os.environ.get("RAGTUNE_API_MODEL"),
+            api_key_env=args.api_key_env,
+        )
+    return {k: v for k, v in config.items() if v is not None}
+
+
+def _resolve_generator(args: argparse.Namespace) -> Any:
+    explicit = args.generator or os.environ.get("RAGTUNE_GENERATOR")
+    kind = (explicit or "local").strip().lower()
+    if kind not in GENERATORS:
+        raise ConfigError(f"unknown generator {kind!r} (from $RAGTUNE_GENERATOR?); use one of {', '.join(GENERATORS)}")
+    if kind == "extractive":
+        from ragtune.rag.generators.extractive import ExtractiveGenerator
+
+        return ExtractiveGenerator()
+    try:
+        generator = load_generator(generator_config(args, kind))
+        warm_up = getattr(generator, "warm_up", None)
+        if warm_up is not None:  # load now, so a missing model falls back here rather than mid-answer
+            warm_up()
+        return generator
+    except (ModelLoadError, ImportError) as err:
+        if explicit or args.model or args.adapter:
+            raise
+        from ragtune.rag.generators.extractive import ExtractiveGenerator
+
+        print(f"note: the local model could not be loaded ({err}); answering extractively instead "
+              "(--generator extractive to silence this)", file=sys.stderr)
+        return ExtractiveGenerator()
+
+
+def _resolve_index(path: str | None) -> Any:
+    path = path or os.environ.get("RAGTUNE_INDEX")
+    if path is None and Path(DEFAULT_INDEX).exists():
+        path = DEFAULT_INDEX
+    if path is not None:
+        return open_index(path)
+    try:
+        from ragtune.api import corpus_index
+    except ImportError:
+        raise ConfigError(
+            f"no index at {DEFAULT_INDEX}: build one with `ragtune index add PATH`, or pass --index DIR"
+        ) from None
+    print("no --index given: using the shipped corpora's index", file=sys.stderr)
+    return corpus_index()
+
+
+def _print_answer(answer_stream, *, live: bool, out: TextIO):
+    """Write the answer (piece by piece if ``live``), then its numbered sources. Returns the Answer."""
+    for piece in answer_stream:
+        if live:
+            out.write(piece)
+            out.flush()
+    answer = answer_stream.answer
+    if not live:
+        out.write(answer.text)
+    out.write("\n")
+    out.write(format_sources(answer))
+    out.flush()
+    return answer
+
+
+def format_sources(answer) -> str:
+    """The numbered source list printed under an answer: what was cited, else what was retrieved."""
+    if answer.citations:
+        lines = [f"  [{c.marker}] {_where(c.source, c.page, c.section)}" for c in answer.citations]
+        return "\nSources:\n" + "\n".join(lines) + "\n"
+    if answer.hits and not answer.abstained:
+        lines = [f"  [{n}] {_where(h.source, h.page, h.section)}" for n, h in enumerate(answer.hits, 1)]
+        return "\nRetrieved (not cited):\n" + "\n".join(lines) + "\n"
+    return ""
+
+
+def _where(source: str, page: int | None, section: str | None) -> str:
+    parts = [source]
+    if page is not None:
+        parts.append(f"page {page}")
+    if section:
+        parts.append(f'section "{section}"')
+    return ", ".join(parts)

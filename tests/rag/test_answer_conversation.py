@@ -1,0 +1,108 @@
+"""rag/conversation.py: follow-ups become standalone queries; the history stays bounded."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+from ragtune.rag.answer import RAG
+from ragtune.rag.conversation import heuristic_rewrite, needs_rewrite, rewrite_query
+from ragtune.rag.generators.extractive import ExtractiveGenerator
+
+# The shared fakes live next to this file; pytest runs with --import-mode=importlib, which does not
+# put test directories on sys.path.
+sys.path.insert(0, str(Path(__file__).parent))
+from _answer_fakes import FakeGenerator, FakeSearcher, make_hit  # noqa: E402
+
+HITS = [make_hit(1, "LoRA uses a rank of 8 by default for its low-rank matrices.", dense=0.6)]
+HISTORY = [
+    {"role": "user", "content": "What is LoRA?"},
+    {"role": "assistant", "content": "LoRA trains low-rank matrices [1]."},
+]
+
+
+def test_follow_up_is_rewritten_with_the_extractive_generator_by_heuristic():
+    searcher = FakeSearcher(HITS)
+    chat = RAG(searcher, ExtractiveGenerator()).conversation()
+    chat.ask("What is LoRA?")
+    answer = chat.ask("What rank does it use?")
+
+    assert searcher.queries == ["What is LoRA?", "What rank does it use? (LoRA)"]
+    assert answer.query == "What rank does it use? (LoRA)" and answer.question == "What rank does it use?"
+    assert "rank of 8" in answer.text
+
+
+def test_follow_up_is_rewritten_by_an_llm_generator_when_its_rewrite_is_plausible():
+    gen = FakeGenerator(["What rank does LoRA use?", "It uses rank 8 [1]."])
+    searcher = FakeSearcher(HITS)
+    answer = RAG(searcher, gen).ask("What rank does it use?", history=HISTORY)
+
+    assert searcher.queries == ["What rank does LoRA use?"]
+    assert answer.query == "What rank does LoRA use?" and answer.text == "It uses rank 8 [1]."
+    rewrite_prompt = gen.calls[0][-1]["content"]
+    assert "User: What is LoRA?" in rewrite_prompt and "Last question: What rank does it use?" in rewrite_prompt
+    assert "[1]" not in rewrite_prompt  # earlier citations are stripped from the history
+
+
+def test_implausible_llm_rewrite_falls_back_to_the_heuristic():
+    junk_replies = ["", "The documents do not say.", "What rank does it use?",  # empty, abstention, echo
+                    "Are bananas yellow?",  # drifted: neither the question's words nor the history's
+                    "LoRA uses rank 8 for its matrices."]  # answered instead of rewriting
+    for junk in junk_replies:
+        gen = FakeGenerator([junk])
+        assert rewrite_query("What rank does it use?", HISTORY, gen) == "What rank does it use? (LoRA)", junk
+
+
+def test_standalone_questions_are_not_rewritten():
+    gen = FakeGenerator(["should not be asked"])
+    assert rewrite_query("What does QLoRA quantize?", HISTORY, gen) == "What does QLoRA quantize?"
+    assert gen.calls == []
+    assert needs_rewrite("And QLoRA?") and needs_rewrite("Why?") and needs_rewrite("How does that compare?")
+    assert not needs_rewrite("How does QLoRA compare with LoRA?")
+
+
+def test_heuristic_adds_only_terms_the_follow_up_lacks_from_the_last_two_questions():
+    history = [
+        {"role": "user", "content": "Tell me about transformers."},
+        {"role": "assistant", "content": "..."},
+        {"role": "user", "content": "What is LoRA fine-tuning?"},
+        {"role": "assistant", "content": "..."},
+        {"role": "user", "content": "How much memory does LoRA save?"},
+        {"role": "assistant", "content": "..."},
+    ]
+    assert heuristic_rewrite("And for its rank?", history) == "And for its rank? (memory LoRA save fine-tuning)"
+
+
+def test_history_is_bounded_to_the_last_turns():
+    gen = FakeGenerator(["Answer [1]."], context_window=100_000)
+    chat = RAG(FakeSearcher(HITS), gen, history_turns=2, min_support=None).conversation()
+    for i in range(5):
+        chat.ask(f"Question number {i} about LoRA?")
+
+    assert [m["content"] for m in chat.history if m["role"] == "user"] == [
+        "Question number 3 about LoRA?", "Question number 4 about LoRA?"]
+    assert all("[1]" not in m["content"] for m in chat.history)
+    last_prompt = gen.calls[-1]
+    assert [m["role"] for m in last_prompt] == ["system", "user", "assistant", "user", "assistant", "user"]
+    assert "Question number 2" in last_prompt[1]["content"]  # the last call saw turns 2 and 3
+
+    chat.reset()
+    assert chat.history == []
+
+
+def test_history_passed_to_ask_is_cut_to_history_turns():
+    gen = FakeGenerator(["Answer [1]."], context_window=100_000)
+    long_history = []
+    for i in range(6):
+        long_history += [{"role": "user", "content": f"old question {i}"}, {"role": "assistant", "content": "a"}]
+    RAG(FakeSearcher(HITS), gen, history_turns=1).ask("What does LoRA use?", history=long_history)
+    assert [m["content"] for m in gen.calls[-1][1:-1]] == ["old question 5", "a"]
+
+
+def test_streamed_turn_joins_history_only_when_finished():
+    chat = RAG(FakeSearcher(HITS), FakeGenerator([["Rank ", "8 [1]."]])).conversation()
+    stream = chat.stream("What rank is used by LoRA?")
+    assert chat.history == []
+    assert "".join(stream) == "Rank 8 [1]."
+    assert chat.history == [{"role": "user", "content": "What rank is used by LoRA?"},
+                            {"role": "assistant", "content": "Rank 8."}]

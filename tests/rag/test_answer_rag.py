@@ -1,0 +1,179 @@
+"""rag/answer.py: abstention, citations, streaming and errors of RAG.ask / RAG.stream."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import pytest
+
+from ragtune.errors import ConfigError, RagtuneError
+from ragtune.rag.answer import RAG
+from ragtune.rag.citations import CitationFilter, marker_numbers
+from ragtune.rag.prompt import ABSTAIN_TEXT
+
+# The shared fakes live next to this file; pytest runs with --import-mode=importlib, which does not
+# put test directories on sys.path.
+sys.path.insert(0, str(Path(__file__).parent))
+from _answer_fakes import FakeGenerator, FakeSearcher, make_hit  # noqa: E402
+
+HITS = [
+    make_hit(1, "LoRA trains two small low-rank matrices.", source="/d/lora.md", section="LoRA", dense=0.7),
+    make_hit(2, "QLoRA quantizes the base model to 4 bits.", source="/d/qlora.pdf", page=2, dense=0.5),
+    make_hit(3, "Adapters add bottleneck layers.", source="/d/adapters.md", dense=0.3),
+]
+
+
+def test_answer_keeps_valid_citations_and_resolves_them_to_chunks():
+    gen = FakeGenerator(["LoRA trains matrices [1] and QLoRA uses 4 bits [2]."])
+    answer = RAG(FakeSearcher(HITS), gen).ask("What do LoRA and QLoRA do?")
+
+    assert answer.text == "LoRA trains matrices [1] and QLoRA uses 4 bits [2]."
+    assert [(c.marker, c.chunk_id, c.source, c.page, c.section) for c in answer.citations] == [
+        (1, "c1", "/d/lora.md", None, "LoRA"), (2, "c2", "/d/qlora.pdf", 2, None)]
+    assert answer.citations[0].quote == HITS[0].text
+    assert not answer.abstained and answer.hits == HITS and answer.query == answer.question
+
+
+def test_citations_to_chunks_not_given_to_the_model_are_removed():
+    # A budget that holds only the first source: [2] and [3] point to chunks the model never saw.
+    gen = FakeGenerator(["LoRA trains matrices [1] [3]. QLoRA [2, 1] uses 4 bits [7]."], context_window=110)
+    rag = RAG(FakeSearcher(HITS), gen, max_new_tokens=40)
+    answer = rag.ask("What do LoRA and QLoRA do?")
+
+    sources = gen.calls[0][-1]["content"]
+    assert "[1]" in sources and "[2]" not in sources  # only one chunk fitted
+    assert answer.text == "LoRA trains matrices [1]. QLoRA [1] uses 4 bits."
+    assert [c.marker for c in answer.citations] == [1]
+
+
+def test_below_min_score_abstains_without_calling_the_generator():
+    weak = [make_hit(1, "Something unrelated.", dense=0.1), make_hit(2, "Other.", dense=0.05)]
+    gen = FakeGenerator(["should not be used"])
+    answer = RAG(FakeSearcher(weak), gen, min_score=0.25).ask("What is the capital of France?")
+
+    assert answer.text == ABSTAIN_TEXT and answer.abstained
+    assert gen.calls == []
+    assert answer.citations == [] and answer.hits == weak
+    assert "generate" not in answer.timings and answer.timings["total"] >= answer.timings["retrieve"]
+
+
+def test_on_topic_question_whose_words_no_sentence_holds_abstains_without_generating():
+    gen = FakeGenerator(["LoRA was invented in 1850 [1]."])
+    answer = RAG(FakeSearcher(HITS), gen).ask("Which company first sold GPUs with LoRA support in Japan?")
+    assert answer.abstained and answer.text == ABSTAIN_TEXT and gen.calls == []
+    answer = RAG(FakeSearcher(HITS), gen, min_support=None).ask("Which company first sold GPUs with LoRA support?")
+    assert not answer.abstained and len(gen.calls) == 1
+
+
+def test_above_min_score_answers_and_bm25_only_hits_leave_the_decision_to_the_generator():
+    gen = FakeGenerator(["An answer [1]."])
+    assert not RAG(FakeSearcher(HITS), gen, min_score=0.6).ask("What does LoRA train?").abstained
+    bm25_only = [make_hit(1, "LoRA trains small matrices.", dense=None)]
+    assert not RAG(FakeSearcher(bm25_only), gen, min_score=0.6).ask("What does LoRA train?").abstained
+    assert len(gen.calls) == 2
+
+
+def test_no_hits_abstains_and_a_model_that_says_so_is_marked_abstained():
+    gen = FakeGenerator([ABSTAIN_TEXT])
+    assert RAG(FakeSearcher([], size=3), gen).ask("What does LoRA train?").abstained
+    assert gen.calls == []
+    answer = RAG(FakeSearcher(HITS), gen).ask("What does LoRA train?")
+    assert answer.abstained and len(gen.calls) == 1
+
+
+def test_empty_index_is_a_clear_error_naming_the_fix():
+    with pytest.raises(RagtuneError, match=r"ragtune index add PATH"):
+        RAG(FakeSearcher([]), FakeGenerator()).ask("What does LoRA train?")
+
+
+def test_empty_real_index_is_a_clear_error(tmp_path):
+    index_module = pytest.importorskip("ragtune.rag.index")
+    from ragtune.rag.embed import HashEmbedder
+
+    index = index_module.Index.open(tmp_path / "idx", create=True, embedder=HashEmbedder(dim=16))
+    with pytest.raises(RagtuneError, match=r"idx is empty: add documents first with `ragtune index add PATH`"):
+        RAG(index).ask("What does LoRA train?")
+
+
+def test_streamed_pieces_join_to_the_final_text():
+    pieces = [" ", "LoRA", " trains", " matrices", " [", "1", "]", " [", "9", "]", ".", " QLoRA [2", "] too.", "\n"]
+    rag = RAG(FakeSearcher(HITS), FakeGenerator([pieces]))
+    stream = rag.stream("What do LoRA and QLoRA do?")
+    assert stream.hits == HITS  # retrieval happened before iterating
+    out = list(stream)
+
+    assert "".join(out) == stream.answer.text == "LoRA trains matrices [1]. QLoRA [2] too."
+    assert len(out) > 3
+    assert [c.marker for c in stream.answer.citations] == [1, 2]
+    t = stream.answer.timings
+    assert set(t) >= {"retrieve", "prompt", "first_token", "generate", "total"}
+    assert t["first_token"] <= t["total"]
+
+
+def test_ask_and_stream_give_the_same_text_however_the_output_is_cut():
+    raw = "Text [1][2, 5] more [x] and [ 3 ] end [10]"
+    whole = RAG(FakeSearcher(HITS), FakeGenerator([raw])).ask("What does LoRA train?").text
+    by_char = RAG(FakeSearcher(HITS), FakeGenerator([list(raw)])).ask("What does LoRA train?").text
+    assert whole == by_char == "Text [1][2] more [x] and [ 3 ] end"
+
+
+def test_citation_filter_handles_ranges_and_non_markers():
+    f = CitationFilter({1, 2, 3})
+    assert f.feed("see [1-3] and [4-5], list[0] or [a]") + f.flush() == "see [1-3] and, list or [a]"
+    assert marker_numbers("1, 3-4") == [1, 3, 4]
+
+
+def test_empty_question_and_bad_settings_are_rejected():
+    with pytest.raises(ConfigError, match="empty"):
+        RAG(FakeSearcher(HITS), FakeGenerator()).ask("   ")
+    with pytest.raises(ConfigError, match="k must be"):
+        RAG(FakeSearcher(HITS), FakeGenerator(), k=0)
+    with pytest.raises(ConfigError, match="mode"):
+        RAG(FakeSearcher(HITS), FakeGenerator(), mode="sparse")
+
+
+def test_default_generator_is_extractive():
+    answer = RAG(FakeSearcher(HITS)).ask("How many bits does QLoRA quantize the base model to?")
+    assert answer.text == "QLoRA quantizes the base model to 4 bits. [2]"
+    assert [c.chunk_id for c in answer.citations] == ["c2"]
+
+
+def test_answer_to_dict_is_json_ready():
+    import json
+
+    answer = RAG(FakeSearcher(HITS), FakeGenerator(["A [1]."])).ask("What does LoRA train?")
+    data = json.loads(json.dumps(answer.to_dict()))
+    assert data["text"] == "A [1]." and data["citations"][0]["chunk_id"] == "c1" and len(data["hits"]) == 3
+
+
+def test_uncited_answer_gets_the_sources_that_hold_its_words():
+    gen = FakeGenerator([["QLoRA stores the base model ", "in 4 bits."]])
+    stream = RAG(FakeSearcher(HITS), gen).stream("What does QLoRA do?")
+    pieces = list(stream)
+    assert pieces[-1] == " [2]"
+    assert "".join(pieces) == stream.answer.text == "QLoRA stores the base model in 4 bits. [2]"
+    assert [c.chunk_id for c in stream.answer.citations] == ["c2"]
+
+
+def test_uncited_answer_with_words_in_no_source_stays_uncited():
+    gen = FakeGenerator(["QLoRA was invented by penguins in 1850."])
+    invented = RAG(FakeSearcher(HITS), gen).ask("What does QLoRA do?")
+    assert invented.citations == [] and invented.text == "QLoRA was invented by penguins in 1850."
+    plain = RAG(FakeSearcher(HITS), FakeGenerator(["QLoRA uses 4 bits."]), attribute=False).ask("What is QLoRA?")
+    assert plain.citations == [] and plain.text == "QLoRA uses 4 bits."
+
+
+def test_generator_failure_mid_stream_propagates_and_leaves_no_half_answer():
+    from ragtune.errors import GeneratorError
+
+    class Failing(FakeGenerator):
+        def stream(self, messages, **kwargs):
+            yield "Partial "
+            raise GeneratorError("connection to the API was lost")
+
+    stream = RAG(FakeSearcher(HITS), Failing()).stream("What does LoRA train?")
+    with pytest.raises(GeneratorError, match="connection"):
+        list(stream)
+    with pytest.raises(RagtuneError, match="ended before the answer was complete"):
+        stream.answer
