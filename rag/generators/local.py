@@ -58,6 +58,7 @@ class LocalGenerator:
         *,
         load_in_4bit: bool = False,
         context_window: int | None = None,
+        no_repeat_ngram: int = 5,
     ):
         if model_path is not None and not Path(model_path).expanduser().exists():
             raise ModelLoadError(f"Model path {model_path} does not exist. Pass a model folder or a .gguf file.")
@@ -71,6 +72,12 @@ class LocalGenerator:
             raise ConfigError(f"dtype must be 'auto' or one of {choices}, got {dtype!r}")
         if context_window is not None and (not isinstance(context_window, int) or context_window < 16):
             raise ConfigError(f"context_window must be an integer >= 16, got {context_window!r}")
+        if not isinstance(no_repeat_ngram, int) or no_repeat_ngram < 0 or no_repeat_ngram == 1:
+            raise ConfigError(f"no_repeat_ngram must be 0 (off) or an integer >= 2, got {no_repeat_ngram!r}")
+        # Small models decoding greedily fall into loops ("X is a version of X. X is a version of X.").
+        # Forbidding an n-gram the answer already produced stops that; unlike transformers'
+        # no_repeat_ngram_size it ignores the prompt, so quoting the retrieved passages stays possible.
+        self.no_repeat_ngram = no_repeat_ngram
         self.model_path = None if model_path is None else Path(model_path).expanduser()
         self.initial_adapter = None if adapter is None else Path(adapter).expanduser()
         self.requested_device = device or "auto"
@@ -161,6 +168,7 @@ class LocalGenerator:
             kwargs["quantization_config"] = self._bnb_config(torch, device, dtype)
         if device != "cpu":
             kwargs["device_map"] = {"": device}
+        transformers.utils.logging.disable_progress_bar()  # no "Loading weights" bar on every load
         try:
             model = AutoModelForCausalLM.from_pretrained(str(path), **kwargs)
         except Exception as e:
@@ -274,6 +282,12 @@ class LocalGenerator:
             "eos_token_id": self._eos_ids or None,
             "pad_token_id": self._pad_id(),
         }
+        if self.no_repeat_ngram:
+            from transformers import LogitsProcessorList
+
+            from .streaming import NoRepeatAnswerNGram
+
+            kwargs["logits_processor"] = LogitsProcessorList([NoRepeatAnswerNGram(len(ids), self.no_repeat_ngram)])
         if temperature > 0:
             kwargs.update(do_sample=True, temperature=temperature)
         else:  # greedy; clear sampling knobs a model's generation_config may set, to avoid warnings

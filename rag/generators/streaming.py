@@ -125,3 +125,30 @@ def stream_generate(
     finally:
         cancel.set()
         worker.join()
+
+
+class NoRepeatAnswerNGram:
+    """A logits processor: never produce an ``n``-gram the *answer* (tokens after the prompt) already holds.
+
+    transformers' ``no_repeat_ngram_size`` also counts the prompt, which would stop a RAG answer from
+    quoting its sources; this one looks at the generated tokens only.
+    """
+
+    def __init__(self, prompt_len: int, n: int):
+        self.prompt_len = prompt_len
+        self.n = n
+
+    def __call__(self, input_ids, scores):
+        for row in range(input_ids.shape[0]):
+            answer = input_ids[row, self.prompt_len :].tolist()
+            if len(answer) < self.n:
+                continue
+            prefix = tuple(answer[len(answer) - self.n + 1 :])
+            banned = {
+                answer[i + self.n - 1]
+                for i in range(len(answer) - self.n + 1)
+                if tuple(answer[i : i + self.n - 1]) == prefix
+            }
+            if banned:
+                scores[row, list(banned)] = float("-inf")
+        return scores

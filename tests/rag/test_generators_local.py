@@ -82,7 +82,8 @@ def tiny_dir(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def gen(tiny_dir):
-    g = LocalGenerator(tiny_dir, device="cpu")
+    # The loop guard changes what greedy decoding picks; these tests compare with raw model.generate.
+    g = LocalGenerator(tiny_dir, device="cpu", no_repeat_ngram=0)
     g.warm_up()
     return g
 
@@ -336,3 +337,23 @@ def test_broken_adapter_dir_raises_model_load_error_and_leaves_model_intact(
     assert str(broken) in str(err.value)
     assert g.adapters == ["alpha"] and g.active_adapter == "alpha"
     assert torch.equal(logits(g), alpha)
+
+
+def test_loop_guard_stops_repeated_ngrams_in_the_answer(tiny_dir, gen):
+    import torch
+    from transformers import LogitsProcessorList
+
+    from ragtune.rag.generators.streaming import NoRepeatAnswerNGram
+
+    prompt = torch.tensor([gen.tokenizer("hello there", add_special_tokens=False)["input_ids"]])
+    kwargs = dict(max_new_tokens=40, do_sample=False, pad_token_id=0)
+    plain = gen.model.generate(prompt, **kwargs)[0, prompt.shape[1]:].tolist()
+    guarded = gen.model.generate(
+        prompt, logits_processor=LogitsProcessorList([NoRepeatAnswerNGram(prompt.shape[1], 3)]), **kwargs
+    )[0, prompt.shape[1]:].tolist()
+    trigrams = lambda ids: [tuple(ids[i:i + 3]) for i in range(len(ids) - 2)]  # noqa: E731
+    assert len(set(trigrams(plain))) < len(trigrams(plain))  # the random model loops without the guard
+    assert len(set(trigrams(guarded))) == len(trigrams(guarded))
+    messages = [{"role": "user", "content": "hello"}]
+    looped = gen.generate(messages, max_new_tokens=40)
+    assert LocalGenerator(tiny_dir, device="cpu", no_repeat_ngram=3).generate(messages, max_new_tokens=40) != looped

@@ -66,3 +66,18 @@ def test_incremental_decoder_never_splits_a_multibyte_character():
     assert "".join(pieces) == text
     assert not any("\ufffd" in p for p in pieces)
     assert sum(1 for p in pieces if p) > 5  # it really streamed
+
+
+def test_no_repeat_answer_ngram_bans_only_repeats_inside_the_answer():
+    import torch
+
+    from ragtune.rag.generators.streaming import NoRepeatAnswerNGram
+
+    proc = NoRepeatAnswerNGram(prompt_len=3, n=3)
+    # prompt 7 8 9 ; answer 1 2 3 1 2 -> "1 2" was followed by 3: 3 is banned next
+    ids = torch.tensor([[7, 8, 9, 1, 2, 3, 1, 2]])
+    scores = proc(ids, torch.zeros(1, 10))
+    assert scores[0, 3] == float("-inf") and torch.isfinite(scores[0, [0, 1, 2, 4, 9]]).all()
+    # the same pair in the prompt does not ban anything: quoting sources stays possible
+    ids = torch.tensor([[1, 2, 3, 5, 1, 2]])
+    assert torch.isfinite(NoRepeatAnswerNGram(prompt_len=3, n=3)(ids, torch.zeros(1, 10))).all()
