@@ -120,3 +120,19 @@ def test_unknown_type_is_an_error_naming_the_file(tmp_path):
     f.write_text("hello")
     with pytest.raises(IngestError, match=r"notes\.xyz.*unsupported file type \.xyz"):
         parse_file(f)
+
+
+def test_pptx_csv_and_eml_parse(tmp_path):
+    from conftest import CORPORA
+
+    pptx, _ = parse_file(CORPORA / "hybrid_search_and_reranking.pptx")
+    assert pptx.type == "pptx" and {e.page for e in pptx.elements} >= {1, 2}
+    csv, _ = parse_file(CORPORA / "llm_glossary.csv")
+    assert csv.type == "csv" and "LoRA" in csv.text
+    eml = tmp_path / "note.eml"
+    eml.write_text(
+        "From: a@example.com\nTo: b@example.com\nSubject: Adapter results\n"
+        'Content-Type: text/plain; charset="utf-8"\n\nThe LoRA adapter with rank 16 reached 0.82 F1.\n'
+    )
+    doc, _ = parse_file(eml)
+    assert doc.type == "eml" and "rank 16" in doc.text
