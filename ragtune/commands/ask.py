@@ -190,18 +190,11 @@ def _resolve_generator(args: argparse.Namespace) -> Any:
 
 def _resolve_index(path: str | None) -> Any:
     path = path or os.environ.get("RAGTUNE_INDEX")
-    if path is None and Path(DEFAULT_INDEX).exists():
-        path = DEFAULT_INDEX
     if path is not None:
-        return open_index(path)
-    try:
-        from ragtune.api import corpus_index
-    except ImportError:
-        raise ConfigError(
-            f"no index at {DEFAULT_INDEX}: build one with `ragtune index add PATH`, or pass --index DIR"
-        ) from None
-    print("no --index given: using the shipped corpora's index", file=sys.stderr)
-    return corpus_index()
+        return open_index(path)  # the seam tests replace
+    from ragtune.commands.common import index_or_corpus
+
+    return index_or_corpus(None)[0]
 
 
 def _print_answer(answer_stream, *, live: bool, out: TextIO):

@@ -68,3 +68,23 @@ def group(sub, name: str, help: str) -> argparse._SubParsersAction:
     parser = sub.add_parser(name, help=help, description=help)
     parser.set_defaults(func=None, _group_parser=parser)
     return parser.add_subparsers(dest="verb", metavar="VERB")
+
+
+def index_or_corpus(path: str | Path | None):
+    """The index a reading command uses: ``path``, else $RAGTUNE_INDEX, else ``.ragtune/index`` if it
+    exists, else the shipped corpora's index (built under the user cache on first use).
+
+    Returns ``(index, label)``."""
+    import os
+
+    from ragtune.rag.index import Index
+
+    chosen = path or os.environ.get("RAGTUNE_INDEX")
+    if chosen is None and Path(".ragtune/index").exists():
+        chosen = ".ragtune/index"
+    if chosen is not None:
+        return Index.open(chosen), str(chosen)
+    from ragtune.api import corpus_index
+
+    print("no --index given: using the shipped corpora's index", file=sys.stderr)
+    return corpus_index(), "corpora (shipped)"

@@ -138,18 +138,11 @@ def _beir_index(path: str | None, dataset: Any) -> Iterator[tuple[Any, float]]:
 
 def _qa_index(path: str | None) -> tuple[Any, str]:
     path = path or os.environ.get("RAGTUNE_INDEX")
-    if path is None and Path(DEFAULT_INDEX).exists():
-        path = DEFAULT_INDEX
     if path is not None:
         return open_index(path), str(path)
-    try:
-        from ragtune.api import corpus_index
-    except ImportError:
-        raise ConfigError(
-            f"no index at {DEFAULT_INDEX}: build one (`ragtune index add corpora/`) or pass --index DIR"
-        ) from None
-    print("no --index given: using the shipped corpora's index", file=sys.stderr)
-    return corpus_index(), "corpora (shipped)"
+    from ragtune.commands.common import index_or_corpus
+
+    return index_or_corpus(None)
 
 
 def _print(report: dict[str, Any], columns: list[tuple[str, str]], as_json: bool) -> None:
