@@ -88,12 +88,12 @@ def _fsync_dir(path: Path) -> None:
 
 
 def _fsync_tree(path: Path) -> None:
-    for p in sorted(path.rglob("*")):
-        if p.is_file():
+    for p in [*path.rglob("*"), path]:
+        if p.is_dir():
+            _fsync_dir(p)
+        else:
             with open(p, "rb") as fh:
                 os.fsync(fh.fileno())
-    for d in [path, *[p for p in path.rglob("*") if p.is_dir()]]:
-        _fsync_dir(d)
 
 
 @contextlib.contextmanager
@@ -235,15 +235,23 @@ class Index:
                 "new index for the other one"
             )
 
-    def _load(self, generation: str) -> None:
+    def _load(self, generation: str, store: FaissStore | None = None, bm25: BM25Index | None = None) -> None:
+        """Open a published generation; a writer passes the store and BM25 it just saved there, so they
+        are not read back from disk (a 1M-vector index is ~1.5 GB)."""
         gen_dir = self.root / generation
         self.manifest = self._read_manifest(self.root, generation)
         if self._db is not None:
             self._db.close()
         self._db = ChunkDB(gen_dir / "chunks.sqlite", readonly=True)
         dim = self.manifest["embedder"]["dim"]
-        self._store = FaissStore.open(gen_dir / "vectors.faiss", dim, self.config.store) if (gen_dir / "vectors.faiss").exists() else FaissStore(dim, self.config.store)
-        self._bm25 = BM25Index.load(gen_dir / "bm25", self.config.lexical) if (gen_dir / "bm25").exists() else BM25Index(self.config.lexical)
+        if store is None:
+            exists = (gen_dir / "vectors.faiss").exists()
+            store = FaissStore.open(gen_dir / "vectors.faiss", dim, self.config.store) if exists else FaissStore(dim, self.config.store)
+        if bm25 is None:
+            exists = (gen_dir / "bm25").exists()
+            bm25 = BM25Index.load(gen_dir / "bm25", self.config.lexical) if exists else BM25Index(self.config.lexical)
+        self._store = store
+        self._bm25 = bm25
         self.generation = generation
         self._retriever = None
 
@@ -462,9 +470,9 @@ class Index:
         db.commit()
         store.add(np.asarray(ids, dtype=np.int64), vectors)
         store.save(tmp / "vectors.faiss")
-        all_ids, texts = db.ids_and_texts()
         bm25 = BM25Index(self.config.lexical)
         if self.config.lexical.enabled:
+            all_ids, texts = db.ids_and_texts()
             bm25.build(np.asarray(all_ids, dtype=np.int64), texts)
             bm25.save(tmp / "bm25")
         count = db.count()
@@ -498,8 +506,7 @@ class Index:
             os.fsync(fh.fileno())
         os.replace(current_tmp, self.root / "CURRENT")
         _fsync_dir(self.root)
-        self._load(name)
-        self._store = store  # keep the in-memory copy (and its GPU twin) rather than the re-read one
+        self._load(name, store=store, bm25=bm25)  # keep the in-memory copies (and the GPU twin)
         self._drop_old_generations()
 
     def _clean_debris(self) -> None:

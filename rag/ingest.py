@@ -171,9 +171,10 @@ def parse_file(path: Path, config: IngestConfig | None = None) -> tuple[Document
     if kind is None:
         raise IngestError(str(path), _unsupported(path))
     try:
-        size = path.stat().st_size
+        stat = path.stat()
     except OSError as exc:
         raise IngestError(str(path), f"cannot read: {exc.strerror or exc}") from exc
+    size = stat.st_size
     if size == 0:
         raise IngestError(str(path), "empty file (0 bytes)")
     if size > config.max_file_mb * 1e6:
@@ -219,7 +220,7 @@ def parse_file(path: Path, config: IngestConfig | None = None) -> tuple[Document
         type=kind,
         elements=elements,
         sha256=digest,
-        metadata={"size": size, "mtime": path.stat().st_mtime},
+        metadata={"size": size, "mtime": stat.st_mtime},
     )
     return doc, warnings
 

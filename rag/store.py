@@ -196,9 +196,9 @@ class FaissStore:
 
     def search(self, queries: np.ndarray, k: int, allowed: np.ndarray | None = None):
         queries = np.ascontiguousarray(np.atleast_2d(queries), dtype=np.float32)
-        k = max(1, min(k, len(self))) if len(self) else 1
         if len(self) == 0:
             return np.full((len(queries), 1), -np.inf, np.float32), np.full((len(queries), 1), -1, np.int64)
+        k = max(1, min(k, len(self)))
         if allowed is not None:
             # Filters apply before the top-k cut: only allowed ids compete (CPU; selectors are CPU-only).
             params = (self._faiss.SearchParametersIVF if self.kind == "ivf" else self._faiss.SearchParameters)()
