@@ -129,6 +129,7 @@ class RetrievalConfig:
 
     mode: str = "hybrid"  # dense | bm25 | hybrid
     # RM3 pseudo-relevance feedback on the BM25 side, with the customary 10 documents / 10 terms / 0.5.
+    # The feedback documents come from the best first pass available: in hybrid mode, BM25 fused with dense.
     bm25_feedback: bool = True
     candidates: int = 100  # depth each retriever contributes before fusion
     rrf_k: int = 60

@@ -131,18 +131,28 @@ class BM25Index:
         allowed_rows: np.ndarray | None = None,
         feedback_texts=None,
         feedback_docs: int = 10,
+        feedback_ranking=None,
     ) -> list[tuple[int, float]]:
         """Top ``k`` (chunk id, score) with a positive score, optionally among ``allowed_rows`` only.
 
-        With ``feedback_texts`` (a function: list of chunk ids -> list of texts) the query is expanded
-        by RM3 from the first pass's ``feedback_docs`` best chunks (see :func:`rm3_weights`).
+        With ``feedback_texts`` (a function: list of chunk ids -> list of texts) the query is expanded by
+        RM3 (see :func:`rm3_weights`) from the ``feedback_docs`` best chunks of a first pass. The first pass
+        is this BM25 ranking, or ``feedback_ranking(first_pass)`` when given: a function from this ranking
+        (best-first ``(chunk id, score)`` pairs) to another one, e.g. its fusion with dense retrieval.
         """
         scores = self._masked(self.scores(query), allowed_rows)
         if feedback_texts is not None and scores.any():
-            top = [r for r in np.argsort(-scores, kind="stable")[:feedback_docs] if scores[r] > 0]
-            texts = feedback_texts([int(self.ids[r]) for r in top])
-            weights = rm3_weights(query, list(zip(texts, (float(scores[r]) for r in top))), language=self.config.language)
+            ranking = self._top(scores, max(k, feedback_docs))
+            if feedback_ranking is not None:
+                ranking = feedback_ranking(ranking)
+            top = [(doc, score) for doc, score in ranking[:feedback_docs] if score > 0]
+            texts = feedback_texts([doc for doc, _ in top])
+            weights = rm3_weights(query, [(text, score) for text, (_, score) in zip(texts, top)],
+                                  language=self.config.language)
             scores = self._masked(self.weighted_scores(weights), allowed_rows)
+        return self._top(scores, k)
+
+    def _top(self, scores: np.ndarray, k: int) -> list[tuple[int, float]]:
         positive = np.flatnonzero(scores > 0)
         if not len(positive):
             return []

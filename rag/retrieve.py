@@ -128,10 +128,14 @@ class Retriever:
         if mode in ("bm25", "hybrid"):
             bm25 = self.index._bm25
             rows = None if allowed is None else np.flatnonzero(np.isin(bm25.ids, allowed))
-            feedback = None
-            if cfg.bm25_feedback:
-                feedback = self._texts
-            pairs = bm25.search(query, depth, rows, feedback_texts=feedback)
+            feedback = self._texts if cfg.bm25_feedback else None
+            fuse_first_pass = None
+            if mode == "hybrid":
+                # RM3 feeds on the best first pass there is: in hybrid mode, BM25 fused with dense.
+                def fuse_first_pass(first: list[tuple[int, float]]) -> list[tuple[int, float]]:
+                    return rrf_fuse({"dense": rankings["dense"], "bm25": [i for i, _ in first]},
+                                    {"dense": cfg.dense_weight, "bm25": cfg.bm25_weight}, cfg.rrf_k)
+            pairs = bm25.search(query, depth, rows, feedback_texts=feedback, feedback_ranking=fuse_first_pass)
             rankings["bm25"] = [i for i, _ in pairs]
             scores["bm25"] = dict(pairs)
         if mode == "hybrid":

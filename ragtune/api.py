@@ -21,18 +21,46 @@ __all__ = [
 ]
 
 
+def corpus_index_fingerprint() -> str:
+    """What the shipped corpus's index depends on: ragtune's version and its default index settings."""
+    import hashlib
+    import json
+
+    from ragtune import __version__
+
+    blob = json.dumps({"version": __version__, "config": IndexConfig().to_dict()}, sort_keys=True, default=str)
+    return hashlib.sha256(blob.encode("utf-8")).hexdigest()[:12]
+
+
 def corpus_index(path: str | Path | None = None, *, progress: bool | None = None) -> Index:
     """An index of the shipped corpora/, built under the user cache on first use and kept in step.
 
-    Later calls only hash the files (nothing changed: no parsing, no embedding).
+    Later calls only hash the files (nothing changed: no parsing, no embedding). The cached index lives in
+    a folder named after :func:`corpus_index_fingerprint`, so a ragtune whose version or default settings
+    differ builds a fresh one instead of serving an index made with other chunking or models; the
+    folders of other fingerprints are then removed.
     """
-    path = Path(path) if path else cache_dir() / "corpus-index"
+    if path is None:
+        path = cache_dir() / f"corpus-index-{corpus_index_fingerprint()}"
+        fresh = not path.exists()
+    else:
+        path, fresh = Path(path), False
     index = Index.open(path, create=True)
     try:
         index.add([corpora_dir()], exclude=["README.md"], prune=True, progress=progress)
     except IndexLockedError:
         index.refresh()  # another process is building it; use what is published
+    if fresh:
+        _remove_other_corpus_indexes(path)
     return index
+
+
+def _remove_other_corpus_indexes(keep: Path) -> None:
+    import shutil
+
+    for old in keep.parent.glob("corpus-index*"):
+        if old != keep and old.is_dir():
+            shutil.rmtree(old, ignore_errors=True)
 
 
 def __getattr__(name: str):

@@ -178,3 +178,50 @@ def test_bm25_feedback_finds_documents_sharing_no_query_term(hash_index, tmp_pat
     expanded = index.search("swept wings", k=5, mode="bm25")
     assert [h.source.rsplit("/", 1)[-1] for h in plain] == ["a.txt"]
     assert [h.source.rsplit("/", 1)[-1] for h in expanded] == ["a.txt", "b.txt"]  # via "flutter", "speed"
+
+
+def test_bm25_feedback_can_take_its_documents_from_another_ranking():
+    from ragtune.rag.lexical import BM25Index
+
+    bm25 = BM25Index()
+    texts = ["swept wings and flutter", "pasta cooking time", "pasta sauce with basil", "flutter speed", "tides"]
+    bm25.build(np.arange(10, 15), texts)
+    texts_of = {10 + i: t for i, t in enumerate(texts)}.__getitem__
+    own = bm25.search("swept wings", 10, feedback_texts=lambda ids: [texts_of(i) for i in ids])
+    assert [i for i, _ in own] == [10, 13]  # expanded by "flutter" from its own first pass
+    seen = []
+
+    def fused(first):  # another retriever put chunk 11 above BM25's own first pass
+        seen.append([i for i, _ in first])
+        return [(11, 1.0)] + first
+
+    other = bm25.search("swept wings", 10, feedback_texts=lambda ids: [texts_of(i) for i in ids],
+                        feedback_ranking=fused)
+    assert seen == [[10]]
+    assert 12 in [i for i, _ in other]  # "pasta" came from chunk 11, which BM25 alone never ranked
+    assert other[0][0] == 10
+
+
+def test_hybrid_feedback_uses_the_fused_first_pass(hash_index, tmp_path, monkeypatch):
+    from ragtune.rag import lexical
+
+    d = tmp_path / "fb"
+    d.mkdir()
+    (d / "a.txt").write_text("Flutter of swept wings: flutter onset and flutter speed of swept wings.")
+    (d / "b.txt").write_text("Aeroelastic flutter speed measured in the tunnel.")
+    index = hash_index()
+    index.add([d], progress=False)
+    calls = []
+    original = lexical.BM25Index.search
+
+    def spy(self, *args, **kwargs):
+        calls.append(kwargs.get("feedback_ranking"))
+        return original(self, *args, **kwargs)
+
+    monkeypatch.setattr(lexical.BM25Index, "search", spy)
+    index.search("swept wings", k=2, mode="hybrid")
+    index.search("swept wings", k=2, mode="bm25")
+    index.search("swept wings", k=2, mode="hybrid", bm25_feedback=False)
+    assert callable(calls[0]) and calls[1] is None
+    fused = calls[0]([])  # with no BM25 hits, the first pass is the dense ranking alone
+    assert fused and all(score > 0 for _, score in fused)
