@@ -170,20 +170,18 @@ def fusion_ceiling(index, dataset: BeirDataset, k: int) -> dict:
     from ragtune.rag.retrieve import rrf_fuse
 
     depth = k * 3
-    per_query = {}
+    per_query = {}  # qid -> (chunk-id ranking per mode, chunk id -> document id)
     for qid, text in dataset.evaluated_queries.items():
-        rankings = {mode: index.search(text, k=depth, mode=mode) for mode in ("dense", "bm25")}
-        per_query[qid] = rankings
+        hits = {mode: index.search(text, k=depth, mode=mode) for mode in ("dense", "bm25")}
+        per_query[qid] = ({mode: [h.chunk_id for h in found] for mode, found in hits.items()},
+                          {h.chunk_id: h.source for found in hits.values() for h in found})
     best = {"ndcg@10": -1.0}
     for weight in CEILING_WEIGHTS:
         for rrf_k in CEILING_RRF_K:
             run = {}
-            for qid, rankings in per_query.items():
-                source = {h.chunk_id: h.source for hits in rankings.values() for h in hits}
-                fused = rrf_fuse({m: [h.chunk_id for h in hits] for m, hits in rankings.items()},
-                                 {"dense": weight, "bm25": 1.0 - weight}, rrf_k)
-                docs = list(dict.fromkeys(source[c] for c, _ in fused))[:k]
-                run[qid] = {doc: float(len(docs) - r) for r, doc in enumerate(docs)}
+            for qid, (rankings, source) in per_query.items():
+                fused = rrf_fuse(rankings, {"dense": weight, "bm25": 1.0 - weight}, rrf_k)
+                run[qid] = _collapse([source[c] for c, _ in fused], k)
             metrics = evaluate_run(run, dataset.qrels, recall_k=k)
             if metrics["ndcg@10"] > best["ndcg@10"]:
                 best = {**metrics, "dense_weight": weight, "bm25_weight": round(1.0 - weight, 1), "rrf_k": rrf_k}

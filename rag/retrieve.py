@@ -118,6 +118,7 @@ class Retriever:
         depth = max(cfg.candidates, k, cfg.rerank_depth if cfg.reranker else 0)
         rankings: dict[str, list[int]] = {}
         scores: dict[str, dict[int, float]] = {}
+        weights = {"dense": cfg.dense_weight, "bm25": cfg.bm25_weight}
         query_vec = None
         if mode in ("dense", "hybrid"):
             query_vec = self.index.embedder.encode([query])[0]
@@ -133,13 +134,12 @@ class Retriever:
             if mode == "hybrid":
                 # RM3 feeds on the best first pass there is: in hybrid mode, BM25 fused with dense.
                 def fuse_first_pass(first: list[tuple[int, float]]) -> list[tuple[int, float]]:
-                    return rrf_fuse({"dense": rankings["dense"], "bm25": [i for i, _ in first]},
-                                    {"dense": cfg.dense_weight, "bm25": cfg.bm25_weight}, cfg.rrf_k)
+                    return rrf_fuse({"dense": rankings["dense"], "bm25": [i for i, _ in first]}, weights, cfg.rrf_k)
             pairs = bm25.search(query, depth, rows, feedback_texts=feedback, feedback_ranking=fuse_first_pass)
             rankings["bm25"] = [i for i, _ in pairs]
             scores["bm25"] = dict(pairs)
         if mode == "hybrid":
-            fused = rrf_fuse(rankings, {"dense": cfg.dense_weight, "bm25": cfg.bm25_weight}, cfg.rrf_k)
+            fused = rrf_fuse(rankings, weights, cfg.rrf_k)
         else:
             (name,) = rankings
             fused = [(i, scores[name][i]) for i in rankings[name]]
