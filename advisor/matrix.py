@@ -13,12 +13,13 @@ file and the field path, e.g. ``factors[3].scores.rag.score: expected an integer
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from ragtune.errors import AdvisorError
+
+from .datafile import read_data_file
 
 DEFAULT_MATRIX_PATH = Path(__file__).with_name("matrix.yaml")
 SCORE_MIN, SCORE_MAX = 1, 5
@@ -30,7 +31,8 @@ class Rule:
 
     id: str
     text: str
-    source: str = ""
+    source: str = ""  # the document's title
+    document: str = ""  # its file name in corpora/, so a quote can be checked to come from it
 
 
 @dataclass(frozen=True)
@@ -39,6 +41,7 @@ class Option:
     name: str
     description: str = ""
     rules: tuple[str, ...] = ()
+    keywords: tuple[str, ...] = ()  # word stems a passage about this option contains (quote relevance)
 
 
 @dataclass(frozen=True)
@@ -56,6 +59,7 @@ class Factor:
     weight: float  # default importance within Matrix.weight_range
     scores: dict[str, Score]  # option id -> Score
     rules: tuple[str, ...] = ()
+    keywords: tuple[str, ...] = ()  # word stems a passage about this factor contains (quote relevance)
 
 
 @dataclass(frozen=True)
@@ -101,31 +105,6 @@ def load_matrix(path: str | Path | None = None) -> Matrix:
     return parse_matrix(read_data_file(p, what="matrix file"), origin=str(p))
 
 
-def read_data_file(path: Path, *, what: str) -> Any:
-    """Read a YAML or JSON file, turning I/O and syntax errors into an AdvisorError naming the file."""
-    try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise AdvisorError(f"{what} {path} not found: check the path") from None
-    except OSError as e:
-        raise AdvisorError(f"cannot read {what} {path}: {e.strerror or e}") from None
-    if path.suffix.lower() == ".json":
-        try:
-            return json.loads(text)
-        except json.JSONDecodeError as e:
-            raise AdvisorError(f"{path}: invalid JSON at line {e.lineno}, column {e.colno}: {e.msg}") from None
-    import yaml  # YAML is a superset of JSON, so any other extension is parsed as YAML
-
-    loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)  # the C loader is ~10x faster where built
-    try:
-        return yaml.load(text, Loader=loader)  # noqa: S506 - a safe loader
-    except yaml.YAMLError as e:
-        mark = getattr(e, "problem_mark", None)
-        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
-        problem = getattr(e, "problem", None) or str(e)
-        raise AdvisorError(f"{path}: invalid YAML{where}: {problem}") from None
-
-
 class FieldChecker:
     """Small helpers that raise AdvisorError prefixed with the origin and the field path."""
 
@@ -162,6 +141,14 @@ class FieldChecker:
             raise self.fail(path, f"expected a number {lo:g}-{hi:g}, got {value!r}")
         return float(value)
 
+    def keywords(self, obj: dict, path: str) -> tuple[str, ...]:
+        words = obj.get("keywords", []) or []
+        self.seq(words, f"{path}.keywords", nonempty=False)
+        for i, w in enumerate(words):
+            if not isinstance(w, str) or not w.strip():
+                raise self.fail(f"{path}.keywords[{i}]", f"expected a non-empty string, got {w!r}")
+        return tuple(w.strip().lower() for w in words)
+
     def rule_ids(self, obj: dict, path: str, known: dict[str, Rule]) -> tuple[str, ...]:
         ids = obj.get("rules", []) or []
         self.seq(ids, f"{path}.rules", nonempty=False)
@@ -196,7 +183,8 @@ def parse_matrix(data: Any, origin: str = "<memory>") -> Matrix:
     for rid, r in c.mapping(root.get("rules", {}) or {}, "rules").items():
         r = c.mapping(r, f"rules.{rid}")
         path = f"rules.{rid}"
-        rules[str(rid)] = Rule(str(rid), c.text(r, "text", path), c.text(r, "source", path, required=False))
+        rules[str(rid)] = Rule(str(rid), c.text(r, "text", path), c.text(r, "source", path, required=False),
+                               c.text(r, "document", path, required=False))
 
     options: list[Option] = []
     for i, o in enumerate(c.seq(root.get("options"), "options")):
@@ -206,7 +194,8 @@ def parse_matrix(data: Any, origin: str = "<memory>") -> Matrix:
         if oid in {x.id for x in options}:
             raise c.fail(f"{path}.id", f"duplicate option id {oid!r}")
         description = c.text(o, "description", path, required=False)
-        options.append(Option(oid, c.text(o, "name", path), description, c.rule_ids(o, path, rules)))
+        options.append(Option(oid, c.text(o, "name", path), description, c.rule_ids(o, path, rules),
+                              c.keywords(o, path)))
     if len(options) < 2:
         raise c.fail("options", "a decision needs at least 2 options")
     option_ids = [o.id for o in options]
@@ -236,7 +225,7 @@ def parse_matrix(data: Any, origin: str = "<memory>") -> Matrix:
                 raise c.fail(f"{spath}.score", f"expected an integer {SCORE_MIN}-{SCORE_MAX}, got {value!r}")
             scores[oid] = Score(value, c.text(s, "rationale", spath), c.rule_ids(s, spath, rules))
         factors.append(Factor(fid, c.text(f, "name", path), c.text(f, "definition", path), weight, scores,
-                              c.rule_ids(f, path, rules)))
+                              c.rule_ids(f, path, rules), c.keywords(f, path)))
     if sum(f.weight for f in factors) <= 0:
         raise c.fail("factors", "all default weights are 0: give at least one factor a positive weight")
     return Matrix(version, options, factors, rules, (lo, hi), origin)

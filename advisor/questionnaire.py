@@ -32,6 +32,7 @@ class Effects:
     weights: dict[str, float] = field(default_factory=dict)  # factor id -> importance
     scores: dict[str, dict[str, float]] = field(default_factory=dict)  # option id -> factor id -> delta
     exclude: dict[str, str] = field(default_factory=dict)  # option id -> reason
+    prefer: dict[str, str] = field(default_factory=dict)  # option id -> reason (a firm preference, in order)
     note: str = ""
 
 
@@ -58,6 +59,26 @@ class Question:
     type: str = "choice"  # "choice" | "integer"
     choices: dict[str, Choice] = field(default_factory=dict)
     bins: tuple[Bin, ...] = ()
+    ordinal: bool = False  # choices (or bins) are listed in order, so a neighbour is "one step" away
+
+    def values(self) -> list[str | int]:
+        """One answer per choice, or per bin (its smallest count): what "every answer" means for a what-if."""
+        if self.type != "integer":
+            return list(self.choices)
+        lows, lo = [], 0
+        for b in self.bins:
+            lows.append(lo)
+            lo = (b.max + 1) if b.max is not None else lo
+        return lows
+
+    def step(self, value: str | int) -> int:
+        """The position of ``value`` among :meth:`values` (its bin for integers)."""
+        if self.type != "integer":
+            return list(self.choices).index(str(value))
+        for i, b in enumerate(self.bins):
+            if b.max is None or value <= b.max:  # type: ignore[operator]
+                return i
+        return len(self.bins) - 1
 
     def validate(self, value: Any, where: str = "answers") -> str | int:
         """Return the answer in canonical form, or raise AdvisorError saying what is valid."""
@@ -93,7 +114,7 @@ class CombinedRule:
     self-hostable model)."""
 
     id: str
-    when: dict[str, tuple[Any, ...]]
+    when: dict[str, tuple[Any, ...] | range]  # choice values, or a range of counts for an integer question
     effects: Effects
 
     def applies(self, answers: Mapping[str, Any]) -> bool:
@@ -105,6 +126,12 @@ class QuestionSet:
     version: str
     questions: list[Question]
     rules: list[CombinedRule] = field(default_factory=list)
+
+    def weighted_factors(self) -> set[str]:
+        """Factor ids whose weight some answer or rule of this questionnaire can set."""
+        effects = [c.effects for q in self.questions for c in q.choices.values()]
+        effects += [b.effects for q in self.questions for b in q.bins] + [r.effects for r in self.rules]
+        return {fid for e in effects for fid in e.weights}
 
     def get(self, qid: str) -> Question:
         for q in self.questions:
@@ -123,9 +150,9 @@ def _parse_effects(c: FieldChecker, raw: Any, path: str) -> Effects:
     if raw is None:
         return Effects()
     raw = c.mapping(raw, path)
-    unknown = set(raw) - {"weights", "scores", "exclude", "note"}
+    unknown = set(raw) - {"weights", "scores", "exclude", "prefer", "note"}
     if unknown:
-        raise c.fail(f"{path}.{sorted(unknown)[0]}", "unknown key; expected weights, scores, exclude or note")
+        raise c.fail(f"{path}.{sorted(unknown)[0]}", "unknown key; expected weights, scores, exclude, prefer or note")
     weights = {str(k): c.number(v, f"{path}.weights.{k}", 0, float("inf"))
                for k, v in c.mapping(raw.get("weights", {}) or {}, f"{path}.weights").items()}
     scores: dict[str, dict[str, float]] = {}
@@ -134,8 +161,9 @@ def _parse_effects(c: FieldChecker, raw: Any, path: str) -> Effects:
         scores[str(oid)] = {str(f): c.number(d, f"{path}.scores.{oid}.{f}", -SCORE_MAX, SCORE_MAX)
                             for f, d in per_factor.items()}
     exclude = {str(k): str(v).strip() for k, v in c.mapping(raw.get("exclude", {}) or {}, f"{path}.exclude").items()}
+    prefer = {str(k): str(v).strip() for k, v in c.mapping(raw.get("prefer", {}) or {}, f"{path}.prefer").items()}
     note = c.text(raw, "note", path, required=False)
-    return Effects(weights, scores, exclude, note)
+    return Effects(weights, scores, exclude, prefer, note)
 
 
 def _parse_questions(data: Any, origin: str) -> QuestionSet:
@@ -158,7 +186,7 @@ def _parse_questions(data: Any, origin: str) -> QuestionSet:
                 if mx is not None and (isinstance(mx, bool) or not isinstance(mx, int)):
                     raise c.fail(f"{bpath}.max", f"expected a whole number or nothing, got {mx!r}")
                 bins.append(Bin(mx, c.text(b, "label", bpath), _parse_effects(c, b.get("effects"), f"{bpath}.effects")))
-            questions.append(Question(qid, c.text(q, "text", path), "integer", bins=tuple(bins)))
+            questions.append(Question(qid, c.text(q, "text", path), "integer", bins=tuple(bins), ordinal=True))
         elif qtype == "choice":
             choices = {}
             for value, ch in c.mapping(q.get("choices"), f"{path}.choices").items():
@@ -166,7 +194,8 @@ def _parse_questions(data: Any, origin: str) -> QuestionSet:
                 ch = c.mapping(ch, cpath)
                 effects = _parse_effects(c, ch.get("effects"), f"{cpath}.effects")
                 choices[str(value)] = Choice(str(value), c.text(ch, "label", cpath), effects)
-            questions.append(Question(qid, c.text(q, "text", path), "choice", choices=choices))
+            questions.append(Question(qid, c.text(q, "text", path), "choice", choices=choices,
+                                      ordinal=bool(q.get("ordinal", False))))
         else:
             raise c.fail(f"{path}.type", f"expected 'choice' or 'integer', got {qtype!r}")
     qs = QuestionSet(str(root.get("version", "")), questions)
@@ -179,11 +208,24 @@ def _parse_questions(data: Any, origin: str) -> QuestionSet:
                 question = qs.get(qid)
             except KeyError:
                 raise c.fail(f"{path}.when.{qid}", "unknown question id") from None
+            if question.type == "integer" and isinstance(allowed, dict):
+                when[qid] = _count_range(c, allowed, f"{path}.when.{qid}")
+                continue
             values = allowed if isinstance(allowed, list) else [allowed]
             when[qid] = tuple(question.validate(v, where=f"{origin}: {path}.when") for v in values)
         effects = _parse_effects(c, r.get("effects"), f"{path}.effects")
         qs.rules.append(CombinedRule(c.text(r, "id", path), when, effects))
     return qs
+
+
+def _count_range(c: FieldChecker, raw: dict, path: str) -> range:
+    """``{min: 50}`` / ``{max: 49}`` / both -> the range of counts an integer condition accepts."""
+    unknown = set(raw) - {"min", "max"}
+    if unknown or not raw:
+        raise c.fail(path, "expected {min: N} and/or {max: N}")
+    lo = int(c.number(raw.get("min", 0), f"{path}.min", 0, float("inf")))
+    hi = int(c.number(raw["max"], f"{path}.max", lo, float("inf"))) if "max" in raw else 10**12
+    return range(lo, hi + 1)
 
 
 @dataclass
@@ -194,7 +236,8 @@ class Adjustments:
     score_deltas: dict[str, dict[str, float]]  # option id -> factor id -> summed adjustment
     exclusions: dict[str, list[str]]  # option id -> reasons
     notes: list[str]
-    weight_sources: dict[str, str]  # factor id -> the answer that set its weight ("" = matrix default)
+    weight_sources: dict[str, str]  # factor id -> the answer that set its weight (absent: nobody did)
+    preferences: list[tuple[str, str]] = field(default_factory=list)  # (option id, reason), first applies first
 
 
 class Questionnaire:
@@ -260,54 +303,70 @@ class Questionnaire:
                     print_fn(f"  {e}")
         return cls(answers, questions=qs, origin="input")
 
-    def resolve(self, matrix: Matrix) -> Adjustments:
-        """Turn the answers into weights, score adjustments, exclusions and notes for ``matrix``.
-
-        Effects that name a factor or option the matrix lacks (a custom matrix) are skipped with a note.
-        """
-        lo, hi = matrix.weight_range
+    def applied_effects(self) -> list[tuple[str, Effects]]:
+        """(source, effects) of every answer given and every combined rule that holds, in file order."""
         applied: list[tuple[str, Effects]] = []
         for q in self.questions.questions:
             if q.id in self.answers:
-                _, eff = q.effects_for(self.answers[q.id])
-                applied.append((f"{q.id} = {self.answers[q.id]}", eff))
+                applied.append((f"{q.id} = {self.answers[q.id]}", q.effects_for(self.answers[q.id])[1]))
         applied += [(f"rule {r.id}", r.effects) for r in self.questions.rules if r.applies(self.answers)]
+        return applied
 
-        weights = matrix.default_weights()
-        set_by: dict[str, tuple[float, str]] = {}
-        deltas: dict[str, dict[str, float]] = {}
-        exclusions: dict[str, list[str]] = {}
-        notes: list[str] = []
+    def resolve(self, matrix: Matrix) -> Adjustments:
+        """Turn the answers into weights, score adjustments, exclusions, preferences and notes for ``matrix``.
+
+        Neutral start: a factor that some question could weigh gets weight 0 until an answer states its
+        importance, so an unanswered question favours no option (the matrix's default weights used to
+        stand in, and RAG, with the best mean score, won every sparse questionnaire). Factors no question
+        can reach (added in a custom matrix) keep the matrix's weight. Effects that name a factor or
+        option the matrix lacks are skipped with a note.
+        """
+        reachable = self.questions.weighted_factors()
+        weights = {f.id: (0.0 if f.id in reachable else f.weight) for f in matrix.factors}
+        out = Adjustments(weights, {}, {}, [], {})
         skipped: list[str] = []
-        for source, eff in applied:
-            for fid, w in eff.weights.items():
-                if fid not in weights:
-                    skipped.append(f"{source}: factor {fid!r}")
-                    continue
-                w = min(max(w, lo), hi)
-                if fid not in set_by or w > set_by[fid][0]:  # the largest stated importance wins
-                    set_by[fid] = (w, source)
-            for oid, per_factor in eff.scores.items():
-                for fid, d in per_factor.items():
-                    if oid not in matrix.option_ids or fid not in weights:
-                        skipped.append(f"{source}: score of {oid!r} on {fid!r}")
-                        continue
-                    deltas.setdefault(oid, {})
-                    deltas[oid][fid] = deltas[oid].get(fid, 0.0) + d
-            for oid, reason in eff.exclude.items():
-                if oid in matrix.option_ids:
-                    exclusions.setdefault(oid, []).append(f"{reason} ({source})")
-                else:
-                    skipped.append(f"{source}: exclusion of {oid!r}")
-            if eff.note:
-                notes.append(f"{eff.note} ({source})")
-        for fid, (w, _) in set_by.items():
-            weights[fid] = w
+        set_by: dict[str, tuple[float, str]] = {}
+        for source, eff in self.applied_effects():
+            skipped += _apply(eff, source, matrix, out, set_by)
+        for fid, (w, src) in set_by.items():
+            out.weights[fid] = w
+            out.weight_sources[fid] = src
         if skipped:
-            notes.append("Ignored effects naming factors or options this matrix does not have: " + "; ".join(skipped))
-        if sum(weights.values()) <= 0:
-            raise AdvisorError(f"{self.origin}: these answers leave every factor weight at 0; nothing to compare")
-        return Adjustments(weights, deltas, exclusions, notes, {f: s for f, (_, s) in set_by.items()})
+            out.notes.append("Ignored effects naming factors or options this matrix does not have: "
+                             + "; ".join(skipped))
+        return out
+
+
+def _apply(eff: Effects, source: str, matrix: Matrix, out: Adjustments,
+           set_by: dict[str, tuple[float, str]]) -> list[str]:
+    """Fold one answer's effects into ``out``; returns what it named that the matrix lacks."""
+    lo, hi = matrix.weight_range
+    skipped = []
+    for fid, w in eff.weights.items():
+        if fid not in out.weights:
+            skipped.append(f"{source}: factor {fid!r}")
+            continue
+        w = min(max(w, lo), hi)
+        if fid not in set_by or w > set_by[fid][0]:  # the largest stated importance wins
+            set_by[fid] = (w, source)
+    for oid, per_factor in eff.scores.items():
+        for fid, d in per_factor.items():
+            if oid not in matrix.option_ids or fid not in out.weights:
+                skipped.append(f"{source}: score of {oid!r} on {fid!r}")
+                continue
+            out.score_deltas.setdefault(oid, {})
+            out.score_deltas[oid][fid] = out.score_deltas[oid].get(fid, 0.0) + d
+    for kind, mapping in (("exclusion", eff.exclude), ("preference", eff.prefer)):
+        for oid, reason in mapping.items():
+            if oid not in matrix.option_ids:
+                skipped.append(f"{source}: {kind} of {oid!r}")
+            elif kind == "exclusion":
+                out.exclusions.setdefault(oid, []).append(f"{reason} ({source})")
+            else:
+                out.preferences.append((oid, f"{reason} ({source})"))
+    if eff.note:
+        out.notes.append(f"{eff.note} ({source})")
+    return skipped
 
 
 def clamp_score(value: float) -> float:

@@ -39,142 +39,196 @@ def _score_cell(opt: OptionResult, factor_id: str) -> str:
 
 
 def to_markdown(rec: Recommendation, chart_path: str | Path | None = None) -> str:
-    lines: list[str] = []
-    add = lines.append
+    """The whole report: one function per section, each returning its lines."""
+    sections = [
+        _headline(rec, chart_path), _status(rec), _excluded(rec), _reasons(rec), _factor_table(rec),
+        _answer_sensitivity(rec), _weight_sensitivity(rec), _robustness(rec), _evidence(rec), _sources(rec),
+        _answers(rec), _method(rec),
+    ]
+    return "\n".join(line for section in sections for line in section) + "\n"
+
+
+def _headline(rec: Recommendation, chart_path: str | Path | None) -> list[str]:
     ranked = rec.ranked
     if rec.winner is None:
-        add("# ragtune advisor: every option is ruled out")
+        lines = ["# ragtune advisor: every option is ruled out", ""]
+    elif not rec.determined:
+        lines = ["# ragtune advisor: undetermined - answer the deciding questions", "",
+                 f"**No recommendation yet.** Until the answers separate the options the order is the lever order, "
+                 f"which puts {ranked[0].name} first.", ""]
     else:
         top = ranked[0]
-        add(f"# ragtune advisor: {top.name} ranks first")
-        add("")
         lead = f"**Recommendation: {top.name}** with {top.total:.1f} / 100"
         if len(ranked) > 1:
             lead += f", {top.total - ranked[1].total:.1f} points ahead of {ranked[1].name} ({ranked[1].total:.1f})"
-        add(lead + ".")
-    add("")
-    add("| Rank | Option | Score (0-100) |")
-    add("|---:|---|---:|")
+        if rec.firm_preference:
+            lead += ", ranked first by a firm preference of the source documents"
+        if rec.close_call:
+            lead += " - **a close call**"
+        lines = [f"# ragtune advisor: {top.name} ranks first", "", lead + ".", ""]
+    lines += ["| Rank | Option | Score (0-100) |", "|---:|---|---:|"]
     for o in rec.options:
-        add(f"| {o.rank if o.rank else '–'} | {_cell(o.name)} | {o.total:.1f}{' (excluded)' if o.excluded else ''} |")
+        lines.append(f"| {o.rank if o.rank else '–'} | {_cell(o.name)} | {o.total:.1f}"
+                     f"{' (excluded)' if o.excluded else ''} |")
     if chart_path is not None:
-        add("")
-        add(f"![Option scores]({Path(chart_path).as_posix()})")
+        lines += ["", f"![Option scores]({Path(chart_path).as_posix()})"]
+    return lines
 
-    if rec.excluded:
-        add("")
-        add("## Ruled out by hard constraints")
-        add("")
-        for o in rec.excluded:
-            for reason in o.exclusion_reasons:
-                add(f"- **{o.name}**: {reason}")
 
-    add("")
-    add("## Reasons for and against each option")
+def _status(rec: Recommendation) -> list[str]:
+    lines: list[str] = []
+    if rec.firm_preference:
+        lines += ["", "## Firm preference", "", f"{rec.firm_preference} Weights do not move this; changing the "
+                  "answers that trigger it does (see below)."]
+    if rec.close_call:
+        lines += ["", "## Close call", "", "Treat this as a close call: "
+                  + "; and ".join(rec.close_call_reasons) + ". The source says: \"When a small change in weights "
+                  "flips the ranking, the options are close and a pilot on real data should decide\" (Choosing a "
+                  "model) - run `ragtune advise --evidence DOCS_DIR --qa QA.jsonl`."]
+    if not rec.determined and rec.winner is not None:
+        lines += ["", "## Deciding questions", ""]
+        by_q: dict[str, list[str]] = {}
+        for c in rec.answer_changes:
+            if c.previous is None:
+                by_q.setdefault(c.question_id, []).append(c.text)
+        if by_q:
+            lines += [f"- {'; '.join(texts)}" for texts in by_q.values()]
+        else:
+            lines.append("No single answer settles it: the remaining options score alike on every factor.")
+    return lines
+
+
+def _excluded(rec: Recommendation) -> list[str]:
+    if not rec.excluded:
+        return []
+    lines = ["", "## Ruled out by hard constraints", ""]
+    return lines + [f"- **{o.name}**: {reason}" for o in rec.excluded for reason in o.exclusion_reasons]
+
+
+def _reasons(rec: Recommendation) -> list[str]:
+    lines = ["", "## Reasons for and against each option"]
     for o in rec.options:
-        add("")
         status = f"rank {o.rank}" if o.rank else "excluded"
-        add(f"### {o.name} — {o.total:.1f} ({status})")
-        add("")
+        lines += ["", f"### {o.name} — {o.total:.1f} ({status})", ""]
         for rule in o.rules:
             source = f" ({rule.source})" if rule.source else ""
-            add(f"> {rule.text}{source}{_markers(rule.citations)}")
-            add(">")
+            lines += [f"> {rule.text}{source}{_markers(rule.citations)}", ">"]
         if o.rules:
-            lines.pop()  # no empty quote line after the last rule
-            add("")
-        for r in o.reasons_for:
-            add(f"- **+{r.impact:.1f}** {r.text}{_markers(r.citations)}")
-        for r in o.reasons_against:
-            add(f"- **{r.impact:.1f}** {r.text}{_markers(r.citations)}")
-        for reason in o.exclusion_reasons:
-            add(f"- **Ruled out:** {reason}")
+            lines[-1] = ""  # no empty quote line after the last rule
+        lines += [f"- **+{r.impact:.1f}** {r.text}{_markers(r.citations)}" for r in o.reasons_for]
+        lines += [f"- **{r.impact:.1f}** {r.text}{_markers(r.citations)}" for r in o.reasons_against]
+        lines += [f"- **Ruled out:** {reason}" for reason in o.exclusion_reasons]
+    return lines
 
-    add("")
-    add("## Factor table")
-    add("")
-    add("Scores are 1 (serves the factor badly) to 5 (very well); `a → b` marks a matrix score adjusted for your "
-        "answers or replaced by a measurement, and the figure in brackets is the factor's contribution to the "
-        "option's total.")
-    add("")
-    add("| Factor | Weight | " + " | ".join(_cell(o.name) for o in rec.options) + " |")
-    add("|---|---:|" + "---:|" * len(rec.options))
+
+def _factor_table(rec: Recommendation) -> list[str]:
+    lines = ["", "## Factor table", "",
+             "Scores are 1 (serves the factor badly) to 5 (very well); `a → b` marks a matrix score adjusted for "
+             "your answers or replaced by a measurement, and the figure in brackets is the factor's contribution "
+             "to the option's total. A weight of 0 means no answer made the factor matter (neutral).", "",
+             "| Factor | Weight | " + " | ".join(_cell(o.name) for o in rec.options) + " |",
+             "|---|---:|" + "---:|" * len(rec.options)]
     for fid, name in rec.factor_names.items():
         source = rec.weight_sources.get(fid)
         weight = f"{rec.weights[fid]:g}" + (f" ({_cell(source)})" if source else "")
-        add(f"| {_cell(name)} | {weight} | " + " | ".join(_score_cell(o, fid) for o in rec.options) + " |")
-    add("| **Total** | | " + " | ".join(f"**{o.total:.1f}**" for o in rec.options) + " |")
+        lines.append(f"| {_cell(name)} | {weight} | " + " | ".join(_score_cell(o, fid) for o in rec.options) + " |")
+    lines.append("| **Total** | | " + " | ".join(f"**{o.total:.1f}**" for o in rec.options) + " |")
+    return lines
 
-    add("")
-    add("## Sensitivity: which weight change flips the recommendation")
-    add("")
+
+def _answer_sensitivity(rec: Recommendation) -> list[str]:
+    if not rec.determined:
+        return []
+    lines = ["", "## Sensitivity: which answer changes the recommendation", ""]
+    if not rec.answer_changes:
+        return lines + ["No single answer, changed or added, changes first place."]
+    return lines + [f"- {c.text}{' (one step)' if c.one_step else ''}" for c in rec.answer_changes]
+
+
+def _weight_sensitivity(rec: Recommendation) -> list[str]:
+    lines = ["", "## Sensitivity: which weight change flips the recommendation", ""]
     if not rec.sensitivity:
-        add("Not applicable: fewer than two options remain.")
-    else:
-        winner = rec.option(rec.winner)
-        runner_up = rec.ranked[1]
-        add(f"{winner.name} leads {runner_up.name} by {winner.total - runner_up.total:.1f} points. Each row changes "
-            f"one factor's weight (all others fixed) to the point where another option ties with {winner.name}; "
-            "past it, that option ranks first. Nearest flip first.")
-        if all(fl.delta is None for fl in rec.sensitivity):
-            add("")
-            add("**Robust:** no single weight change within the allowed range flips the recommendation.")
-        add("")
-        add("| Factor | Weight | Flip weight | Change | New first |")
-        add("|---|---:|---:|---:|---|")
-        for fl in sorted(rec.sensitivity, key=lambda f: (f.delta is None, abs(f.delta or 0.0))):
-            if fl.delta is None:
-                add(f"| {_cell(fl.factor_name)} | {fl.current_weight:g} | – | – | {_cell(fl.note)} |")
-            else:
-                add(f"| {_cell(fl.factor_name)} | {fl.current_weight:g} | {fl.flip_weight:.2f} | {fl.delta:+.2f} | "
-                    f"{_cell(rec.option(fl.new_winner).name)} |")
+        if rec.firm_preference:
+            return lines + ["Not applicable: a firm preference, not the weighted totals, puts the winner first."]
+        if not rec.determined:
+            return lines + ["Not applicable: nothing is recommended yet."]
+        return lines + ["Not applicable: fewer than two options remain."]
+    winner, runner_up = rec.option(rec.winner), rec.ranked[1]
+    lines.append(f"{winner.name} leads {runner_up.name} by {winner.total - runner_up.total:.1f} points. Each row "
+                 "changes one factor's weight (all others fixed) to the point where another option ties with "
+                 f"{winner.name}; past it, that option ranks first. Nearest flip first.")
+    if all(fl.delta is None for fl in rec.sensitivity):
+        lines += ["", "**Robust:** no single weight change within the allowed range flips the recommendation."]
+    lines += ["", "| Factor | Weight | Flip weight | Change | New first |", "|---|---:|---:|---:|---|"]
+    for fl in sorted(rec.sensitivity, key=lambda f: (f.delta is None, abs(f.delta or 0.0))):
+        if fl.delta is None:
+            lines.append(f"| {_cell(fl.factor_name)} | {fl.current_weight:g} | – | – | {_cell(fl.note)} |")
+        else:
+            lines.append(f"| {_cell(fl.factor_name)} | {fl.current_weight:g} | {fl.flip_weight:.2f} | "
+                         f"{fl.delta:+.2f} | {_cell(rec.option(fl.new_winner).name)} |")
+    return lines
 
-    if rec.evidence:
-        add("")
-        add("## Evidence: pilot on your documents")
-        add("")
-        add(f"{rec.evidence['n_questions']} questions. Measured scores replace the matrix's accuracy and latency "
-            "scores in the table above.")
-        add("")
-        add("| Arm | Option | Answered | Token F1 | Latency p50 (s) | Accuracy score | Latency score |")
-        add("|---|---|---:|---:|---:|---:|---:|")
-        measured = rec.evidence.get("measured_scores", {})
-        for arm in rec.evidence["arms"].values():
-            m = measured.get(arm["option_id"], {})
-            add(f"| {arm['arm']} | {arm['option_id']} | {arm['n']} | {arm['f1']:.3f} | {arm['latency_p50']:.3f} | "
-                f"{m.get('domain_accuracy', '–')} | {m.get('latency', '–')} |")
 
-    add("")
-    add("## Sources")
-    add("")
-    if rec.quotes:
-        for q in rec.quotes:
-            where = ", ".join(x for x in (_display_path(q.source), q.section and f"section “{q.section}”",
-                                         q.page is not None and f"page {q.page}") if x)
-            add(f"[{q.marker}] {where}: “{q.text}”")
-            add("")
+def _robustness(rec: Recommendation) -> list[str]:
+    if not rec.robustness:
+        return []
+    cfg = rec.robustness_config
+    shares = ", ".join(f"{rec.option(o).name} {share:.0%}" for o, share in
+                       sorted(rec.robustness.items(), key=lambda kv: -kv[1]) if share > 0)
+    return ["", "## Robustness", "",
+            f"First place when every weight is perturbed at once by a uniform factor in "
+            f"[{1 - cfg['spread']:g}, {1 + cfg['spread']:g}] ({cfg['draws']} draws, seed {cfg['seed']}): {shares}."]
+
+
+def _evidence(rec: Recommendation) -> list[str]:
+    if not rec.evidence:
+        return []
+    lines = ["", "## Evidence: pilot on your documents", "",
+             f"{rec.evidence['n_questions']} questions. Measured scores replace the matrix's accuracy and latency "
+             "scores in the table above; prior and measured side by side:", "",
+             "| Arm | Option | Answered | Token F1 | Latency p50 (s) | Accuracy prior → measured | "
+             "Latency prior → measured |", "|---|---|---:|---:|---:|---:|---:|"]
+    measured = rec.evidence.get("measured_scores", {})
+    for arm in rec.evidence["arms"].values():
+        m = measured.get(arm["option_id"], {})
+        opt = rec.option(arm["option_id"]) if arm["option_id"] in {o.id for o in rec.options} else None
+
+        def pair(fid: str) -> str:
+            prior = opt.contribution(fid).prior_score if opt is not None and fid in rec.weights else "–"
+            return f"{prior} → {m.get(fid, '–')}"
+
+        lines.append(f"| {arm['arm']} | {arm['option_id']} | {arm['n']} | {arm['f1']:.3f} | "
+                     f"{arm['latency_p50']:.3f} | {pair('domain_accuracy')} | {pair('latency')} |")
+    return lines + [""] + [f"- {m}" for m in rec.evidence.get("missing", [])]
+
+
+def _sources(rec: Recommendation) -> list[str]:
+    lines = ["", "## Sources", ""]
+    for q in rec.quotes:
+        where = ", ".join(x for x in (_display_path(q.source), q.section and f"section “{q.section}”",
+                                     q.page is not None and f"page {q.page}") if x)
+        lines += [f"[{q.marker}] {where}: “{q.text}”", ""]
     if rec.citations_note:
-        add(rec.citations_note)
-        add("")
+        lines += [rec.citations_note, ""]
+    return lines
 
-    add("## Your answers")
-    add("")
-    for qid, label in rec.answer_labels.items():
-        add(f"- `{qid}`: {label}")
+
+def _answers(rec: Recommendation) -> list[str]:
+    lines = ["## Your answers", ""]
+    lines += [f"- `{qid}`: {label}" for qid, label in rec.answer_labels.items()]
     if rec.unanswered:
-        add(f"- Not answered (matrix defaults kept): {', '.join(f'`{q}`' for q in rec.unanswered)}")
+        lines.append(f"- Not answered (neutral: they favour no option): {', '.join(f'`{q}`' for q in rec.unanswered)}")
     if rec.notes:
-        add("")
-        add("## Notes")
-        add("")
-        for n in rec.notes:
-            add(f"- {n}")
-    add("")
-    add("## Method")
-    add("")
-    add(f"Matrix version {rec.matrix_version} ({rec.matrix_origin}). {rec.scale}. Equal totals keep the order "
-        "API, RAG, fine-tuning, RAG + fine-tuning: prompt engineering first, then RAG, then fine-tuning.")
-    return "\n".join(lines) + "\n"
+        lines += ["", "## Notes", ""] + [f"- {n}" for n in rec.notes]
+    return lines
+
+
+def _method(rec: Recommendation) -> list[str]:
+    return ["", "## Method", "",
+            f"Matrix version {rec.matrix_version} ({rec.matrix_origin}). {rec.scale}. Hard constraints rule options "
+            "out first, a firm preference of the source documents comes next, then the weighted totals; equal "
+            "totals keep the order API, RAG, fine-tuning, RAG + fine-tuning: prompt engineering first, then RAG, "
+            "then fine-tuning."]
 
 
 def write_chart(rec: Recommendation, path: str | Path) -> Path:

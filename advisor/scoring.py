@@ -6,9 +6,10 @@ The scale (documented in the report too): an option's total is its weighted mean
     total(o) = 100 * sum_f w_f * (s_fo - 1) / (4 * sum_f w_f)
 
 so 0 means "scores 1 on every factor", 100 "scores 5 on every factor", and factor f contributes
-``100 * w_f * (s_fo - 1) / (4 * W)`` points; an option's contributions sum to its total. Ties are broken
-by the matrix's option order (API, RAG, fine-tuning, RAG + fine-tuning), which follows the sources'
-order of levers: prompt engineering first, then RAG, then fine-tuning.
+``100 * w_f * (s_fo - 1) / (4 * W)`` points; an option's contributions sum to its total. When every
+weight is 0 (nothing answered yet) every total is 0: nothing separates the options. Ties are broken by
+the matrix's option order (API, RAG, fine-tuning, RAG + fine-tuning), which follows the sources' order
+of levers: prompt engineering first, then RAG, then fine-tuning.
 """
 
 from __future__ import annotations
@@ -43,18 +44,25 @@ def effective_scores(
 
 def points(weights: Mapping[str, float], table: ScoreTable, option_id: str) -> dict[str, float]:
     """Each factor's contribution (in 0-100 total points) to ``option_id``."""
-    total_weight = sum(weights[f] for f in table)
-    scale = 100.0 / ((SCORE_MAX - SCORE_MIN) * total_weight)
+    scale = _scale(weights, table)
     return {f: scale * weights[f] * (table[f][option_id] - SCORE_MIN) for f in table}
+
+
+def _scale(weights: Mapping[str, float], table: ScoreTable) -> float:
+    """Points per weight-unit of score above 1; 0 when no factor has weight (every total is then 0)."""
+    total_weight = sum(weights[f] for f in table)
+    return 100.0 / ((SCORE_MAX - SCORE_MIN) * total_weight) if total_weight > 0 else 0.0
 
 
 def totals(weights: Mapping[str, float], table: ScoreTable, option_ids: list[str]) -> dict[str, float]:
     return {o: sum(points(weights, table, o).values()) for o in option_ids}
 
 
-def order(totals_by_option: Mapping[str, float], option_ids: list[str]) -> list[str]:
-    """Option ids best first; equal totals keep the matrix order. Rounding absorbs float noise."""
-    return sorted(option_ids, key=lambda o: (-round(totals_by_option[o], 9), option_ids.index(o)))
+def order(totals_by_option: Mapping[str, float], option_ids: list[str], first: str | None = None) -> list[str]:
+    """Option ids best first; equal totals keep the matrix order. Rounding absorbs float noise.
+    ``first`` (a firm preference) goes first whatever its total."""
+    ranked = sorted(option_ids, key=lambda o: (-round(totals_by_option[o], 9), option_ids.index(o)))
+    return [first] + [o for o in ranked if o != first] if first in ranked else ranked
 
 
 def rank(
@@ -66,12 +74,14 @@ def rank(
     deltas: Mapping[str, Mapping[str, float]] | None = None,
     measured: Mapping[str, Mapping[str, float]] | None = None,
     n_reasons: int = 3,
+    first: str | None = None,
 ) -> list[OptionResult]:
-    """Score every option; eligible ones come first, best first, then the excluded ones."""
+    """Score every option; eligible ones come first, best first (``first``, a firm preference, leads),
+    then the excluded ones."""
     exclusions, deltas, measured = exclusions or {}, deltas or {}, measured or {}
     ids = matrix.option_ids
     tot = totals(weights, table, ids)
-    eligible = [o for o in order(tot, ids) if o not in exclusions]
+    eligible = [o for o in order(tot, ids, first) if o not in exclusions]
     excluded = [o for o in order(tot, ids) if o in exclusions]
     results = []
     for oid in eligible + excluded:
@@ -120,8 +130,7 @@ def reasons(
     """The ``n`` factors that gain ``option_id`` the most points against the other options' average score,
     and the ``n`` that lose it the most."""
     others = [o for o in matrix.option_ids if o != option_id]
-    total_weight = sum(weights[f] for f in table)
-    scale = 100.0 / ((SCORE_MAX - SCORE_MIN) * total_weight)
+    scale = _scale(weights, table)
     scored = []
     for f in matrix.factors:
         s = table[f.id][option_id]

@@ -91,6 +91,21 @@ class Flip:
 
 
 @dataclass
+class AnswerChange:
+    """One alternative answer that changes first place."""
+
+    question_id: str
+    value: str | int
+    label: str  # the chosen answer's label
+    previous: str | int | None  # the given answer; None when the question was not answered
+    new_winner: str | None
+    one_step: bool = False  # the neighbouring choice of an answered ordinal question
+    determined: bool = True  # whether the new first place is decided (not a tie)
+    by_rule: bool = False  # a hard constraint or firm preference changed, not just the weighted totals
+    text: str = ""
+
+
+@dataclass
 class Quote:
     """A passage of the indexed corpus that supports a rule or reason, cited as [marker]."""
 
@@ -109,8 +124,16 @@ class Recommendation:
 
     winner: str | None  # option id ranked first, None when every option is excluded
     options: list[OptionResult]  # ranked first to last, then the excluded ones
-    weights: dict[str, float]  # factor id -> weight used
-    factor_names: dict[str, str]
+    # "recommended" | "close_call" | "firm_preference" | "undetermined" (nothing separates the top options:
+    # the ranking is the lever order) | "none_eligible"
+    status: str = "recommended"
+    firm_preference: str = ""  # why a firm preference put the winner first
+    close_call_reasons: list[str] = field(default_factory=list)
+    answer_changes: list[AnswerChange] = field(default_factory=list)  # single answers that change first place
+    robustness: dict[str, float] = field(default_factory=dict)  # option id -> share of perturbed draws won
+    robustness_config: dict[str, Any] = field(default_factory=dict)
+    weights: dict[str, float] = field(default_factory=dict)  # factor id -> weight used
+    factor_names: dict[str, str] = field(default_factory=dict)
     sensitivity: list[Flip] = field(default_factory=list)
     answers: dict[str, Any] = field(default_factory=dict)
     answer_labels: dict[str, str] = field(default_factory=dict)  # question id -> "question: chosen label"
@@ -123,6 +146,24 @@ class Recommendation:
     matrix_version: str = ""
     matrix_origin: str = ""
     scale: str = "total = 100 * sum(weight * (score - 1)) / (4 * sum(weight)); 0 = all scores 1, 100 = all 5"
+
+    @property
+    def determined(self) -> bool:
+        """False when the answers do not separate the top options (the order shown is the lever order)."""
+        return self.status not in ("undetermined", "none_eligible")
+
+    @property
+    def close_call(self) -> bool:
+        return bool(self.close_call_reasons)
+
+    @property
+    def deciding_questions(self) -> list[str]:
+        """Unanswered questions one of whose answers would change (or settle) first place."""
+        seen: dict[str, None] = {}
+        for c in self.answer_changes:
+            if c.previous is None:
+                seen[c.question_id] = None
+        return list(seen)
 
     @property
     def ranked(self) -> list[OptionResult]:
@@ -141,6 +182,9 @@ class Recommendation:
     def to_dict(self) -> dict[str, Any]:
         d = dataclasses.asdict(self)
         d["ranking"] = [o.id for o in self.ranked]
+        d["determined"] = self.determined
+        d["close_call"] = self.close_call
+        d["deciding_questions"] = self.deciding_questions
         return d
 
     def to_json(self, indent: int | None = 2) -> str:

@@ -66,7 +66,7 @@ def test_without_a_terminal_or_answers_file_the_user_is_told_to_pass_answers(mon
 
 def test_interactive_mode_asks_in_the_terminal(monkeypatch, capsys):
     monkeypatch.setattr("ragtune.advisor.questionnaire.stdin_is_interactive", lambda: True)
-    replies = iter(["1", "4", "1"])  # docs_qa, daily, citations yes; then Enter for the rest
+    replies = iter(["1", "", "", "5", "1"])  # docs_qa, skip, skip, daily, citations yes; then Enter for the rest
     monkeypatch.setattr("builtins.input", lambda prompt="": next(replies, ""))
     assert _run(["--json", "--no-cite"]) == 0
     captured = capsys.readouterr()

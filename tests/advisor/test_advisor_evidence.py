@@ -88,8 +88,9 @@ def test_an_arm_that_always_fails_gets_no_measured_score():
 
 def test_measured_scores_replace_the_prior_and_show_both():
     result = run_pilot(QA, ask_with_rag=lambda q: "I do not know", ask_without=lambda q: GOLD[q])
-    plain = advise({"knowledge_change": "weekly"})
-    rec = advise({"knowledge_change": "weekly"}, evidence=result)
+    answers = {"knowledge_change": "weekly", "stakes": "moderate", "latency_budget": "seconds"}
+    plain = advise(answers)
+    rec = advise(answers, evidence=result)
     acc = rec.option("rag").contribution("domain_accuracy")
     assert acc.prior_score == 4 and acc.measured_score == 1 and acc.score == 1
     api = rec.option("api").contribution("domain_accuracy")
@@ -98,6 +99,7 @@ def test_measured_scores_replace_the_prior_and_show_both():
     assert rec.option("api").total > plain.option("api").total
     md = rec.to_markdown()
     assert "4 → **1** (measured)" in md and "## Evidence: pilot on your documents" in md
+    assert "fine-tuned options were not measured" in md  # what the pilot cannot measure yet is said
     assert rec.to_dict()["evidence"]["measured_scores"]["api"]["domain_accuracy"] == 5
 
 

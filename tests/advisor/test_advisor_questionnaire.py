@@ -6,12 +6,12 @@ from ragtune.advisor.questionnaire import _parse_questions
 from ragtune.errors import AdvisorError
 
 
-def test_default_questionnaire_has_10_to_15_plain_questions():
+def test_default_questionnaire_has_10_to_18_plain_questions():
     qs = load_questions()
-    assert 10 <= len(qs.questions) <= 15
+    assert 10 <= len(qs.questions) <= 18
     ids = [q.id for q in qs.questions]
     for expected in ("knowledge_change", "citations", "data_leaves", "labelled_examples", "latency_budget",
-                     "budget", "gpu"):
+                     "budget", "gpu", "documents", "need"):
         assert expected in ids
     assert all(q.text.endswith("?") for q in qs.questions)
 
@@ -33,7 +33,7 @@ def test_invalid_choice_lists_the_valid_choices():
 
 
 def test_unknown_question_lists_the_question_ids():
-    with pytest.raises(AdvisorError, match="unknown question 'colour'; questions are: use_case, knowledge_change"):
+    with pytest.raises(AdvisorError, match="unknown question 'colour'; questions are: use_case, documents, need, "):
         Questionnaire({"colour": "blue"})
 
 
@@ -66,8 +66,8 @@ def test_answers_set_weights_and_the_largest_stated_importance_wins():
     adj = Questionnaire({"gpu": "cloud", "ml_expertise": "none", "citations": "no"}).resolve(m)
     assert adj.weights["compute_expertise"] == 8  # gpu says 4, expertise says 8
     assert adj.weight_sources["compute_expertise"] == "ml_expertise = none"
-    assert adj.weights["grounding"] == 1
-    assert adj.weights["latency"] == m.factor("latency").weight  # unanswered: the matrix default stands
+    assert adj.weights["grounding"] == 0 and adj.weight_sources["grounding"] == "citations = no"
+    assert adj.weights["latency"] == 0 and "latency" not in adj.weight_sources  # unanswered: neutral
 
 
 def test_score_adjustments_add_up_across_answers():
@@ -124,7 +124,7 @@ def test_a_questions_file_with_an_unknown_rule_question_names_it():
 def test_interactive_accepts_numbers_and_ids_retries_on_bad_input_and_skips_on_enter():
     qs = load_questions()
     n = len(qs.questions)
-    replies = iter(["1", "weekly", "7", "yes"] + [""] * (n - 3))  # "7" is out of range for citations: asked again
+    replies = iter(["1", "", "", "weekly", "7", "yes"] + [""] * (n - 5))  # "7" is out of range: asked again
     shown = []
     q = Questionnaire.interactive(input_fn=lambda prompt: next(replies), print_fn=shown.append, questions=qs)
     assert q.answers == {"use_case": "docs_qa", "knowledge_change": "weekly", "citations": "yes"}

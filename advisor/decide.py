@@ -1,0 +1,100 @@
+"""The decision core: answers (+ optional weight overrides and measurements) -> the ranking, and whether
+the answers decide it at all.
+
+This is the cheap inner loop that the what-if analysis (every alternative answer) and the robustness
+draws call many times; :func:`ragtune.advisor.advise` wraps it with reasons, sensitivity and quotes.
+
+How the first place is decided, in order (the sources' procedure: hard constraints first, then the
+documents' firm rules, then the weighted matrix; "Choosing a model" and "API, RAG or fine-tuning"):
+
+1. options ruled out by a hard constraint drop out;
+2. a firm preference (e.g. a strict format with at least 50 good examples -> fine-tuning) puts its option
+   first when that option is still in;
+3. otherwise the highest weighted total wins. When the top totals tie (nothing answered yet, or the
+   answers weigh only factors the options share) the result is *undetermined* and the order falls back
+   on the documents' lever order: prompting an API model first, then RAG, then fine-tuning.
+
+    >>> from ragtune.advisor.questionnaire import Questionnaire
+    >>> d = decide(Questionnaire({}), load_matrix())
+    >>> d.determined, d.ranking
+    (False, ['api', 'rag', 'finetune', 'rag_finetune'])
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+from ragtune.errors import AdvisorError
+
+from .matrix import Matrix, load_matrix  # noqa: F401 - load_matrix for the doctest
+from .questionnaire import Adjustments, Questionnaire
+from .scoring import ScoreTable, effective_scores, order, totals
+
+TIE_EPS = 1e-9  # totals closer than this are equal (float noise of the weighted sums)
+
+
+@dataclass
+class Decision:
+    adjustments: Adjustments
+    weights: dict[str, float]
+    table: ScoreTable
+    totals: dict[str, float]
+    ranking: list[str]  # eligible option ids, first place first
+    preferred: str | None = None  # the option a firm preference put first
+    preference_reason: str = ""
+    tied: list[str] = field(default_factory=list)  # options sharing the top total when undetermined
+
+    @property
+    def winner(self) -> str | None:
+        return self.ranking[0] if self.ranking else None
+
+    @property
+    def determined(self) -> bool:
+        """True when a firm preference or a strictly higher total puts one option first."""
+        return self.winner is not None and (self.preferred is not None or not self.tied)
+
+    @property
+    def margin(self) -> float | None:
+        """Points between first and second place by total (None with fewer than two options)."""
+        if len(self.ranking) < 2:
+            return None
+        return self.totals[self.ranking[0]] - self.totals[self.ranking[1]]
+
+
+def check_weights(weights: Mapping[str, float], matrix: Matrix, origin: str = "weights") -> dict[str, float]:
+    """Validate caller-supplied weights (the UI's editable weights): known factors, numbers in range."""
+    lo, hi = matrix.weight_range
+    out = {}
+    for fid, w in weights.items():
+        if fid not in matrix.factor_ids:
+            raise AdvisorError(f"{origin}: unknown factor {fid!r}; factors are: {', '.join(matrix.factor_ids)}")
+        if isinstance(w, bool) or not isinstance(w, (int, float)) or not lo <= w <= hi:
+            raise AdvisorError(f"{origin}: {fid}: expected a number {lo:g}-{hi:g}, got {w!r}")
+        out[fid] = float(w)
+    return out
+
+
+def decide(
+    q: Questionnaire,
+    matrix: Matrix,
+    *,
+    weights: Mapping[str, float] | None = None,
+    measured: Mapping[str, Mapping[str, float]] | None = None,
+) -> Decision:
+    """Rank the eligible options for ``q``'s answers; ``weights`` override the answer-derived ones."""
+    adj = q.resolve(matrix)
+    used = dict(adj.weights)
+    if weights:
+        used.update(check_weights(weights, matrix))
+    table = effective_scores(matrix, adj.score_deltas, measured)
+    tot = totals(used, table, matrix.option_ids)
+    eligible = [o for o in matrix.option_ids if o not in adj.exclusions]
+    preferred, reason = next(((o, r) for o, r in adj.preferences if o in eligible), (None, ""))
+    ranking = order({o: tot[o] for o in eligible}, eligible, first=preferred)
+    tied: list[str] = []
+    if preferred is None and ranking:
+        top = tot[ranking[0]]
+        tied = [o for o in ranking if top - tot[o] <= TIE_EPS]
+        tied = tied if len(tied) > 1 else []
+    return Decision(adj, used, table, tot, ranking, preferred, reason, tied)
