@@ -142,6 +142,7 @@ class Recommendation:
     notes: list[str] = field(default_factory=list)
     quotes: list[Quote] = field(default_factory=list)
     citations_note: str = ""  # why citations are missing, when they are
+    quotes_dropped: list[str] = field(default_factory=list)  # retrieved quotes that failed the relevance check
     evidence: dict[str, Any] | None = None  # PilotResult.to_dict()
     matrix_version: str = ""
     matrix_origin: str = ""
