@@ -79,3 +79,47 @@ def _only_api_and_finetune(tmp_path):
     p = tmp_path / "two.yaml"
     p.write_text(yaml.safe_dump(data))
     return p
+
+
+# -- the scenario set (advisor/scenarios/*.yaml): the documents' expected winner, full and sparse answers ----
+from ragtune.advisor.scenarios import document_text, load_scenario, load_scenarios, run_scenario  # noqa: E402
+from ragtune.errors import AdvisorError  # noqa: E402
+
+SCENARIOS = load_scenarios()
+CORPORA = Path(__file__).resolve().parents[2] / "corpora"
+
+
+def test_the_scenario_set_covers_every_option_with_several_teams():
+    expected = [s.expected for s in SCENARIOS]
+    assert len(SCENARIOS) >= 10
+    assert {e: expected.count(e) >= 1 for e in ("api", "rag", "finetune", "rag_finetune")} == dict.fromkeys(
+        ("api", "rag", "finetune", "rag_finetune"), True)
+
+
+@pytest.mark.parametrize("scenario", SCENARIOS, ids=lambda s: s.name)
+def test_full_answers_rank_the_documents_expected_option_first(scenario):
+    result = run_scenario(scenario)
+    assert (result.full_winner, result.full_status != "undetermined") == (scenario.expected, True)
+
+
+@pytest.mark.parametrize("scenario", SCENARIOS, ids=lambda s: s.name)
+def test_the_deciding_facts_alone_rank_the_expected_option_first(scenario):
+    rec = advise(scenario.sparse_answers)
+    assert rec.winner == scenario.expected and rec.determined, (rec.status, [o.id for o in rec.ranked])
+
+
+@pytest.mark.parametrize("scenario", SCENARIOS, ids=lambda s: s.name)
+def test_each_expectation_quotes_its_rule_verbatim_from_the_named_document(scenario):
+    quote = " ".join(scenario.rule.quote.split())
+    assert quote in document_text(CORPORA / scenario.rule.document)
+
+
+def test_a_scenario_file_with_a_sparse_key_it_does_not_answer_is_one_clear_error(tmp_path):
+    p = tmp_path / "s.yaml"
+    p.write_text("name: x\ndescription: d\nexpected: rag\nrule: {quote: 'a quote long enough to count', "
+                 "document: a.md}\nanswers: {citations: 'yes', need: knowledge}\nsparse: [citations, gpu]\n")
+    with pytest.raises(AdvisorError, match=r"s.yaml: .*sparse names 'gpu'"):
+        load_scenario(p)
+    p.write_text(p.read_text().replace("expected: rag", "expected: magic"))
+    with pytest.raises(AdvisorError, match=r"s.yaml: expected: "):
+        load_scenario(p)
