@@ -19,7 +19,7 @@ from typing import Any
 
 from ragtune.errors import AdvisorError
 
-from .datafile import read_data_file
+from .datafile import cached_parse, read_data_file  # noqa: F401 - read_data_file re-exported
 
 DEFAULT_MATRIX_PATH = Path(__file__).with_name("matrix.yaml")
 SCORE_MIN, SCORE_MAX = 1, 5
@@ -102,7 +102,7 @@ class Matrix:
 def load_matrix(path: str | Path | None = None) -> Matrix:
     """Load and validate a matrix file (YAML or JSON); ``None`` loads the shipped default."""
     p = Path(path) if path is not None else DEFAULT_MATRIX_PATH
-    return parse_matrix(read_data_file(p, what="matrix file"), origin=str(p))
+    return cached_parse(p, "matrix file", parse_matrix)
 
 
 class FieldChecker:

@@ -22,7 +22,8 @@ from typing import Any
 
 from ragtune.errors import AdvisorError
 
-from .matrix import SCORE_MAX, SCORE_MIN, FieldChecker, Matrix, read_data_file
+from .datafile import cached_parse, read_data_file
+from .matrix import SCORE_MAX, SCORE_MIN, FieldChecker, Matrix
 
 DEFAULT_QUESTIONS_PATH = Path(__file__).with_name("questions.yaml")
 
@@ -143,7 +144,7 @@ class QuestionSet:
 def load_questions(path: str | Path | None = None) -> QuestionSet:
     """Load and validate a questions file; ``None`` loads the shipped default."""
     p = Path(path) if path is not None else DEFAULT_QUESTIONS_PATH
-    return _parse_questions(read_data_file(p, what="questions file"), str(p))
+    return cached_parse(p, "questions file", _parse_questions)
 
 
 def _parse_effects(c: FieldChecker, raw: Any, path: str) -> Effects:
