@@ -42,6 +42,9 @@ def decode_text(data: bytes, path: Path) -> str:
             except UnicodeDecodeError as e:
                 raise AdvisorError(f"{path}: starts with a {encoding.upper()} byte-order mark but is not valid "
                                    f"{encoding.upper()} (byte {e.start}): save it as UTF-8") from None
+    if b"\x00" in data:  # ASCII text saved as UTF-16/32 without a mark is "valid UTF-8" full of NULs
+        raise AdvisorError(f"{path}: contains NUL bytes, probably UTF-16 without a byte-order mark: save the file "
+                           "as UTF-8") from None
     try:
         return data.decode("utf-8")
     except UnicodeDecodeError as e:
@@ -111,7 +114,7 @@ def parse_text(text: str, path: Path) -> Any:
     except yaml.YAMLError as e:
         mark = getattr(e, "problem_mark", None)
         where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
-        problem = getattr(e, "problem", None) or str(e)
+        problem = " ".join(str(getattr(e, "problem", None) or e).split())  # one line for the CLI
         raise AdvisorError(f"{path}: invalid YAML{where}: {problem}") from None
 
 
