@@ -66,3 +66,52 @@ def test_a_failing_searcher_leaves_the_advice_intact_and_says_why():
 def test_without_a_searcher_the_report_says_citations_were_not_requested():
     rec = advise({"citations": "yes"})
     assert rec.quotes == [] and "not requested" in rec.citations_note
+
+
+# -- relevance: a retrieved passage is quoted only when it concerns what it backs ----------------------------
+QLORA_STORAGE = ("QLoRA fine-tunes LoRA adapters on top of a base model whose frozen weights are stored in 4 bits. "
+                 "Fine-tuning with QLoRA keeps the training memory small on one GPU.")
+FT_LATENCY = ("A fine-tuned small model answers fast: short prompts replace long few-shot prompts, "
+              "which cuts latency for every query.")
+
+
+def test_mentions_matches_keywords_at_word_starts_only():
+    from ragtune.advisor.cite import mentions
+
+    assert mentions("Use RAG when content changes.", ("rag",))
+    assert not mentions("Weights are kept in storage.", ("rag",))  # "rag" inside "storage"
+    assert mentions("passages are retrieved at query time", ("retriev",))
+
+
+def test_a_sentence_without_the_factor_is_not_quoted_for_it(fake_searcher):
+    hits = [fake_searcher.hit(QLORA_STORAGE)]
+    query = "Fine-tuning: Speed / latency. Short prompts and a small self-hosted model can answer quickly."
+    require = [("latency", "speed", "fast", "slow"), ("fine-tun", "lora")]
+    assert best_quote(query, hits) is not None  # retrieval alone would have quoted it
+    assert best_quote(query, hits, require=require) is None
+    hit, quote = best_quote(query, [fake_searcher.hit(QLORA_STORAGE), fake_searcher.hit(FT_LATENCY)],
+                            require=require)
+    assert "cuts latency" in quote
+
+
+def test_an_off_topic_passage_is_dropped_from_the_report_and_counted(fake_searcher):
+    searcher = fake_searcher([fake_searcher.hit(QLORA_STORAGE, source="corpora/lora_qlora.pdf", chunk_id="q")])
+    rec = advise({"need": "behaviour", "latency_budget": "instant"}, searcher=searcher)
+    ft = rec.option("finetune")
+    latency = [r for r in ft.reasons_for if r.factor_id == "latency"]
+    assert latency and latency[0].citations == []  # retrieved, but about storage, not speed
+    assert any("Speed / latency" in d for d in rec.quotes_dropped)
+    assert "do not concern what they would back" in rec.citations_note
+
+
+def test_a_rule_is_quoted_only_from_the_document_it_is_credited_to(fake_searcher):
+    floor = ("About 50 high-quality examples is a sensible floor before a clear improvement appears; a few hundred "
+             "to a few thousand is typical for a focused task.")
+    elsewhere = fake_searcher.hit(floor, source="corpora/choosing_a_model.md", chunk_id="wrong")
+    rec = advise({"need": "behaviour"}, searcher=fake_searcher([elsewhere]))
+    rule = next(r for r in rec.option("finetune").rules if r.id == "example_floor")
+    assert rule.source == "Supervised fine-tuning and instruction tuning" and rule.citations == []
+    right = fake_searcher.hit(floor, source="corpora/supervised_fine_tuning.docx", chunk_id="right")
+    rec = advise({"need": "behaviour"}, searcher=fake_searcher([elsewhere, right]))
+    rule = next(r for r in rec.option("finetune").rules if r.id == "example_floor")
+    assert rule.citations and rec.quotes[rule.citations[0] - 1].chunk_id == "right"
