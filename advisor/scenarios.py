@@ -44,6 +44,7 @@ class Scenario(BaseModel):
     answers: dict[str, Any]
     sparse: list[str] = Field(min_length=2, max_length=4)
     origin: str = ""
+    held_out: bool = False  # in scenarios/holdout/: written after the rules were frozen, never tuned on
 
     @model_validator(mode="after")
     def _sparse_keys_are_answered(self) -> Scenario:
@@ -57,12 +58,13 @@ class Scenario(BaseModel):
         return {k: self.answers[k] for k in self.sparse}
 
 
-def load_scenario(path: str | Path) -> Scenario:
+def load_scenario(path: str | Path, *, held_out: bool = False) -> Scenario:
     """Read and validate one scenario file; any mistake is one AdvisorError line naming the file and key."""
     p = Path(path)
     data = read_data_file(p, what="scenario file")
     try:
-        return Scenario.model_validate({**(data if isinstance(data, dict) else {"_": data}), "origin": str(p)})
+        return Scenario.model_validate({**(data if isinstance(data, dict) else {"_": data}), "origin": str(p),
+                                        "held_out": held_out})
     except ValidationError as e:
         err = e.errors()[0]
         where = ".".join(str(x) for x in err["loc"]) or "(top level)"
@@ -70,9 +72,11 @@ def load_scenario(path: str | Path) -> Scenario:
 
 
 def load_scenarios(folder: str | Path | None = None) -> list[Scenario]:
-    """Every ``*.yaml`` scenario of ``folder`` (default: the shipped set), sorted by file name."""
+    """Every ``*.yaml`` scenario of ``folder`` (default: the shipped set), sorted by file name, then those of
+    its ``holdout/`` subfolder (marked ``held_out``)."""
     root = Path(folder) if folder is not None else SCENARIOS_DIR
-    return [load_scenario(p) for p in sorted(root.glob("*.yaml"))]
+    return ([load_scenario(p) for p in sorted(root.glob("*.yaml"))]
+            + [load_scenario(p, held_out=True) for p in sorted((root / "holdout").glob("*.yaml"))])
 
 
 @dataclass
