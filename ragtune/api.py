@@ -73,3 +73,22 @@ def __getattr__(name: str):
 
         return load_generator
     raise AttributeError(name)
+
+
+# -- advisor (issue 13): lazily imported public names; the lead merges this block into the _LAZY table --------
+_ADVISOR_LAZY = {
+    "advise": ("ragtune.advisor", "advise"),
+    "load_questions": ("ragtune.advisor", "load_questions"),
+    "Recommendation": ("ragtune.advisor", "Recommendation"),
+}
+__all__ += list(_ADVISOR_LAZY)
+_getattr_before_advisor = __getattr__
+
+
+def __getattr__(name: str):  # noqa: F811 - extends the lookup above with the advisor's names
+    if name in _ADVISOR_LAZY:
+        import importlib
+
+        module, attr = _ADVISOR_LAZY[name]
+        return getattr(importlib.import_module(module), attr)
+    return _getattr_before_advisor(name)

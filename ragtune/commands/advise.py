@@ -5,8 +5,9 @@
     ragtune advise --answers answers.yaml --report advice.md        # advice.md + advice.png chart
     ragtune advise --answers a.yaml --evidence docs/ --qa qa.jsonl  # measure accuracy/latency on your docs
 
-Answers files map question ids to answers (see advisor/examples/*.yaml); questions left out keep the
-matrix's default weights. Quotes backing the advice come from the shipped corpus (--no-cite to skip).
+Answers files map question ids to answers (see advisor/examples/*.yaml); questions left out are neutral
+(with too few answers the result is "undetermined" and the report lists the deciding questions). Quotes
+backing the advice come from the shipped corpus (--no-cite to skip).
 """
 
 from __future__ import annotations
@@ -31,6 +32,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                                                        "(and write REPORT.json next to --report)")
     p.add_argument("--report", metavar="OUT.md", help="write a Markdown report and OUT.png bar chart")
     p.add_argument("--no-cite", action="store_true", help="do not quote the corpus (faster, no index needed)")
+    p.add_argument("--draws", type=int, default=2000, metavar="N",
+                   help="weight-perturbation draws for the robustness figure (default 2000)")
+    p.add_argument("--seed", type=int, default=0, help="random seed of the robustness draws (default 0)")
     ev = p.add_argument_group("evidence mode (a pilot on your documents)")
     ev.add_argument("--evidence", metavar="DOCS_DIR", help="folder of documents to run the pilot on")
     ev.add_argument("--qa", metavar="QA.jsonl", help="questions with reference answers "
@@ -75,6 +79,7 @@ def run_advise(args: argparse.Namespace) -> int:
         raise AdvisorError(f"--evidence {args.evidence}: not a folder")
     if args.limit < 1:
         raise AdvisorError(f"--limit must be at least 1, got {args.limit}")
+    robustness_config = _robustness_config(args)
     matrix = load_matrix(args.matrix)
     if args.answers:
         questionnaire = load_answers(args.answers)
@@ -94,7 +99,8 @@ def run_advise(args: argparse.Namespace) -> int:
             searcher = corpus_searcher()
         except Exception as e:  # advice without quotes beats no advice; the report says why
             why_not = f"Citations unavailable: the corpus index could not be opened ({type(e).__name__}: {e})."
-    rec = advise(questionnaire, matrix=matrix, searcher=searcher, evidence=evidence)
+    rec = advise(questionnaire, matrix=matrix, searcher=searcher, evidence=evidence,
+                 robustness_config=robustness_config)
     if searcher is None:
         rec.citations_note = why_not
 
@@ -106,6 +112,28 @@ def run_advise(args: argparse.Namespace) -> int:
     elif not args.report:
         print(rec.to_markdown())
     else:
-        top = rec.ranked[0] if rec.ranked else None
-        print(f"Recommendation: {top.name} ({top.total:.1f}/100)" if top else "Every option is ruled out.")
+        print(_summary(rec))
     return 0
+
+
+def _summary(rec: Any) -> str:
+    """One line for the terminal when the report went to a file."""
+    if not rec.ranked:
+        return "Every option is ruled out."
+    top = rec.ranked[0]
+    if not rec.determined:
+        return f"Undetermined: answer {', '.join(rec.deciding_questions[:4]) or 'more questions'} to decide."
+    status = {"close_call": ", a close call", "firm_preference": ", a firm preference"}.get(rec.status, "")
+    return f"Recommendation: {top.name} ({top.total:.1f}/100{status})"
+
+
+def _robustness_config(args: argparse.Namespace) -> Any:
+    from pydantic import ValidationError
+
+    from ragtune.advisor.robustness import RobustnessConfig
+
+    try:
+        return RobustnessConfig(draws=args.draws, seed=args.seed)
+    except ValidationError as e:
+        err = e.errors()[0]
+        raise AdvisorError(f"--{err['loc'][0]}: {err['msg']}") from None

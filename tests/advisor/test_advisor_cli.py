@@ -117,3 +117,20 @@ def test_evidence_mode_feeds_the_pilot_into_the_report(tmp_path, monkeypatch, ca
     rag_acc = next(c for c in next(o for o in data["options"] if o["id"] == "rag")["contributions"]
                    if c["factor_id"] == "domain_accuracy")
     assert rag_acc["prior_score"] == 4 and rag_acc["measured_score"] is not None
+
+
+def test_report_mode_says_undetermined_and_what_to_answer(tmp_path, capsys):
+    p = tmp_path / "a.yaml"
+    p.write_text("self_host_model: unsure\n")
+    assert _run(["--answers", str(p), "--report", str(tmp_path / "out.md"), "--no-cite"]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith("Undetermined: answer ") and "need" in out
+    assert "## Deciding questions" in (tmp_path / "out.md").read_text()
+
+
+def test_robustness_draws_and_seed_reach_the_report(capsys):
+    assert _run(["--answers", str(EXAMPLES / "rag_team.yaml"), "--json", "--no-cite", "--draws", "500",
+                 "--seed", "7"]) == 0
+    assert json.loads(capsys.readouterr().out)["robustness_config"] == {"spread": 0.3, "draws": 500, "seed": 7}
+    with pytest.raises(AdvisorError, match="^--draws: Input should be greater than or equal to 100$"):
+        _run(["--answers", str(EXAMPLES / "rag_team.yaml"), "--no-cite", "--draws", "5"])
