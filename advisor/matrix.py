@@ -202,30 +202,36 @@ def parse_matrix(data: Any, origin: str = "<memory>") -> Matrix:
 
     factors: list[Factor] = []
     for i, f in enumerate(c.seq(root.get("factors"), "factors")):
-        path = f"factors[{i}]"
-        f = c.mapping(f, path)
-        fid = c.text(f, "id", path)
-        if fid in {x.id for x in factors}:
-            raise c.fail(f"{path}.id", f"duplicate factor id {fid!r}")
-        if "weight" not in f:
-            raise c.fail(f"{path}.weight", f"missing (required): a number {lo:g}-{hi:g}")
-        weight = c.number(f["weight"], f"{path}.weight", lo, hi)
-        raw_scores = c.mapping(f.get("scores"), f"{path}.scores")
-        unknown = [k for k in raw_scores if k not in option_ids]
-        if unknown:
-            raise c.fail(f"{path}.scores.{unknown[0]}", f"unknown option; options are {', '.join(option_ids)}")
-        scores: dict[str, Score] = {}
-        for oid in option_ids:
-            spath = f"{path}.scores.{oid}"
-            if oid not in raw_scores:
-                raise c.fail(spath, "missing: every factor needs a score for every option")
-            s = c.mapping(raw_scores[oid], spath)
-            value = s.get("score")
-            if isinstance(value, bool) or not isinstance(value, int) or not SCORE_MIN <= value <= SCORE_MAX:
-                raise c.fail(f"{spath}.score", f"expected an integer {SCORE_MIN}-{SCORE_MAX}, got {value!r}")
-            scores[oid] = Score(value, c.text(s, "rationale", spath), c.rule_ids(s, spath, rules))
-        factors.append(Factor(fid, c.text(f, "name", path), c.text(f, "definition", path), weight, scores,
-                              c.rule_ids(f, path, rules), c.keywords(f, path)))
+        factor = _parse_factor(c, f, f"factors[{i}]", (lo, hi), option_ids, rules)
+        if factor.id in {x.id for x in factors}:
+            raise c.fail(f"factors[{i}].id", f"duplicate factor id {factor.id!r}")
+        factors.append(factor)
     if sum(f.weight for f in factors) <= 0:
         raise c.fail("factors", "all default weights are 0: give at least one factor a positive weight")
     return Matrix(version, options, factors, rules, (lo, hi), origin)
+
+
+def _parse_factor(c: FieldChecker, f: Any, path: str, weight_range: tuple[float, float], option_ids: list[str],
+                  rules: dict[str, Rule]) -> Factor:
+    lo, hi = weight_range
+    f = c.mapping(f, path)
+    fid = c.text(f, "id", path)
+    if "weight" not in f:
+        raise c.fail(f"{path}.weight", f"missing (required): a number {lo:g}-{hi:g}")
+    weight = c.number(f["weight"], f"{path}.weight", lo, hi)
+    raw_scores = c.mapping(f.get("scores"), f"{path}.scores")
+    unknown = [k for k in raw_scores if k not in option_ids]
+    if unknown:
+        raise c.fail(f"{path}.scores.{unknown[0]}", f"unknown option; options are {', '.join(option_ids)}")
+    scores: dict[str, Score] = {}
+    for oid in option_ids:
+        spath = f"{path}.scores.{oid}"
+        if oid not in raw_scores:
+            raise c.fail(spath, "missing: every factor needs a score for every option")
+        s = c.mapping(raw_scores[oid], spath)
+        value = s.get("score")
+        if isinstance(value, bool) or not isinstance(value, int) or not SCORE_MIN <= value <= SCORE_MAX:
+            raise c.fail(f"{spath}.score", f"expected an integer {SCORE_MIN}-{SCORE_MAX}, got {value!r}")
+        scores[oid] = Score(value, c.text(s, "rationale", spath), c.rule_ids(s, spath, rules))
+    return Factor(fid, c.text(f, "name", path), c.text(f, "definition", path), weight, scores,
+                  c.rule_ids(f, path, rules), c.keywords(f, path))

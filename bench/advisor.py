@@ -133,8 +133,9 @@ def _scenario_table(rows: list) -> list[str]:
             share = rec.robustness.get(s.expected, 0.0)
             return f"{NAMES.get(rec.winner, rec.winner)} ({rec.status}, {share:.0%})"
 
-        out.append(f"| {s.name}{' (held out)' if s.held_out else ''} | {NAMES[s.expected]} | {NAMES.get(of.winner)} {of.ranked[0].total:.1f} / "
-                   f"{NAMES.get(os_.winner)} {os_.ranked[0].total:.1f} | {now(nf)} | {now(ns)} |")
+        name = f"{s.name}{' (held out)' if s.held_out else ''}"
+        before = f"{NAMES.get(of.winner)} {of.ranked[0].total:.1f} / {NAMES.get(os_.winner)} {os_.ranked[0].total:.1f}"
+        out.append(f"| {name} | {NAMES[s.expected]} | {before} | {now(nf)} | {now(ns)} |")
     return out + ["", "Robust = share of perturbed draws in which the expected option ranks first (a firm "
                   "preference is not moved by weights: 100%)."]
 
