@@ -11,6 +11,10 @@ latency:
 
 Measured scores (1-5) come from monotone thresholds:
 
+- grounding, citation precision (share of an arm's citations whose file is the QA item's ``source``; only
+  when the items name a source and the arm cites): >= 0.9 -> 5, >= 0.75 -> 4, >= 0.5 -> 3, >= 0.25 -> 2,
+  else 1 (the same cut-offs bench/answer.py reports against);
+
 - accuracy, absolute mean F1: >= 0.8 -> 5, >= 0.6 -> 4, >= 0.4 -> 3, >= 0.2 -> 2, else 1;
 - latency, p50 relative to the fastest arm (the pilot's hardware is rarely the production hardware, but
   the extra cost of retrieval and longer prompts carries over): <= 1.25x -> 5, <= 2x -> 4, <= 4x -> 3,
@@ -42,7 +46,8 @@ from typing import Any
 from ragtune.errors import DatasetError
 
 ARM_OPTION = {"without": "api", "rag": "rag", "adapter": "finetune", "rag_adapter": "rag_finetune"}
-ACCURACY_FACTOR, LATENCY_FACTOR = "domain_accuracy", "latency"
+ACCURACY_FACTOR, LATENCY_FACTOR, GROUNDING_FACTOR = "domain_accuracy", "latency", "grounding"
+CITATION_THRESHOLDS = ((0.9, 5), (0.75, 4), (0.5, 3), (0.25, 2))  # (minimum citation precision, score)
 F1_THRESHOLDS = ((0.8, 5), (0.6, 4), (0.4, 3), (0.2, 2))  # (minimum F1, score)
 LATENCY_RATIO_THRESHOLDS = ((1.25, 5), (2.0, 4), (4.0, 3), (8.0, 2))  # (maximum p50 / fastest p50, score)
 LATENCY_FLOOR_S = 0.5  # the fastest p50 is taken as at least this
@@ -77,11 +82,20 @@ def token_f1(prediction: str, references: Sequence[str]) -> float:
     return best
 
 
-def f1_to_score(f1: float) -> int:
-    for floor, score in F1_THRESHOLDS:
+def f1_to_score(f1: float, thresholds: tuple[tuple[float, int], ...] = F1_THRESHOLDS) -> int:
+    for floor, score in thresholds:
         if f1 >= floor:
             return score
     return 1
+
+
+def citation_precision(answer: Any, source: str | None) -> tuple[int, int]:
+    """(citations pointing into ``source``'s file, citations) of one answer; (0, 0) without either."""
+    cites = list(getattr(answer, "citations", None) or [])
+    if not source or not cites:
+        return 0, 0
+    name = Path(str(source)).name
+    return sum(Path(str(getattr(c, "source", ""))).name == name for c in cites), len(cites)
 
 
 def latency_to_score(p50: float, fastest: float) -> int:
@@ -101,6 +115,7 @@ class ArmResult:
     latency_p50: float  # seconds
     errors: list[str] = field(default_factory=list)
     samples: list[dict[str, Any]] = field(default_factory=list)  # question, prediction, f1, seconds
+    citation_precision: float | None = None  # None: the arm cited nothing or the QA items name no source
 
 
 @dataclass
@@ -115,10 +130,13 @@ class PilotResult:
         if not answered:
             return {}
         fastest = min(a.latency_p50 for a in answered)
-        return {
-            a.option_id: {ACCURACY_FACTOR: f1_to_score(a.f1), LATENCY_FACTOR: latency_to_score(a.latency_p50, fastest)}
-            for a in answered
-        }
+        out = {}
+        for a in answered:
+            out[a.option_id] = {ACCURACY_FACTOR: f1_to_score(a.f1),
+                                LATENCY_FACTOR: latency_to_score(a.latency_p50, fastest)}
+            if a.citation_precision is not None:
+                out[a.option_id][GROUNDING_FACTOR] = f1_to_score(a.citation_precision, CITATION_THRESHOLDS)
+        return out
 
     def missing(self) -> list[str]:
         """What this pilot did not measure, in words for the report (the evidence mode of issue 13 is only
@@ -129,8 +147,9 @@ class PilotResult:
             out.append("Evidence gap: the fine-tuned options were not measured (no adapter given); their accuracy "
                        "and latency are the matrix's priors. Train an adapter with ragtune's tune/ workflow and "
                        "pass it with --adapter DIR to measure them.")
-        out.append("Evidence gap: the pilot scores answer F1 and latency only; citation precision is not measured, "
-                   "so the grounding scores are the matrix's priors.")
+        if all(a.citation_precision is None for a in self.arms.values()):
+            out.append("Evidence gap: citation precision was not measured (the QA items name no \"source\" file, or "
+                       "no arm cited), so the grounding scores are the matrix's priors.")
         return out
 
     def to_dict(self) -> dict[str, Any]:
@@ -179,22 +198,27 @@ def run_pilot(
     results = {}
     for name, ask in arms.items():
         f1s, secs, errors, samples = [], [], [], []
+        cited = [0, 0]  # citations into the gold source, citations
         for item in qa:
             q = item["question"]
             t0 = clock()
             try:
-                pred = _text(ask(q))
+                answer = ask(q)
+                pred = _text(answer)
             except Exception as e:  # one failing question must not abort the pilot; it is reported
                 errors.append(f"{q[:60]}: {type(e).__name__}: {e}")
                 continue
             dt = clock() - t0
+            hit, n = citation_precision(answer, item.get("source"))
+            cited = [cited[0] + hit, cited[1] + n]
             f1 = token_f1(pred, _references(item))
             f1s.append(f1)
             secs.append(dt)
             if len(samples) < keep_samples:
                 samples.append({"question": q, "prediction": pred[:300], "f1": round(f1, 4), "seconds": round(dt, 4)})
         results[name] = ArmResult(name, ARM_OPTION[name], len(f1s), statistics.fmean(f1s) if f1s else 0.0,
-                                  statistics.median(secs) if secs else 0.0, errors, samples)
+                                  statistics.median(secs) if secs else 0.0, errors, samples,
+                                  cited[0] / cited[1] if cited[1] else None)
     notes = [f"arm {a.arm}: every question failed ({a.errors[0]})" for a in results.values() if a.n == 0 and a.errors]
     return PilotResult(results, len(qa), notes)
 

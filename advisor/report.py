@@ -184,10 +184,11 @@ def _evidence(rec: Recommendation) -> list[str]:
     if not rec.evidence:
         return []
     lines = ["", "## Evidence: pilot on your documents", "",
-             f"{rec.evidence['n_questions']} questions. Measured scores replace the matrix's accuracy and latency "
-             "scores in the table above; prior and measured side by side:", "",
-             "| Arm | Option | Answered | Token F1 | Latency p50 (s) | Accuracy prior → measured | "
-             "Latency prior → measured |", "|---|---|---:|---:|---:|---:|---:|"]
+             f"{rec.evidence['n_questions']} questions. Measured scores replace the matrix's accuracy, latency and "
+             "grounding scores in the table above; prior and measured side by side:", "",
+             "| Arm | Option | Answered | Token F1 | Latency p50 (s) | Citation precision | Accuracy prior → "
+             "measured | Latency prior → measured | Grounding prior → measured |",
+             "|---|---|---:|---:|---:|---:|---:|---:|---:|"]
     measured = rec.evidence.get("measured_scores", {})
     for arm in rec.evidence["arms"].values():
         m = measured.get(arm["option_id"], {})
@@ -197,8 +198,11 @@ def _evidence(rec: Recommendation) -> list[str]:
             prior = opt.contribution(fid).prior_score if opt is not None and fid in rec.weights else "–"
             return f"{prior} → {m.get(fid, '–')}"
 
+        precision = arm.get("citation_precision")
+        shown = "–" if precision is None else f"{precision:.3f}"
         lines.append(f"| {arm['arm']} | {arm['option_id']} | {arm['n']} | {arm['f1']:.3f} | "
-                     f"{arm['latency_p50']:.3f} | {pair('domain_accuracy')} | {pair('latency')} |")
+                     f"{arm['latency_p50']:.3f} | {shown} | {pair('domain_accuracy')} | {pair('latency')} | "
+                     f"{pair('grounding')} |")
     return lines + [""] + [f"- {m}" for m in rec.evidence.get("missing", [])]
 
 

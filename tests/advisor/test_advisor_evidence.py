@@ -127,3 +127,30 @@ def test_an_instant_arm_does_not_make_a_sub_second_arm_look_slow():
                        ask_without=clock.taking(0.0001, lambda q: "The documents do not say."), clock=clock)
     # 0.9 s against the 0.5 s floor is 1.8x (score 4), not 9000x (score 1)
     assert result.measured_scores()["rag"]["latency"] == 4
+
+
+def test_citation_precision_measures_grounding_when_items_name_their_source():
+    from ragtune.rag.types import Citation
+
+    qa = [dict(item, source="corpora/lora_qlora.pdf") for item in QA]
+
+    def cited(q):
+        right = Citation(1, "c1", "/data/lora_qlora.pdf")
+        wrong = Citation(2, "c2", "/data/rag_pipeline.html")
+        return Answer(text=GOLD[q], citations=[right, wrong] if "BM25" in q else [right])
+
+    result = run_pilot(qa, ask_with_rag=cited, ask_without=lambda q: "I do not know.")
+    assert result.arms["rag"].citation_precision == pytest.approx(3 / 4)
+    assert result.arms["without"].citation_precision is None  # nothing cited: no measurement
+    assert result.measured_scores()["rag"]["grounding"] == 4 and "grounding" not in result.measured_scores()["api"]
+    rec = advise({"citations": "yes", "stakes": "moderate"}, evidence=result)
+    grounding = rec.option("rag").contribution("grounding")
+    assert (grounding.prior_score, grounding.measured_score) == (5, 4)
+    assert not any("citation precision was not measured" in n for n in rec.notes)
+
+
+def test_without_sources_the_report_says_citation_precision_is_missing():
+    result = run_pilot(QA, ask_with_rag=lambda q: GOLD[q], ask_without=lambda q: "I do not know.")
+    rec = advise({"citations": "yes"}, evidence=result)
+    assert any("citation precision was not measured" in n for n in rec.notes)
+    assert "citation precision was not measured" in rec.to_markdown()
