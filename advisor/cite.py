@@ -104,7 +104,8 @@ class _Citer:
     def cite(self, query: str, focus: str | None = None, *, document: str = "",
              require: list[tuple[str, ...]] | None = None, what: str = "") -> list[int]:
         if query not in self._cache:
-            retrieved = list(self.searcher.search(query, k=self.k))
+            # A rule must be quoted from its own document, so look deeper: the top k often come from other files.
+            retrieved = list(self.searcher.search(query, k=self.k * 3 if document else self.k))
             hits = retrieved
             if document:  # a rule is quoted only from the document it is credited to
                 hits = [h for h in retrieved if Path(str(h.source)).name == document]

@@ -169,19 +169,30 @@ def _single_answers(advise: Any, questions: Any, base: Any) -> list[str]:
 
 
 def _quotes(scenarios: list) -> list[str]:
+    """Quote counts on the real corpus index, per scenario and as distinct pairings; the distinct kept
+    pairings go to stderr for a hand check (what relevance means is not something a script can judge)."""
     from ragtune.advisor import advise
     from ragtune.api import corpus_index
 
     index = corpus_index()
     kept = dropped = 0
+    pairings: dict[str, tuple[str, str]] = {}
+    dropped_pairings: set[str] = set()
     for s in scenarios:
         rec = advise(s.answers, searcher=index)
-        kept += sum(len(r.citations) for o in rec.options for r in o.reasons_for + o.reasons_against)
-        kept += sum(len(r.citations) for o in rec.options for r in o.rules)
+        kept += sum(len(r.citations) for o in rec.options for r in o.reasons_for + o.reasons_against + o.rules)
         dropped += len(rec.quotes_dropped)
-    return ["", f"Quotes on the shipped corpus index over the {len(scenarios)} full scenarios: {kept} "
-            f"rule/reason citations kept, {dropped} retrieved passages dropped by the relevance check (wrong "
-            "document for a rule, or no mention of the factor and the option for a reason)."]
+        dropped_pairings |= set(rec.quotes_dropped)
+        pairings.update({q.query: (Path(q.source).name, q.text) for q in rec.quotes})
+    for query, (source, text) in sorted(pairings.items()):
+        print(f"KEPT {query[:90]!r}\n  -> {source}: {text[:200]}", file=sys.stderr)
+    for label in sorted(dropped_pairings):
+        print(f"DROPPED {label}", file=sys.stderr)
+    return ["", f"Quotes on the shipped corpus index over the {len(scenarios)} full scenarios: {kept} rule/reason "
+            f"citations kept and {dropped} retrieved passages dropped by the relevance check (wrong document for a "
+            "rule, or no mention of the factor and the option for a reason), counted per scenario; as distinct "
+            f"pairings, {len(pairings)} quoted and {len(dropped_pairings)} left without a quote. The kept pairings "
+            "are printed to stderr for a hand check."]
 
 
 def write_section(section: str, path: Path) -> None:
