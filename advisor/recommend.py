@@ -79,8 +79,8 @@ def advise(
         matrix_version=matrix.version,
         matrix_origin=matrix.origin,
     )
-    if weights:
-        for fid in weights:
+    for fid, w in (weights or {}).items():  # a UI sends every slider: mark only the weights actually changed
+        if abs(float(w) - d.adjustments.weights.get(fid, 0.0)) > 1e-9:
             rec.weight_sources[fid] = "set by you"
     if searcher is not None:
         attach_citations(rec, matrix, searcher)

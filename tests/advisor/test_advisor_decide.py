@@ -97,7 +97,11 @@ def test_caller_weights_override_the_answer_weights_and_are_marked():
     plain = advise(answers)
     rec = advise(answers, weights={"knowledge_freshness": 0, "time_to_deploy": 10})
     assert plain.winner == "rag" and rec.winner == "api"
-    assert rec.weights["knowledge_freshness"] == 0 and rec.weight_sources["time_to_deploy"] == "set by you"
+    assert rec.weights["knowledge_freshness"] == 0 and rec.weight_sources["knowledge_freshness"] == "set by you"
+    # a UI sends every slider; an unchanged one keeps saying which answer set it
+    same = advise(answers, weights={**plain.weights, "cost": 4})
+    assert same.weight_sources["knowledge_freshness"] == "knowledge_change = weekly"
+    assert same.weight_sources["cost"] == "set by you"
 
 
 @pytest.mark.parametrize("weights, message", [
