@@ -86,16 +86,28 @@ def _status(rec: Recommendation) -> list[str]:
                   "flips the ranking, the options are close and a pilot on real data should decide\" (Choosing a "
                   "model) - run `ragtune advise --evidence DOCS_DIR --qa QA.jsonl`."]
     if not rec.determined and rec.winner is not None:
-        lines += ["", "## Deciding questions", ""]
-        by_q: dict[str, list[str]] = {}
-        for c in rec.answer_changes:
-            if c.previous is None:
-                by_q.setdefault(c.question_id, []).append(c.text)
-        if by_q:
-            lines += [f"- {'; '.join(texts)}" for texts in by_q.values()]
-        else:
-            lines.append("No single answer settles it: the remaining options score alike on every factor.")
+        lines += ["", "## Deciding questions", ""] + _deciding(rec)
     return lines
+
+
+def _deciding(rec: Recommendation) -> list[str]:
+    """Per open question, what each of its answers would put first; questions whose answers settle the
+    result come before those that only narrow it."""
+    by_q: dict[str, list[str]] = {}
+    settles: set[str] = set()
+    for c in rec.answer_changes:
+        if c.previous is not None:
+            continue
+        if c.new_winner is None:
+            outcome = "rules out every option"
+        else:
+            outcome = rec.option(c.new_winner).name + ("" if c.determined else " (still open)")
+        by_q.setdefault(c.question_id, []).append(f"{c.label} → {outcome}")
+        settles |= {c.question_id} if c.determined else set()
+    if not by_q:
+        return ["No single answer settles it: the remaining options score alike on every factor."]
+    ordered = sorted(by_q, key=lambda q: q not in settles)
+    return [f"- `{q}`: " + "; ".join(by_q[q]) for q in ordered]
 
 
 def _excluded(rec: Recommendation) -> list[str]:

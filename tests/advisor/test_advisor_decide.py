@@ -24,7 +24,7 @@ def test_no_answers_is_undetermined_in_lever_order_and_names_the_deciding_questi
     assert "self_host_model" not in rec.deciding_questions  # no answer of it separates the options alone
     md = rec.to_markdown()
     assert "undetermined" in md and "## Deciding questions" in md
-    assert "answering `knowledge_change`: Every day or faster puts RAG first" in md
+    assert "Every day or faster → RAG" in md and "- `need`: Knowledge: facts it does not have → RAG;" in md
 
 
 @pytest.mark.parametrize("qid, value", list(_single_answers()))
