@@ -13,6 +13,7 @@ import fnmatch
 import hashlib
 import os
 import re
+import stat
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -76,14 +77,53 @@ def _included(rel: str, name: str, include: list[str]) -> bool:
     return not include or any(fnmatch.fnmatch(rel, p) or fnmatch.fnmatch(name, p) for p in include)
 
 
+def display_path(path: str | Path) -> str:
+    """``path`` as a string that is valid text: a file name holding bytes that are not UTF-8 keeps its
+    bytes as ``\\xNN`` escapes (the key the index stores and prints), instead of failing to encode."""
+    text = os.fspath(path)
+    try:
+        text.encode("utf-8")
+        return text
+    except UnicodeEncodeError:
+        return os.fsencode(text).decode("utf-8", "backslashreplace")
+
+
+def _inside(path: Path, root: Path) -> bool:
+    return path == root or root in path.parents
+
+
+def _check_file(full: Path, root: Path | None, follow_symlinks: bool) -> Problem | None:
+    """Why ``full`` must not be read, or None. Reading a FIFO blocks forever and a symlink may lead out
+    of the folder the user named (``docs/passwd.txt -> /etc/passwd``), so both are refused."""
+    if full.is_symlink() and root is not None and not follow_symlinks:
+        target = Path(os.path.realpath(full))
+        if not _inside(target, root):
+            return Problem(display_path(full), f"symbolic link to {display_path(target)}, outside {display_path(root)}: "
+                           "not followed (index the target itself, or pass --follow-symlinks)")
+    try:
+        mode = full.stat().st_mode
+    except OSError as exc:
+        reason = "broken symbolic link" if full.is_symlink() else f"cannot read: {exc.strerror or exc}"
+        return Problem(display_path(full), reason)
+    if not stat.S_ISREG(mode):
+        return Problem(display_path(full), "not a regular file (a FIFO, socket or device): skipped, reading it could block forever")
+    return None
+
+
 def discover(
-    paths: list[str | Path], include: list[str] | None = None, exclude: list[str] | None = None
+    paths: list[str | Path],
+    include: list[str] | None = None,
+    exclude: list[str] | None = None,
+    *,
+    follow_symlinks: bool = False,
 ) -> tuple[list[Path], list[Problem]]:
     """Expand files and directories into the supported files to parse, sorted and de-duplicated.
 
     ``include``/``exclude`` are globs matched against the path relative to the directory walked (and
     the file name); ``exclude`` also matches any single directory name, so ``.git`` or ``_drafts``
     prunes a whole subtree. A file named explicitly is never excluded, only checked for its type.
+    Inside a directory, symbolic links are followed only when they lead to somewhere inside it (or
+    with ``follow_symlinks``); linked sub-directories are not descended into.
     """
     include = list(include or [])
     exclude = list(exclude or [])
@@ -92,11 +132,14 @@ def discover(
     for raw in paths:
         path = Path(raw).expanduser()
         if not path.exists():
-            problems.append(Problem(str(raw), "no such file or directory"))
+            problems.append(Problem(display_path(raw), "no such file or directory"))
             continue
-        if path.is_file():
-            if file_type(path) is None:
-                problems.append(Problem(str(path), _unsupported(path)))
+        if not path.is_dir():
+            problem = _check_file(path, None, True)
+            if problem:
+                problems.append(problem)
+            elif file_type(path) is None:
+                problems.append(Problem(display_path(path), _unsupported(path)))
             else:
                 found[path.resolve()] = None
             continue
@@ -111,7 +154,11 @@ def discover(
                 full = Path(dirpath) / name
                 if file_type(full) is None:
                     # Not an error in a walk (folders hold images, scripts...), but still named in the report.
-                    problems.append(Problem(str(full), _unsupported(full), level="skipped"))
+                    problems.append(Problem(display_path(full), _unsupported(full), level="skipped"))
+                    continue
+                problem = _check_file(full, root, follow_symlinks)
+                if problem:
+                    problems.append(problem)
                     continue
                 found[full] = None
     return sorted(found), problems

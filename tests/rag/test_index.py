@@ -81,7 +81,7 @@ def test_no_chunk_is_ever_duplicated(hash_index, docs_dir):
         index.add([docs_dir / "lora.md"], progress=False)
     ids = [c.id for c in index.chunks()]
     assert len(ids) == len(set(ids))
-    assert len(index._store) == len(ids) == len(index._bm25)
+    assert len(index.store) == len(ids) == len(index.bm25)
 
 
 def test_prune_removes_deleted_files_only_when_asked(hash_index, docs_dir):
@@ -94,7 +94,7 @@ def test_prune_removes_deleted_files_only_when_asked(hash_index, docs_dir):
     assert report.removed == [str(docs_dir / "quant.html")]
     assert str(docs_dir / "quant.html") not in index.files()
     assert all("Distillation" not in h.text for h in index.search("distillation student teacher", k=5))
-    assert len(index._store) == len(index) == len(index._bm25)
+    assert len(index.store) == len(index) == len(index.bm25)
 
 
 def test_prune_is_limited_to_the_paths_given(hash_index, docs_dir, tmp_path):

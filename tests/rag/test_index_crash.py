@@ -18,7 +18,7 @@ from ragtune.rag.index import Index
 WRITER = textwrap.dedent(
     """
     import os, sys, time
-    from ragtune.rag import index as ix
+    from ragtune.rag import index as ix, writer as wr
     root, new_file, stage = sys.argv[1], sys.argv[2], sys.argv[3]
 
     def pause():
@@ -26,15 +26,15 @@ WRITER = textwrap.dedent(
         time.sleep(120)
 
     if stage == "files-written":      # the new generation is on disk, not yet published
-        original = ix._fsync_tree
-        ix._fsync_tree = lambda p: (original(p), pause())
+        original = wr._fsync_tree
+        wr._fsync_tree = lambda p: (original(p), pause())
     elif stage == "before-current":   # generation renamed into place, CURRENT not yet replaced
         real_replace = os.replace
         def replace(src, dst):
             if str(dst).endswith("CURRENT"):
                 pause()
             return real_replace(src, dst)
-        ix.os.replace = replace
+        wr.os.replace = replace
     index = ix.Index.open(root)
     index.add([new_file], progress=False)
     print("DONE", flush=True)
@@ -56,7 +56,7 @@ def _start_writer(root, new_file, stage):
 
 def _state(root):
     index = Index.open(root)
-    return index.generation, sorted(index.files()), sorted(c.id for c in index.chunks()), len(index._store)
+    return index.generation, sorted(index.files()), sorted(c.id for c in index.chunks()), len(index.store)
 
 
 @pytest.mark.parametrize("stage", ["files-written", "before-current"])
