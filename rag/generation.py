@@ -185,6 +185,9 @@ class Generation:
         return not hasattr(self.store, "fork")
 
     # -- reading ----------------------------------------------------------------------------------
+    def __bool__(self) -> bool:  # `if gen:` must not run a query (and must not touch a retired table)
+        return True
+
     def __len__(self) -> int:
         return self.db.count()
 
