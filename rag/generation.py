@@ -127,13 +127,14 @@ class Generation:
         self._retired = False
         self._lock = threading.Lock()
         gen_dir = root / self.name
+        verify_files(root, manifest, quick=True)
         self.db = ChunkDB(gen_dir / "chunks.sqlite", readonly=True)
         try:
             dim = manifest["embedder"]["dim"]
             description = manifest.get("store") or {"backend": "faiss", "format_version": 1}
             self.store: VectorStore = store if store is not None else open_store(description, gen_dir, dim, config.store)
             self.bm25 = bm25 if bm25 is not None else self._open_bm25(gen_dir)
-            verify(self, quick=True)
+            verify_counts(self)
         except BaseException:
             self.db.close()
             raise
@@ -228,16 +229,20 @@ class Generation:
         return self.store.reconstruct(ids)
 
 
-def verify(gen: Generation, quick: bool = True) -> None:
-    """Check a generation against its manifest; :class:`IndexFormatError` saying what is wrong and what to do.
+def _fix(root: Path) -> str:
+    return f"rebuild it with `ragtune index repair --index {root}` (re-embeds the stored chunk texts)"
 
-    ``quick`` checksums only files up to :data:`CHECKSUM_MAX_BYTES` (sizes for the rest).
-    Manifests written before these records existed (no ``files`` / ``ids_sha256``) get the count checks.
-    """
-    gen_dir = gen.root / gen.name
-    fix = f"rebuild it with `ragtune index repair --index {gen.root}` (re-embeds the stored chunk texts)"
-    for rel, rec in (gen.manifest.get("files") or {}).items():
+
+def verify_files(root: Path, manifest: dict, quick: bool = True) -> None:
+    """Every file the manifest records is there with its size (and checksum; see :func:`verify`)."""
+    gen_dir, fix = root / manifest["generation"], _fix(root)
+    files = manifest.get("files") or {}
+    if not isinstance(files, dict):
+        raise IndexFormatError(f"{gen_dir}/{MANIFEST}: 'files' must be a mapping")
+    for rel, rec in files.items():
         path = gen_dir / rel
+        if not isinstance(rec, dict):
+            raise IndexFormatError(f"{gen_dir}/{MANIFEST}: files[{rel!r}] must be a mapping")
         if rel.startswith("bm25/"):
             continue  # derived data: checked (and rebuilt if needed) when BM25 is opened
         if not path.is_file():
@@ -247,6 +252,21 @@ def verify(gen: Generation, quick: bool = True) -> None:
             raise IndexFormatError(f"{path} has {size} bytes, the manifest records {rec.get('size')}: damaged; {fix}")
         if (not quick or size <= CHECKSUM_MAX_BYTES) and rec.get("sha256") and sha256_path(path) != rec["sha256"]:
             raise IndexFormatError(f"{path} does not match its checksum in the manifest: damaged; {fix}")
+
+
+def verify(gen: Generation, quick: bool = True) -> None:
+    """Check a generation against its manifest; :class:`IndexFormatError` saying what is wrong and what to do.
+
+    ``quick`` checksums only files up to :data:`CHECKSUM_MAX_BYTES` (sizes for the rest).
+    Manifests written before these records existed (no ``files`` / ``ids_sha256``) get the count checks.
+    """
+    verify_files(gen.root, gen.manifest, quick)
+    verify_counts(gen)
+
+
+def verify_counts(gen: Generation) -> None:
+    """Chunk table, vectors and manifest agree on how many chunks there are and which ids."""
+    gen_dir, fix = gen.root / gen.name, _fix(gen.root)
     count = gen.db.count()
     if "chunks" in gen.manifest and count != gen.manifest["chunks"]:
         raise IndexFormatError(f"{gen_dir}/chunks.sqlite holds {count} chunks, the manifest records "
