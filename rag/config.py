@@ -84,8 +84,10 @@ class StoreConfig:
     use_gpu: bool | None = None  # None = when faiss-gpu and CUDA are present
 
     def validate(self) -> None:
-        if self.backend not in ("faiss", "milvus"):
-            raise ConfigError(f"store.backend: unknown backend {self.backend!r}; choose faiss or milvus")
+        from .store import BACKENDS  # the registry of backends (store.py imports this module)
+
+        if self.backend not in BACKENDS:
+            raise ConfigError(f"store.backend: unknown backend {self.backend!r}; choose one of {', '.join(BACKENDS)}")
         if self.index_type not in ("auto", "flat", "ivf"):
             raise ConfigError(f"store.index_type: unknown {self.index_type!r}; choose auto, flat or ivf")
         if self.ann_threshold < 1000:
