@@ -21,7 +21,6 @@ import random
 import signal
 import subprocess
 import sys
-import textwrap
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -210,16 +209,24 @@ def bad_queries(index: Index) -> Tally:
 # ---------------------------------------------------------------------------------------------
 # faults: SIGKILL at random moments during index updates
 
-KILL_WRITER = textwrap.dedent(
-    """
-    import sys, time
-    from ragtune.rag.index import Index
-    from ragtune.rag.types import Document, Element
-    root, trial = sys.argv[1], int(sys.argv[2])
+def _context():
+    """Writer processes come from a fork server that has already imported ragtune: a trial costs a
+    fork, not a Python start-up (8 s per trial on a loaded 2-core machine), and nothing forked has
+    run OpenMP or held a lock yet."""
+    import multiprocessing
+
+    ctx = multiprocessing.get_context("forkserver")
+    ctx.set_forkserver_preload(["ragtune.rag.index", "ragtune.rag.writer", "battery"])
+    return ctx
+
+
+def kill_writer(root: str, trial: int, ready, done) -> None:
+    """Three publishes and a removal (new documents, a replaced one, removed ones): the update a kill
+    interrupts, at any of its steps."""
     index = Index.open(root)
-    print("READY", flush=True)
+    ready.set()
     t0 = time.perf_counter()
-    for n in range(4):
+    for n in range(3):
         docs = [Document(source=f"t{trial}-r{n}-{j}", type="txt",
                          elements=[Element(f"Trial {trial} round {n} part {j}: adapters and ranks {j}.")])
                 for j in range(15)]
@@ -227,47 +234,46 @@ KILL_WRITER = textwrap.dedent(
         index.add_documents(docs, progress=False)
         if n % 2:
             index.remove([f"t{trial}-r{n - 1}-{j}" for j in range(15)])
-    print("DONE", time.perf_counter() - t0, flush=True)
-    """
-)
-
-
-def _start(script: str, *args: str) -> subprocess.Popen:
-    proc = subprocess.Popen([sys.executable, "-c", script, *args], stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True)
-    line = proc.stdout.readline().strip()
-    if line != "READY":
-        proc.kill()
-        raise RuntimeError(f"writer did not start: {line!r} {proc.stderr.read()[-500:]}")
-    return proc
+    done.value = time.perf_counter() - t0
 
 
 def kill_trials(tmp: Path, n: int, seed: int = 0) -> Tally:
-    """``n`` writers killed with SIGKILL at uniformly random moments of a 4-publish update."""
+    """``n`` writers killed with SIGKILL at uniformly random moments of an update (:func:`kill_writer`)."""
     tally = Tally("SIGKILL mid-update")
     root = tmp / "kill-index"
     new_index(root)
     must = {f"base-{i}" for i in range(20)}
     rng = random.Random(seed)
-    proc = _start(KILL_WRITER, str(root), "0")  # one full run measures how long an update takes
-    out, err = proc.communicate(timeout=300)
-    if proc.returncode != 0:
-        tally.bad("crashed", f"uninterrupted writer failed: {err[-300:]}")
+    ctx = _context()
+
+    def start(trial: int):
+        ready, done = ctx.Event(), ctx.Value("d", -1.0)
+        proc = ctx.Process(target=kill_writer, args=(str(root), trial, ready, done))
+        proc.start()
+        if not ready.wait(120):
+            proc.kill()
+            raise RuntimeError("writer did not start")
+        return proc, done
+
+    proc, done = start(0)  # one uninterrupted run measures how long the update takes
+    proc.join(300)
+    if proc.exitcode != 0:
+        tally.bad("crashed", f"uninterrupted writer exited {proc.exitcode}")
         return tally
-    duration = float(out.split()[-1])
+    duration = done.value
     for trial in range(1, n + 1):
         tally.trials += 1
-        proc = _start(KILL_WRITER, str(root), str(trial))
+        proc, _ = start(trial)
         time.sleep(rng.uniform(0, duration * 1.05))
-        proc.send_signal(signal.SIGKILL)
-        proc.communicate(timeout=60)
-        if proc.returncode not in (-signal.SIGKILL, 0):
-            tally.bad("crashed", f"trial {trial}: writer exited {proc.returncode} before the kill")
+        proc.kill()  # SIGKILL
+        proc.join(60)
+        if proc.exitcode not in (-signal.SIGKILL, 0):
+            tally.bad("crashed", f"trial {trial}: writer exited {proc.exitcode} before the kill")
         check(root, tally, must, f"kill trial {trial}")
-    leftovers = [p.name for p in root.iterdir() if p.name.startswith(("tmp-", "CURRENT.tmp"))]
     index = Index.open(root)
     index.add_documents([Document(source="after", type="txt", elements=[Element("After the kills.")])], progress=False)
-    if [p.name for p in root.iterdir() if p.name.startswith(("tmp-", "CURRENT.tmp"))]:
+    leftovers = [p.name for p in root.iterdir() if p.name.startswith(("tmp-", "CURRENT.tmp"))]
+    if leftovers:
         tally.bad("corrupted", f"debris survived the next write: {leftovers}")
     check(root, tally, must | {"after"}, "after the kills")
     return tally
@@ -385,30 +391,19 @@ def concurrent_readers(tmp: Path, rounds: int) -> Tally:
     return tally
 
 
-TWO_WRITER = textwrap.dedent(
-    """
-    import sys, time
-    from ragtune.errors import IndexLockedError
-    from ragtune.rag.index import Index
-    from ragtune.rag.types import Document, Element
-    root, name, go = sys.argv[1], sys.argv[2], float(sys.argv[3])
+def racing_writer(root: str, name: str, go: float, refused_after) -> None:
     index = Index.open(root)
-    print("READY", flush=True)
     time.sleep(max(0.0, go - time.time()))
     docs = [Document(source=f"{name}-{j}", type="txt", elements=[Element(f"{name} writes part {j}.")]) for j in range(40)]
-    refused, t0 = 0, time.perf_counter()
+    t0 = time.perf_counter()
     while True:
         try:
             index.add_documents(docs, progress=False)
-            break
+            return
         except IndexLockedError:
-            refused += 1
-            if refused == 1:
-                print("REFUSED_AFTER", time.perf_counter() - t0, flush=True)
+            if refused_after.value < 0:
+                refused_after.value = time.perf_counter() - t0
             time.sleep(0.05)
-    print("OK", refused, flush=True)
-    """
-)
 
 
 def two_writers(tmp: Path, trials: int) -> Tally:
@@ -417,17 +412,22 @@ def two_writers(tmp: Path, trials: int) -> Tally:
     root = tmp / "two-writers"
     new_index(root)
     must = {f"base-{i}" for i in range(20)}
+    ctx = _context()
     for trial in range(trials):
         tally.trials += 1
-        go = time.time() + 3.0
-        procs = [_start(TWO_WRITER, str(root), f"w{trial}{x}", str(go)) for x in "ab"]
-        outs = [p.communicate(timeout=300) for p in procs]
-        for p, (out, err) in zip(procs, outs):
-            if p.returncode != 0:
-                tally.bad("crashed", f"writer rc {p.returncode}: {err[-200:]}")
-            for line in out.splitlines():
-                if line.startswith("REFUSED_AFTER") and float(line.split()[1]) > 1.0:
-                    tally.bad("crashed", f"a second writer learnt it was refused only after {line.split()[1]} s")
+        go = time.time() + 2.0
+        refused = [ctx.Value("d", -1.0) for _ in "ab"]
+        procs = [ctx.Process(target=racing_writer, args=(str(root), f"w{trial}{x}", go, r))
+                 for x, r in zip("ab", refused)]
+        for p in procs:
+            p.start()
+        for p in procs:
+            p.join(300)
+            if p.exitcode != 0:
+                tally.bad("crashed", f"writer exited {p.exitcode}")
+        for r in refused:
+            if r.value > 1.0:
+                tally.bad("crashed", f"a second writer learnt it was refused only after {r.value:.1f} s")
         must |= {f"w{trial}{x}-{j}" for x in "ab" for j in range(40)}
         check(root, tally, must, f"two writers {trial}")
     return tally
