@@ -445,15 +445,21 @@ def _check_embedder(root: Path, manifest: dict, embedder: Embedder) -> None:
 
 
 def _tidy(root: Path) -> None:
-    """Remove what a writer killed before its cleanup left (stale generations, tmp folders), if no writer
-    is running now; a read-only index directory is left as it is."""
+    """Remove what a writer killed before its cleanup left (stale generations, tmp folders). Only when
+    there is some (so opening an index normally takes no lock at all), only if no writer is running
+    now, and a read-only index directory is left as it is."""
     try:
+        current = read_current(root)
+        names = [p.name for p in root.iterdir()]
+        gens = [n for n in names if n.startswith("gen-") and n[4:].isdigit()]
+        debris = any(n.startswith(("tmp-", "CURRENT.tmp-")) for n in names)
+        if not debris and len(gens) <= 2 and all(int(n[4:]) <= int(current[4:]) for n in gens):
+            return
         with try_write_lock(root) as locked:
             if locked:
-                current = read_current(root)
                 clean_debris(root, current)
                 drop_old_generations(root, current)
-    except (OSError, sqlite3.Error):
+    except (OSError, sqlite3.Error, IndexFormatError):
         pass
 
 
