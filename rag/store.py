@@ -178,8 +178,10 @@ class FaissStore:
         self._gpu_lock = threading.Lock()  # two first searches must not both build the GPU twin
 
     def fork(self) -> FaissStore:
-        """An independent copy for a writer. Costs a copy of the vectors in memory (1M x 384 floats:
-        1.5 GB, about a second), which is what lets readers keep searching the published one."""
+        """An independent copy for a writer, which is what lets readers keep searching the published one
+        while it is edited. Costs a copy of the vectors in memory for the write's duration (1.5 GB at
+        1M x 384) and time: 200k x 384 took 2.1 s (flat) and 4.5 s (IVF) on the 2-core machine under a
+        load average of 16."""
         return FaissStore(self.dim, self.config, index=self._faiss.clone_index(self.index))
 
     def describe(self) -> dict:
