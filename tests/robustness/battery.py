@@ -224,7 +224,7 @@ def kill_writer(root: str, trial: int, ready, done) -> None:
     """Three publishes and a removal (new documents, a replaced one, removed ones): the update a kill
     interrupts, at any of its steps."""
     index = Index.open(root)
-    ready.set()
+    ready.send(True)
     t0 = time.perf_counter()
     for n in range(3):
         docs = [Document(source=f"t{trial}-r{n}-{j}", type="txt",
@@ -247,10 +247,12 @@ def kill_trials(tmp: Path, n: int, seed: int = 0) -> Tally:
     ctx = _context()
 
     def start(trial: int):
-        ready, done = ctx.Event(), ctx.Value("d", -1.0)
-        proc = ctx.Process(target=kill_writer, args=(str(root), trial, ready, done))
+        # A pipe and a lock-free value: a SIGKILLed child must not leave a semaphore behind.
+        receive, send = ctx.Pipe(duplex=False)
+        done = ctx.Value("d", -1.0, lock=False)
+        proc = ctx.Process(target=kill_writer, args=(str(root), trial, send, done))
         proc.start()
-        if not ready.wait(120):
+        if not receive.poll(120):
             proc.kill()
             raise RuntimeError("writer did not start")
         return proc, done
@@ -416,7 +418,7 @@ def two_writers(tmp: Path, trials: int) -> Tally:
     for trial in range(trials):
         tally.trials += 1
         go = time.time() + 2.0
-        refused = [ctx.Value("d", -1.0) for _ in "ab"]
+        refused = [ctx.Value("d", -1.0, lock=False) for _ in "ab"]
         procs = [ctx.Process(target=racing_writer, args=(str(root), f"w{trial}{x}", go, r))
                  for x, r in zip("ab", refused)]
         for p in procs:
