@@ -5,6 +5,9 @@ Tables:
     files(source TEXT PRIMARY KEY, sha256, size, mtime, type, n_chunks, added_at)
 
 ``id`` is the integer the vector and BM25 indexes use; ``chunk_id`` the stable string id users see.
+
+A read-only ChunkDB may be shared by threads: every statement runs under one lock and fetches its rows
+before releasing it, so no cursor outlives the call, and :meth:`close` waits for the statement running.
 """
 
 from __future__ import annotations
@@ -12,11 +15,14 @@ from __future__ import annotations
 import fnmatch
 import json
 import sqlite3
+import threading
 import time
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 
-from ragtune.rag.types import Chunk
+from ragtune.errors import IndexFormatError
+
+from .types import Chunk
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS chunks (
@@ -46,21 +52,53 @@ CREATE TABLE IF NOT EXISTS files (
 class ChunkDB:
     def __init__(self, path: Path, readonly: bool = False):
         self.path = path
+        self._lock = threading.Lock()
+        self._closed = False
         if readonly:
-            self.conn = sqlite3.connect(f"file:{path}?mode=ro&immutable=1", uri=True, check_same_thread=False)
+            if not Path(path).is_file():
+                raise IndexFormatError(f"{path} is missing: the index generation is damaged")
+            from urllib.parse import quote
+
+            uri = f"file:{quote(str(path))}?mode=ro&immutable=1"
+            try:
+                self.conn = sqlite3.connect(uri, uri=True, check_same_thread=False)
+                self.conn.execute("SELECT id, chunk_id, source, text FROM chunks LIMIT 1").fetchall()
+                self.conn.execute("SELECT source, sha256 FROM files LIMIT 1").fetchall()
+            except sqlite3.Error as exc:
+                raise IndexFormatError(f"{path} is not a readable chunk database ({exc}): the index is damaged") from exc
         else:
             self.conn = sqlite3.connect(str(path), check_same_thread=False)
             self.conn.executescript(_SCHEMA)
 
     def close(self) -> None:
-        self.conn.close()
+        with self._lock:
+            if not self._closed:
+                self._closed = True
+                self.conn.close()
+
+    def _rows(self, sql: str, params=()) -> list[tuple]:
+        with self._lock:
+            if self._closed:
+                raise IndexFormatError(f"{self.path} was closed (a reader used a retired index generation)")
+            return self.conn.execute(sql, params).fetchall()
 
     # -- reads ----------------------------------------------------------------------------------
     def count(self) -> int:
-        return self.conn.execute("SELECT COUNT(*) FROM chunks").fetchone()[0]
+        return self._rows("SELECT COUNT(*) FROM chunks")[0][0]
+
+    def all_ids(self) -> list[int]:
+        return [r[0] for r in self._rows("SELECT id FROM chunks ORDER BY id")]
+
+    def existing(self, ids: list[int]) -> list[int]:
+        """Those of ``ids`` that this table holds."""
+        out: list[int] = []
+        for start in range(0, len(ids), 900):
+            batch = [int(i) for i in ids[start : start + 900]]
+            out += [r[0] for r in self._rows(f"SELECT id FROM chunks WHERE id IN ({','.join('?' * len(batch))})", batch)]
+        return out
 
     def files(self) -> dict[str, dict]:
-        rows = self.conn.execute("SELECT source, sha256, size, mtime, type, n_chunks, added_at FROM files")
+        rows = self._rows("SELECT source, sha256, size, mtime, type, n_chunks, added_at FROM files")
         keys = ("sha256", "size", "mtime", "type", "n_chunks", "added_at")
         return {r[0]: dict(zip(keys, r[1:])) for r in rows}
 
@@ -70,7 +108,7 @@ class ChunkDB:
         for start in range(0, len(ids), 900):  # SQLite's parameter limit
             batch = ids[start : start + 900]
             marks = ",".join("?" * len(batch))
-            for row in self.conn.execute(
+            for row in self._rows(
                 f"SELECT id, chunk_id, source, page, section, text, hash, metadata FROM chunks WHERE id IN ({marks})",
                 batch,
             ):
@@ -81,7 +119,7 @@ class ChunkDB:
         return out
 
     def ids_and_texts(self) -> tuple[list[int], list[str]]:
-        rows = self.conn.execute("SELECT id, text FROM chunks ORDER BY id").fetchall()
+        rows = self._rows("SELECT id, text FROM chunks ORDER BY id")
         return [r[0] for r in rows], [r[1] for r in rows]
 
     def ids_for_sources(self, sources: Iterable[str]) -> list[int]:
@@ -90,13 +128,23 @@ class ChunkDB:
         for start in range(0, len(sources), 900):
             batch = sources[start : start + 900]
             marks = ",".join("?" * len(batch))
-            out += [r[0] for r in self.conn.execute(f"SELECT id FROM chunks WHERE source IN ({marks})", batch)]
+            out += [r[0] for r in self._rows(f"SELECT id FROM chunks WHERE source IN ({marks})", batch)]
         return out
 
-    def iter_chunks(self) -> Iterator[Chunk]:
-        for row in self.conn.execute("SELECT chunk_id, source, page, section, text, hash, metadata FROM chunks ORDER BY id"):
-            yield Chunk(id=row[0], source=row[1], page=row[2], section=row[3], text=row[4], hash=row[5],
-                        metadata=json.loads(row[6]))
+    def iter_chunks(self, page: int = 1000) -> Iterator[Chunk]:
+        # Pages by id, so no cursor stays open between yields (another thread may close a retired table).
+        last = -1
+        while True:
+            rows = self._rows(
+                "SELECT id, chunk_id, source, page, section, text, hash, metadata FROM chunks WHERE id > ? "
+                "ORDER BY id LIMIT ?", (last, page),
+            )
+            for row in rows:
+                yield Chunk(id=row[1], source=row[2], page=row[3], section=row[4], text=row[5], hash=row[6],
+                            metadata=json.loads(row[7]))
+            if len(rows) < page:
+                return
+            last = rows[-1][0]
 
     def filter_ids(self, filters: dict) -> list[int]:
         """Ids of the chunks matching every filter.
@@ -117,7 +165,7 @@ class ChunkDB:
             clauses.append(f"{column} IN ({','.join('?' * len(values))})")
             params += list(values)
         sql = "SELECT id, source FROM chunks" + (f" WHERE {' AND '.join(clauses)}" if clauses else "")
-        rows = self.conn.execute(sql, params).fetchall()
+        rows = self._rows(sql, params)
         if "source" in filters:
             patterns = filters["source"] if isinstance(filters["source"], (list, tuple)) else [filters["source"]]
             rows = [r for r in rows if any(_source_match(r[1], p) for p in patterns)]

@@ -76,12 +76,18 @@ class StoreConfig:
     faiss GPU implementation.
     """
 
+    backend: str = "faiss"  # faiss (in-process, built in) | milvus (server or Milvus Lite file; an extra)
+    uri: str | None = None  # milvus: http://host:19530, or a local Milvus Lite file such as ./index.db
     index_type: str = "auto"  # auto | flat | ivf
     ann_threshold: int = 100_000
     nprobe: int | None = None  # None = chosen from the number of cells
     use_gpu: bool | None = None  # None = when faiss-gpu and CUDA are present
 
     def validate(self) -> None:
+        from .store import BACKENDS  # the registry of backends (store.py imports this module)
+
+        if self.backend not in BACKENDS:
+            raise ConfigError(f"store.backend: unknown backend {self.backend!r}; choose one of {', '.join(BACKENDS)}")
         if self.index_type not in ("auto", "flat", "ivf"):
             raise ConfigError(f"store.index_type: unknown {self.index_type!r}; choose auto, flat or ivf")
         if self.ann_threshold < 1000:

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import hashlib
 import re
+import threading
 from pathlib import Path
 from typing import Protocol, runtime_checkable
 
@@ -70,6 +71,8 @@ class SentenceTransformerEmbedder:
     """A sentence-transformers model from a local directory (never a hub name).
 
     Loading is deferred to :meth:`warm_up` (called on first use). CUDA is used when available.
+    Safe to share between threads: calls into the model and its tokenizer are serialised, because a
+    fast (Rust) tokenizer used by two threads at once raises "Already borrowed".
     """
 
     def __init__(self, model: str | Path = "default", device: str | None = None, batch_size: int = 64):
@@ -82,6 +85,7 @@ class SentenceTransformerEmbedder:
         self.device = device
         self.batch_size = batch_size
         self._model = None
+        self._lock = threading.RLock()
         is_default = self.model_path.resolve() == default_model_path().resolve()
         self.model_id = DEFAULT_EMBEDDING_MODEL if is_default else self.model_path.name
         self.fingerprint = _fingerprint(self.model_path)
@@ -89,7 +93,12 @@ class SentenceTransformerEmbedder:
     def warm_up(self) -> None:
         if self._model is not None:
             return
-        from ragtune.rag.offline import configure_environment
+        with self._lock:
+            if self._model is None:
+                self._load()
+
+    def _load(self) -> None:
+        from .offline import configure_environment
 
         configure_environment()
         try:
@@ -126,23 +135,29 @@ class SentenceTransformerEmbedder:
     def encode(self, texts: list[str], progress: bool = False) -> np.ndarray:
         if not texts:
             return np.zeros((0, self.dim), dtype=np.float32)
-        vectors = self.model.encode(
-            list(texts),
-            batch_size=self.batch_size,
-            normalize_embeddings=True,
-            convert_to_numpy=True,
-            show_progress_bar=progress,
-        )
+        model = self.model
+        with self._lock:
+            vectors = model.encode(
+                list(texts),
+                batch_size=self.batch_size,
+                normalize_embeddings=True,
+                convert_to_numpy=True,
+                show_progress_bar=progress,
+            )
         return np.ascontiguousarray(vectors, dtype=np.float32)
 
     def count_tokens(self, texts: list[str]) -> list[int]:
         if not texts:
             return []
-        enc = self.tokenizer(list(texts), add_special_tokens=False, return_attention_mask=False, verbose=False)
+        tokenizer = self.tokenizer
+        with self._lock:
+            enc = tokenizer(list(texts), add_special_tokens=False, return_attention_mask=False, verbose=False)
         return [len(ids) for ids in enc["input_ids"]]
 
     def split_tokens(self, text: str, max_tokens: int, overlap: int = 0) -> list[str]:
-        enc = self.tokenizer(text, add_special_tokens=False, return_offsets_mapping=True, verbose=False)
+        tokenizer = self.tokenizer
+        with self._lock:
+            enc = tokenizer(text, add_special_tokens=False, return_offsets_mapping=True, verbose=False)
         return _cut_by_offsets(text, enc["offset_mapping"], max_tokens, overlap)
 
 

@@ -1,20 +1,29 @@
-"""A persistent, incremental, crash-safe index directory.
+"""A persistent, incremental, crash-safe index directory, safe to share between threads.
 
 Layout (each generation is complete and never modified once published)::
 
     DIR/
       CURRENT            name of the published generation, replaced atomically
-      write.lock         held (flock) by the one process allowed to write
+      write.lock         held (filelock) by the one process allowed to write
+      ids.reserved       high-water mark of chunk ids handed out (never reused, even after a crash)
       gen-000007/
-        manifest.json    format version, embedder id/dim, IndexConfig, counts
+        manifest.json    format version, embedder, IndexConfig, store description, counts, ids digest,
+                         size + SHA-256 of every file
         chunks.sqlite    chunk texts + metadata, file hashes
-        vectors.faiss    the vector index (ids = chunks.id)
+        vectors.faiss    the vector index (ids = chunks.id); absent for a server-side store (Milvus)
         bm25/            the BM25 index
 
-A write builds the next generation beside the current one and publishes it by replacing ``CURRENT``
-(``os.replace`` is atomic), so a crash at any point (``kill -9`` included) leaves the previous index
-loadable, and readers only ever see a complete generation. A second writer is refused while the lock is
-held; the kernel drops the lock when its holder dies, so a crashed writer never blocks the next one.
+A write takes the writer lock *first* (a second writer is refused at once, before any parsing or
+embedding), builds the next generation beside the current one, verifies it, and publishes it by
+replacing ``CURRENT`` (``os.replace`` is atomic), so a crash at any point (``kill -9`` included) leaves the
+previous index loadable, and readers only ever see a complete generation. The kernel drops the lock
+when its holder dies, so a crashed writer never blocks the next one; the next one removes its debris.
+With a server-side vector store see :mod:`ragtune.rag.store` for the ordering that keeps it consistent.
+
+Threads: one ``Index`` may be shared by any number of threads that search, read and ``refresh()``, and
+one of them may write. Each read pins the published :class:`~ragtune.rag.generation.Generation` it
+started on; a newer one is swapped in atomically and the old one is closed when its last reader is
+done (closing it under a running query crashed the process before, issue 14).
 
     >>> index = Index.open(".ragtune/index", create=True)    # doctest: +SKIP
     >>> report = index.add(["corpora/"])                      # doctest: +SKIP
@@ -24,126 +33,52 @@ held; the kernel drops the lock when its holder dies, so a crashed writer never 
 from __future__ import annotations
 
 import contextlib
-import json
 import os
 import shutil
-import sys
+import sqlite3
+import threading
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
-from ragtune.errors import ConfigError, IndexFormatError, IndexLockedError, IngestError, ModelMismatchError
-from ragtune.rag.chunk import make_chunker
-from ragtune.rag.chunkdb import ChunkDB
-from ragtune.rag.config import IndexConfig
-from ragtune.rag.embed import DEFAULT_EMBEDDING_MODEL, Embedder, make_embedder
-from ragtune.rag.ingest import Problem, discover, parse_file, sha256_file
-from ragtune.rag.lexical import BM25Index
-from ragtune.rag.store import FaissStore
-from ragtune.rag.types import Chunk, Document, Hit
+from ragtune.errors import ConfigError, IndexFormatError, IngestError, ModelMismatchError
 
-FORMAT = "ragtune-index"
-FORMAT_VERSION = 1
-_KEEP_GENERATIONS = 2  # the published one and its predecessor (a reader may still be opening it)
+from .config import IndexConfig
+from .embed import DEFAULT_EMBEDDING_MODEL, Embedder, make_embedder
+from .generation import FORMAT_VERSION, Generation, manifest_config, read_manifest, verify
+from .ingest import Problem, discover, parse_file, sha256_file
+from .types import Chunk, Document, Hit
+from .writer import AddReport, Writer, clean_debris, drop_old_generations, progress_fn, try_write_lock, write_lock
 
-
-@dataclass
-class AddReport:
-    """What an :meth:`Index.add` call did. ``problems`` holds skipped files, ``warnings`` caveats."""
-
-    added: list[str] = field(default_factory=list)
-    updated: list[str] = field(default_factory=list)
-    unchanged: list[str] = field(default_factory=list)
-    removed: list[str] = field(default_factory=list)
-    problems: list[Problem] = field(default_factory=list)
-    warnings: list[Problem] = field(default_factory=list)
-    skipped: list[Problem] = field(default_factory=list)
-    chunks_added: int = 0
-    chunks_removed: int = 0
-    timings: dict[str, float] = field(default_factory=dict)
-
-    @property
-    def changed(self) -> bool:
-        return bool(self.added or self.updated or self.removed)
-
-    def to_dict(self) -> dict:
-        return {
-            "added": self.added, "updated": self.updated, "unchanged": len(self.unchanged),
-            "removed": self.removed, "chunks_added": self.chunks_added, "chunks_removed": self.chunks_removed,
-            "problems": [p.to_dict() for p in self.problems], "warnings": [p.to_dict() for p in self.warnings],
-            "skipped": [p.to_dict() for p in self.skipped],
-            "timings": self.timings,
-        }
-
-
-def _fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-def _fsync_tree(path: Path) -> None:
-    for p in [*path.rglob("*"), path]:
-        if p.is_dir():
-            _fsync_dir(p)
-        else:
-            with open(p, "rb") as fh:
-                os.fsync(fh.fileno())
-
-
-@contextlib.contextmanager
-def _write_lock(root: Path) -> Iterator[None]:
-    import fcntl
-
-    lock_path = root / "write.lock"
-    fh = open(lock_path, "a+")
-    try:
-        fcntl.flock(fh.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except BlockingIOError:
-        fh.seek(0)
-        holder = fh.read().strip() or "another process"
-        fh.close()
-        raise IndexLockedError(
-            f"index {root} is being written by {holder}; wait for it to finish and try again "
-            "(only one writer at a time; searching is fine meanwhile)"
-        ) from None
-    try:
-        fh.seek(0)
-        fh.truncate()
-        fh.write(f"pid {os.getpid()}")
-        fh.flush()
-        yield
-    finally:
-        fh.seek(0)
-        fh.truncate()
-        fcntl.flock(fh.fileno(), fcntl.LOCK_UN)
-        fh.close()
+__all__ = ["AddReport", "Index", "is_index"]
+_OPEN_ATTEMPTS = 3  # CURRENT may move (and an old generation be dropped) while a reader opens it
 
 
 def is_index(path: Path) -> bool:
     return (Path(path) / "CURRENT").is_file()
 
 
+def read_current(root: Path) -> str:
+    try:
+        name = (root / "CURRENT").read_text().strip()
+    except (OSError, UnicodeDecodeError) as exc:
+        raise IndexFormatError(f"{root} is not a readable ragtune index: {exc}") from exc
+    if not (name.startswith("gen-") and name[4:].isdigit()):
+        raise IndexFormatError(f"{root}/CURRENT is damaged (holds {name[:40]!r}); it should name a gen-* folder")
+    return name
+
+
 class Index:
     """See the module docstring. Open with :meth:`open`; the constructor is internal."""
 
-    def __init__(self, root: Path, config: IndexConfig, embedder: Embedder, generation: str | None):
+    def __init__(self, root: Path, config: IndexConfig, embedder: Embedder, generation: Generation | None = None):
         self.root = root
         self.config = config
         self.embedder = embedder
-        self.generation = generation
-        self._db: ChunkDB | None = None
-        self._store: FaissStore | None = None
-        self._bm25: BM25Index | None = None
-        self.manifest: dict = {}
-        self._retriever = None
-        if generation:
-            self._load(generation)
+        self._gen = generation.pin() if generation else None  # the Index's own reference
+        self._swap_lock = threading.Lock()  # one loader at a time; readers never wait on it
 
     # ------------------------------------------------------------------------------------------
     # opening
@@ -159,12 +94,12 @@ class Index:
         """Open the index at ``path``; with ``create=True`` make an empty one if there is none.
 
         ``embedder`` overrides the model named in the manifest (it must be the same model); ``config`` is
-        used only when creating.
+        used only when creating. A damaged generation is refused with :class:`IndexFormatError`.
         """
         root = Path(path).expanduser().resolve()
         if is_index(root):
-            manifest = cls._read_manifest(root, cls._current(root))
-            stored = IndexConfig.from_dict(manifest["config"])
+            manifest = read_manifest(root, read_current(root))
+            stored = manifest_config(root, manifest)
             if config is not None and (
                 config.chunker != stored.chunker or config.embedder.model != stored.embedder.model
             ):
@@ -174,19 +109,20 @@ class Index:
                 )
             if embedder is None:
                 embedder = make_embedder(stored.embedder.model, stored.embedder.device, stored.embedder.batch_size)
-            cls._check_embedder(root, manifest, embedder)
-            return cls(root, stored, embedder, manifest["generation"])
+            _check_embedder(root, manifest, embedder)
+            _tidy(root)
+            index = cls(root, stored, embedder)
+            index._gen = index._open_published().pin()
+            return index
         if root.exists() and not root.is_dir():
             raise IndexFormatError(f"{root} is a file, not an index directory")
-        if root.exists() and any(p.name != "write.lock" for p in root.iterdir()):
+        if root.exists() and any(p.name not in ("write.lock", "ids.reserved") for p in root.iterdir()):
             raise IndexFormatError(
                 f"{root} is not a ragtune index (no CURRENT file) and is not empty; point --index at an "
                 "existing index or at a new/empty directory"
             )
         if not create:
-            raise IndexFormatError(
-                f"no index at {root}; build one with `ragtune index add PATH --index {root}`"
-            )
+            raise IndexFormatError(f"no index at {root}; build one with `ragtune index add PATH --index {root}`")
         config = (config or IndexConfig()).validate()
         embedder = embedder or make_embedder(config.embedder.model, config.embedder.device, config.embedder.batch_size)
         # Record what reopens this embedder: the hash fake's id, or the model directory.
@@ -195,122 +131,169 @@ class Index:
         elif getattr(embedder, "model_path", None) is not None and embedder.model_id != DEFAULT_EMBEDDING_MODEL:
             config.embedder.model = str(embedder.model_path)
         root.mkdir(parents=True, exist_ok=True)
-        return cls(root, config, embedder, None)
+        return cls(root, config, embedder)
 
-    @staticmethod
-    def _current(root: Path) -> str:
-        try:
-            name = (root / "CURRENT").read_text().strip()
-        except OSError as exc:
-            raise IndexFormatError(f"{root} is not a readable ragtune index: {exc}") from exc
-        if not name.startswith("gen-"):
-            raise IndexFormatError(f"{root}/CURRENT is damaged (holds {name[:40]!r})")
-        return name
-
-    @staticmethod
-    def _read_manifest(root: Path, generation: str) -> dict:
-        path = root / generation / "manifest.json"
-        try:
-            manifest = json.loads(path.read_text())
-        except (OSError, ValueError) as exc:
-            raise IndexFormatError(f"cannot read {path}: {exc}") from exc
-        if manifest.get("format") != FORMAT:
-            raise IndexFormatError(f"{path} is not a ragtune manifest")
-        if manifest.get("format_version", 0) > FORMAT_VERSION:
-            raise IndexFormatError(
-                f"index {root} has format version {manifest['format_version']}; this ragtune reads up to "
-                f"{FORMAT_VERSION}: upgrade ragtune"
-            )
-        manifest["generation"] = generation
-        return manifest
-
-    @staticmethod
-    def _check_embedder(root: Path, manifest: dict, embedder: Embedder) -> None:
-        want = manifest["embedder"]
-        got_fp = getattr(embedder, "fingerprint", None)
-        if embedder.model_id != want["model_id"] or (got_fp and want.get("fingerprint") and got_fp != want["fingerprint"]):
-            raise ModelMismatchError(
-                f"index {root} was built with embedding model {want['model_id']!r} "
-                f"(dimension {want['dim']}), not {embedder.model_id!r}: open it with the same model or build a "
-                "new index for the other one"
-            )
-
-    def _load(self, generation: str, store: FaissStore | None = None, bm25: BM25Index | None = None) -> None:
-        """Open a published generation; a writer passes the store and BM25 it just saved there, so they
-        are not read back from disk (a 1M-vector index is ~1.5 GB)."""
-        gen_dir = self.root / generation
-        self.manifest = self._read_manifest(self.root, generation)
-        if self._db is not None:
-            self._db.close()
-        self._db = ChunkDB(gen_dir / "chunks.sqlite", readonly=True)
-        dim = self.manifest["embedder"]["dim"]
-        if store is None:
-            exists = (gen_dir / "vectors.faiss").exists()
-            store = FaissStore.open(gen_dir / "vectors.faiss", dim, self.config.store) if exists else FaissStore(dim, self.config.store)
-        if bm25 is None:
-            exists = (gen_dir / "bm25").exists()
-            bm25 = BM25Index.load(gen_dir / "bm25", self.config.lexical) if exists else BM25Index(self.config.lexical)
-        self._store = store
-        self._bm25 = bm25
-        self.generation = generation
-        self._retriever = None
+    def _open_published(self) -> Generation:
+        """The generation ``CURRENT`` names, retrying when a writer moves it while we open."""
+        for attempt in range(_OPEN_ATTEMPTS):
+            name = read_current(self.root)
+            try:
+                return Generation(self.root, read_manifest(self.root, name), self.config, self.embedder)
+            except IndexFormatError:
+                if attempt + 1 == _OPEN_ATTEMPTS or read_current(self.root) == name:
+                    raise  # CURRENT did not move: the generation really is damaged
+        raise AssertionError("unreachable")  # pragma: no cover
 
     def refresh(self) -> bool:
-        """Pick up a newer published generation (written by another process). True if one was loaded."""
-        if is_index(self.root):
-            current = self._current(self.root)
-            if current != self.generation:
-                self._load(current)
-                return True
-        return False
+        """Pick up a newer published generation (written by another process). True if one was loaded.
+
+        Safe to call from many threads while others search: readers finish on the generation they started.
+        """
+        if not is_index(self.root) or read_current(self.root) == self.generation:
+            return False
+        with self._swap_lock:
+            if read_current(self.root) == self.generation:
+                return False  # another thread loaded it while we waited
+            self._swap(self._open_published())
+        return True
+
+    def _swap(self, new: Generation) -> None:
+        old, self._gen = self._gen, new.pin()  # one reference assignment: readers see old or new
+        if old is not None:
+            old.unpin()
+            old.retire()
+
+    @contextlib.contextmanager
+    def reading(self) -> Iterator[Generation | None]:
+        """Pin the published generation for a multi-step read (it stays open until the block ends)."""
+        gen = self._gen
+        while gen is not None:
+            gen.pin()
+            if not gen._retired:
+                break
+            gen.unpin()  # swapped out between the read and the pin: take the new one
+            gen = self._gen
+        try:
+            yield gen
+        finally:
+            if gen is not None:
+                gen.unpin()
 
     # ------------------------------------------------------------------------------------------
-    # reading
+    # reading (each call pins one generation; use `reading()` to keep one across several calls)
+    @property
+    def generation(self) -> str | None:
+        gen = self._gen
+        return gen.name if gen else None
+
+    @property
+    def manifest(self) -> dict:
+        gen = self._gen
+        return gen.manifest if gen else {}
+
+    @property
+    def store(self):
+        """The published generation's vector store (a :class:`~ragtune.rag.store.VectorStore`)."""
+        gen = self._gen
+        return gen.store if gen else None
+
+    @property
+    def bm25(self):
+        gen = self._gen
+        return gen.bm25 if gen else None
+
+    @property
+    def repairs(self) -> list[str]:
+        """What opening the published generation repaired (e.g. a rebuilt BM25 index)."""
+        gen = self._gen
+        return list(gen.repairs) if gen else []
+
+    def _read(self, method: str, *args, default=None):
+        with self.reading() as gen:
+            return default if gen is None else getattr(gen, method)(*args)
+
     def __len__(self) -> int:
-        return self._db.count() if self._db else 0
+        return self._read("__len__", default=0)
 
     def files(self) -> dict[str, dict]:
-        return self._db.files() if self._db else {}
+        return self._read("files", default={})
 
     def chunks(self) -> Iterator[Chunk]:
-        return self._db.iter_chunks() if self._db else iter(())
+        with self.reading() as gen:
+            if gen is not None:
+                yield from gen.iter_chunks()
 
     def get_chunks(self, ids) -> dict[int, Chunk]:
-        return self._db.get(ids) if self._db else {}
+        return self._read("get_chunks", ids, default={})
+
+    def filter_ids(self, filters: dict) -> list[int]:
+        return self._read("filter_ids", filters, default=[])
+
+    def vector_search(self, queries: np.ndarray, k: int, allowed=None, filters: dict | None = None):
+        with self.reading() as gen:
+            if gen is None:
+                q = np.atleast_2d(queries)
+                return np.full((len(q), 1), -np.inf, np.float32), np.full((len(q), 1), -1, np.int64)
+            return gen.vector_search(queries, k, allowed, filters)
+
+    def reconstruct(self, ids: list[int]) -> np.ndarray:
+        return self._read("reconstruct", ids)
 
     def info(self) -> dict:
-        files = self.files()
-        types: dict[str, int] = {}
-        for meta in files.values():
-            types[meta["type"]] = types.get(meta["type"], 0) + 1
-        return {
-            "path": str(self.root),
-            "generation": self.generation,
-            "format_version": FORMAT_VERSION,
-            "files": len(files),
-            "file_types": types,
-            "chunks": len(self),
-            "embedder": {"model_id": self.embedder.model_id, "dim": self.manifest.get("embedder", {}).get("dim")},
-            "vector_index": self._store.kind if self._store else None,
-            "device": self._store.device if self._store else None,
-            "chunker": self.config.chunker.__dict__,
-            "updated": self.manifest.get("updated"),
-        }
+        with self.reading() as gen:
+            files = gen.files() if gen else {}
+            types: dict[str, int] = {}
+            for meta in files.values():
+                types[meta["type"]] = types.get(meta["type"], 0) + 1
+            store = gen.store if gen else None
+            return {
+                "path": str(self.root),
+                "generation": gen.name if gen else None,
+                "format_version": FORMAT_VERSION,
+                "files": len(files),
+                "file_types": types,
+                "chunks": len(gen) if gen else 0,
+                "embedder": {"model_id": self.embedder.model_id, "dim": (gen.manifest["embedder"]["dim"] if gen else None)},
+                "store": (gen.manifest.get("store") or {"backend": "faiss"}) if gen else {"backend": self.config.store.backend},
+                "vector_index": getattr(store, "kind", None),
+                "device": getattr(store, "device", None),
+                "chunker": self.config.chunker.__dict__,
+                "updated": gen.manifest.get("updated") if gen else None,
+                "repairs": list(gen.repairs) if gen else [],
+            }
 
     @property
     def retriever(self):
-        if self._retriever is None:
-            from ragtune.rag.retrieve import Retriever
+        from .retrieve import Retriever
 
-            self._retriever = Retriever(self)
-        return self._retriever
+        return Retriever(self)
 
     def search(self, query: str, k: int = 5, filters: dict | None = None, mode: str | None = None, **options) -> list[Hit]:
-        """The ``k`` best chunks for ``query``; see :meth:`ragtune.rag.retrieve.Retriever.search`."""
-        return self.retriever.search(query, k=k, filters=filters, mode=mode, **options)
+        """The ``k`` best chunks for ``query``; see :meth:`ragtune.rag.retrieve.Retriever.search`.
+
+        One search reads one generation from start to end, even if another is published meanwhile.
+        """
+        from .retrieve import Retriever
+
+        if isinstance(query, str) and _has_surrogates(query):
+            raise ConfigError(
+                f"the query {_display(query)!r} holds bytes that are not valid UTF-8; pass the text in UTF-8"
+            )
+        with self.reading() as gen:
+            return Retriever(gen if gen is not None else self, self.config.retrieval).search(
+                query, k=k, filters=filters, mode=mode, **options
+            )
+
+    def verify(self, full: bool = True) -> dict:
+        """Check the published generation against its manifest (``full``: every checksum); raises
+        :class:`IndexFormatError` on damage, returns :meth:`info` otherwise."""
+        with self.reading() as gen:
+            if gen is not None:
+                verify(gen, quick=not full)
+        return self.info()
 
     # ------------------------------------------------------------------------------------------
-    # writing
+    # writing: each entry point takes the writer lock before any work, so a second writer is refused at once
     def add(
         self,
         paths: list[str | Path],
@@ -318,27 +301,40 @@ class Index:
         include: list[str] | None = None,
         exclude: list[str] | None = None,
         prune: bool = False,
-        progress: bool | None = None,
+        follow_symlinks: bool = False,
+        progress=None,
     ) -> AddReport:
         """Index new and changed files under ``paths``; with ``prune``, drop indexed files under them that
-        are gone. Unchanged files (same content hash) are not re-read or re-embedded."""
-        started = time.perf_counter()
-        progress = sys.stderr.isatty() if progress is None else progress
-        report = AddReport()
-        exclude = list(self.config.ingest.exclude) + list(exclude or [])
-        files, problems = discover(paths, include or self.config.ingest.include, exclude)
-        for p in problems:
-            {"warning": report.warnings, "skipped": report.skipped}.get(p.level, report.problems).append(p)
+        are gone. Unchanged files (same content hash) are not re-read or re-embedded. Symbolic links that
+        lead outside a folder given are not followed unless ``follow_symlinks``.
+
+        ``progress``: a ``ProgressFn`` (stage, done, total, message), or True/False for a terminal bar
+        (None: a bar when stderr is a terminal)."""
+        with write_lock(self.root):
+            self.refresh()  # another writer may have published since we opened
+            started = time.perf_counter()
+            report = AddReport()
+            exclude = list(self.config.ingest.exclude) + list(exclude or [])
+            files, problems = discover(paths, include or self.config.ingest.include, exclude,
+                                       follow_symlinks=follow_symlinks)
+            for p in problems:
+                {"warning": report.warnings, "skipped": report.skipped}.get(p.level, report.problems).append(p)
+            with progress_fn(progress) as emit:
+                docs = self._parse(files, report, emit)
+                stale = self._stale(paths, files) if prune else []
+                self._writer(report, emit).apply(docs, stale)
+            report.timings["total"] = time.perf_counter() - started
+            return report
+
+    def _parse(self, files: list[Path], report: AddReport, emit) -> list[Document]:
+        from .ingest import display_path
+
         known = self.files()
         docs: list[Document] = []
         t0 = time.perf_counter()
-        iterator = files
-        if progress and files:
-            from tqdm import tqdm
-
-            iterator = tqdm(files, desc="parse", unit="file", file=sys.stderr)
-        for path in iterator:
-            source = str(path)
+        for n, path in enumerate(files):
+            source = display_path(path)
+            emit("parse", n, len(files), Path(source).name)
             try:
                 digest = sha256_file(path)
             except OSError as exc:
@@ -355,176 +351,126 @@ class Index:
             doc.source = source
             report.warnings.extend(warnings)
             docs.append(doc)
+        emit("parse", len(files), len(files), "")
         report.timings["parse"] = time.perf_counter() - t0
-        stale: list[str] = []
-        if prune:
-            seen = {str(f) for f in files}
-            roots = [Path(p).expanduser().resolve() for p in paths]
-            for source in known:
-                inside = any(source == str(r) or source.startswith(str(r) + os.sep) for r in roots)
-                if inside and source not in seen and not Path(source).exists():
-                    stale.append(source)
-        self._apply(docs, stale, report, progress)
-        report.timings["total"] = time.perf_counter() - started
-        return report
+        return docs
 
-    def add_documents(self, documents: list[Document], *, prune: bool = False, progress: bool | None = None) -> AddReport:
+    def _stale(self, paths, files: list[Path]) -> list[str]:
+        from .ingest import display_path
+
+        seen = {display_path(f) for f in files}
+        roots = [display_path(Path(p).expanduser().resolve()) for p in paths]
+        stale = []
+        for source in self.files():
+            inside = any(source == r or source.startswith(r + os.sep) for r in roots)
+            if inside and source not in seen and not os.path.lexists(source):
+                stale.append(source)
+        return stale
+
+    def add_documents(self, documents: list[Document], *, prune: bool = False, progress=None) -> AddReport:
         """Index already-parsed documents (their ``source`` is kept verbatim as the key)."""
         import hashlib
 
-        started = time.perf_counter()
-        progress = sys.stderr.isatty() if progress is None else progress
-        report = AddReport()
-        known = self.files()
-        docs = []
-        for doc in documents:
-            if not doc.sha256:
-                doc.sha256 = hashlib.sha256(doc.text.encode()).hexdigest()
-            if known.get(doc.source, {}).get("sha256") == doc.sha256:
-                report.unchanged.append(doc.source)
-            elif not doc.text.strip():
-                report.problems.append(Problem(doc.source, "no text"))
-            else:
-                docs.append(doc)
-        stale = sorted(set(known) - {d.source for d in documents}) if prune else []
-        self._apply(docs, stale, report, progress)
-        report.timings["total"] = time.perf_counter() - started
-        return report
+        with write_lock(self.root):
+            self.refresh()
+            started = time.perf_counter()
+            report = AddReport()
+            known = self.files()
+            docs = []
+            for doc in documents:
+                if not doc.sha256:
+                    doc.sha256 = hashlib.sha256(doc.text.encode("utf-8", "surrogatepass")).hexdigest()
+                if known.get(doc.source, {}).get("sha256") == doc.sha256:
+                    report.unchanged.append(doc.source)
+                elif not doc.text.strip():
+                    report.problems.append(Problem(doc.source, "no text"))
+                else:
+                    docs.append(doc)
+            stale = sorted(set(known) - {d.source for d in documents}) if prune else []
+            with progress_fn(progress) as emit:
+                self._writer(report, emit).apply(docs, stale)
+            report.timings["total"] = time.perf_counter() - started
+            return report
 
     def remove(self, sources: list[str]) -> AddReport:
         """Drop the given sources (paths as listed by ``files()``) from the index."""
-        report = AddReport()
-        known = self.files()
-        resolved = [s if s in known else str(Path(s).expanduser().resolve()) for s in sources]
-        for s, r in zip(sources, resolved):
-            if r not in known:
-                report.problems.append(Problem(s, "not in the index"))
-        self._apply([], [r for r in resolved if r in known], report, False)
-        return report
-
-    def _apply(self, docs: list[Document], stale: list[str], report: AddReport, progress: bool) -> None:
-        """Chunk + embed ``docs``, replace their old chunks, drop ``stale``, publish a new generation."""
-        if not docs and not stale:
-            return
-        t0 = time.perf_counter()
-        chunker = make_chunker(self.config.chunker, self.embedder)
-        per_doc: list[tuple[Document, list[Chunk]]] = []
-        for doc in docs:
-            try:
-                chunks = chunker.chunk(doc)
-            except Exception as exc:  # a chunking failure is this file's problem, not the batch's
-                report.problems.append(Problem(doc.source, f"could not chunk: {exc}"))
-                continue
-            if not chunks:
-                report.problems.append(Problem(doc.source, "no text left after chunking"))
-                continue
-            per_doc.append((doc, chunks))
-        report.timings["chunk"] = time.perf_counter() - t0
-        if not per_doc and not stale:
-            return
-        t0 = time.perf_counter()
-        new_chunks = [c for _, cs in per_doc for c in cs]
-        vectors = self.embedder.encode([c.text for c in new_chunks], progress=progress)
-        report.timings["embed"] = time.perf_counter() - t0
-        t0 = time.perf_counter()
-        with _write_lock(self.root):
-            self.refresh()  # another writer may have published since we read
+        with write_lock(self.root):
+            self.refresh()
+            report = AddReport()
             known = self.files()
-            try:
-                self._publish(per_doc, vectors, stale, known, report)
-            except BaseException:
-                # Nothing was published; drop the half-built generation and our in-memory edits.
-                self._clean_debris()
-                if self.generation:
-                    self._load(self.generation)
-                else:
-                    self._store = None
-                raise
-        report.timings["write"] = time.perf_counter() - t0
+            resolved = [s if s in known else str(Path(s).expanduser().resolve()) for s in sources]
+            for s, r in zip(sources, resolved):
+                if r not in known:
+                    report.problems.append(Problem(s, "not in the index"))
+            self._writer(report, lambda *a: None).apply([], [r for r in resolved if r in known])
+            return report
 
-    def _publish(self, per_doc, vectors: np.ndarray, stale: list[str], known: dict, report: AddReport) -> None:
-        number = int(self.generation[4:]) + 1 if self.generation else 1
-        name = f"gen-{number:06d}"
-        tmp = self.root / f"tmp-{name}-{os.getpid()}"
-        self._clean_debris()
-        tmp.mkdir()
-        if self.generation:
-            shutil.copyfile(self.root / self.generation / "chunks.sqlite", tmp / "chunks.sqlite")
-        db = ChunkDB(tmp / "chunks.sqlite")
-        dim = vectors.shape[1] if len(vectors) else self.manifest.get("embedder", {}).get("dim") or self.embedder.dim
-        store = self._store if self._store is not None else FaissStore(dim, self.config.store)
-        # Replace: drop the old chunks of every changed file and every stale file.
-        replaced = [d.source for d, _ in per_doc if d.source in known]
-        old_ids = db.delete_sources(replaced + stale)
-        store.remove(np.asarray(old_ids, dtype=np.int64))
-        next_id = int(self.manifest.get("next_id", 1))
-        rows, ids = [], []
-        for doc, chunks in per_doc:
-            for c in chunks:
-                rows.append((next_id, c))
-                ids.append(next_id)
-                next_id += 1
-            db.upsert_file(doc.source, doc.sha256, doc.metadata.get("size"), doc.metadata.get("mtime"), doc.type, len(chunks))
-            (report.updated if doc.source in known else report.added).append(doc.source)
-        db.insert(rows)
-        db.commit()
-        store.add(np.asarray(ids, dtype=np.int64), vectors)
-        store.save(tmp / "vectors.faiss")
-        bm25 = BM25Index(self.config.lexical)
-        if self.config.lexical.enabled:
-            all_ids, texts = db.ids_and_texts()
-            bm25.build(np.asarray(all_ids, dtype=np.int64), texts)
-            bm25.save(tmp / "bm25")
-        count = db.count()
-        db.close()
-        report.removed.extend(stale)
-        report.chunks_added += len(ids)
-        report.chunks_removed += len(old_ids)
-        manifest = {
-            "format": FORMAT,
-            "format_version": FORMAT_VERSION,
-            "created": self.manifest.get("created", time.time()),
-            "updated": time.time(),
-            "embedder": {
-                "model_id": self.embedder.model_id,
-                "dim": int(dim),
-                "fingerprint": getattr(self.embedder, "fingerprint", None),
-            },
-            "config": self.config.to_dict(),
-            "chunks": count,
-            "next_id": next_id,
-            "vector_index": store.kind,
-        }
-        (tmp / "manifest.json").write_text(json.dumps(manifest, indent=2))
-        _fsync_tree(tmp)
-        os.replace(tmp, self.root / name)
-        _fsync_dir(self.root)
-        # Publishing is this one atomic rename; everything before it is invisible to readers.
-        current_tmp = self.root / f"CURRENT.tmp-{os.getpid()}"
-        current_tmp.write_text(name + "\n")
-        with open(current_tmp, "rb") as fh:
-            os.fsync(fh.fileno())
-        os.replace(current_tmp, self.root / "CURRENT")
-        _fsync_dir(self.root)
-        self._load(name, store=store, bm25=bm25)  # keep the in-memory copies (and the GPU twin)
-        self._drop_old_generations()
+    @classmethod
+    def repair(cls, path: str | Path, *, embedder: Embedder | None = None, progress=None) -> Index:
+        """Rebuild a damaged published generation's vectors and BM25 index from its chunk texts (which
+        are the source of truth) and publish the result as a new generation. Returns the opened index."""
+        root = Path(path).expanduser().resolve()
+        if not is_index(root):
+            raise IndexFormatError(f"no index at {root}")
+        with write_lock(root):
+            manifest = read_manifest(root, read_current(root))
+            config = manifest_config(root, manifest)
+            if embedder is None:
+                embedder = make_embedder(config.embedder.model, config.embedder.device, config.embedder.batch_size)
+            _check_embedder(root, manifest, embedder)
+            index = cls(root, config, embedder)
+            with progress_fn(progress) as emit:
+                Writer(index, AddReport(), emit, base_manifest=manifest).rebuild()
+            return index
 
-    def _clean_debris(self) -> None:
-        """Remove what a crashed writer left (we hold the lock, so no writer is live)."""
-        current = int(self.generation[4:]) if self.generation else 0
-        for p in self.root.iterdir():
-            # A generation newer than CURRENT was renamed into place but never published.
-            unpublished = p.name.startswith("gen-") and p.name[4:].isdigit() and int(p.name[4:]) > current
-            if unpublished or p.name.startswith(("tmp-", "CURRENT.tmp-")):
-                shutil.rmtree(p, ignore_errors=True) if p.is_dir() else p.unlink(missing_ok=True)
-
-    def _drop_old_generations(self) -> None:
-        gens = sorted(p for p in self.root.glob("gen-*") if p.is_dir())
-        for old in gens[:-_KEEP_GENERATIONS]:
-            if old.name != self.generation:
-                shutil.rmtree(old, ignore_errors=True)
+    def _writer(self, report: AddReport, emit) -> Writer:
+        return Writer(self, report, emit)
 
     def close(self) -> None:
-        if self._db is not None:
-            self._db.close()
-            self._db = None
+        gen, self._gen = self._gen, None
+        if gen is not None:
+            gen.unpin()
+            gen.retire()
+
+
+def _check_embedder(root: Path, manifest: dict, embedder: Embedder) -> None:
+    want = manifest["embedder"]
+    got_fp = getattr(embedder, "fingerprint", None)
+    if embedder.model_id != want["model_id"] or (got_fp and want.get("fingerprint") and got_fp != want["fingerprint"]):
+        raise ModelMismatchError(
+            f"index {root} was built with embedding model {want['model_id']!r} "
+            f"(dimension {want['dim']}), not {embedder.model_id!r}: open it with the same model or build a "
+            "new index for the other one"
+        )
+
+
+def _tidy(root: Path) -> None:
+    """Remove what a writer killed before its cleanup left (stale generations, tmp folders). Only when
+    there is some (so opening an index normally takes no lock at all), only if no writer is running
+    now, and a read-only index directory is left as it is."""
+    try:
+        current = read_current(root)
+        names = [p.name for p in root.iterdir()]
+        gens = [n for n in names if n.startswith("gen-") and n[4:].isdigit()]
+        debris = any(n.startswith(("tmp-", "CURRENT.tmp-")) for n in names)
+        if not debris and len(gens) <= 2 and all(int(n[4:]) <= int(current[4:]) for n in gens):
+            return
+        with try_write_lock(root) as locked:
+            if locked:
+                clean_debris(root, current)
+                drop_old_generations(root, current)
+    except (OSError, sqlite3.Error, IndexFormatError):
+        pass
+
+
+def _has_surrogates(text: str) -> bool:
+    try:
+        text.encode("utf-8")
+        return False
+    except UnicodeEncodeError:
+        return True
+
+
+def _display(text: str) -> str:
+    return text.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")[:80]
+

@@ -11,9 +11,12 @@ from __future__ import annotations
 
 import fnmatch
 import hashlib
+import logging
 import os
 import re
+import stat
 from dataclasses import dataclass
+from functools import lru_cache
 from pathlib import Path
 
 from ragtune.errors import IngestError
@@ -76,14 +79,53 @@ def _included(rel: str, name: str, include: list[str]) -> bool:
     return not include or any(fnmatch.fnmatch(rel, p) or fnmatch.fnmatch(name, p) for p in include)
 
 
+def display_path(path: str | Path) -> str:
+    """``path`` as a string that is valid text: a file name holding bytes that are not UTF-8 keeps its
+    bytes as ``\\xNN`` escapes (the key the index stores and prints), instead of failing to encode."""
+    text = os.fspath(path)
+    try:
+        text.encode("utf-8")
+        return text
+    except UnicodeEncodeError:
+        return os.fsencode(text).decode("utf-8", "backslashreplace")
+
+
+def _inside(path: Path, root: Path) -> bool:
+    return path == root or root in path.parents
+
+
+def _check_file(full: Path, root: Path | None, follow_symlinks: bool) -> Problem | None:
+    """Why ``full`` must not be read, or None. Reading a FIFO blocks forever and a symlink may lead out
+    of the folder the user named (``docs/passwd.txt -> /etc/passwd``), so both are refused."""
+    if full.is_symlink() and root is not None and not follow_symlinks:
+        target = Path(os.path.realpath(full))
+        if not _inside(target, root):
+            return Problem(display_path(full), f"symbolic link to {display_path(target)}, outside {display_path(root)}: "
+                           "not followed (index the target itself, or pass --follow-symlinks)")
+    try:
+        mode = full.stat().st_mode
+    except OSError as exc:
+        reason = "broken symbolic link" if full.is_symlink() else f"cannot read: {exc.strerror or exc}"
+        return Problem(display_path(full), reason)
+    if not stat.S_ISREG(mode):
+        return Problem(display_path(full), "not a regular file (a FIFO, socket or device): skipped, reading it could block forever")
+    return None
+
+
 def discover(
-    paths: list[str | Path], include: list[str] | None = None, exclude: list[str] | None = None
+    paths: list[str | Path],
+    include: list[str] | None = None,
+    exclude: list[str] | None = None,
+    *,
+    follow_symlinks: bool = False,
 ) -> tuple[list[Path], list[Problem]]:
     """Expand files and directories into the supported files to parse, sorted and de-duplicated.
 
     ``include``/``exclude`` are globs matched against the path relative to the directory walked (and
     the file name); ``exclude`` also matches any single directory name, so ``.git`` or ``_drafts``
     prunes a whole subtree. A file named explicitly is never excluded, only checked for its type.
+    Inside a directory, symbolic links are followed only when they lead to somewhere inside it (or
+    with ``follow_symlinks``); linked sub-directories are not descended into.
     """
     include = list(include or [])
     exclude = list(exclude or [])
@@ -92,11 +134,14 @@ def discover(
     for raw in paths:
         path = Path(raw).expanduser()
         if not path.exists():
-            problems.append(Problem(str(raw), "no such file or directory"))
+            problems.append(Problem(display_path(raw), "no such file or directory"))
             continue
-        if path.is_file():
-            if file_type(path) is None:
-                problems.append(Problem(str(path), _unsupported(path)))
+        if not path.is_dir():
+            problem = _check_file(path, None, True)
+            if problem:
+                problems.append(problem)
+            elif file_type(path) is None:
+                problems.append(Problem(display_path(path), _unsupported(path)))
             else:
                 found[path.resolve()] = None
             continue
@@ -111,7 +156,11 @@ def discover(
                 full = Path(dirpath) / name
                 if file_type(full) is None:
                     # Not an error in a walk (folders hold images, scripts...), but still named in the report.
-                    problems.append(Problem(str(full), _unsupported(full), level="skipped"))
+                    problems.append(Problem(display_path(full), _unsupported(full), level="skipped"))
+                    continue
+                problem = _check_file(full, root, follow_symlinks)
+                if problem:
+                    problems.append(problem)
                     continue
                 found[full] = None
     return sorted(found), problems
@@ -152,11 +201,27 @@ def decode_text(path: Path, data: bytes) -> tuple[str, str | None]:
 
     best = from_bytes(data[: 1 << 20]).best()
     encoding = best.encoding if best is not None else "cp1252"
+    if encoding != "cp1252" and _reads_as_cp1252(data, best.chaos if best is not None else 1.0):
+        encoding = "cp1252"
     try:
         text = data.decode(encoding)
     except (UnicodeDecodeError, LookupError):
         text, encoding = data.decode("latin-1"), "latin-1"
     return text, f"not valid UTF-8; decoded as {encoding}"
+
+
+def _reads_as_cp1252(data: bytes, best_chaos: float) -> bool:
+    """Prefer Windows-1252 (a superset of Latin-1's letters) when it reads the bytes as cleanly as the
+    detector's pick. On short Western text the detector cannot tell look-alike code pages apart and
+    picked cp775/cp1250 for Latin-1 "Café naïve" ("Cafķ na’ve"); Cyrillic, Greek or Polish bytes read as
+    cp1252 score as garbled (mess ratio 1.06-1.21 against 0.0), so they keep the detector's pick."""
+    from charset_normalizer.md import mess_ratio
+
+    try:
+        text = data[: 1 << 20].decode("cp1252")
+    except UnicodeDecodeError:
+        return False
+    return mess_ratio(text, 1.0) <= best_chaos + 1e-3
 
 
 # ---------------------------------------------------------------------------------------------
@@ -209,7 +274,11 @@ def parse_file(path: Path, config: IngestConfig | None = None) -> tuple[Document
             elements = _partition(path, kind, text=text)
     else:
         _check_magic(path, kind, data)
+        if kind == "pdf":
+            _check_pdf_encryption(path)
         elements = _partition(path, kind)
+    if kind == "html" and not any(e.text.strip() for e in elements):
+        elements = _html_fallback(path, text, warnings)
     if not any(e.text.strip() for e in elements):
         if kind == "pdf":
             _check_pdf_structure(path)
@@ -230,6 +299,69 @@ def _check_magic(path: Path, kind: str, data: bytes) -> None:
         raise IngestError(str(path), "not a PDF file (no %PDF- header); corrupt or misnamed")
     if kind in ("docx", "pptx") and not data.startswith(b"PK"):
         raise IngestError(str(path), f"not a .{kind} file (not a zip container); corrupt or misnamed")
+
+
+def _check_pdf_encryption(path: Path) -> None:
+    """An encrypted PDF is not corrupt: say so (pdfminer only reports "invalid password")."""
+    import pikepdf
+
+    try:
+        pikepdf.open(path).close()
+    except pikepdf.PasswordError:
+        raise IngestError(
+            str(path), "encrypted PDF (password-protected): decrypt it first, e.g. "
+            "`qpdf --decrypt --password=PASSWORD in.pdf out.pdf`, and index the decrypted copy"
+        ) from None
+    except Exception:  # damage is reported by the parser, with its own detail
+        pass
+
+
+class _HTMLText:
+    """The stdlib HTML parser, which has no nesting limit: paragraphs of text and the deepest nesting."""
+
+    BLOCKS = {"p", "div", "br", "li", "tr", "h1", "h2", "h3", "h4", "h5", "h6", "section", "article", "pre"}
+
+    def __init__(self, text: str):
+        from html.parser import HTMLParser
+
+        self.parts: list[str] = []
+        self.depth = self.max_depth = 0
+        skip = [0]
+        outer = self
+
+        class Parser(HTMLParser):
+            def handle_starttag(self, tag, attrs):
+                outer.depth += 1
+                outer.max_depth = max(outer.max_depth, outer.depth)
+                skip[0] += tag in ("script", "style")
+                if tag in outer.BLOCKS:
+                    outer.parts.append("\n\n")
+
+            def handle_endtag(self, tag):
+                outer.depth = max(0, outer.depth - 1)
+                skip[0] -= tag in ("script", "style") and skip[0] > 0
+
+            def handle_data(self, data):
+                if not skip[0]:
+                    outer.parts.append(data)
+
+        Parser(convert_charrefs=True).feed(text)
+
+    @property
+    def text(self) -> str:
+        return "".join(self.parts)
+
+
+def _html_fallback(path: Path, text: str | None, warnings: list[Problem]) -> list[Element]:
+    """unstructured's HTML parser (lxml) drops documents nested past its depth limit (255 levels) and
+    returns no text; read such a file with the stdlib parser instead, without section structure."""
+    parsed = _HTMLText(text or "")
+    elements = _paragraphs(re.sub(r"[ \t]+", " ", parsed.text))
+    if elements:
+        warnings.append(Problem(
+            str(path), f"HTML nested {parsed.max_depth} levels deep, past the HTML parser's limit: "
+            "text extracted without headings or structure", level="warning"))
+    return elements
 
 
 def _check_pdf_structure(path: Path) -> None:
@@ -265,6 +397,8 @@ def _call_unstructured(path: Path, kind: str, text: str | None):
     if kind == "pdf":
         from unstructured.partition.pdf import partition_pdf
 
+        _quiet_pdf_loggers()
+
         # "fast" = pdfminer text extraction, no layout model, no OCR: fully local.
         return partition_pdf(filename=str(path), strategy="fast", languages=["eng"])
     if kind == "docx":
@@ -294,6 +428,14 @@ def _call_unstructured(path: Path, kind: str, text: str | None):
     from unstructured.partition.text import partition_text
 
     return partition_text(text=text, languages=["eng"])
+
+
+@lru_cache(maxsize=1)
+def _quiet_pdf_loggers() -> None:
+    # pypdf logs repairs ("EOF marker not found") with no handler configured, so Python's last-resort
+    # handler printed them as stray stderr lines; the outcome reaches the user as this file's Problem.
+    for name in ("pypdf", "pdfminer"):
+        logging.getLogger(name).addHandler(logging.NullHandler())
 
 
 def _to_elements(raw) -> list[Element]:

@@ -72,7 +72,11 @@ def load_reranker(path: str):
 
 
 class Retriever:
-    """Search over an :class:`~ragtune.rag.index.Index`'s vector store, BM25 index and chunk table."""
+    """Search over an :class:`~ragtune.rag.index.Index`'s vector store, BM25 index and chunk table.
+
+    ``index`` is an Index or one pinned :class:`~ragtune.rag.generation.Generation` (what ``Index.search``
+    passes, so one search reads one generation); only their public read methods are used.
+    """
 
     def __init__(self, index, config: RetrievalConfig | None = None):
         self.index = index
@@ -112,7 +116,7 @@ class Retriever:
             return []
         allowed = None
         if filters:
-            allowed = np.asarray(self.index._db.filter_ids(filters), dtype=np.int64)
+            allowed = np.asarray(self.index.filter_ids(filters), dtype=np.int64)
             if not len(allowed):
                 return []
         depth = max(cfg.candidates, k, cfg.rerank_depth if cfg.reranker else 0)
@@ -122,12 +126,12 @@ class Retriever:
         query_vec = None
         if mode in ("dense", "hybrid"):
             query_vec = self.index.embedder.encode([query])[0]
-            sims, ids = self.index._store.search(query_vec[None, :], depth, allowed)
+            sims, ids = self.index.vector_search(query_vec[None, :], depth, allowed, filters)
             pairs = [(int(i), float(s)) for i, s in zip(ids[0], sims[0]) if i >= 0]
             rankings["dense"] = [i for i, _ in pairs]
             scores["dense"] = dict(pairs)
         if mode in ("bm25", "hybrid"):
-            bm25 = self.index._bm25
+            bm25 = self.index.bm25
             rows = None if allowed is None else np.flatnonzero(np.isin(bm25.ids, allowed))
             feedback = self._texts if cfg.bm25_feedback else None
             fuse_first_pass = None
@@ -185,7 +189,7 @@ class Retriever:
             query_vec = self.index.embedder.encode([query])[0]
         ids = [i for i, _ in candidates]
         try:
-            vectors = self.index._store.reconstruct(ids)
+            vectors = self.index.reconstruct(ids)
         except Exception:  # an index type without reconstruct: embed the candidates again
             chunks = self.index.get_chunks(ids)
             vectors = self.index.embedder.encode([chunks[i].text for i in ids])

@@ -1,48 +1,140 @@
-"""The vector store: FAISS, exact below a size threshold and IVF above it, on GPU when there is one.
+"""The vector store seam: one protocol, FAISS built in, other backends (Milvus) by name.
 
-One interface (:class:`VectorStore`) so another backend can stand in; :class:`FaissStore` is the one
-shipped. Vectors are L2-normalised, so inner product = cosine similarity.
+:class:`VectorStore` is everything :class:`~ragtune.rag.index.Index` and the retriever may ask of a
+store; :func:`create_store` / :func:`open_store` pick the backend from ``StoreConfig.backend`` and from
+the description the manifest recorded (``describe()``), so an index directory says which backend holds
+its vectors and a reader never has to guess.
 
-Index choice (``StoreConfig.index_type="auto"``):
+Two kinds of store, and why the index treats them differently:
 
-- below ``ann_threshold`` vectors: ``IndexIDMap2(IndexFlatIP)``, exact, supports add/remove by id;
-- above it: ``IndexIVFFlat`` with ``nlist ~ 4*sqrt(N)`` k-means cells searched ``nprobe`` at a time.
-  IVF supports remove_ids (so incremental updates keep working), trains in seconds, and has a faiss GPU
-  implementation; HNSW has none of the three.
+- *in-generation* (FAISS): the vectors are a file inside each generation folder, so they join that
+  folder's atomic publish. Such a store implements ``fork()``: the writer edits a private copy, and
+  readers of the published generation never see a half-applied edit.
+- *server-side* (Milvus): one collection outlives generations and cannot join a rename. Consistency
+  comes from ordering instead: chunk ids are never reused (the index keeps a monotonic high-water mark
+  on disk, written before any vector is added), a writer ADDS new vectors before ``CURRENT`` moves and
+  REMOVES replaced ids only after it moved, and readers over-fetch and drop ids that are not in their
+  generation's chunk table. A crash therefore leaves the previous generation searchable, and the next
+  writer removes what the crashed one added (ids above the last published high-water mark).
 
-With faiss-gpu and CUDA present, a GPU copy of the index answers searches (same results API); the CPU
-index stays the master copy that is saved.
+FAISS details: vectors are L2-normalised, so inner product = cosine similarity. ``index_type="auto"``
+keeps ``IndexIDMap2(IndexFlatIP)`` (exact, add/remove by id) below ``ann_threshold`` vectors and an
+``IndexIVFFlat`` with ``nlist ~ 4*sqrt(N)`` cells searched ``nprobe`` at a time above it. IVF supports
+remove_ids (incremental updates keep working), trains in seconds, and has a faiss GPU implementation;
+HNSW has none of the three. With faiss-gpu and CUDA present, a GPU copy answers searches; the CPU index
+stays the master copy that is saved.
+
+    >>> store = create_store(StoreConfig(), dim=4)
+    >>> store.add(np.array([7]), np.array([[1, 0, 0, 0]], dtype=np.float32))
+    >>> store.search(np.array([[1, 0, 0, 0]], dtype=np.float32), 1)[1].tolist()
+    [[7]]
 """
 
 from __future__ import annotations
 
+import importlib
 import logging
 import math
+import threading
 from pathlib import Path
-from typing import Protocol
+from typing import Protocol, runtime_checkable
 
 import numpy as np
 
 from ragtune.errors import IndexFormatError
-from ragtune.rag.config import StoreConfig
+from .config import StoreConfig
 
 log = logging.getLogger(__name__)
 
+#: The store description format this ragtune writes and reads (``describe()["format_version"]``).
+STORE_FORMAT_VERSION = 1
+#: backend name -> module holding ``create(config, dim)`` and ``open(description, gen_dir, dim, config)``;
+#: imported only when an index uses it (pymilvus is an optional extra).
+BACKENDS = {"faiss": __name__, "milvus": "ragtune.rag.milvus_store"}
+FAISS_FILE = "vectors.faiss"
 
+
+@runtime_checkable
 class VectorStore(Protocol):
+    """What the index and the retriever may ask of a vector store (see the module docstring).
+
+    Optional: ``fork() -> VectorStore`` for in-generation stores (an independent copy the writer
+    edits). A store without ``fork`` is treated as server-side (shared across generations).
+    """
+
     dim: int
+    supports_filters: bool  # True: search() applies `filters` itself (pushed down, e.g. Milvus expressions)
 
     def __len__(self) -> int: ...
 
-    def add(self, ids: np.ndarray, vectors: np.ndarray) -> None: ...
+    def add(self, ids: np.ndarray, vectors: np.ndarray, metadata: list[dict] | None = None) -> None:
+        """Store ``vectors`` under ``ids``; ``metadata`` per row: source, file_type, page, section."""
+        ...
 
     def remove(self, ids: np.ndarray) -> int: ...
 
-    def search(self, queries: np.ndarray, k: int, allowed: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
-        """(scores, ids) each of shape (len(queries), k); id -1 pads missing results."""
+    def search(
+        self, queries: np.ndarray, k: int, allowed: np.ndarray | None = None, filters: dict | None = None
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """(scores, ids) each of shape (len(queries), k'); id -1 pads missing results."""
         ...
 
-    def save(self, path: Path) -> None: ...
+    def reconstruct(self, ids: list[int]) -> np.ndarray: ...
+
+    def describe(self) -> dict:
+        """``{"backend": ..., "format_version": 1, ...settings}``: recorded in the manifest."""
+        ...
+
+    def persist(self, gen_dir: Path) -> dict:
+        """Make the current state durable for generation ``gen_dir``; returns :meth:`describe`."""
+        ...
+
+
+def create_store(config: StoreConfig, dim: int) -> VectorStore:
+    """A new, empty store of ``config.backend``."""
+    return _backend(config.backend).create(config, dim)
+
+
+def open_store(description: dict, gen_dir: Path, dim: int, config: StoreConfig) -> VectorStore:
+    """Reopen the store a manifest describes; an unknown backend or a newer format is refused."""
+    if not isinstance(description, dict):
+        raise IndexFormatError(f"{gen_dir}/manifest.json: 'store' must be a mapping, got {type(description).__name__}")
+    version = description.get("format_version", 1)
+    if not isinstance(version, int) or isinstance(version, bool):
+        raise IndexFormatError(f"{gen_dir}/manifest.json: store format_version {version!r} is not an integer")
+    if version > STORE_FORMAT_VERSION:
+        raise IndexFormatError(
+            f"{gen_dir}: the vector store has format version {version}; this ragtune reads up to "
+            f"{STORE_FORMAT_VERSION}: upgrade ragtune"
+        )
+    return _backend(description.get("backend"), gen_dir).open(description, gen_dir, dim, config)
+
+
+def _backend(name, where: Path | None = None):
+    if name not in BACKENDS:
+        place = f"{where}/manifest.json names" if where else "StoreConfig.backend is"
+        raise IndexFormatError(
+            f"{place} the vector-store backend {name!r}, which this ragtune does not know; "
+            f"known: {', '.join(BACKENDS)} (upgrade ragtune if the index was built by a newer one)"
+        )
+    module_name = BACKENDS[name]
+    try:
+        return importlib.import_module(module_name)
+    except ImportError as exc:
+        raise IndexFormatError(
+            f"the {name!r} vector-store backend is not installed ({exc}); install it with "
+            f"`pip install 'ragtune[{name}]'`"
+        ) from exc
+
+
+def create(config: StoreConfig, dim: int) -> FaissStore:
+    """The FAISS backend's factory (see :data:`BACKENDS`)."""
+    return FaissStore(dim, config)
+
+
+def open(description: dict, gen_dir: Path, dim: int, config: StoreConfig) -> FaissStore:  # noqa: A001
+    """The FAISS backend's opener: ``vectors.faiss`` inside the generation folder."""
+    return FaissStore.open(Path(gen_dir) / description.get("file", FAISS_FILE), dim, config)
 
 
 def gpu_available() -> bool:
@@ -66,7 +158,13 @@ def default_nprobe(nlist: int) -> int:
 
 
 class FaissStore:
-    """See the module docstring."""
+    """The in-generation FAISS store (see the module docstring).
+
+    Searching is safe from many threads at once; edits are not, which is why the index edits a
+    :meth:`fork` and never a store that readers hold.
+    """
+
+    supports_filters = False  # filters arrive as `allowed` ids (an IDSelector before the top-k cut)
 
     def __init__(self, dim: int, config: StoreConfig | None = None, index=None):
         import faiss
@@ -77,6 +175,22 @@ class FaissStore:
         self.index = index if index is not None else self._new_flat()
         self._gpu_index = None
         self._gpu_dirty = True
+        self._gpu_lock = threading.Lock()  # two first searches must not both build the GPU twin
+
+    def fork(self) -> FaissStore:
+        """An independent copy for a writer, which is what lets readers keep searching the published one
+        while it is edited. Costs a copy of the vectors in memory for the write's duration (1.5 GB at
+        1M x 384) and time: 200k x 384 took 2.1 s (flat) and 4.5 s (IVF) on the 2-core machine under a
+        load average of 16."""
+        return FaissStore(self.dim, self.config, index=self._faiss.clone_index(self.index))
+
+    def describe(self) -> dict:
+        return {"backend": "faiss", "format_version": STORE_FORMAT_VERSION, "file": FAISS_FILE,
+                "kind": self.kind, "count": len(self), "index_type": self.config.index_type}
+
+    def persist(self, gen_dir: Path) -> dict:
+        self.save(Path(gen_dir) / FAISS_FILE)
+        return self.describe()
 
     # -- construction -------------------------------------------------------------------------
     def _new_flat(self):
@@ -118,7 +232,7 @@ class FaissStore:
     def __len__(self) -> int:
         return int(self.index.ntotal)
 
-    def add(self, ids: np.ndarray, vectors: np.ndarray) -> None:
+    def add(self, ids: np.ndarray, vectors: np.ndarray, metadata: list[dict] | None = None) -> None:
         ids = np.ascontiguousarray(ids, dtype=np.int64)
         vectors = np.ascontiguousarray(vectors, dtype=np.float32)
         if vectors.ndim != 2 or vectors.shape[1] != self.dim:
@@ -180,6 +294,10 @@ class FaissStore:
     def _searcher(self):
         if not self._use_gpu():
             return self.index
+        with self._gpu_lock:
+            return self._gpu_searcher()
+
+    def _gpu_searcher(self):
         if self._gpu_dirty:
             try:
                 res = self._gpu_resources()
@@ -194,7 +312,7 @@ class FaissStore:
     def device(self) -> str:
         return "gpu" if self._searcher() is not self.index else "cpu"
 
-    def search(self, queries: np.ndarray, k: int, allowed: np.ndarray | None = None):
+    def search(self, queries: np.ndarray, k: int, allowed: np.ndarray | None = None, filters: dict | None = None):
         queries = np.ascontiguousarray(np.atleast_2d(queries), dtype=np.float32)
         if len(self) == 0:
             return np.full((len(queries), 1), -np.inf, np.float32), np.full((len(queries), 1), -1, np.int64)
@@ -218,6 +336,8 @@ class FaissStore:
     def open(cls, path: Path, dim: int, config: StoreConfig | None = None) -> FaissStore:
         import faiss
 
+        if not Path(path).is_file():
+            raise IndexFormatError(f"the vector index {path} is missing")
         try:
             index = faiss.read_index(str(path))
         except Exception as exc:

@@ -13,11 +13,12 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import math
 import os
 import sys
 
 from ragtune import __version__
-from ragtune.errors import RagtuneError
+from ragtune.errors import ConfigError, RagtuneError
 
 # Command groups in the order --help lists them; a missing optional one is skipped.
 COMMANDS = ("index", "search", "ask", "eval", "advise")
@@ -41,7 +42,36 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+# Arguments that are text (not paths): bytes that are not UTF-8 there are a user mistake, not a file name.
+_TEXT_ARGS = ("query", "question", "filter", "message")
+
+
+def check_args(args: argparse.Namespace) -> None:
+    """Refuse what argparse lets through: NaN/inf numbers (``--min-score nan`` silently disabled
+    abstention) and text arguments holding bytes that are not UTF-8 (``$'LoRA \\xff'``)."""
+    for name, value in vars(args).items():
+        option = "--" + name.replace("_", "-")
+        if isinstance(value, float) and not math.isfinite(value):
+            raise ConfigError(f"{option}: {value} is not a usable number; pass a finite value")
+        if name in _TEXT_ARGS:
+            for text in value if isinstance(value, list) else [value]:
+                if isinstance(text, str) and not _is_utf8(text):
+                    shown = text.encode("utf-8", "backslashreplace").decode()
+                    raise ConfigError(f"{name} {shown!r} holds bytes that are not valid UTF-8; pass the text in UTF-8")
+
+
+def _is_utf8(text: str) -> bool:
+    try:
+        text.encode("utf-8")
+        return True
+    except UnicodeEncodeError:
+        return False
+
+
 def main(argv: list[str] | None = None) -> int:
+    for stream in (sys.stdout, sys.stderr):  # a file name that is not UTF-8 must print, not crash
+        if hasattr(stream, "reconfigure"):
+            stream.reconfigure(errors="backslashreplace")
     parser = build_parser()
     args = parser.parse_args(argv)
     if not getattr(args, "func", None):
@@ -49,6 +79,7 @@ def main(argv: list[str] | None = None) -> int:
         (getattr(args, "_group_parser", None) or parser).print_help()
         return 0 if args.command is None else 2
     try:
+        check_args(args)
         return int(args.func(args) or 0)
     except RagtuneError as exc:
         if os.environ.get("RAGTUNE_DEBUG"):

@@ -43,6 +43,10 @@ class IndexLockedError(RagtuneError):
     exit_code = 3
 
 
+class IndexWriteError(RagtuneError):
+    """Writing a new index generation failed (disk full, I/O error); the previous one is intact."""
+
+
 class ModelLoadError(RagtuneError):
     """A model, tokenizer or adapter directory could not be loaded."""
 

@@ -25,6 +25,8 @@ def register(sub) -> None:
     add.add_argument("--chunk-tokens", type=int, metavar="N", help="max tokens per chunk for a NEW index (default: the embedding model's window)")
     add.add_argument("--embedder", metavar="DIR", help="sentence-transformers model directory for a NEW index")
     add.add_argument("--strict", action="store_true", help="exit 1 if any file was skipped for an error")
+    add.add_argument("--follow-symlinks", action="store_true",
+                     help="follow symbolic links that lead outside the folders given (default: refuse them)")
     add.add_argument("--no-progress", action="store_true", help="no progress bars")
     add_json_option(add)
     add.set_defaults(func=cmd_add)
@@ -38,6 +40,21 @@ def register(sub) -> None:
     add_index_option(files)
     add_json_option(files)
     files.set_defaults(func=cmd_files)
+
+    verify = verbs.add_parser("verify", help="check every file of the index against its manifest (checksums, counts)")
+    add_index_option(verify)
+    add_json_option(verify)
+    verify.set_defaults(func=cmd_verify)
+
+    repair = verbs.add_parser(
+        "repair", help="rebuild a damaged index's vectors and BM25 from its stored chunk texts",
+        description="Re-embed every stored chunk text into a new vector index and BM25 index and publish "
+        "them as a new generation (the chunk table is the source of truth; nothing is re-parsed).",
+    )
+    add_index_option(repair)
+    repair.add_argument("--no-progress", action="store_true", help="no progress bars")
+    add_json_option(repair)
+    repair.set_defaults(func=cmd_repair)
 
     remove = verbs.add_parser("remove", help="drop files from the index")
     remove.add_argument("sources", nargs="+", metavar="PATH")
@@ -72,7 +89,7 @@ def cmd_add(args) -> int:
         index.config.ingest.max_file_mb = args.max_file_mb
     report = index.add(
         args.paths, include=args.include, exclude=args.exclude, prune=args.prune,
-        progress=False if (args.no_progress or args.json) else None,
+        follow_symlinks=args.follow_symlinks, progress=False if (args.no_progress or args.json) else None,
     )
     if args.json:
         print_json({**report.to_dict(), "index": index.info()})
@@ -110,6 +127,27 @@ def cmd_info(args) -> int:
     width = max(len(k) for k in info)
     for key, value in info.items():
         print(f"{key:<{width}}  {value}")
+    return 0
+
+
+def cmd_verify(args) -> int:
+    info = open_index(args).verify(full=True)
+    if args.json:
+        print_json({"ok": True, **info})
+    else:
+        print(f"ok: {info['chunks']} chunks in {info['files']} files, every checksum and count matches ({info['generation']})")
+    return 0
+
+
+def cmd_repair(args) -> int:
+    from ragtune.rag.index import Index
+
+    index = Index.repair(index_path(args), progress=False if (args.no_progress or args.json) else None)
+    info = index.info()
+    if args.json:
+        print_json(info)
+    else:
+        print(f"repaired: {info['chunks']} chunks re-embedded into {info['generation']} -> {index.root}")
     return 0
 
 

@@ -111,3 +111,167 @@ def test_damaged_current_pointer_is_a_clear_error(built):
     (built.root / "CURRENT").write_text("rubbish")
     with pytest.raises(IndexFormatError, match="CURRENT is damaged"):
         Index.open(built.root)
+
+
+# -- issue 14: the battery's findings, each a test that failed before its fix --------------------
+import json  # noqa: E402
+import os  # noqa: E402
+import subprocess  # noqa: E402
+import sys  # noqa: E402
+
+from ragtune.cli import main  # noqa: E402
+from ragtune.errors import IndexLockedError  # noqa: E402
+
+
+def _manifest_path(index):
+    return index.root / index.generation / "manifest.json"
+
+
+def test_fifo_in_the_folder_does_not_hang_add(built, tmp_path):
+    batch = tmp_path / "batch"
+    batch.mkdir()
+    os.mkfifo(batch / "pipe.txt")
+    (batch / "good.md").write_text("# Good\n\nCross-encoders rerank candidates.")
+    report = built.add([batch], progress=False)  # before the fix: blocked forever hashing the FIFO
+    assert report.added == [str(batch / "good.md")]
+    assert "not a regular file" in report.problems[0].reason
+
+
+def test_symlinked_write_lock_is_refused_and_its_target_untouched(built, tmp_path, docs_dir):
+    victim = tmp_path / "precious.txt"
+    victim.write_text("do not truncate me")
+    (built.root / "write.lock").unlink(missing_ok=True)
+    (built.root / "write.lock").symlink_to(victim)
+    (docs_dir / "rag.txt").write_text("Changed content so that a write is needed.")
+    with pytest.raises(IndexFormatError, match="symbolic link"):
+        built.add([docs_dir], progress=False)
+    assert victim.read_text() == "do not truncate me"
+
+
+def test_symlink_to_a_file_outside_the_folder_is_not_indexed(built, tmp_path):
+    secret = tmp_path / "secret.txt"
+    secret.write_text("root:x:0:0:root:/root:/bin/bash")
+    batch = tmp_path / "batch"
+    batch.mkdir()
+    (batch / "passwd.txt").symlink_to(secret)
+    (batch / "good.md").write_text("# Good\n\nCross-encoders rerank candidates.")
+    report = built.add([batch], progress=False)
+    assert str(batch / "passwd.txt") not in built.files()
+    assert not any("root:x" in c.text for c in built.chunks())
+    assert any("outside" in p.reason for p in report.problems)
+
+
+def test_file_name_that_is_not_utf8_is_indexed_under_a_safe_name(built, tmp_path):
+    batch = tmp_path / "batch"
+    batch.mkdir()
+    raw = os.path.join(os.fsencode(batch), b"caf\xe9.txt")
+    with open(raw, "wb") as fh:
+        fh.write(b"Notes on the cafe and its quantised models.")
+    report = built.add([batch], progress=False)
+    assert report.added == [str(batch) + "/caf\\xe9.txt"] and not report.problems
+    assert built.search("cafe quantised models", k=1, mode="bm25")[0].source.endswith("caf\\xe9.txt")
+    assert built.add([batch], prune=True, progress=False).unchanged  # the safe name still matches the file
+
+
+def test_second_writer_is_refused_at_once_before_any_parsing(built, docs_dir, monkeypatch):
+    holder = subprocess.Popen(
+        [sys.executable, "-c", "import sys,time; from filelock import FileLock; l=FileLock(sys.argv[1]); "
+         "l.acquire(); print('HELD', flush=True); time.sleep(60)", str(built.root / "write.lock")],
+        stdout=subprocess.PIPE, text=True,
+    )
+    try:
+        assert holder.stdout.readline().strip() == "HELD"
+        parsed = []
+        monkeypatch.setattr("ragtune.rag.index.parse_file", lambda *a, **k: parsed.append(a))
+        (docs_dir / "rag.txt").write_text("Changed, so there would be work to do.")
+        with pytest.raises(IndexLockedError, match="only one writer"):
+            built.add([docs_dir], progress=False)
+        assert parsed == []  # refused before reading a single file
+    finally:
+        holder.kill()
+        holder.wait()
+
+
+@pytest.mark.parametrize(
+    "edit, match",
+    [
+        (lambda m: {**m, "format_version": "2"}, "format_version must be a positive integer"),
+        (lambda m: {**m, "format_version": None}, "format_version must be a positive integer"),
+        (lambda m: {**m, "format_version": 99}, "upgrade ragtune"),
+        (lambda m: [m], "expected a JSON object"),
+        (lambda m: {k: v for k, v in m.items() if k != "embedder"}, "'embedder' must be a mapping"),
+        (lambda m: {**m, "store": {"backend": "cassandra", "format_version": 1}}, "backend 'cassandra'"),
+        (lambda m: {**m, "store": {"backend": "faiss", "format_version": 7}}, "store has format version 7"),
+    ],
+)
+def test_bad_manifest_is_one_clear_error_in_the_cli(built, capsys, edit, match):
+    path = _manifest_path(built)
+    path.write_text(json.dumps(edit(json.loads(path.read_text()))))
+    with pytest.raises(IndexFormatError, match=match):
+        Index.open(built.root)
+    assert main(["search", "LoRA", "--index", str(built.root)]) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("ragtune: error:") and "Traceback" not in err[0]
+
+
+@pytest.mark.parametrize("damage", ["garbage", "missing"])
+def test_damaged_chunk_database_is_a_clear_error(built, capsys, damage):
+    db = built.root / built.generation / "chunks.sqlite"
+    db.write_bytes(b"this is not sqlite" * 100) if damage == "garbage" else db.unlink()
+    with pytest.raises(IndexFormatError, match="chunks.sqlite"):
+        Index.open(built.root)
+    assert main(["index", "info", "--index", str(built.root)]) == 1
+    assert capsys.readouterr().err.count("\n") == 1
+
+
+def test_missing_vectors_are_refused_then_repaired_from_the_chunk_texts(built, docs_dir):
+    count = len(built)
+    (built.root / built.generation / "vectors.faiss").unlink()
+    with pytest.raises(IndexFormatError, match="vectors.faiss is missing.*ragtune index repair"):
+        Index.open(built.root)  # before: "no results", and the next add made the damage permanent
+    repaired = Index.repair(built.root, progress=False)
+    assert len(repaired) == count == len(repaired.store) == len(repaired.bm25)
+    assert repaired.search("QLoRA NormalFloat", k=1, mode="dense")[0].source.endswith("lora.md")
+    assert Index.open(built.root).verify()["chunks"] == count
+
+
+def test_missing_bm25_is_rebuilt_on_open_and_reported(built):
+    import shutil
+
+    shutil.rmtree(built.root / built.generation / "bm25")
+    index = Index.open(built.root)
+    assert index.repairs and "rebuilt the BM25 index" in index.repairs[0]
+    assert index.search("lexical ranking function", k=1, mode="bm25")[0].source.endswith("rag.txt")
+
+
+def test_tampered_chunk_database_fails_its_checksum(built):
+    import sqlite3
+
+    path = built.root / built.generation / "chunks.sqlite"
+    conn = sqlite3.connect(path)
+    conn.execute("UPDATE chunks SET text = 'tampered' WHERE id = (SELECT MIN(id) FROM chunks)")
+    conn.commit()
+    conn.close()
+    with pytest.raises(IndexFormatError, match="checksum|bytes"):
+        Index.open(built.root)
+
+
+def test_stale_generations_and_debris_are_cleaned_on_open(built, docs_dir):
+    import shutil
+
+    for i in range(2):
+        (docs_dir / "rag.txt").write_text(f"Version {i} of the notes.")
+        built.add([docs_dir], progress=False)
+    current = built.generation
+    shutil.copytree(built.root / current, built.root / "gen-000001")  # as if killed before cleanup
+    (built.root / "tmp-gen-000099-123").mkdir()
+    Index.open(built.root)
+    names = sorted(p.name for p in built.root.iterdir() if p.name.startswith(("gen-", "tmp-")))
+    assert "gen-000001" not in names and "tmp-gen-000099-123" not in names and current in names
+
+
+def test_query_with_invalid_utf8_and_nan_min_score_are_one_line_errors(built, capsys):
+    assert main(["search", "LoRA \udcff", "--index", str(built.root)]) == 2
+    assert main(["ask", "What is LoRA?", "--min-score", "nan", "--index", str(built.root)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 2 and "not valid UTF-8" in err[0] and "--min-score: nan" in err[1]

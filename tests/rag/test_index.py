@@ -81,7 +81,7 @@ def test_no_chunk_is_ever_duplicated(hash_index, docs_dir):
         index.add([docs_dir / "lora.md"], progress=False)
     ids = [c.id for c in index.chunks()]
     assert len(ids) == len(set(ids))
-    assert len(index._store) == len(ids) == len(index._bm25)
+    assert len(index.store) == len(ids) == len(index.bm25)
 
 
 def test_prune_removes_deleted_files_only_when_asked(hash_index, docs_dir):
@@ -94,7 +94,7 @@ def test_prune_removes_deleted_files_only_when_asked(hash_index, docs_dir):
     assert report.removed == [str(docs_dir / "quant.html")]
     assert str(docs_dir / "quant.html") not in index.files()
     assert all("Distillation" not in h.text for h in index.search("distillation student teacher", k=5))
-    assert len(index._store) == len(index) == len(index._bm25)
+    assert len(index.store) == len(index) == len(index.bm25)
 
 
 def test_prune_is_limited_to_the_paths_given(hash_index, docs_dir, tmp_path):
@@ -150,3 +150,23 @@ def test_only_two_generations_are_kept(hash_index, docs_dir):
         index.add([docs_dir], progress=False)
     gens = sorted(p.name for p in index.root.glob("gen-*"))
     assert len(gens) == 2 and gens[-1] == index.generation
+
+
+def test_add_reports_progress_through_a_callback(hash_index, docs_dir):
+    calls = []
+    index = hash_index()
+    index.add([docs_dir], progress=lambda stage, done, total, message: calls.append((stage, done, total)))
+    stages = [c[0] for c in calls]
+    assert {"parse", "chunk", "embed"} <= set(stages)
+    assert ("parse", 3, 3) in calls and calls[-1][0] == "embed" and calls[-1][1] == calls[-1][2]
+
+
+def test_reading_pins_one_generation_across_a_publish(hash_index, docs_dir):
+    index = hash_index()
+    index.add([docs_dir], progress=False)
+    with index.reading() as gen:
+        (docs_dir / "rag.txt").write_text("Rewritten notes on hybrid retrieval.")
+        index.add([docs_dir], progress=False)  # publishes and swaps while `gen` is pinned
+        assert index.generation != gen.name
+        assert any("BM25 is a lexical" in c.text for c in gen.iter_chunks())  # still readable, unchanged
+    assert not any("BM25 is a lexical" in c.text for c in index.chunks())

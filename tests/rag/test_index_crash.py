@@ -8,6 +8,7 @@ import subprocess
 import sys
 import textwrap
 import time
+from pathlib import Path
 
 import pytest
 
@@ -18,23 +19,26 @@ from ragtune.rag.index import Index
 WRITER = textwrap.dedent(
     """
     import os, sys, time
-    from ragtune.rag import index as ix
+    from ragtune.rag import index as ix, writer as wr
     root, new_file, stage = sys.argv[1], sys.argv[2], sys.argv[3]
+    if os.environ.get("SHARED_STORE"):
+        import _shared_store
+        _shared_store.register()
 
     def pause():
         print("PAUSED", flush=True)
         time.sleep(120)
 
     if stage == "files-written":      # the new generation is on disk, not yet published
-        original = ix._fsync_tree
-        ix._fsync_tree = lambda p: (original(p), pause())
+        original = wr._fsync_tree
+        wr._fsync_tree = lambda p: (original(p), pause())
     elif stage == "before-current":   # generation renamed into place, CURRENT not yet replaced
         real_replace = os.replace
         def replace(src, dst):
             if str(dst).endswith("CURRENT"):
                 pause()
             return real_replace(src, dst)
-        ix.os.replace = replace
+        wr.os.replace = replace
     index = ix.Index.open(root)
     index.add([new_file], progress=False)
     print("DONE", flush=True)
@@ -42,10 +46,13 @@ WRITER = textwrap.dedent(
 )
 
 
-def _start_writer(root, new_file, stage):
+def _start_writer(root, new_file, stage, shared=False):
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).parent)}
+    if shared:
+        env["SHARED_STORE"] = "1"
     proc = subprocess.Popen(
         [sys.executable, "-c", WRITER, str(root), str(new_file), stage],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
     )
     line = proc.stdout.readline()
     if line.strip() != "PAUSED":
@@ -56,7 +63,7 @@ def _start_writer(root, new_file, stage):
 
 def _state(root):
     index = Index.open(root)
-    return index.generation, sorted(index.files()), sorted(c.id for c in index.chunks()), len(index._store)
+    return index.generation, sorted(index.files()), sorted(c.id for c in index.chunks()), len(index.store)
 
 
 @pytest.mark.parametrize("stage", ["files-written", "before-current"])
@@ -112,3 +119,34 @@ def test_concurrent_reader_sees_old_then_new_generation(hash_index, docs_dir, tm
     assert reader.generation == old_generation and len(reader.search("flash attention tiles", k=5)) > 0
     assert reader.refresh() and reader.generation == writer.generation
     assert reader.search("flash attention tiles", k=1, mode="bm25")[0].source.endswith("new.md")
+
+
+@pytest.mark.parametrize("stage", ["files-written", "before-current"])
+def test_kill_9_with_a_server_side_store_leaves_the_previous_generation_searchable(tmp_path, docs_dir, stage):
+    import _shared_store
+
+    from ragtune.rag.config import IndexConfig
+    from ragtune.rag.embed import HashEmbedder
+
+    _shared_store.register()
+    config = IndexConfig()
+    config.store.backend, config.store.uri = "shared", str(tmp_path / "server.faiss")
+    index = Index.open(tmp_path / "idx", create=True, config=config, embedder=HashEmbedder(dim=64))
+    index.add([docs_dir], progress=False)
+    before = set(index.filter_ids({}))
+    new = tmp_path / "new.md"
+    new.write_text("# New\n\nSpeculative decoding drafts tokens with a small model.")
+    proc = _start_writer(index.root, new, stage, shared=True)
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    server = index.store
+    assert server.ids() > before  # the crashed writer's vectors reached the "server" before the publish
+    reader = Index.open(index.root)
+    assert set(reader.filter_ids({})) == before
+    hits = reader.search("speculative decoding drafts tokens", k=10, mode="dense")
+    assert hits and all(not h.source.endswith("new.md") for h in hits)  # orphans are never returned
+    # The next writer removes the orphans (ids above the published high-water mark) and reuses no id.
+    crashed = server.ids() - before
+    reader.add([new], progress=False)
+    assert server.ids() == set(reader.filter_ids({}))
+    assert not (set(reader.filter_ids({})) & crashed)

@@ -136,3 +136,79 @@ def test_pptx_csv_and_eml_parse(tmp_path):
     )
     doc, _ = parse_file(eml)
     assert doc.type == "eml" and "rank 16" in doc.text
+
+
+# -- issue 14, item 9: ingestion details ---------------------------------------------------------
+
+
+def test_latin1_text_is_read_as_latin1_not_a_lookalike_code_page(tmp_path):
+    path = tmp_path / "latin.txt"
+    path.write_bytes("Café naïve résumé, déjà vu. The façade of the hôtel.\n".encode("latin-1"))
+    doc, warnings = parse_file(path)
+    assert "Café naïve résumé" in doc.text
+    assert "cp1252" in warnings[0].reason
+
+
+def test_cyrillic_bytes_keep_their_detected_code_page(tmp_path):
+    path = tmp_path / "ru.txt"
+    path.write_bytes("Привет, как дела? Это пример текста на русском языке.\n".encode("cp1251"))
+    assert "Привет" in parse_file(path)[0].text
+
+
+def test_html_nested_past_the_parser_limit_is_still_read(tmp_path):
+    path = tmp_path / "deep.html"
+    path.write_text("<html><body>" + "<div>" * 3000 + "<p>Deep text about LoRA.</p>" + "</div>" * 3000 + "</body></html>")
+    doc, warnings = parse_file(path)
+    assert "Deep text about LoRA." in doc.text
+    assert "nested 3003 levels deep" in warnings[0].reason
+
+
+def _pdf(path):
+    from reportlab.pdfgen import canvas
+
+    c = canvas.Canvas(str(path))
+    c.drawString(100, 700, "LoRA trains low-rank adapters.")
+    c.save()
+    return path
+
+
+def test_encrypted_pdf_is_reported_as_encrypted(tmp_path):
+    import pikepdf
+
+    with pikepdf.open(_pdf(tmp_path / "plain.pdf")) as pdf:
+        pdf.save(tmp_path / "locked.pdf", encryption=pikepdf.Encryption(user="secret", owner="owner"))
+    with pytest.raises(IngestError, match="encrypted PDF"):
+        parse_file(tmp_path / "locked.pdf")
+
+
+def test_truncated_pdf_prints_nothing_on_stderr(tmp_path, capfd):
+    data = _pdf(tmp_path / "plain.pdf").read_bytes()
+    (tmp_path / "cut.pdf").write_bytes(data[: len(data) // 2])
+    with pytest.raises(IngestError, match="corrupt or unreadable PDF"):
+        parse_file(tmp_path / "cut.pdf")
+    assert "EOF marker" not in capfd.readouterr().err
+
+
+def test_fifo_is_refused_without_opening_it(tmp_path):
+    import os
+
+    os.mkfifo(tmp_path / "pipe.txt")  # opening it would block forever
+    (tmp_path / "ok.txt").write_text("fine")
+    files, problems = discover([tmp_path])
+    assert files == [tmp_path / "ok.txt"]
+    assert problems[0].path == str(tmp_path / "pipe.txt") and "not a regular file" in problems[0].reason
+
+
+def test_symlink_out_of_the_folder_is_not_followed_but_one_inside_is(tmp_path):
+    outside = tmp_path / "secret.txt"
+    outside.write_text("root:x:0:0")
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    (docs / "real.txt").write_text("inside")
+    (docs / "passwd.txt").symlink_to(outside)
+    (docs / "alias.txt").symlink_to(docs / "real.txt")
+    files, problems = discover([docs])
+    assert sorted(f.name for f in files) == ["alias.txt", "real.txt"]
+    assert "outside" in problems[0].reason and problems[0].path == str(docs / "passwd.txt")
+    followed, _ = discover([docs], follow_symlinks=True)
+    assert "passwd.txt" in [f.name for f in followed]

@@ -115,7 +115,7 @@ def test_bm25_stays_in_sync_after_update_and_prune(built, docs_dir):
     (docs_dir / "rag.txt").unlink()
     built.add([docs_dir], prune=True, progress=False)
     assert built.search("ColBERT late interaction", k=5, mode="bm25") == []
-    assert len(built._bm25) == len(built)
+    assert len(built.bm25) == len(built)
 
 
 def _tiny_cross_encoder(path):

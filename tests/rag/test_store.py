@@ -95,3 +95,104 @@ def test_gpu_search_matches_cpu():
     _, a = cpu.search(data[:20], 5)
     _, b = gpu.search(data[:20], 5)
     assert (a == b).mean() > 0.99
+
+
+# -- the seam: create_store / open_store, descriptions in the manifest ----------------------------
+
+
+def test_create_and_open_store_round_trip_through_the_description(tmp_path):
+    from ragtune.rag.store import VectorStore, create_store, open_store
+
+    store = create_store(StoreConfig(), 32)
+    assert isinstance(store, VectorStore) and store.supports_filters is False
+    store.add(np.arange(5, 10), _vectors(5), [{"source": "a"}] * 5)
+    description = store.persist(tmp_path)
+    assert description["backend"] == "faiss" and description["format_version"] == 1
+    again = open_store(description, tmp_path, 32, StoreConfig())
+    assert len(again) == 5 and again.search(_vectors(5)[2], 1)[1][0, 0] == 7
+
+
+@pytest.mark.parametrize(
+    "description, match",
+    [
+        ({"backend": "cassandra", "format_version": 1}, "backend 'cassandra'.*known: faiss, milvus"),
+        ({"backend": "faiss", "format_version": 2}, "format version 2.*upgrade ragtune"),
+        ({"backend": "faiss", "format_version": "1"}, "not an integer"),
+        (["faiss"], "must be a mapping"),
+    ],
+)
+def test_unknown_backend_or_newer_format_is_refused(tmp_path, description, match):
+    from ragtune.errors import IndexFormatError
+    from ragtune.rag.store import open_store
+
+    with pytest.raises(IndexFormatError, match=match):
+        open_store(description, tmp_path, 32, StoreConfig())
+
+
+def test_milvus_backend_is_imported_only_when_used(monkeypatch):
+    import sys
+
+    from ragtune.errors import IndexFormatError
+    from ragtune.rag.store import create_store
+
+    import subprocess
+
+    probe = "import sys, ragtune.rag.index; print('ragtune.rag.milvus_store' in sys.modules, 'faiss' in sys.modules)"
+    assert subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True).stdout.split() == ["False", "False"]
+    monkeypatch.setitem(sys.modules, "ragtune.rag.milvus_store", None)  # as if pymilvus were absent
+    with pytest.raises(IndexFormatError, match=r"'milvus' vector-store backend is not installed.*ragtune\[milvus\]"):
+        create_store(StoreConfig(backend="milvus", uri="./m.db"), 32)
+
+
+def test_fork_is_independent_of_the_published_store():
+    store = FaissStore(32)
+    store.add(np.arange(10), _vectors(10))
+    fork = store.fork()
+    fork.remove(np.arange(5))
+    fork.add(np.arange(100, 103), _vectors(3, seed=2))
+    assert len(store) == 10 and len(fork) == 8
+
+
+def test_manifest_records_the_store_description(hash_index, docs_dir):
+    import json
+
+    index = hash_index()
+    index.add([docs_dir], progress=False)
+    manifest = json.loads((index.root / index.generation / "manifest.json").read_text())
+    assert manifest["store"]["backend"] == "faiss" and manifest["store"]["count"] == len(index)
+    assert set(manifest["files"]) >= {"chunks.sqlite", "vectors.faiss", "bm25/ids.npy"}
+
+
+def test_chunk_ids_are_never_reused_across_generations(hash_index, docs_dir):
+    index = hash_index()
+    index.add([docs_dir], progress=False)
+    first = set(index.filter_ids({}))
+    index.remove([str(docs_dir / "rag.txt")])
+    (docs_dir / "rag.txt").write_text("Retrieval notes, second edition.")
+    index.add([docs_dir], progress=False)
+    new = set(index.filter_ids({})) - first
+    assert new and min(new) > max(first)
+
+
+def test_server_side_store_is_edited_in_place_and_readers_drop_foreign_ids(tmp_path, docs_dir):
+    import _shared_store
+
+    from ragtune.rag.config import IndexConfig
+    from ragtune.rag.embed import HashEmbedder
+    from ragtune.rag.index import Index
+
+    _shared_store.register()
+    config = IndexConfig()
+    config.store.backend, config.store.uri = "shared", str(tmp_path / "server.faiss")
+    index = Index.open(tmp_path / "idx", create=True, config=config, embedder=HashEmbedder(dim=64))
+    index.add([docs_dir], progress=False)
+    server = index.store
+    assert not (index.root / index.generation / "vectors.faiss").exists()  # the vectors live "in the server"
+    assert server.ids() == set(index.filter_ids({}))
+    reader = Index.open(index.root)  # pinned on this generation
+    (docs_dir / "rag.txt").write_text("Hybrid search fuses dense and sparse rankings.")
+    index.add([docs_dir], progress=False)
+    assert server.ids() == set(index.filter_ids({}))  # replaced ids removed after the publish
+    # The old reader's generation lost its rag.txt vectors to the server, but it never returns a ghost:
+    hits = reader.search("hybrid dense sparse rankings", k=5, mode="dense")
+    assert all(h.chunk_id in {c.id for c in reader.chunks()} for h in hits)

@@ -1,0 +1,431 @@
+"""Writing an index generation: the writer lock, chunk + embed, and the publish sequence.
+
+The order of the publish steps is the crash-safety argument, so it lives in one place
+(:meth:`Writer._publish`):
+
+1. take the chunk ids from the high-water mark (``ids.reserved``) and write the new mark *before* any
+   vector is stored, so an id is never handed out twice, even by a writer killed mid-way;
+2. build ``tmp-gen-N-PID/``: a copy of the chunk table with the changes, the vectors, BM25, the manifest
+   (counts, ids digest, size + SHA-256 of every file, the store's description); verify it by opening it;
+3. rename it to ``gen-N`` and replace ``CURRENT`` (atomic): the publish;
+4. for a server-side store only, remove the replaced ids now (a reader of the previous generation may
+   still need them until this point), and record them as ``pending_remove`` so a writer killed between
+   3 and 4 has its removals redone by the next one.
+
+An in-generation store (FAISS) is edited as a private fork, so readers never see a half-applied edit.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import json
+import os
+import shutil
+import sqlite3
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from ragtune.errors import IndexFormatError, IndexLockedError, IndexWriteError, RagtuneError
+
+from .chunk import make_chunker
+from .chunkdb import ChunkDB
+from .generation import FORMAT, FORMAT_VERSION, MANIFEST, Generation, file_records, ids_digest, read_manifest
+from .ingest import Problem
+from .lexical import BM25Index
+from .store import create_store, open_store
+from .types import Chunk, Document
+
+_KEEP_GENERATIONS = 2  # the published one and its predecessor (a reader may still be opening it)
+RESERVED = "ids.reserved"
+LOCK = "write.lock"
+
+
+@dataclass
+class AddReport:
+    """What an :meth:`Index.add` call did. ``problems`` holds skipped files, ``warnings`` caveats."""
+
+    added: list[str] = field(default_factory=list)
+    updated: list[str] = field(default_factory=list)
+    unchanged: list[str] = field(default_factory=list)
+    removed: list[str] = field(default_factory=list)
+    problems: list[Problem] = field(default_factory=list)
+    warnings: list[Problem] = field(default_factory=list)
+    skipped: list[Problem] = field(default_factory=list)
+    chunks_added: int = 0
+    chunks_removed: int = 0
+    timings: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def changed(self) -> bool:
+        return bool(self.added or self.updated or self.removed)
+
+    def to_dict(self) -> dict:
+        return {
+            "added": self.added, "updated": self.updated, "unchanged": len(self.unchanged),
+            "removed": self.removed, "chunks_added": self.chunks_added, "chunks_removed": self.chunks_removed,
+            "problems": [p.to_dict() for p in self.problems], "warnings": [p.to_dict() for p in self.warnings],
+            "skipped": [p.to_dict() for p in self.skipped],
+            "timings": self.timings,
+        }
+
+
+# ---------------------------------------------------------------------------------------------
+# the writer lock
+
+
+def _lock(root: Path):
+    from filelock import FileLock
+
+    def stamp(fd: int) -> None:  # who holds it, for the refused writer's message
+        os.write(fd, f"pid {os.getpid()}".encode())
+
+    return FileLock(str(root / LOCK), timeout=0, thread_local=False, on_acquired=stamp)
+
+
+def _acquire(root: Path) -> object | None:
+    """The held lock, or None when another writer holds it. Refuses a ``write.lock`` that is a symlink:
+    following it would truncate its target (issue 14 found one clobbering a file outside the index)."""
+    from filelock import Timeout
+
+    path = root / LOCK
+    if path.is_symlink():
+        raise IndexFormatError(
+            f"{path} is a symbolic link; ragtune will not write through it (that would truncate "
+            f"{os.path.realpath(path)}). Remove the link (rm {path}) and run again"
+        )
+    lock = _lock(root)
+    try:
+        lock.acquire()
+    except Timeout:
+        return None
+    except OSError as exc:
+        if exc.errno == errno.ELOOP:  # became a symlink between the check and the open
+            raise IndexFormatError(f"{path} is a symbolic link; remove it (rm {path}) and run again") from None
+        raise IndexWriteError(f"cannot create the writer lock {path}: {exc.strerror or exc}") from exc
+    return lock
+
+
+@contextlib.contextmanager
+def write_lock(root: Path) -> Iterator[None]:
+    """Hold the index's writer lock, or raise :class:`IndexLockedError` at once."""
+    root.mkdir(parents=True, exist_ok=True)
+    lock = _acquire(root)
+    if lock is None:
+        try:
+            holder = (root / LOCK).read_text(errors="replace").strip() or "another process"
+        except OSError:
+            holder = "another process"
+        raise IndexLockedError(
+            f"index {root} is being written by {holder}; wait for it to finish and try again "
+            "(only one writer at a time; searching is fine meanwhile)"
+        )
+    try:
+        yield
+    finally:
+        lock.release()
+
+
+@contextlib.contextmanager
+def try_write_lock(root: Path) -> Iterator[bool]:
+    """Like :func:`write_lock` but yields False instead of raising when another writer holds it."""
+    lock = _acquire(root)
+    try:
+        yield lock is not None
+    finally:
+        if lock is not None:
+            lock.release()
+
+
+# ---------------------------------------------------------------------------------------------
+# housekeeping (only with the lock held)
+
+
+def _fsync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _fsync_tree(path: Path) -> None:
+    for p in [*path.rglob("*"), path]:
+        if p.is_dir():
+            _fsync_dir(p)
+        else:
+            with open(p, "rb") as fh:
+                os.fsync(fh.fileno())
+
+
+def _number(name: str) -> int:
+    return int(name[4:]) if name.startswith("gen-") and name[4:].isdigit() else -1
+
+
+def clean_debris(root: Path, current: str | None) -> None:
+    """Remove what a crashed writer left: tmp folders and generations never published."""
+    newest = _number(current) if current else 0
+    for p in root.iterdir():
+        unpublished = _number(p.name) > newest
+        if unpublished or p.name.startswith(("tmp-", "CURRENT.tmp-", f"{RESERVED}.tmp")):
+            shutil.rmtree(p, ignore_errors=True) if p.is_dir() and not p.is_symlink() else p.unlink(missing_ok=True)
+
+
+def drop_old_generations(root: Path, current: str) -> None:
+    gens = sorted((p for p in root.glob("gen-*") if p.is_dir() and _number(p.name) >= 0), key=lambda p: _number(p.name))
+    for old in gens[:-_KEEP_GENERATIONS]:
+        if old.name != current:
+            shutil.rmtree(old, ignore_errors=True)
+
+
+def read_reserved(root: Path) -> int:
+    try:
+        return int(json.loads((root / RESERVED).read_text())["next_id"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return 0
+
+
+def _reserve(root: Path, next_id: int) -> None:
+    tmp = root / f"{RESERVED}.tmp-{os.getpid()}"
+    with open(tmp, "w") as fh:
+        fh.write(json.dumps({"next_id": int(next_id)}))
+        fh.flush()
+        os.fsync(fh.fileno())
+    os.replace(tmp, root / RESERVED)
+    _fsync_dir(root)
+
+
+# ---------------------------------------------------------------------------------------------
+# progress
+
+
+@contextlib.contextmanager
+def progress_fn(progress) -> Iterator:
+    """``progress`` (a ProgressFn, True/False/None for a terminal bar) -> an ``emit(stage, done, total, msg)``."""
+    from ragtune.progress import emit, terminal_progress
+
+    if callable(progress):
+        yield lambda stage, done, total=None, message="": emit(progress, stage, done, total, message)
+        return
+    bar = terminal_progress(force=sys.stderr.isatty() if progress is None else bool(progress))
+    try:
+        yield lambda stage, done, total=None, message="": emit(bar, stage, done, total, message)
+    finally:
+        bar.close()
+
+
+# ---------------------------------------------------------------------------------------------
+# the writer
+
+
+class Writer:
+    """One write to an :class:`~ragtune.rag.index.Index` (the caller holds the writer lock)."""
+
+    def __init__(self, index, report: AddReport, emit, base_manifest: dict | None = None):
+        self.index = index
+        self.root: Path = index.root
+        self.report = report
+        self.emit = emit
+        self.base_manifest = base_manifest if base_manifest is not None else index.manifest
+
+    def apply(self, docs: list[Document], stale: list[str]) -> None:
+        """Chunk + embed ``docs``, replace their old chunks, drop ``stale``, publish a new generation."""
+        if not docs and not stale:
+            return
+        per_doc = self._chunk(docs)
+        if not per_doc and not stale:
+            return
+        vectors = self._embed([c.text for _, cs in per_doc for c in cs])
+        self._guarded(lambda: self._publish(per_doc, vectors, stale))
+
+    def rebuild(self) -> None:
+        """Re-embed every stored chunk text of the published generation into a fresh store (repair)."""
+        name = self.base_manifest["generation"]
+        db = ChunkDB(self.root / name / "chunks.sqlite", readonly=True)
+        try:
+            ids, texts = db.ids_and_texts()
+        finally:
+            db.close()
+        vectors = self._embed(texts)
+        self._guarded(lambda: self._publish([], vectors, [], rebuild_ids=ids))
+
+    def _guarded(self, publish) -> None:
+        t0 = time.perf_counter()
+        current = self.base_manifest.get("generation")
+        try:
+            publish()
+        except RagtuneError:
+            clean_debris(self.root, current)
+            raise
+        except (OSError, sqlite3.Error, RuntimeError, MemoryError) as exc:
+            # Disk full, I/O error, FAISS write error: nothing was published, the previous generation stands.
+            clean_debris(self.root, current)
+            raise IndexWriteError(
+                f"could not write the new index generation in {self.root}: {_reason(exc)}; nothing was "
+                "changed (the previous generation is intact). Free space or fix the cause and run again"
+            ) from exc
+        except BaseException:
+            clean_debris(self.root, current)
+            raise
+        self.report.timings["write"] = time.perf_counter() - t0
+
+    def _chunk(self, docs: list[Document]) -> list[tuple[Document, list[Chunk]]]:
+        t0 = time.perf_counter()
+        chunker = make_chunker(self.index.config.chunker, self.index.embedder)
+        per_doc = []
+        for n, doc in enumerate(docs):
+            self.emit("chunk", n, len(docs), "")
+            try:
+                chunks = chunker.chunk(doc)
+            except Exception as exc:  # a chunking failure is this file's problem, not the batch's
+                self.report.problems.append(Problem(doc.source, f"could not chunk: {exc}"))
+                continue
+            if not chunks:
+                self.report.problems.append(Problem(doc.source, "no text left after chunking"))
+                continue
+            per_doc.append((doc, chunks))
+        self.report.timings["chunk"] = time.perf_counter() - t0
+        return per_doc
+
+    def _embed(self, texts: list[str]) -> np.ndarray:
+        t0 = time.perf_counter()
+        embedder = self.index.embedder
+        step = max(256, 4 * getattr(embedder, "batch_size", 64))  # progress granularity, bounded memory
+        parts = []
+        for start in range(0, len(texts), step):
+            self.emit("embed", start, len(texts), "")
+            parts.append(embedder.encode(texts[start : start + step]))
+        self.emit("embed", len(texts), len(texts), "")
+        self.report.timings["embed"] = time.perf_counter() - t0
+        if not parts:
+            return np.zeros((0, embedder.dim), np.float32)
+        return np.concatenate(parts).astype(np.float32, copy=False)
+
+    # -- publish ------------------------------------------------------------------------------------
+    def _store(self, dim: int):
+        """The store this write edits: a fork of the published in-generation store, the shared server
+        store (after undoing what a crashed writer left in it), or a new one."""
+        index, manifest = self.index, self.base_manifest
+        base = index._gen
+        if base is not None and base.name == manifest.get("generation"):
+            store = base.store
+        elif manifest:
+            store = open_store(manifest.get("store") or {"backend": "faiss"}, self.root / manifest["generation"],
+                               dim, index.config.store)
+        else:
+            store = create_store(index.config.store, dim)
+            return store, not hasattr(store, "fork")
+        if hasattr(store, "fork"):
+            return store.fork(), False
+        published, reserved = int(manifest.get("next_id", 1)), read_reserved(self.root)
+        if reserved > published:  # ids a crashed writer added but never published
+            store.remove(np.arange(published, reserved, dtype=np.int64))
+        if manifest.get("pending_remove"):  # removals a writer killed after its publish did not finish
+            store.remove(np.asarray(manifest["pending_remove"], dtype=np.int64))
+        return store, True
+
+    def _publish(self, per_doc, vectors: np.ndarray, stale: list[str], rebuild_ids: list[int] | None = None) -> None:
+        index, manifest, report = self.index, self.base_manifest, self.report
+        current = manifest.get("generation")
+        name = f"gen-{(_number(current) if current else 0) + 1:06d}"
+        clean_debris(self.root, current)
+        tmp = self.root / f"tmp-{name}-{os.getpid()}"
+        tmp.mkdir()
+        if current:
+            shutil.copyfile(self.root / current / "chunks.sqlite", tmp / "chunks.sqlite")
+        db = ChunkDB(tmp / "chunks.sqlite")
+        dim = vectors.shape[1] if len(vectors) else (manifest.get("embedder") or {}).get("dim") or index.embedder.dim
+        if rebuild_ids is not None:
+            store, shared = create_store(index.config.store, dim), False
+            store.add(np.asarray(rebuild_ids, dtype=np.int64), vectors)
+        else:
+            store, shared = self._store(dim)
+        known = db.files()
+        replaced = [d.source for d, _ in per_doc if d.source in known]
+        old_ids = db.delete_sources(replaced + stale)
+        next_id = max(int(manifest.get("next_id", 1)), read_reserved(self.root), 1)
+        rows, ids, meta = [], [], []
+        for doc, chunks in per_doc:
+            for c in chunks:
+                rows.append((next_id + len(ids), c))
+                ids.append(next_id + len(ids))
+                meta.append({"source": c.source, "file_type": c.metadata.get("file_type", doc.type),
+                             "page": c.page, "section": c.section})
+            db.upsert_file(doc.source, doc.sha256, doc.metadata.get("size"), doc.metadata.get("mtime"), doc.type, len(chunks))
+            (report.updated if doc.source in known else report.added).append(doc.source)
+        next_id += len(ids)
+        _reserve(self.root, next_id)  # before any vector is stored: ids are never handed out twice
+        db.insert(rows)
+        db.commit()
+        if ids:
+            store.add(np.asarray(ids, dtype=np.int64), vectors, meta)
+        if not shared:
+            store.remove(np.asarray(old_ids, dtype=np.int64))
+        description = store.persist(tmp)
+        bm25 = BM25Index(index.config.lexical)
+        if index.config.lexical.enabled:
+            all_ids, texts = db.ids_and_texts()
+            bm25.build(np.asarray(all_ids, dtype=np.int64), texts)
+            bm25.save(tmp / "bm25")
+        count, all_ids = db.count(), db.all_ids()
+        db.close()
+        report.removed.extend(stale)
+        report.chunks_added += len(ids)
+        report.chunks_removed += len(old_ids)
+        new_manifest = {
+            "format": FORMAT,
+            "format_version": FORMAT_VERSION,
+            "created": manifest.get("created", time.time()),
+            "updated": time.time(),
+            "embedder": {"model_id": index.embedder.model_id, "dim": int(dim),
+                         "fingerprint": getattr(index.embedder, "fingerprint", None)},
+            "config": index.config.to_dict(),
+            "chunks": count,
+            "next_id": next_id,
+            "ids_sha256": ids_digest(all_ids),
+            "store": description,
+            "vector_index": getattr(store, "kind", description.get("backend")),
+            "pending_remove": [int(i) for i in old_ids] if shared else [],
+            "files": file_records(tmp),
+        }
+        (tmp / MANIFEST).write_text(json.dumps(new_manifest, indent=2))
+        _fsync_tree(tmp)
+        # Verify before publishing: a generation that does not reopen cleanly is never published.
+        gen = Generation(self.root, read_manifest(self.root, tmp.name), index.config, index.embedder,
+                         store=store, bm25=bm25)
+        try:
+            self._rename_and_point(tmp, name)
+        except BaseException:
+            gen.retire()
+            raise
+        gen.name = gen.manifest["generation"] = name
+        if shared:  # only now may the replaced vectors go: no published generation refers to them
+            store.remove(np.asarray(old_ids, dtype=np.int64))
+            store.persist(self.root / name)
+        index._swap(gen)
+        drop_old_generations(self.root, name)
+
+    def _rename_and_point(self, tmp: Path, name: str) -> None:
+        os.replace(tmp, self.root / name)
+        _fsync_dir(self.root)
+        # Publishing is this one atomic rename; everything before it is invisible to readers.
+        current_tmp = self.root / f"CURRENT.tmp-{os.getpid()}"
+        current_tmp.write_text(name + "\n")
+        with open(current_tmp, "rb") as fh:
+            os.fsync(fh.fileno())
+        os.replace(current_tmp, self.root / "CURRENT")
+        _fsync_dir(self.root)
+
+
+def _reason(exc: BaseException) -> str:
+    if isinstance(exc, OSError) and exc.errno == errno.ENOSPC:
+        return "no space left on the device"
+    text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    if "disk is full" in text or "No space left" in text or "errno 28" in text.lower():
+        return f"no space left on the device ({text[:120]})"
+    return text[:200]
