@@ -276,7 +276,16 @@ class MilvusStore:
 
     def remove(self, ids: np.ndarray) -> int:
         """Delete by id; returns how many of the ids were present (Milvus' own count includes absent ids)."""
-        ids = [int(i) for i in np.asarray(ids, dtype=np.int64).reshape(-1)]
+        arr = np.unique(np.asarray(ids, dtype=np.int64).reshape(-1))
+        if len(arr) > 10_000 and arr[-1] - arr[0] + 1 == len(arr):
+            # A contiguous range (what a crashed writer reserved): one range expression, not id lists.
+            expr = f"id >= {int(arr[0])} and id <= {int(arr[-1])}"
+            rows = self._call("count", self.client.query, filter=expr, output_fields=["count(*)"])
+            present = int(rows[0]["count(*)"]) if rows else 0
+            if present:
+                self._call("delete", self.client.delete, filter=expr)
+            return present
+        ids = [int(i) for i in arr]
         removed = 0
         for start in range(0, len(ids), 10_000):
             batch = ids[start : start + 10_000]
@@ -375,3 +384,29 @@ def open_milvus_store(description: dict, dim: int, config=None) -> MilvusStore:
     if int(description.get("dim", dim)) != int(dim):
         raise IndexFormatError(f"the Milvus store holds {description['dim']}-d vectors, the manifest says {dim}")
     return MilvusStore(dim, milvus_config(**settings)).check()
+
+
+# -- the backend entry points rag/store.py dispatches to (BACKENDS["milvus"]) ------------------------
+_INDEX_TYPES = {"auto": "auto", "flat": "FLAT", "ivf": "IVF_FLAT", "hnsw": "HNSW"}
+
+
+def create(config, dim: int) -> MilvusStore:
+    """A new collection for an index whose ``StoreConfig`` says ``backend="milvus"``.
+
+    ``store.index_type`` maps to Milvus' (flat -> FLAT, ivf -> IVF_FLAT, auto -> FLAT on a Lite file and
+    HNSW on a server); ``store.nprobe`` carries over to IVF. The token comes from ``MILVUS_TOKEN``."""
+    if not getattr(config, "uri", None):
+        raise ConfigError(
+            "store.uri: the milvus backend needs a URI: --uri http://host:19530 for a server, or a local "
+            "Milvus Lite file such as --uri ./vectors.db"
+        )
+    settings = {"uri": config.uri, "index_type": _INDEX_TYPES.get(getattr(config, "index_type", "auto"), "auto")}
+    if getattr(config, "nprobe", None):
+        settings["nprobe"] = config.nprobe
+    return create_milvus_store(milvus_config(**settings), dim)
+
+
+def open(description: dict, gen_dir: Path, dim: int, config=None) -> MilvusStore:  # noqa: A001
+    """Reopen the collection a manifest describes. The URI is the recorded one (absolute for a Lite file,
+    so the index opens from any directory); ``gen_dir`` is unused, the vectors live in Milvus."""
+    return open_milvus_store(description, dim)

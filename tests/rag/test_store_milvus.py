@@ -180,3 +180,27 @@ def test_server_defaults_to_hnsw_and_a_local_file_to_exact_search():
     assert milvus_config(uri="http://milvus:19530").resolved_index_type == "HNSW"
     assert milvus_config(uri="./x.db").resolved_index_type == "FLAT"
     assert milvus_config(uri="./x.db").uri.startswith("/")  # recorded absolute
+
+
+def test_a_crashed_writers_contiguous_id_range_is_removed_in_one_expression(store):
+    store.add(np.arange(1, 11), _vectors(10))
+    store.add(np.arange(100, 20_100, 50), _vectors(400, seed=3))  # sparse ids inside a large range
+    assert store.remove(np.arange(50, 30_000)) == 400  # present ones only
+    assert len(store) == 10
+
+
+def test_backend_entry_points_build_from_the_index_store_config(lite_uri):
+    from types import SimpleNamespace
+
+    from ragtune.rag import milvus_store
+
+    with pytest.raises(ConfigError, match="store.uri.*--uri"):
+        milvus_store.create(SimpleNamespace(uri=None, index_type="auto", nprobe=None), DIM)
+    made = milvus_store.create(SimpleNamespace(uri=lite_uri, index_type="ivf", nprobe=8), DIM)
+    try:
+        assert made.index_type == "IVF_FLAT" and made.describe()["nprobe"] == 8
+        made.add(np.arange(3), _vectors(3))
+        again = milvus_store.open(made.persist(), None, DIM, SimpleNamespace(uri="elsewhere.db"))
+        assert again.collection == made.collection and len(again) == 3
+    finally:
+        made.drop()
