@@ -154,7 +154,10 @@ class MilvusStore:
 
             cfg = self.config
             try:
-                self._client = MilvusClient(uri=cfg.uri, token=cfg.token or "", timeout=cfg.timeout)
+                # No keepalive pings on an idle connection: gRPC servers with the default policy (Milvus Lite's)
+                # answer a reader that idles ~30 s between searches with GOAWAY "too many pings".
+                self._client = MilvusClient(uri=cfg.uri, token=cfg.token or "", timeout=cfg.timeout,
+                                            grpc_options={"grpc.keepalive_permit_without_calls": False})
             except Exception as exc:
                 hint = (
                     "another process may hold this Milvus Lite file; for several processes run "
@@ -394,7 +397,8 @@ def create(config, dim: int) -> MilvusStore:
     """A new collection for an index whose ``StoreConfig`` says ``backend="milvus"``.
 
     ``store.index_type`` maps to Milvus' (flat -> FLAT, ivf -> IVF_FLAT, auto -> FLAT on a Lite file and
-    HNSW on a server); ``store.nprobe`` carries over to IVF. The token comes from ``MILVUS_TOKEN``."""
+    HNSW on a server); ``store.nprobe`` carries over to IVF; an optional ``store.milvus`` mapping sets any
+    other :class:`MilvusConfig` field. The token comes from ``MILVUS_TOKEN``."""
     if not getattr(config, "uri", None):
         raise ConfigError(
             "store.uri: the milvus backend needs a URI: --uri http://host:19530 for a server, or a local "
@@ -403,6 +407,8 @@ def create(config, dim: int) -> MilvusStore:
     settings = {"uri": config.uri, "index_type": _INDEX_TYPES.get(getattr(config, "index_type", "auto"), "auto")}
     if getattr(config, "nprobe", None):
         settings["nprobe"] = config.nprobe
+    # Cluster settings (consistency_level, shards, hnsw_m, ef, ...) when StoreConfig carries a `milvus` mapping.
+    settings.update(getattr(config, "milvus", None) or {})
     return create_milvus_store(milvus_config(**settings), dim)
 
 

@@ -196,9 +196,11 @@ def test_backend_entry_points_build_from_the_index_store_config(lite_uri):
 
     with pytest.raises(ConfigError, match="store.uri.*--uri"):
         milvus_store.create(SimpleNamespace(uri=None, index_type="auto", nprobe=None), DIM)
-    made = milvus_store.create(SimpleNamespace(uri=lite_uri, index_type="ivf", nprobe=8), DIM)
+    made = milvus_store.create(SimpleNamespace(uri=lite_uri, index_type="ivf", nprobe=8,
+                                               milvus={"consistency_level": "Bounded"}), DIM)
     try:
         assert made.index_type == "IVF_FLAT" and made.describe()["nprobe"] == 8
+        assert made.describe()["consistency_level"] == "Bounded"
         made.add(np.arange(3), _vectors(3))
         again = milvus_store.open(made.persist(), None, DIM, SimpleNamespace(uri="elsewhere.db"))
         assert again.collection == made.collection and len(again) == 3
