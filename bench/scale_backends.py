@@ -174,6 +174,7 @@ def main() -> int:
     parser.add_argument("--queries", type=int, default=200)
     parser.add_argument("--clusters", type=int, default=1000)
     parser.add_argument("--no-real", action="store_true", help="skip the real-text slice")
+    parser.add_argument("--no-synthetic", action="store_true", help="only the real-text slice")
     parser.add_argument("--no-ann", action="store_true", help="exact search only")
     parser.add_argument("--json", action="store_true")
     for hidden in ("--child", "--variant", "--data", "--query-file", "--workdir", "--out"):
@@ -183,8 +184,10 @@ def main() -> int:
         Path(args.out).write_text(json.dumps(run_child(args)))
         return 0
     log = (lambda *a: print(*a, file=sys.stderr)) if args.json else print
-    data = synthetic(args.n + args.queries, args.dim, args.clusters, 1.5, seed=0)
-    result = {"synthetic": run_suite("synthetic", data[: args.n], data[args.n :], not args.no_ann, log)}
+    data = None if args.no_synthetic else synthetic(args.n + args.queries, args.dim, args.clusters, 1.5, seed=0)
+    result = {}
+    if not args.no_synthetic:
+        result["synthetic"] = run_suite("synthetic", data[: args.n], data[args.n :], not args.no_ann, log)
     if not args.no_real and DATASETS.is_dir():
         vecs, qvecs = real_slice(log)
         result["real_text"] = run_suite("real-text", vecs, qvecs, not args.no_ann, log)
