@@ -320,8 +320,13 @@ class MilvusStore:
         globs = None if globs is None else (list(globs) if isinstance(globs, (list, tuple, set)) else [globs])
         scores = np.full((len(queries), k), -np.inf, np.float32)
         out = np.full((len(queries), k), -1, np.int64)
-        for row, query in enumerate(queries):
-            pairs = self._search_one(query, k, expr, globs)
+        if globs is None:  # one request for all queries
+            result = self._call("search", self.client.search, data=list(queries), limit=k, filter=expr,
+                                output_fields=[], search_params=self._search_params(k))
+            per_query = [[(int(h["id"]), float(h["distance"])) for h in hits] for hits in result]
+        else:
+            per_query = [self._search_one(query, k, expr, globs) for query in queries]
+        for row, pairs in enumerate(per_query):
             for col, (i, s) in enumerate(pairs[:k]):
                 out[row, col], scores[row, col] = i, s
         return scores, out
