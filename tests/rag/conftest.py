@@ -12,8 +12,14 @@ from __future__ import annotations
 import pytest
 
 MATRIX_MODULES = {"test_index.py", "test_index_crash.py", "test_retrieve.py"}
-#: Tests about FAISS files or FAISS index types; they have no Milvus meaning.
-FAISS_ONLY: set[str] = set()
+#: Tests whose assertions are FAISS-specific. These two compare ``len(index.store)`` before and after a
+#: killed writer: a FAISS store is per generation, but a shared Milvus collection legitimately holds the dead
+#: writer's vectors until the next write (no reader returns them). test_index_crash_milvus.py asserts
+#: exactly that for Milvus; with a backend-neutral count in their ``_state`` they could join the matrix.
+FAISS_ONLY: set[str] = {
+    "test_index_crash.py::test_kill_9_mid_update_leaves_previous_index_loadable",
+    "test_index_crash.py::test_second_writer_is_refused_while_readers_keep_working",
+}
 
 
 def pytest_generate_tests(metafunc):
