@@ -120,15 +120,19 @@ def milvus_config(**settings) -> MilvusConfig:
 
 
 # -- the store -----------------------------------------------------------------------------------
+def _clip(value, max_bytes: int) -> str:
+    # VARCHAR max_length counts UTF-8 bytes; cut on a character boundary.
+    return str(value or "").encode()[:max_bytes].decode(errors="ignore")
+
+
 def _row_meta(meta: dict | None) -> dict:
     meta = meta or {}
     page = meta.get("page")
     return {
-        "source": str(meta.get("source") or "")[:4096],
-        "file_type": str(meta.get("file_type") or "")[:32],
+        "source": _clip(meta.get("source"), 4096),
+        "file_type": _clip(meta.get("file_type"), 32),
         "page": int(page) if isinstance(page, (int, np.integer)) else -1,  # -1 = no page (INT64 has no null)
-        # 1024 bytes of UTF-8 at most: VARCHAR lengths count bytes
-        "section": str(meta.get("section") or "").encode()[:1024].decode(errors="ignore"),
+        "section": _clip(meta.get("section"), 1024),
     }
 
 

@@ -206,3 +206,12 @@ def test_backend_entry_points_build_from_the_index_store_config(lite_uri):
         assert again.collection == made.collection and len(again) == 3
     finally:
         made.drop()
+
+
+def test_long_non_ascii_metadata_is_clipped_to_the_field_sizes(store):
+    section = "é" * 1000  # 2000 bytes of UTF-8 for a 1024-byte field
+    store.add(np.arange(2), _vectors(2), [{"source": "/d/ü.md", "file_type": "md", "page": None, "section": section}] * 2)
+    rows = store.client.query(store.collection, filter="id >= 0", output_fields=["section", "page", "source"])
+    assert {r["section"] for r in rows} == {"é" * 512} and {r["page"] for r in rows} == {-1}
+    _, found = store.search(_vectors(1), 5, filters={"source": "ü.md"})
+    assert sorted(found[0][:2]) == [0, 1]
