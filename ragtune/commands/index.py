@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 
 from ragtune.commands.common import add_index_option, add_json_option, group, index_path, open_index, print_json
@@ -24,6 +25,10 @@ def register(sub) -> None:
     add.add_argument("--chunker", choices=["structure", "recursive"], help="chunker for a NEW index (default structure)")
     add.add_argument("--chunk-tokens", type=int, metavar="N", help="max tokens per chunk for a NEW index (default: the embedding model's window)")
     add.add_argument("--embedder", metavar="DIR", help="sentence-transformers model directory for a NEW index")
+    add.add_argument("--backend", choices=["faiss", "milvus"], help="vector store for a NEW index (default faiss)")
+    add.add_argument("--uri", default=os.environ.get("RAGTUNE_MILVUS_URI"), metavar="URI",
+                     help="with --backend milvus: a server (http://host:19530) or a Milvus Lite file (./vectors.db); "
+                     "env RAGTUNE_MILVUS_URI")
     add.add_argument("--strict", action="store_true", help="exit 1 if any file was skipped for an error")
     add.add_argument("--follow-symlinks", action="store_true",
                      help="follow symbolic links that lead outside the folders given (default: refuse them)")
@@ -64,6 +69,7 @@ def register(sub) -> None:
 
 
 def _new_index_config(args):
+    from ragtune.errors import ConfigError
     from ragtune.rag.config import IndexConfig
 
     config = IndexConfig()
@@ -73,6 +79,11 @@ def _new_index_config(args):
         config.chunker.max_tokens = args.chunk_tokens
     if args.embedder:
         config.embedder.model = args.embedder
+    if args.backend == "milvus" and not args.uri:
+        raise ConfigError("--backend milvus needs --uri http://host:19530 (a server) or --uri ./vectors.db (Milvus Lite)")
+    if args.backend:
+        config.store.backend = args.backend
+        config.store.uri = args.uri if args.backend == "milvus" else None
     return config.validate()
 
 
@@ -82,8 +93,8 @@ def cmd_add(args) -> int:
     path = index_path(args)
     creating = not is_index(path)
     index = open_index(args, create=True, config=_new_index_config(args) if creating else None)
-    if not creating and (args.chunker or args.chunk_tokens or args.embedder):
-        print("ragtune: note: --chunker/--chunk-tokens/--embedder apply to a new index only; ignored",
+    if not creating and (args.chunker or args.chunk_tokens or args.embedder or args.backend):
+        print("ragtune: note: --chunker/--chunk-tokens/--embedder/--backend apply to a new index only; ignored",
               file=sys.stderr)
     if args.max_file_mb:
         index.config.ingest.max_file_mb = args.max_file_mb
