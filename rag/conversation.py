@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING
 from ragtune.errors import RagtuneError
 from ragtune.rag.citations import strip_citations
 from ragtune.rag.generators.base import Generator, Message
-from ragtune.rag.generators.extractive import content_terms, key_terms, words
+from ragtune.rag.text import content_terms, key_terms, words
 from ragtune.rag.prompt import ABSTAIN_TEXT
 
 if TYPE_CHECKING:  # pragma: no cover

@@ -76,12 +76,13 @@ def test_embedder_scores_blend_with_lexical_scores():
         def encode(self, texts):
             return np.array([[1.0, 0.0] if ("adapter" in t or "?" in t) else [0.0, 1.0] for t in texts])
 
-    texts = ["The adapter method trains small matrices only. Matrices are trained in many methods here."]
+    texts = ["The adapter approach fits small budgets well. Several methods train matrices of weights daily."]
     question = "Which method trains matrices?"
     plain = ExtractiveGenerator(max_sentences=1).generate(_messages(question, texts))
-    blended = ExtractiveGenerator(max_sentences=1, embedder=TopicEmbedder()).generate(_messages(question, texts))
-    assert blended.startswith("The adapter method")
-    assert plain != blended
+    blended = ExtractiveGenerator(max_sentences=1, embedder=TopicEmbedder(), embedding_weight=0.8).generate(
+        _messages(question, texts))
+    assert plain.startswith("Several methods train matrices")
+    assert blended.startswith("The adapter approach")
 
 
 def test_answer_respects_max_new_tokens():
