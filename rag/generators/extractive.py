@@ -108,7 +108,8 @@ class ExtractiveGenerator:
         stop: list[str] | None = None,
     ) -> str:
         parsed = parse_prompt(messages)
-        chosen = self.select(parsed.question, parsed.sources)
+        said = [m["content"] for m in parsed.history if m.get("role") == "assistant"]
+        chosen = self.select(parsed.question, parsed.sources, already_said=said)
         if not chosen:
             text = ABSTAIN_TEXT
         else:
@@ -195,9 +196,19 @@ class ExtractiveGenerator:
         scored.sort(key=lambda s: s.score, reverse=True)
         return scored
 
-    def select(self, question: str, sources: list[ParsedSource]) -> list[ScoredSentence]:
-        """The best sentence, plus up to ``max_sentences - 1`` more that add question words it lacks."""
+    def select(self, question: str, sources: list[ParsedSource],
+               already_said: list[str] | None = None) -> list[ScoredSentence]:
+        """The best sentence, plus up to ``max_sentences - 1`` more that add question words it lacks.
+
+        Sentences in ``already_said`` (earlier answers of the conversation) are passed over while others
+        qualify: a follow-up ("How many of them can be carried over?") asks for something new.
+        """
         scored = self.score(question, sources)
+        if already_said:
+            said = " ".join(" ".join(a.split()) for a in already_said)
+            fresh = [s for s in scored if " ".join(s.text.split()) not in said]
+            if fresh and fresh[0].score >= self.min_score:
+                scored = fresh
         if not scored or scored[0].score < self.min_score:
             return []
         chosen = [scored[0]]
