@@ -304,9 +304,9 @@ class RAG:
         """Like :meth:`ask`, but iterate the result for text pieces as they are generated."""
         return AnswerStream(self, self._prepare(question, history, filters), on_done=_on_done)
 
-    def conversation(self) -> Conversation:
-        """A chat session that keeps its own bounded history."""
-        return Conversation(self)
+    def conversation(self, *, filters: dict | None = None) -> Conversation:
+        """A chat session that keeps its own bounded history (``filters`` apply to every turn)."""
+        return Conversation(self, filters=filters)
 
     def retrieve(self, query: str, filters: dict | None = None) -> list[Hit]:
         self._check_not_empty()
