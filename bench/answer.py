@@ -137,7 +137,8 @@ def run_generator(rag, answerable: list[dict], unanswerable: list[dict], label: 
         answer = rag.ask(item["question"])
         times.append(answer.timings.get("total", 0.0))
         row = {"id": item["id"], "abstained": bool(answer.abstained), "empty": is_empty(answer.text),
-               "text": answer.text, "cited": [os.path.basename(c.source) for c in answer.citations]}
+               "text": answer.text, "cited": [os.path.basename(c.source) for c in answer.citations],
+               "grounding": getattr(answer, "grounding", {}), "ms": round(1000 * times[-1])}
         if item.get("answer"):
             row["fact"] = holds_fact(answer.text, item["answer"])
             row["gold_cited"] = any(same_file(c.source, item["source"]) for c in answer.citations)
@@ -166,6 +167,7 @@ def run_generator(rag, answerable: list[dict], unanswerable: list[dict], label: 
         "abstain_unanswerable": share(r["abstained"] for r in una),
         "invented_cited_unanswerable": sum(1 for r in una if not r["abstained"] and r["cited"]),
         "empty": sum(r["empty"] for r in rows),
+        "withdrawn": sum(1 for r in rows if (r["grounding"] or {}).get("fallback")),
         "f1": statistics.fmean(r["f1"] for r in ans) if ans else None,
         "p50_ms": 1000 * statistics.median(times) if times else None,
         "max_ms": 1000 * max(times) if times else None,

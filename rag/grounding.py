@@ -29,10 +29,9 @@ from dataclasses import asdict, dataclass, field
 from ragtune.rag.citations import _MARKER_RE, is_abstention, marker_numbers, strip_citations
 from ragtune.rag.text import content_terms, numbers, split_sentences
 
-# Share of an answer's claimed content words that one passage must hold. On corpora/qa.jsonl, SmolLM2's
-# answers that hold the gold fact have a median share of 1.0 in the passage they came from; half of the
-# claimed words is lenient enough for paraphrase ("stores" for "keeps") and still rejects answers built
-# from outside knowledge, whose claimed words are mostly absent.
+# Share of an answer's claimed content words that one passage must hold: half is lenient enough for
+# paraphrase ("stores" for "keeps") and still rejects answers built from outside knowledge, whose claimed
+# words are mostly absent from the passages.
 DEFAULT_MIN_SUPPORT = 0.5
 # Words a model uses to talk about answering, not to answer: they claim nothing about the documents.
 _FILLER = frozenset(
