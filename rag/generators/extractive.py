@@ -45,8 +45,12 @@ _LONG_SENTENCE_WORDS = 40
 # Question words found only in the sentence before, or in the section heading, count this much.
 _CONTEXT_CREDIT = 0.5
 # A sentence of the answer type asked for ("how many" -> a number) gains this, one without it loses that.
+# On corpora/qa.jsonl penalties of 0.15, 0.25 and 0.4 give the same figures (gold fact + citation 0.826);
+# 0.4 lets a sentence whose subject is named in the sentence before it ("Pour in 500 ml of it") beat a
+# neighbour that repeats the question's words without the number. Excluding such sentences outright
+# (an infinite penalty) drops the figure to 0.802.
 _TYPE_BONUS = 0.05
-_TYPE_PENALTY = 0.25
+_TYPE_PENALTY = 0.4
 _RESTATES_PENALTY = 0.1
 
 
@@ -73,7 +77,10 @@ class ExtractiveGenerator:
     """A :class:`~ragtune.rag.generators.base.Generator` that quotes sentences instead of writing.
 
     ``min_score`` is the share of the question's IDF weight the best sentence must cover (0..1);
-    below it the answer is "The documents do not say."
+    below it the answer is "The documents do not say." 0.3, chosen on corpora/qa.jsonl (86 answerable,
+    12 unanswerable questions): gold fact + citation 0.767 at 0.4, 0.814 at 0.3, 0.745 at 0.45, with the
+    same 91.7% abstention on the unanswerable ones. ``embedder`` blends in sentence cosine similarity; on
+    the same questions it changed no figure and cost ~3 s per question on a CPU, so RAG does not use it.
     """
 
     name = "extractive"
