@@ -47,6 +47,8 @@ _CODE_LINE_RE = re.compile(r"^\s*(?:>>>|\.\.\.\s|\$ |C:\\>|%\s)")
 _SECTION_NUMBER_RE = re.compile(r"(?:\d+\.)+\d*\.?|[IVX]+\.")
 _TITLE_START_RE = re.compile(r"(?:how to|step \d+|chapter|section|part|appendix|introduction|overview)\b",
                              re.IGNORECASE)
+# Two or more keyword=default parameters inside brackets: a function signature from API documentation.
+_SIGNATURE_RE = re.compile(r"\(\s*[^()]*\b\w+=[^,()]*,\s*[^()]*\b\w+=")
 _CAPTION_RE = re.compile(r"^(?:figure|fig\.|table|listing|image|diagram)\s*\d*[.:]", re.IGNORECASE)
 _NUMBER_WORDS = ("one two three four five six seven eight nine ten eleven twelve twenty thirty forty fifty "
                  "hundred thousand million billion half dozen").split()
@@ -190,8 +192,9 @@ def is_heading_like(sentence: str) -> bool:
 
 
 def is_code(sentence: str) -> bool:
-    """An interactive-session or shell line (">>> sorted(x)", "$ pip install"), not prose."""
-    return bool(_CODE_LINE_RE.match(sentence))
+    """An interactive-session or shell line (">>> sorted(x)", "$ pip install") or an API signature
+    ("json.loads(s, *, cls=None, object_hook=None)"), not prose."""
+    return bool(_CODE_LINE_RE.match(sentence) or _SIGNATURE_RE.search(sentence) or sentence.rstrip().endswith("\u00b6"))
 
 
 def split_sentences(text: str) -> list[str]:

@@ -56,3 +56,11 @@ def test_headings_captions_and_titles_are_told_apart_from_statements_and_table_r
 
 def test_numbers_are_normalised():
     assert numbers("1,000 tokens, about 0.75 of a word, in 2023") == {"1000", "0.75", "2023"}
+
+
+def test_api_signatures_are_code_not_sentences():
+    from ragtune.rag.text import is_code
+
+    assert is_code("json.loads(s, *, cls=None, object_hook=None, parse_float=None)")
+    assert is_code("class json.JSONDecoder(*, object_hook=None)\u00b6")
+    assert not is_code("Pass key=len to sorted() to sort by length.")
