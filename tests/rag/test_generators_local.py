@@ -82,8 +82,9 @@ def tiny_dir(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def gen(tiny_dir):
-    # The loop guard changes what greedy decoding picks; these tests compare with raw model.generate.
-    g = LocalGenerator(tiny_dir, device="cpu", no_repeat_ngram=0)
+    # The loop guards change what greedy decoding picks and where it ends; these tests compare with raw
+    # model.generate.
+    g = LocalGenerator(tiny_dir, device="cpu", no_repeat_ngram=0, stop_on_repetition=False)
     g.warm_up()
     return g
 
