@@ -56,6 +56,10 @@ _PRONOUN_RE = re.compile(
 )
 _POSSESSIVE_RE = re.compile(r"\b(?:its|their|his or her|his)\b", re.IGNORECASE)
 _PERSONAL_RE = re.compile(r"\b(?:he|she|him|her|his|hers)\b", re.IGNORECASE)
+_QUESTION_START_RE = re.compile(
+    r"(?:what|which|who|whom|whose|how|when|where|why|is|are|was|were|do|does|did|can|could|should|will)\b",
+    re.IGNORECASE,
+)
 _AUXILIARIES = frozenset("do does did can could will would should shall may might must".split())
 _CONTINUATION_RE = re.compile(r"^\s*(?:and|but|also|so|then|what about|how about)\b[\s,]*", re.IGNORECASE)
 
@@ -114,6 +118,8 @@ def heuristic_rewrite(question: str, history: list[Message]) -> str:
     if topic and _CONTINUATION_RE.match(question) and len(content_terms(question)) <= 3:
         rest = _CONTINUATION_RE.sub("", question).strip().rstrip("?").strip()
         rest = _PRONOUN_RE.sub(topic, _POSSESSIVE_RE.sub(lambda m: f"{topic}'s", rest))
+        if _QUESTION_START_RE.match(rest):  # "and what does sorted() return?" asks a whole question itself
+            return rest[:1].upper() + rest[1:] + "?"
         return f"{last.rstrip('?').rstrip()}, {rest}?" if rest else last
     if topic and (_PRONOUN_RE.search(question) or _POSSESSIVE_RE.search(question)):
         rewritten = _POSSESSIVE_RE.sub(lambda m: f"{topic}'s", question)

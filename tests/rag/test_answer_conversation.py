@@ -147,3 +147,9 @@ def test_topic_phrase_is_the_longest_run_of_content_words():
 
     assert topic_phrase("How many paid leave days do staff get?") == "paid leave days"
     assert topic_phrase("Who is the on-call engineer?") == "on-call engineer"
+
+
+def test_a_continuation_that_is_a_whole_question_is_kept_as_it_is():
+    history = [{"role": "user", "content": "What does list.sort() return?"}, {"role": "assistant", "content": "None."}]
+    assert heuristic_rewrite("And what does sorted() return?", history) == "What does sorted() return?"
+    assert heuristic_rewrite("and for tuples?", history) == "What does list.sort() return, for tuples?"
