@@ -1,25 +1,29 @@
-"""Answer quality and latency of ragtune's answering layer on the shipped corpus.
+"""Answer quality and latency of ragtune's answering layer, per generator, on two question sets.
 
-    python bench/answer.py                                  # extractive + local, all questions
-    python bench/answer.py --generators extractive --limit 10 --json
-    python bench/answer.py --index .ragtune/index --latency-runs 5
+    python bench/answer.py --set realdocs                       # CPython manuals (bench/data/realdocs)
+    python bench/answer.py --set shipped                        # corpora/qa.jsonl + corpora/unanswerable.jsonl
+    python bench/answer.py --set realdocs --generators extractive --json
+    python bench/answer.py --set realdocs --local-questions 20  # SmolLM2 is slow on a CPU: a spread subset
 
-Quality, per generator, on corpora/qa.jsonl (answerable) and corpora/unanswerable.jsonl:
-  F1 / EM        token F1 and exact match of the answer (citation markers removed) vs the gold answer
-  cite-prec      share of citations whose chunk comes from the gold source file
-  cited          share of answered questions with at least one citation
-  abst(ans)      abstentions on answerable questions (lower is better)
-  abst(unans)    abstentions on the unanswerable questions (higher is better)
-and "local, no RAG": the same local model asked the bare question, to show what retrieval adds.
+``realdocs`` are ten pages of Debian's python3.11-doc (HTML, and converted to PDF, DOCX, Markdown, text by
+``bench/data/realdocs/build.py``) with 52 answerable questions (gold fact + gold file) and 10 unanswerable
+ones, written by reading the pages; nothing in ragtune was tuned on them. The index is built on first use
+in ``bench/data/realdocs/.index``.
 
-Latency (local generator): time to first token and tokens/s inside ragtune (RAG.stream, prompt already
-built) vs raw ``model.generate`` on the identical prompt ids (target: ragtune >= 0.9x raw tokens/s), plus
-retrieval time and the whole ask.
+Per generator:
+  fact+cite    answerable questions whose answer holds the gold fact AND cites the gold file
+  fact         answerable questions whose answer holds the gold fact (cited or not)
+  cite-prec    share of citations (on answerable questions) that point into the gold file
+  abst(ans)    answerable questions abstained on (lower is better)
+  abst(unans)  unanswerable questions abstained on (higher is better)
+  empty        answers with no words besides citation markers
+  F1           token F1 against the gold answer (SQuAD-style; the shipped set's historical figure)
+  p50 ms       median time per question after retrieval (prompt, generation, checks); retrieval is
+               the same code before and after, and with --cache-retrieval it is run once for both
 
-Relevance threshold: the best hit's dense cosine on answerable vs unanswerable questions, and how well
-the default ``min_score`` separates them (abstention also uses ``min_support``, a lexical test; see
-``ragtune.rag.answer``).
-
+"Before" figures: run this same script against the code as it was, e.g. from an unpacked older tree
+(``PYTHONPATH=/tmp/old/pkg python bench/answer.py ...``); the script only uses the long-standing
+``RAG(index, generator, k=, min_score=, min_support=, max_new_tokens=)`` surface so that works.
 Figures only: nothing here passes or fails.
 """
 
@@ -30,9 +34,7 @@ import json
 import os
 import re
 import statistics
-import string
 import sys
-import time
 from collections import Counter
 from pathlib import Path
 from typing import Any
@@ -41,62 +43,103 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("DO_NOT_TRACK", "1")
 
 ROOT = Path(__file__).resolve().parent.parent
-NO_RAG_SYSTEM = "Answer the question briefly. If you do not know, say exactly: I do not know."
+REALDOCS = ROOT / "bench" / "data" / "realdocs"
+SETS = {
+    "shipped": (ROOT / "corpora" / "qa.jsonl", ROOT / "corpora" / "unanswerable.jsonl"),
+    "realdocs": (REALDOCS / "questions.jsonl", REALDOCS / "unanswerable.jsonl"),
+}
 
 
 # -- scoring ---------------------------------------------------------------------------------------------
 def normalize(text: str) -> str:
-    """SQuAD-style: lower case, citation markers, punctuation and articles removed, spaces collapsed."""
+    """Lower case; citation markers, punctuation (Unicode quotes too) and articles removed."""
     text = re.sub(r"\[\s*\d+(?:\s*[,;\-]\s*\d+)*\s*\]", " ", text.lower())
-    text = "".join(" " if ch in string.punctuation else ch for ch in text)
+    text = re.sub(r"[^\w\s]|_", " ", text)
     text = re.sub(r"\b(a|an|the)\b", " ", text)
     return " ".join(text.split())
 
 
+def holds_fact(answer: str, gold: str) -> bool:
+    """Whether the answer contains the gold fact as a run of whole words."""
+    g = normalize(gold)
+    return bool(g) and f" {g} " in f" {normalize(answer)} "
+
+
 def token_f1(prediction: str, gold: str) -> float:
     pred, ref = normalize(prediction).split(), normalize(gold).split()
-    common = Counter(pred) & Counter(ref)
-    same = sum(common.values())
+    same = sum((Counter(pred) & Counter(ref)).values())
     if not pred or not ref or same == 0:
         return float(pred == ref)
     precision, recall = same / len(pred), same / len(ref)
     return 2 * precision * recall / (precision + recall)
 
 
-def exact_match(prediction: str, gold: str) -> float:
-    return float(normalize(prediction) == normalize(gold))
+def is_empty(text: str) -> bool:
+    return not re.search(r"\w", re.sub(r"\[[\d,\s\-]*\]", " ", text))
 
 
-def said_unknown(text: str) -> bool:
-    lower = text.lower()
-    return any(p in lower for p in ("documents do not say", "do not know", "don't know", "i'm not sure"))
-
-
-def _mean(values: list[float]) -> float | None:
-    return statistics.fmean(values) if values else None
+def same_file(cited: str, gold: str) -> bool:
+    return os.path.basename(cited) == os.path.basename(gold)
 
 
 # -- data ------------------------------------------------------------------------------------------------
-def load_questions(qa_path: Path, unanswerable_path: Path, limit: int | None):
-    from ragtune.rag.datasets import load_qa
-
-    qa = load_qa(qa_path)[:limit]
-    unanswerable = []
-    if unanswerable_path.is_file():
-        for line in unanswerable_path.read_text(encoding="utf-8").splitlines():
-            if line.strip():
-                unanswerable.append(json.loads(line)["question"])
-    return qa, unanswerable[:limit]
+def load_jsonl(path: Path) -> list[dict]:
+    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
 
 
-def open_index(path: str | None):
+def spread(items: list, n: int | None) -> list:
+    """``n`` items spread evenly over ``items`` (every document's questions, not the first document's)."""
+    if n is None or n >= len(items):
+        return list(items)
+    step = len(items) / n
+    return [items[int(i * step)] for i in range(n)]
+
+
+def open_index(which: str, path: str | None):
+    from ragtune.rag.index import Index
+
     if path:
-        from ragtune.rag.index import Index
-
         return Index.open(path)
-    from ragtune.api import corpus_index
+    if which == "shipped":
+        from ragtune.api import corpus_index
 
-    return corpus_index()
+        return corpus_index()
+    docs, where = REALDOCS / "docs", REALDOCS / ".index"
+    if not docs.is_dir():  # the rebuild script fetches the Debian package; never at question time
+        import subprocess
+
+        subprocess.run([sys.executable, str(REALDOCS / "build.py")], check=True)
+    if not where.exists():
+        index = Index.open(where, create=True)
+        index.add([str(docs)])
+        return index
+    return Index.open(where)
+
+
+class CachedSearch:
+    """An index whose search results are kept in a JSON file, so that runs of two versions of the answering
+    code (before/after) see identical retrieval and the second pays nothing for it. Retrieval code is the
+    same in both; answer latency is reported without retrieval for that reason."""
+
+    def __init__(self, index, path: Path):
+        self._index, self._path = index, path
+        self._cache: dict[str, list[dict]] = json.loads(path.read_text()) if path.is_file() else {}
+        self.root = getattr(index, "root", "")
+
+    def __len__(self) -> int:
+        return len(self._index)
+
+    def search(self, query: str, k: int = 5, filters: dict | None = None, mode: str | None = None, **options):
+        from ragtune.rag.types import Chunk, Hit
+
+        key = json.dumps([query, k, filters, mode, options], sort_keys=True)
+        if key not in self._cache:
+            hits = self._index.search(query, k=k, filters=filters, mode=mode, **options)
+            self._cache[key] = [h.to_dict() for h in hits]
+            self._path.write_text(json.dumps(self._cache))
+        return [Hit(chunk=Chunk(id=d["chunk_id"], text=d["text"], source=d["source"], page=d["page"],
+                                section=d["section"], metadata=d["metadata"]),
+                    score=d["score"], scores=d["scores"], ranks=d["ranks"]) for d in self._cache[key]]
 
 
 def make_generator(kind: str, args: argparse.Namespace):
@@ -105,273 +148,120 @@ def make_generator(kind: str, args: argparse.Namespace):
     config: dict[str, Any] = {"kind": kind}
     if kind == "local" and args.model:
         config["model_path"] = args.model
-    if kind == "local" and args.adapter:
-        config["adapter"] = args.adapter
     if kind == "api":
-        config.update(base_url=os.environ.get("RAGTUNE_API_BASE"), model=os.environ.get("RAGTUNE_API_MODEL"))
+        config.update(base_url=os.environ.get("OPENAI_BASE_URL"), model=os.environ.get("RAGTUNE_API_MODEL"))
     generator = load_generator(config)
     if hasattr(generator, "warm_up"):
         generator.warm_up()
     return generator
 
 
-# -- runs ------------------------------------------------------------------------------------------------
-def run_quality(rag, qa, unanswerable, label: str, progress: bool) -> dict[str, Any]:
-    from ragtune.rag.evaluate import source_matches
-
-    f1s, ems, cite_ok, cite_all, answered, with_cites, false_abst = [], [], 0, 0, 0, 0, 0
-    retrieve, first, total = [], [], []
-    for i, item in enumerate(qa, 1):
-        answer = rag.ask(item.question)
-        f1s.append(token_f1(answer.text, item.answer))
-        ems.append(exact_match(answer.text, item.answer))
-        retrieve.append(answer.timings.get("retrieve", 0.0))
-        total.append(answer.timings["total"])
-        if "first_token" in answer.timings:
-            first.append(answer.timings["first_token"])
-        if answer.abstained:
-            false_abst += 1
-        else:
-            answered += 1
-            with_cites += bool(answer.citations)
+# -- run -------------------------------------------------------------------------------------------------
+def run_generator(rag, answerable: list[dict], unanswerable: list[dict], label: str) -> dict[str, Any]:
+    rows, times = [], []
+    cite_ok = cite_all = 0
+    for i, item in enumerate(answerable + unanswerable, 1):
+        answer = rag.ask(item["question"])
+        times.append(answer.timings.get("total", 0.0) - answer.timings.get("retrieve", 0.0))
+        row = {"id": item["id"], "abstained": bool(answer.abstained), "empty": is_empty(answer.text),
+               "text": answer.text, "cited": [os.path.basename(c.source) for c in answer.citations],
+               "grounding": getattr(answer, "grounding", {}), "ms": round(1000 * times[-1])}
+        if item.get("answer"):
+            row["fact"] = holds_fact(answer.text, item["answer"])
+            row["gold_cited"] = any(same_file(c.source, item["source"]) for c in answer.citations)
+            row["f1"] = token_f1(answer.text, item["answer"])
             cite_all += len(answer.citations)
-            cite_ok += sum(source_matches(c.source, item.source) for c in answer.citations)
-        if progress:
-            print(f"\r{label}: {i}/{len(qa)}", end="", file=sys.stderr, flush=True)
-    abstained_unans = sum(rag.ask(q).abstained for q in unanswerable)
-    if progress:
-        print(file=sys.stderr)
+            cite_ok += sum(same_file(c.source, item["source"]) for c in answer.citations)
+        rows.append(row)
+        if sys.stderr.isatty():
+            print(f"\r{label}: {i}/{len(answerable) + len(unanswerable)}", end="", file=sys.stderr, flush=True)
+    print(file=sys.stderr)
+    ans = [r for r in rows if "fact" in r]
+    una = [r for r in rows if "fact" not in r]
+
+    def share(xs) -> float | None:
+        xs = list(xs)
+        return sum(xs) / len(xs) if xs else None
+
     return {
         "generator": label,
-        "questions": len(qa),
-        "f1": _mean(f1s),
-        "em": _mean(ems),
+        "answerable": len(ans),
+        "unanswerable": len(una),
+        "fact_and_citation": share(r["fact"] and r["gold_cited"] for r in ans),
+        "fact": share(r["fact"] for r in ans),
         "citation_precision": cite_ok / cite_all if cite_all else None,
-        "cited": with_cites / answered if answered else None,
-        "abstain_answerable": false_abst / len(qa) if qa else None,
-        "abstain_unanswerable": abstained_unans / len(unanswerable) if unanswerable else None,
-        "unanswerable": len(unanswerable),
-        "retrieve_ms": 1000 * _mean(retrieve) if retrieve else None,
-        "first_token_ms": 1000 * _mean(first) if first else None,
-        "total_ms": 1000 * _mean(total) if total else None,
+        "abstain_answerable": share(r["abstained"] for r in ans),
+        "abstain_unanswerable": share(r["abstained"] for r in una),
+        "invented_cited_unanswerable": sum(1 for r in una if not r["abstained"] and r["cited"]),
+        "empty": sum(r["empty"] for r in rows),
+        "withdrawn": sum(1 for r in rows if (r["grounding"] or {}).get("fallback")),
+        "f1": statistics.fmean(r["f1"] for r in ans) if ans else None,
+        "p50_ms": 1000 * statistics.median(times) if times else None,
+        "max_ms": 1000 * max(times) if times else None,
+        "rows": rows,
     }
 
 
-def run_no_rag(generator, qa, unanswerable, max_new_tokens: int) -> dict[str, Any]:
-    """The same model asked the bare question: what it knows without the documents."""
-    f1s, ems, unknown = [], [], 0
-    for item in qa:
-        text = generator.generate([{"role": "system", "content": NO_RAG_SYSTEM},
-                                   {"role": "user", "content": item.question}], max_new_tokens=max_new_tokens)
-        f1s.append(token_f1(text, item.answer))
-        ems.append(exact_match(text, item.answer))
-    for q in unanswerable:
-        text = generator.generate([{"role": "system", "content": NO_RAG_SYSTEM},
-                                   {"role": "user", "content": q}], max_new_tokens=max_new_tokens)
-        unknown += said_unknown(text)
-    return {
-        "generator": f"{generator.name}, no RAG", "questions": len(qa), "f1": _mean(f1s), "em": _mean(ems),
-        "citation_precision": None, "cited": None, "abstain_answerable": None,
-        "abstain_unanswerable": unknown / len(unanswerable) if unanswerable else None,
-        "unanswerable": len(unanswerable), "retrieve_ms": None, "first_token_ms": None, "total_ms": None,
-    }
-
-
-def run_latency(rag, questions: list[str], runs: int) -> dict[str, Any]:
-    """TTFT and tokens/s: ragtune's stream vs raw ``model.generate`` on the same prompt ids (greedy)."""
-    import torch
-    from transformers.generation.streamers import BaseStreamer
-
-    gen = rag.generator
-    model, tokenizer = gen.model, gen.tokenizer
-
-    class FirstToken(BaseStreamer):
-        def __init__(self):
-            self.calls, self.first = 0, None
-
-        def put(self, value):
-            self.calls += 1
-            if self.calls == 2 and self.first is None:  # call 1 is the prompt, call 2 the first new token
-                self.first = time.perf_counter()
-
-        def end(self):
-            pass
-
-    def ragtune_once(question: str) -> tuple[float, float, int, list]:
-        stream = rag.stream(question)  # retrieval and prompt happen here, outside the timed part
-        start, first = time.perf_counter(), None
-        for _ in stream:
-            first = first or time.perf_counter()
-        end = time.perf_counter()
-        n = len(tokenizer.encode(stream.answer.text, add_special_tokens=False))
-        messages = stream.prompt.messages if stream.prompt is not None else None
-        return (first or end) - start, end - start, n, messages
-
-    def raw_once(messages) -> tuple[float, float, int]:
-        prompt = tokenizer.apply_chat_template(messages, add_generation_prompt=True, tokenize=False)
-        ids = torch.tensor([tokenizer.encode(prompt, add_special_tokens=False)], device=model.device)
-        streamer = FirstToken()
-        pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
-        start = time.perf_counter()
-        with torch.inference_mode():
-            out = model.generate(ids, attention_mask=torch.ones_like(ids), max_new_tokens=rag.max_new_tokens,
-                                 do_sample=False, temperature=None, top_p=None, top_k=None, streamer=streamer,
-                                 pad_token_id=pad)
-        end = time.perf_counter()
-        return (streamer.first or end) - start, end - start, out.shape[1] - ids.shape[1]
-
-    rows = []
-    warm = ragtune_once(questions[0])[3]  # warm-up, both paths: first-call costs are not what we measure
-    if warm is not None:
-        raw_once(warm)
-    for question in questions:
-        for run in range(runs):
-            # Alternate which path goes first, so a burst of load on a shared machine hits both alike.
-            if run % 2 == 0:
-                r_ttft, r_total, r_tokens, messages = ragtune_once(question)
-                if messages is None:
-                    break  # abstained before generating: nothing to compare
-                w_ttft, w_total, w_tokens = raw_once(messages)
-            else:
-                w_ttft, w_total, w_tokens = raw_once(messages)
-                r_ttft, r_total, r_tokens, messages = ragtune_once(question)
-            rows.append((r_ttft, r_total, r_tokens, w_ttft, w_total, w_tokens))
-    if not rows:
-        return {}
-    r_tps = sum(r[2] for r in rows) / sum(r[1] for r in rows)
-    w_tps = sum(r[5] for r in rows) / sum(r[4] for r in rows)
-    # Decoding alone (after the first token), where per-token overhead would show.
-    r_dec = sum(max(r[2] - 1, 0) for r in rows) / max(sum(r[1] - r[0] for r in rows), 1e-9)
-    w_dec = sum(max(r[5] - 1, 0) for r in rows) / max(sum(r[4] - r[3] for r in rows), 1e-9)
-    return {
-        "generator": gen.name,
-        "samples": len(rows),
-        "device": str(model.device),
-        "ragtune_first_token_ms": 1000 * statistics.median(r[0] for r in rows),
-        "raw_first_token_ms": 1000 * statistics.median(r[3] for r in rows),
-        "ragtune_tokens_per_s": r_tps,
-        "raw_tokens_per_s": w_tps,
-        "throughput_ratio": r_tps / w_tps if w_tps else None,
-        "ragtune_decode_tokens_per_s": r_dec,
-        "raw_decode_tokens_per_s": w_dec,
-        "decode_ratio": r_dec / w_dec if w_dec else None,
-    }
-
-
-def relevance_threshold(index, qa, unanswerable, k: int, current: float) -> dict[str, Any]:
-    """The best dense cosine per question, answerable vs not, and the threshold that separates them best."""
-
-    def best(q: str) -> float:
-        hits = index.search(q, k=k, mode="dense")
-        return max((h.scores.get("dense", h.score) for h in hits), default=-1.0)
-
-    pos = [best(item.question) for item in qa]
-    neg = [best(q) for q in unanswerable]
-
-    def balanced_accuracy(t: float) -> float:
-        tpr = sum(s >= t for s in pos) / len(pos) if pos else 0.0
-        tnr = sum(s < t for s in neg) / len(neg) if neg else 0.0
-        return (tpr + tnr) / 2
-
-    candidates = sorted(set(round(s, 3) for s in pos + neg))
-    best_t = max(candidates, key=balanced_accuracy) if candidates else current
-
-    def summary(xs):
-        return {"min": min(xs), "median": statistics.median(xs), "max": max(xs)} if xs else None
-
-    return {
-        "answerable": summary(pos), "unanswerable": summary(neg),
-        "current_min_score": current, "current_balanced_accuracy": balanced_accuracy(current),
-        "answerable_kept_at_current": sum(s >= current for s in pos) / len(pos) if pos else None,
-        "unanswerable_abstained_at_current": sum(s < current for s in neg) / len(neg) if neg else None,
-        "best_threshold": best_t, "best_balanced_accuracy": balanced_accuracy(best_t),
-    }
-
-
-# -- output ----------------------------------------------------------------------------------------------
 def _fmt(value: Any, spec: str = ".3f") -> str:
     return "-" if value is None else format(value, spec)
 
 
 def print_report(report: dict[str, Any]) -> None:
-    print(f"index: {report['index']}  ({report['chunks']} chunks), k={report['k']}, min_score={report['min_score']}, "
-          f"min_support={report['min_support']}, max_new_tokens={report['max_new_tokens']}")
-    cols = ["generator", "n", "F1", "EM", "cite-prec", "cited", "abst(ans)", "abst(unans)", "retr ms", "ttft ms",
-            "total ms"]
-    print("\n" + "  ".join(f"{c:>11}" if i else f"{c:<34}" for i, c in enumerate(cols)))
-    for r in report["quality"]:
-        cells = [r["generator"][:34], str(r["questions"]), _fmt(r["f1"]), _fmt(r["em"]),
-                 _fmt(r["citation_precision"]), _fmt(r["cited"]), _fmt(r["abstain_answerable"]),
-                 _fmt(r["abstain_unanswerable"]), _fmt(r["retrieve_ms"], ".1f"), _fmt(r["first_token_ms"], ".0f"),
-                 _fmt(r["total_ms"], ".0f")]
-        print("  ".join(f"{c:>11}" if i else f"{c:<34}" for i, c in enumerate(cells)))
-    lat = report.get("latency")
-    if lat:
-        print(f"\nlatency ({lat['generator']} on {lat['device']}, {lat['samples']} runs, same prompt ids, greedy):")
-        print(f"  time to first token  ragtune {lat['ragtune_first_token_ms']:.0f} ms   "
-              f"raw generate {lat['raw_first_token_ms']:.0f} ms")
-        print(f"  tokens/s             ragtune {lat['ragtune_tokens_per_s']:.1f}   raw generate "
-              f"{lat['raw_tokens_per_s']:.1f}   ratio {_fmt(lat['throughput_ratio'], '.2f')}x (target >= 0.9x)")
-        print(f"  decode tokens/s      ragtune {lat['ragtune_decode_tokens_per_s']:.1f}   raw generate "
-              f"{lat['raw_decode_tokens_per_s']:.1f}   ratio {_fmt(lat['decode_ratio'], '.2f')}x")
-    th = report.get("threshold")
-    if th and th["answerable"]:
-        print("\nbest dense cosine per question (min / median / max):")
-        for key in ("answerable", "unanswerable"):
-            s = th[key]
-            if s:
-                print(f"  {key:<13} {s['min']:.3f} / {s['median']:.3f} / {s['max']:.3f}")
-        print(f"  min_score={th['current_min_score']}: keeps {_fmt(th['answerable_kept_at_current'], '.0%')} of "
-              f"answerable, abstains on {_fmt(th['unanswerable_abstained_at_current'], '.0%')} of unanswerable; "
-              f"best separating threshold {th['best_threshold']:.3f} "
-              f"(balanced accuracy {th['best_balanced_accuracy']:.2f})")
+    print(f"set: {report['set']}  index: {report['index']} ({report['chunks']} chunks)  k={report['k']}  "
+          f"max_new_tokens={report['max_new_tokens']}  code: {report['code']}")
+    cols = ["generator", "n", "fact+cite", "fact", "cite-prec", "abst(ans)", "abst(unans)", "empty", "F1",
+            "p50 ms", "max ms"]
+    print("  ".join(f"{c:>11}" if i else f"{c:<32}" for i, c in enumerate(cols)))
+    for r in report["results"]:
+        cells = [r["generator"][:32], f"{r['answerable']}+{r['unanswerable']}", _fmt(r["fact_and_citation"]),
+                 _fmt(r["fact"]), _fmt(r["citation_precision"]), _fmt(r["abstain_answerable"]),
+                 _fmt(r["abstain_unanswerable"]), str(r["empty"]), _fmt(r["f1"]), _fmt(r["p50_ms"], ".0f"),
+                 _fmt(r["max_ms"], ".0f")]
+        print("  ".join(f"{c:>11}" if i else f"{c:<32}" for i, c in enumerate(cells)))
 
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--index", help="index directory (default: the shipped corpora's index, built on first use)")
-    p.add_argument("--qa", default=str(ROOT / "corpora" / "qa.jsonl"))
-    p.add_argument("--unanswerable", default=str(ROOT / "corpora" / "unanswerable.jsonl"))
+    p.add_argument("--set", choices=sorted(SETS), default="realdocs", help="question set (default realdocs)")
+    p.add_argument("--index", help="index directory (default: the set's own, built on first use)")
     p.add_argument("--generators", default="extractive,local", help="comma-separated: extractive,local,api")
     p.add_argument("--model", help="local model folder or .gguf (default: the shipped SmolLM2)")
-    p.add_argument("--adapter", help="LoRA adapter folder for the local model")
-    p.add_argument("--limit", type=int, default=None, help="first N questions of each file")
+    p.add_argument("--limit", type=int, default=None, help="at most N answerable questions, spread over the set")
+    p.add_argument("--local-questions", type=int, default=None,
+                   help="at most N answerable questions for the local generator (it takes seconds each)")
     p.add_argument("--k", type=int, default=5)
-    p.add_argument("--max-new-tokens", type=int, default=128)
-    p.add_argument("--min-score", type=float, default=None, help="default: ragtune's DEFAULT_MIN_SCORE")
-    p.add_argument("--min-support", type=float, default=None,
-                   help="default: ragtune's DEFAULT_MIN_SUPPORT; 0 turns the lexical abstention test off")
-    p.add_argument("--latency-questions", type=int, default=3)
-    p.add_argument("--latency-runs", type=int, default=2)
-    p.add_argument("--no-baseline", action="store_true", help="skip the local-model-without-RAG run")
-    p.add_argument("--json", action="store_true")
+    p.add_argument("--max-new-tokens", type=int, default=None, help="default: ragtune's own default")
+    p.add_argument("--json", action="store_true", help="print the whole report, per-question rows included")
+    p.add_argument("--out", type=Path, help="also write the JSON report to this file")
+    p.add_argument("--cache-retrieval", type=Path, help="keep search results in this JSON file and reuse them")
     args = p.parse_args(argv)
 
-    from ragtune.rag.answer import DEFAULT_MIN_SCORE, DEFAULT_MIN_SUPPORT, RAG
+    import ragtune
+    from ragtune.rag.answer import RAG
 
-    min_score = DEFAULT_MIN_SCORE if args.min_score is None else args.min_score
-    min_support = DEFAULT_MIN_SUPPORT if args.min_support is None else (args.min_support or None)
-    qa, unanswerable = load_questions(Path(args.qa), Path(args.unanswerable), args.limit)
-    index = open_index(args.index)
-    report: dict[str, Any] = {
-        "index": str(getattr(index, "root", args.index)), "chunks": len(index), "k": args.k,
-        "min_score": min_score, "min_support": min_support, "max_new_tokens": args.max_new_tokens,
-        "quality": [],
-    }
-    progress = sys.stderr.isatty() and not args.json
+    qa_path, un_path = SETS[args.set]
+    answerable = spread(load_jsonl(qa_path), args.limit)
+    unanswerable = load_jsonl(un_path)
+    for n, item in enumerate(unanswerable):
+        item.setdefault("id", f"u{n}")
+    index = open_index(args.set, args.index)
+    if args.cache_retrieval:
+        index = CachedSearch(index, args.cache_retrieval)
+    report: dict[str, Any] = {"set": args.set, "index": str(getattr(index, "root", "")), "chunks": len(index),
+                              "k": args.k, "max_new_tokens": args.max_new_tokens,
+                              "code": str(Path(ragtune.__file__).parent.parent), "results": []}
     for kind in [g.strip() for g in args.generators.split(",") if g.strip()]:
         generator = make_generator(kind, args)
-        rag = RAG(index, generator, k=args.k, min_score=min_score, min_support=min_support,
-                  max_new_tokens=args.max_new_tokens)
-        report["quality"].append(run_quality(rag, qa, unanswerable, generator.name, progress))
-        if kind == "local":
-            if not args.no_baseline:
-                report["quality"].append(run_no_rag(generator, qa, unanswerable, args.max_new_tokens))
-            questions = [item.question for item in qa[: args.latency_questions]]
-            report["latency"] = run_latency(rag, questions, args.latency_runs) if questions else {}
-    report["threshold"] = relevance_threshold(index, qa, unanswerable, args.k, min_score)
+        options = {"k": args.k}
+        if args.max_new_tokens is not None:
+            options["max_new_tokens"] = args.max_new_tokens
+        rag = RAG(index, generator, **options)
+        questions = spread(answerable, args.local_questions) if kind == "local" else answerable
+        report["results"].append(run_generator(rag, questions, unanswerable, generator.name))
+    if args.out:
+        args.out.write_text(json.dumps(report, indent=2, ensure_ascii=False))
     if args.json:
-        print(json.dumps(report, indent=2))
+        print(json.dumps(report, indent=2, ensure_ascii=False))
     else:
         print_report(report)
     return 0

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import re
 
-from ragtune.rag.generators.extractive import content_terms
+from ragtune.rag.text import content_terms
 from ragtune.rag.prompt import ABSTAIN_TEXT, Prompt
 from ragtune.rag.types import Citation
 

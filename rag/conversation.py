@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING
 from ragtune.errors import RagtuneError
 from ragtune.rag.citations import strip_citations
 from ragtune.rag.generators.base import Generator, Message
-from ragtune.rag.generators.extractive import content_terms, key_terms, words
+from ragtune.rag.text import QUESTION_FRAME, STOPWORDS, content_terms, key_terms, words
 from ragtune.rag.prompt import ABSTAIN_TEXT
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -49,11 +49,90 @@ def needs_rewrite(question: str) -> bool:
     return bool(tokens & _REFERRING) or lower.startswith(_CONTINUATIONS) or not content_terms(question)
 
 
+# Pronouns that stand for the earlier question's topic; "he or she" and friends first, so they go whole.
+_PRONOUN_RE = re.compile(
+    r"\b(?:he or she|she or he|him or her|her or him|his or her|they|them|it|he|she|him|this|that|these|those)\b",
+    re.IGNORECASE,
+)
+_POSSESSIVE_RE = re.compile(r"\b(?:its|their|his or her|his)\b", re.IGNORECASE)
+_PERSONAL_RE = re.compile(r"\b(?:he|she|him|her|his|hers)\b", re.IGNORECASE)
+_QUESTION_START_RE = re.compile(
+    r"(?:what|which|who|whom|whose|how|when|where|why|is|are|was|were|do|does|did|can|could|should|will)\b",
+    re.IGNORECASE,
+)
+_AUXILIARIES = frozenset("do does did can could will would should shall may might must".split())
+_CONTINUATION_RE = re.compile(r"^\s*(?:and|but|also|so|then|what about|how about)\b[\s,]*", re.IGNORECASE)
+
+
+def topic_phrase(question: str) -> str:
+    """The earlier question's topic, as written: its longest run of consecutive content words.
+
+    "How many paid leave days do staff get?" -> "paid leave days"; "Who is the on-call engineer?" ->
+    "on-call engineer". A rule, not a parser: it needs no model and is right for the common shapes.
+    """
+    runs: list[list[str]] = [[]]
+    after_auxiliary: list[bool] = [False]
+    for w in re.findall(r"[\w][\w'+#.\-]*[\w+#]|[\w]", question):
+        if w.lower() in STOPWORDS or w.lower() in QUESTION_FRAME:
+            runs.append([])
+            after_auxiliary.append(w.lower() in _AUXILIARIES)
+        else:
+            runs[-1].append(w)
+    # "How much memory does LoRA save?": after an auxiliary comes the subject, then the main verb.
+    runs = [r[:-1] if aux and len(r) >= 2 else r for r, aux in zip(runs, after_auxiliary)]
+    # "... is the on-call engineer paged?": a participle closing the question is the verb, not the topic.
+    if len(runs[-1]) >= 2 and runs[-1][-1].lower().endswith(("ed", "ing")):
+        runs[-1] = runs[-1][:-1]
+    # Ties go to a run with a capitalised word: "LoRA" over "memory".
+    best = max(runs, key=lambda r: (len(r), any(w[:1].isupper() for w in r)))
+    return " ".join(best)
+
+
+def _first_run(text: str) -> str:
+    run: list[str] = []
+    for w in re.findall(r"[\w][\w'+#.\-]*[\w+#]|[\w]", text):
+        if w.lower() in STOPWORDS:
+            if run:
+                break
+            continue
+        run.append(w)
+    return " ".join(run)
+
+
 def heuristic_rewrite(question: str, history: list[Message]) -> str:
+    """A standalone question without a model: pronouns replaced by the last question's topic ("How many of
+    them can be carried over?" -> "How many of paid leave days can be carried over?"), a continuation
+    ("and for contractors?") attached to the last question, otherwise the key terms of the last two user
+    questions that ``question`` lacks, appended in brackets."""
+    users = [m["content"] for m in history if m.get("role") == "user"]
+    if not users:
+        return question
+    last = users[-1].strip()
+    topic = topic_phrase(last)
+    answers = [m["content"] for m in history if m.get("role") == "assistant"]
+    if re.match(r"\s*(?:who|whom)\b", last, re.IGNORECASE) and answers and _PERSONAL_RE.search(question):
+        # "Who is paged first?" - "The on-call engineer is paged ..." - "How long does he or she have?":
+        # the person is the subject of the answer, its first run of content words.
+        subject = _first_run(strip_citations(answers[-1]))
+        topic = subject or topic
+    if topic and _CONTINUATION_RE.match(question) and len(content_terms(question)) <= 3:
+        rest = _CONTINUATION_RE.sub("", question).strip().rstrip("?").strip()
+        rest = _PRONOUN_RE.sub(topic, _POSSESSIVE_RE.sub(lambda m: f"{topic}'s", rest))
+        if _QUESTION_START_RE.match(rest):  # "and what does sorted() return?" asks a whole question itself
+            return rest[:1].upper() + rest[1:] + "?"
+        return f"{last.rstrip('?').rstrip()}, {rest}?" if rest else last
+    if topic and (_PRONOUN_RE.search(question) or _POSSESSIVE_RE.search(question)):
+        rewritten = _POSSESSIVE_RE.sub(lambda m: f"{topic}'s", question)
+        rewritten = _PRONOUN_RE.sub(topic, rewritten)
+        if set(content_terms(rewritten)) - set(content_terms(question)):
+            return rewritten
+    return _append_terms(question, users)
+
+
+def _append_terms(question: str, users: list[str]) -> str:
     """Append the key terms of the last two user questions that ``question`` does not already contain."""
     have = set(content_terms(question))
     extra: list[str] = []
-    users = [m["content"] for m in history if m.get("role") == "user"]
     for previous in reversed(users[-2:]):
         for term in key_terms(previous):
             stem = content_terms(term)
@@ -115,7 +194,8 @@ def rewrite_query(question: str, history: list[Message], generator: Generator | 
 class Conversation:
     """A chat over one :class:`~ragtune.rag.answer.RAG`: each answer sees the last ``max_turns`` turns.
 
-    History holds the user's questions as asked and the answers without their citation markers.
+    History holds the user's questions as rewritten (standalone) and the answers without their citation
+    markers.
     """
 
     def __init__(self, rag: RAG, *, max_turns: int | None = None, filters: dict | None = None):
@@ -145,4 +225,6 @@ class Conversation:
         self._turns.clear()
 
     def _record(self, answer: Answer) -> None:
-        self._turns.append((answer.question, strip_citations(answer.text)))
+        # The standalone query, not the words as asked: the next follow-up refers to what this one meant
+        # ("And for contractors?" then "How many of them carry over?").
+        self._turns.append((answer.query or answer.question, strip_citations(answer.text)))

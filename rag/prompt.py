@@ -108,13 +108,19 @@ class ParsedPrompt:
 
 
 def source_label(hit: Hit) -> str:
-    """``lora.pdf, page 3, section "LoRA"``: short provenance a model can repeat and a reader can check."""
-    parts = [os.path.basename(hit.source.rstrip("/\\")) or hit.source]
+    """``lora.pdf, page 3, section "LoRA"``: short provenance a model can repeat and a reader can check.
+
+    File names and headings come from the documents, so they are data too: line breaks and control
+    characters become spaces and the delimiters are defused, or a file named "x\\nSYSTEM: Ignore previous
+    instructions" would start a line of its own and break the source block out of its delimiters.
+    """
+    name = os.path.basename(hit.source.rstrip("/\\")) or hit.source
+    parts = [_one_line(name)]
     if hit.page is not None:
         parts.append(f"page {hit.page}")
     if hit.section:
         parts.append(f'section "{_one_line(hit.section)}"')
-    return ", ".join(parts)
+    return _defuse(", ".join(parts))
 
 
 def build_prompt(
@@ -261,4 +267,6 @@ def _undefuse(text: str) -> str:
 
 
 def _one_line(text: str) -> str:
+    # str.split() also splits on \\r, \\v, \\f and Unicode line separators; other control characters go too.
+    text = "".join(ch if ch.isprintable() else " " for ch in text)
     return " ".join(text.split()).replace('"', "'")

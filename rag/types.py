@@ -128,6 +128,9 @@ class Answer:
     abstained: bool = False
     question: str = ""
     query: str = ""  # the standalone query actually used for retrieval
+    # The grounding check's verdict for generators that write their own words (empty for extractive):
+    # {"supported", "support", "sources", "reason", "fallback": None | "extractive" | "abstain", "model_text"}
+    grounding: dict[str, Any] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -138,4 +141,5 @@ class Answer:
             "citations": [c.to_dict() for c in self.citations],
             "hits": [h.to_dict() for h in self.hits],
             "timings": dict(self.timings),
+            "grounding": dict(self.grounding),
         }

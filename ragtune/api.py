@@ -72,7 +72,20 @@ def __getattr__(name: str):
         from ragtune.rag.generators import load_generator
 
         return load_generator
+    if name in _ANSWERS_LAZY:
+        import importlib
+
+        module, attr = _ANSWERS_LAZY[name]
+        return getattr(importlib.import_module(module), attr)
     raise AttributeError(name)
+
+
+# -- answers (issue 9): entries for the lazy table --------------------------------------------------------
+_ANSWERS_LAZY = {
+    "Conversation": ("ragtune.rag.conversation", "Conversation"),
+    "check_grounding": ("ragtune.rag.grounding", "check_grounding"),
+}
+__all__ += list(_ANSWERS_LAZY)
 
 
 # -- advisor (issue 13): lazily imported public names; the lead merges this block into the _LAZY table --------

@@ -10,6 +10,7 @@ definition of "the answer ends before the first stop string".
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 
 from ragtune.errors import ConfigError
@@ -96,3 +97,93 @@ class StopMatcher:
                     best = n
                     break
         return best
+
+
+_SENTENCE_END_RE = re.compile(r"[.!?](?=\s)|\n")
+_GUARD_WORD_RE = re.compile(r"\w+")
+
+
+class RepetitionGuard:
+    """Ends an answer that starts repeating itself, sentence by sentence.
+
+    Small models decoding greedily loop ("LoRA is a method. LoRA is a method for ..."); banning repeated
+    token n-grams (see ``streaming.NoRepeatAnswerNGram``) stops exact loops but not paraphrased ones, which
+    ran one SmolLM2 answer to its full length (73 s on a CPU). A sentence whose words are mostly those of
+    an earlier sentence of the same answer (``similarity``, Jaccard of lower-cased words) ends the answer.
+
+    Text streams through at once, except a sentence whose first ``prefix_words`` words are those of an
+    earlier sentence: it is held until it ends, then dropped if it repeats, released if not. So the pieces
+    shown always join to the final answer.
+
+        >>> g = RepetitionGuard()
+        >>> g.feed("LoRA trains adapters. ") + g.feed("LoRA trains adapters again. More.") + g.flush()
+        'LoRA trains adapters.'
+        >>> g.stopped
+        True
+    """
+
+    def __init__(self, *, similarity: float = 0.6, prefix_words: int = 3):
+        self.similarity = similarity
+        self.prefix_words = prefix_words
+        self.stopped = False
+        self._sentences: list[set[str]] = []
+        self._starts: set[tuple[str, ...]] = set()
+        self._current = ""  # the sentence being written: shown part + held part
+        self._held = ""  # the part of it not shown yet
+        self._decided = False  # whether the current sentence's start has been checked
+
+    def feed(self, piece: str) -> str:
+        if self.stopped:
+            return ""
+        out = []
+        while piece:
+            end = _SENTENCE_END_RE.search(piece)
+            segment, piece = (piece, "") if end is None else (piece[: end.end()], piece[end.end() :])
+            out.append(self._add(segment))
+            if end is not None:
+                out.append(self._finish())
+                if self.stopped:
+                    break
+        return "".join(out)
+
+    def flush(self) -> str:
+        """The held text, once the producer has finished without a repetition."""
+        if self.stopped:
+            return ""
+        held, self._held = self._held, ""
+        return held
+
+    def _add(self, segment: str) -> str:
+        self._current += segment
+        self._held += segment
+        if self._decided:
+            return "" if self._holding else self._release()
+        words = _GUARD_WORD_RE.findall(self._current.lower())
+        if len(words) < self.prefix_words:
+            return ""
+        self._decided = True
+        self._holding = tuple(words[: self.prefix_words]) in self._starts
+        return "" if self._holding else self._release()
+
+    def _finish(self) -> str:
+        words = _GUARD_WORD_RE.findall(self._current.lower())
+        bag = set(words)
+        repeats = len(words) >= self.prefix_words and any(
+            len(bag & seen) / len(bag | seen) >= self.similarity for seen in self._sentences
+        )
+        if repeats:
+            self.stopped = True
+            self._held = ""
+            return ""
+        if words:
+            self._sentences.append(bag)
+            self._starts.add(tuple(words[: self.prefix_words]))
+        out = self._release()
+        self._current, self._decided, self._holding = "", False, False
+        return out
+
+    def _release(self) -> str:
+        held, self._held = self._held, ""
+        return held
+
+    _holding = False

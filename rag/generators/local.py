@@ -24,7 +24,7 @@ from typing import Any
 from ragtune.errors import ConfigError, GeneratorError, ModelLoadError
 
 from .base import Message
-from .common import StopMatcher, check_messages, check_sampling
+from .common import RepetitionGuard, StopMatcher, check_messages, check_sampling
 from .models import DEFAULT_MODEL_NAME, resolve_model_path
 
 log = logging.getLogger(__name__)
@@ -42,12 +42,18 @@ _PLAIN_TEMPLATE = (
 class LocalGenerator:
     """Generate with a local transformers model; see the module docstring for an example.
 
+    ``default_max_new_tokens`` (128) is the answer length ``RAG`` uses when none is given: a grounded
+    answer is one to three sentences, and on a CPU every token of SmolLM2-135M costs ~0.1-0.3 s, so the
+    old 256 let one looping answer run for over a minute.
+
     ``model_path``: a model folder (``save_pretrained`` layout) or a ``.gguf`` file; ``None`` is the
     shipped SmolLM2-135M-Instruct. ``adapter``: a peft LoRA folder attached at load time.
     ``device``: "auto" (default), "cpu", "cuda", "cuda:N" or "mps". ``dtype``: "auto" (default),
     "float32", "bfloat16" or "float16". ``load_in_4bit``: bitsandbytes 4-bit weights (CUDA only).
     ``context_window``: overrides the model config's ``max_position_embeddings``.
     """
+
+    default_max_new_tokens = 128
 
     def __init__(
         self,
@@ -59,6 +65,7 @@ class LocalGenerator:
         load_in_4bit: bool = False,
         context_window: int | None = None,
         no_repeat_ngram: int = 5,
+        stop_on_repetition: bool = True,
     ):
         if model_path is not None and not Path(model_path).expanduser().exists():
             raise ModelLoadError(f"Model path {model_path} does not exist. Pass a model folder or a .gguf file.")
@@ -78,6 +85,8 @@ class LocalGenerator:
         # Forbidding an n-gram the answer already produced stops that; unlike transformers'
         # no_repeat_ngram_size it ignores the prompt, so quoting the retrieved passages stays possible.
         self.no_repeat_ngram = no_repeat_ngram
+        # Paraphrased loops get past the n-gram ban: a sentence that repeats an earlier one ends the answer.
+        self.stop_on_repetition = bool(stop_on_repetition)
         self.model_path = None if model_path is None else Path(model_path).expanduser()
         self.initial_adapter = None if adapter is None else Path(adapter).expanduser()
         self.requested_device = device or "auto"
@@ -304,14 +313,19 @@ class LocalGenerator:
 
         pieces = stream_generate(model, kwargs, decode, as_generator_error)
         matcher = StopMatcher(stops)
+        guard = RepetitionGuard() if self.stop_on_repetition else None
         try:
             for piece in pieces:
                 text = matcher.feed(piece)
+                if guard is not None:
+                    text = guard.feed(text)
                 if text:
                     yield text
-                if matcher.stopped:
+                if matcher.stopped or (guard is not None and guard.stopped):
                     return
             tail = matcher.flush()
+            if guard is not None:
+                tail = guard.feed(tail) + guard.flush()
             if tail:
                 yield tail
         finally:

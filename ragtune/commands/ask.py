@@ -1,14 +1,10 @@
-"""``ragtune ask`` and ``ragtune chat``: grounded answers with numbered sources, streamed to the terminal.
+"""`ragtune ask` and `ragtune chat`: grounded answers with numbered sources, streamed to the terminal.
 
     ragtune ask "What does LoRA train?"                       # local SmolLM2, streamed, sources after
     ragtune ask "What does LoRA train?" --generator extractive --json
+    echo "What does LoRA train?" | ragtune ask -              # the question from standard input
     ragtune ask "..." --generator api --base-url http://localhost:8000/v1 --api-model my-model
     ragtune chat                                              # follow-ups use the history; /reset, /exit
-
-Environment fallbacks: RAGTUNE_INDEX (--index), RAGTUNE_GENERATOR (--generator), RAGTUNE_API_BASE
-(--base-url), RAGTUNE_API_MODEL (--api-model). Without --index, RAGTUNE_INDEX or ./.ragtune/index, the
-shipped corpora's index is used. When the local model cannot be loaded and no generator was asked for
-explicitly, the extractive generator (no model) answers instead, with a note on stderr.
 """
 
 from __future__ import annotations
@@ -20,58 +16,81 @@ import sys
 from pathlib import Path
 from typing import Any, TextIO
 
+from ragtune.commands.common import NO_INDEX_BEHAVIOUR, add_retrieval_options, retrieval_options, status
 from ragtune.errors import ConfigError, ModelLoadError, RagtuneError
 
 DEFAULT_INDEX = ".ragtune/index"
 GENERATORS = ("local", "api", "extractive")
-MODES = ("dense", "bm25", "hybrid")
 _CHAT_HELP = "/reset forgets the conversation, /exit (or Ctrl-D) leaves"
+
+_ENVIRONMENT = """Generators: local (SmolLM2-135M-Instruct shipped with ragtune, or --model DIR), api (any
+OpenAI-compatible endpoint) or extractive (quotes the best sentences; no model). Every answer of a model is
+checked against the passages it cites; an unsupported one is withdrawn and replaced by the quoted passage,
+or by "The documents do not say." If the local model cannot be loaded and no generator was asked for,
+the extractive generator answers, with a note on stderr.
+
+Environment: RAGTUNE_INDEX (--index), RAGTUNE_GENERATOR (--generator), OPENAI_BASE_URL or
+RAGTUNE_API_BASE (--base-url), RAGTUNE_API_MODEL (--api-model), OPENAI_API_KEY (the key; another
+variable with --api-key-env).
+
+""" + NO_INDEX_BEHAVIOUR
+
+ASK_DESCRIPTION = "Answer QUESTION from the indexed documents, with numbered citations.\n\n" + _ENVIRONMENT
+ASK_EXAMPLES = """examples:
+  ragtune ask "What does QLoRA quantise the base model to?"
+  ragtune ask "What does LoRA train?" --generator extractive --json
+  echo "How is LoRA initialised?" | ragtune ask - --filter file_type=pdf"""
+CHAT_DESCRIPTION = ("Ask questions and follow-ups; a follow-up (\"and for QLoRA?\", \"how much memory does it "
+                    "save?\") is rewritten into a standalone question, shown before its answer. Questions are "
+                    "read one per line from standard input when it is not a terminal.\n\n" + _ENVIRONMENT)
+CHAT_EXAMPLES = """examples:
+  ragtune chat --generator extractive
+  printf 'What is LoRA?\\nWhat rank does it use?\\n' | ragtune chat --json"""
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     ask = subparsers.add_parser(
         "ask", help="answer a question from the indexed documents, with citations",
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter,
+        description=ASK_DESCRIPTION, epilog=ASK_EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    ask.add_argument("question", help="the question to answer")
+    ask.add_argument("question", help="the question to answer; - reads it from standard input")
     _add_common(ask)
     ask.add_argument("--no-stream", action="store_true", help="print the answer once it is complete")
     ask.add_argument("--json", action="store_true", help="print the whole answer (text, citations, hits, "
-                                                         "timings) as JSON on stdout")
+                                                         "timings, grounding) as JSON on stdout")
     ask.set_defaults(func=run_ask)
 
     chat = subparsers.add_parser(
         "chat", help="interactive questions and follow-ups over the indexed documents",
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter,
+        description=CHAT_DESCRIPTION, epilog=CHAT_EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     _add_common(chat)
     chat.add_argument("--history-turns", type=int, default=3, metavar="N",
                       help="earlier turns a follow-up may refer to (default 3)")
+    chat.add_argument("--json", action="store_true", help="write one JSON object per turn (one line each)")
     chat.set_defaults(func=run_chat)
 
 
 def _add_common(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--index", metavar="DIR", default=None,
-                   help=f"the index to search (default: $RAGTUNE_INDEX, then {DEFAULT_INDEX}, "
-                        "then the shipped corpora's index)")
-    p.add_argument("--k", type=int, default=5, metavar="N", help="chunks to retrieve (default 5)")
-    p.add_argument("--mode", choices=MODES, default=None, help="retrieval mode (default: the index's, hybrid)")
+    p.add_argument("--index", metavar="DIR", default=None, help="the index to search (see above)")
+    add_retrieval_options(p, k_help="chunks to retrieve (default 5)")
     p.add_argument("--generator", choices=GENERATORS, default=None,
-                   help="who writes the answer: local model, an OpenAI-compatible API, or extractive "
-                        "(best sentences, no model) (default: $RAGTUNE_GENERATOR, then local)")
+                   help="who writes the answer (default: $RAGTUNE_GENERATOR, then local)")
     p.add_argument("--model", metavar="DIR", default=None,
                    help="local model folder or .gguf file (default: the shipped SmolLM2-135M-Instruct)")
     p.add_argument("--adapter", metavar="DIR", default=None, help="a LoRA adapter folder for the local model")
-    p.add_argument("--base-url", metavar="URL", default=None, help="API base URL (default: $RAGTUNE_API_BASE)")
+    p.add_argument("--base-url", metavar="URL", default=None,
+                   help="API base URL (default: $OPENAI_BASE_URL, then $RAGTUNE_API_BASE)")
     p.add_argument("--api-model", metavar="NAME", default=None, help="API model name (default: $RAGTUNE_API_MODEL)")
     p.add_argument("--api-key-env", metavar="VAR", default=None,
-                   help="environment variable holding the API key (default: the API generator's)")
-    p.add_argument("--max-new-tokens", type=int, default=256, metavar="N", help="answer length limit (default 256)")
+                   help="environment variable holding the API key (default: OPENAI_API_KEY)")
+    p.add_argument("--max-new-tokens", type=int, default=None, metavar="N",
+                   help="answer length limit (default: the generator's, 128 for the local model)")
     p.add_argument("--min-score", type=float, default=None, metavar="X",
                    help="abstain when the best chunk's cosine similarity is below X (default 0.25)")
     p.add_argument("--min-support", type=float, default=None, metavar="X",
                    help="abstain when no retrieved sentence holds a share X of the question's words "
-                        "(default 0.3; 0 turns it off)")
+                        "(default 0.35; 0 turns it off)")
 
 
 # -- seams the tests replace ----------------------------------------------------------------------------
@@ -88,20 +107,28 @@ def load_generator(config: dict[str, Any]) -> Any:
 
 
 # -- commands -------------------------------------------------------------------------------------------
-def run_ask(args: argparse.Namespace) -> int:
-    rag = build_rag(args)
+def run_ask(args: argparse.Namespace, stdin: TextIO | None = None) -> int:
+    question = args.question
+    if question == "-":
+        question = (stdin or sys.stdin).read().strip()
+        if not question:
+            raise ConfigError("ask -: standard input held no question")
+    rag, filters = build_rag(args)
     if args.json:
-        print(json.dumps(rag.ask(args.question).to_dict(), indent=2, ensure_ascii=False))
+        print(json.dumps(rag.ask(question, filters=filters).to_dict(), indent=2, ensure_ascii=False))
         return 0
-    _print_answer(rag.stream(args.question), live=not args.no_stream, out=sys.stdout)
+    _print_answer(rag.stream(question, filters=filters), live=not args.no_stream, out=sys.stdout)
     return 0
 
 
 def run_chat(args: argparse.Namespace, stdin: TextIO | None = None) -> int:
-    rag = build_rag(args, history_turns=args.history_turns)
-    chat = rag.conversation()
+    if args.history_turns < 0:
+        raise ConfigError(f"--history-turns must be 0 or more, got {args.history_turns}")
+    rag, filters = build_rag(args, history_turns=args.history_turns)
+    chat = rag.conversation(filters=filters)
     interactive = stdin is None and sys.stdin.isatty()
-    print(f"ragtune chat ({rag.generator.name}); {_CHAT_HELP}", file=sys.stderr)
+    if not args.json:
+        print(f"ragtune chat ({rag.generator.name}); {_CHAT_HELP}", file=sys.stderr)
     while True:
         try:
             if interactive:
@@ -125,28 +152,51 @@ def run_chat(args: argparse.Namespace, stdin: TextIO | None = None) -> int:
         if question.startswith("/"):
             print(f"unknown command {question}; {_CHAT_HELP}", file=sys.stderr)
             continue
-        try:
-            _print_answer(chat.stream(question), live=True, out=sys.stdout)
-        except RagtuneError as err:  # one failed question does not end the conversation
-            print(f"error: {err}", file=sys.stderr)
-        except KeyboardInterrupt:
-            print("\n(interrupted)", file=sys.stderr)
+        _chat_turn(chat, question, echo=not interactive, as_json=args.json)
     return 0
 
 
+def _chat_turn(chat, question: str, *, echo: bool, as_json: bool) -> None:
+    """One question of a chat: its rewrite shown, its answer streamed (or one JSON line); errors reported."""
+    try:
+        if as_json:
+            answer = chat.ask(question)
+            print(json.dumps(answer.to_dict(), ensure_ascii=False), flush=True)
+            return
+        if echo:  # questions read from a pipe: the transcript shows what was asked
+            print(f"you> {question}")
+        stream = chat.stream(question)
+        if stream.query != question:
+            print(f"(understood as: {stream.query})")
+        _print_answer(stream, live=True, out=sys.stdout)
+    except RagtuneError as err:  # one failed question does not end the conversation
+        if as_json:
+            print(json.dumps({"question": question, "error": str(err)}, ensure_ascii=False), flush=True)
+        else:
+            print(f"error: {err}", file=sys.stderr)
+    except KeyboardInterrupt:
+        print("\n(interrupted)", file=sys.stderr)
+
+
 def build_rag(args: argparse.Namespace, history_turns: int = 3):
+    """The RAG the flags describe, and the metadata filters to search with."""
     from ragtune.rag.answer import DEFAULT_MIN_SCORE, DEFAULT_MIN_SUPPORT, RAG
 
-    if args.k < 1:
-        raise ConfigError(f"--k must be a positive number, got {args.k}")
+    filters, options = retrieval_options(args)
+    if args.max_new_tokens is not None and args.max_new_tokens < 1:
+        raise ConfigError(f"--max-new-tokens must be a positive number, got {args.max_new_tokens}")
+    for flag, value in (("--min-score", args.min_score), ("--min-support", args.min_support)):
+        if value is not None and not -1.0 <= value <= 1.0:
+            raise ConfigError(f"{flag} must be between 0 and 1, got {value}")
     index = _resolve_index(args.index)
     generator = _resolve_generator(args)
-    return RAG(
+    rag = RAG(
         index, generator, k=args.k, mode=args.mode, max_new_tokens=args.max_new_tokens,
         min_score=DEFAULT_MIN_SCORE if args.min_score is None else args.min_score,
         min_support=DEFAULT_MIN_SUPPORT if args.min_support is None else (args.min_support or None),
-        history_turns=history_turns,
+        history_turns=history_turns, search_options=options,
     )
+    return rag, filters
 
 
 def generator_config(args: argparse.Namespace, kind: str) -> dict[str, Any]:
@@ -156,7 +206,7 @@ def generator_config(args: argparse.Namespace, kind: str) -> dict[str, Any]:
         config.update(model_path=args.model, adapter=args.adapter)
     elif kind == "api":
         config.update(
-            base_url=args.base_url or os.environ.get("RAGTUNE_API_BASE"),
+            base_url=args.base_url or os.environ.get("OPENAI_BASE_URL") or os.environ.get("RAGTUNE_API_BASE"),
             model=args.api_model or os.environ.get("RAGTUNE_API_MODEL"),
             api_key_env=args.api_key_env,
         )
@@ -176,6 +226,8 @@ def _resolve_generator(args: argparse.Namespace) -> Any:
         generator = load_generator(generator_config(args, kind))
         warm_up = getattr(generator, "warm_up", None)
         if warm_up is not None:  # load now, so a missing model falls back here rather than mid-answer
+            if kind == "local":
+                status("loading the local model...")
             warm_up()
         return generator
     except (ModelLoadError, ImportError) as err:
@@ -206,6 +258,8 @@ def _print_answer(answer_stream, *, live: bool, out: TextIO):
     answer = answer_stream.answer
     if not live:
         out.write(answer.text)
+        if answer.grounding.get("fallback"):
+            print(f"note: the model's answer was withdrawn ({answer.grounding['reason']})", file=sys.stderr)
     out.write("\n")
     out.write(format_sources(answer))
     out.flush()

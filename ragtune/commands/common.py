@@ -70,21 +70,62 @@ def group(sub, name: str, help: str) -> argparse._SubParsersAction:
     return parser.add_subparsers(dest="verb", metavar="VERB")
 
 
+NO_INDEX_BEHAVIOUR = (
+    "Which index: --index DIR, else $RAGTUNE_INDEX, else ./.ragtune/index if it exists, else the shipped "
+    "corpus's index (built in the user cache on first use). A named index that does not exist is an error."
+)
+
+
 def index_or_corpus(path: str | Path | None):
-    """The index a reading command uses: ``path``, else $RAGTUNE_INDEX, else ``.ragtune/index`` if it
-    exists, else the shipped corpora's index (built under the user cache on first use).
+    """The index a reading command (search, ask, chat) uses: ``path``, else $RAGTUNE_INDEX, else
+    ``.ragtune/index`` if it exists, else the shipped corpora's index (built under the user cache on first
+    use). A named index that does not exist is an error (``Index.open`` names it and the fix), never an
+    empty new index.
 
     Returns ``(index, label)``."""
     import os
-
-    from ragtune.rag.index import Index
 
     chosen = path or os.environ.get("RAGTUNE_INDEX")
     if chosen is None and Path(".ragtune/index").exists():
         chosen = ".ragtune/index"
     if chosen is not None:
+        from ragtune.rag.index import Index
+
         return Index.open(chosen), str(chosen)
     from ragtune.api import corpus_index
 
-    print("no --index given: using the shipped corpora's index", file=sys.stderr)
+    status("no --index given: using the shipped corpus's index (indexing it first if this is the first use)...")
     return corpus_index(), "corpora (shipped)"
+
+
+def status(message: str) -> None:
+    """One line on stderr before a step that can take more than a second or two."""
+    print(message, file=sys.stderr, flush=True)
+
+
+MODES = ("dense", "bm25", "hybrid")
+
+
+def add_retrieval_options(parser: argparse.ArgumentParser, *, k_help: str = "results to return (default 5)") -> None:
+    """The retrieval flags that search, ask and chat share, with one value name each."""
+    parser.add_argument("--k", type=int, default=5, metavar="N", help=k_help)
+    parser.add_argument("--mode", choices=MODES, default=None,
+                        help="retriever: dense, bm25 or hybrid (default: the index's, hybrid)")
+    parser.add_argument("--filter", action="append", metavar="KEY=VALUE",
+                        help="only chunks whose metadata matches: source=GLOB, file_type=pdf, page=3, section=..., "
+                             "or any metadata key (repeatable; a key given twice means either value)")
+    parser.add_argument("--reranker", "--rerank", dest="reranker", metavar="DIR",
+                        help="rerank with a local cross-encoder model directory")
+    parser.add_argument("--mmr", action="store_true", help="diversify results (maximal marginal relevance)")
+
+
+def retrieval_options(args) -> tuple[dict | None, dict]:
+    """``(filters, search options)`` from the flags of :func:`add_retrieval_options`, checked."""
+    if args.k < 1:
+        raise ConfigError(f"--k must be a positive number, got {args.k}")
+    options: dict[str, Any] = {}
+    if args.mmr:
+        options["mmr"] = True
+    if args.reranker:
+        options["rerank"] = args.reranker
+    return parse_filters(args.filter), options

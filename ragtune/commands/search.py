@@ -1,36 +1,53 @@
-"""``ragtune search "query"``: ranked chunks, with every retriever's score in --json."""
+"""``ragtune search "query"``: ranked chunks, each with its rank and which retrievers found it."""
 
 from __future__ import annotations
 
 import textwrap
 
-from ragtune.commands.common import add_index_option, add_json_option, open_index, parse_filters, print_json
+from ragtune.commands.common import (
+    NO_INDEX_BEHAVIOUR,
+    add_json_option,
+    add_retrieval_options,
+    index_or_corpus,
+    print_json,
+    retrieval_options,
+)
+
+DESCRIPTION = """Return the chunks that best match QUERY, best first.
+
+Each hit shows its rank, the fused score and, per retriever, the rank it gave the chunk and its own
+score: dense (cosine similarity of embeddings, -1..1) and bm25 (keyword score, unbounded). A hit found
+by only one retriever was missed by the other. --json prints all of it for scripts.
+
+""" + NO_INDEX_BEHAVIOUR
+
+EXAMPLES = """examples:
+  ragtune search "LoRA rank and alpha"
+  ragtune search "QLoRA NormalFloat" --k 3 --mode bm25 --filter file_type=pdf --json"""
 
 
 def register(sub) -> None:
     p = sub.add_parser(
-        "search", help="search the index (hybrid dense + BM25 by default)",
-        description="Return the chunks that best match QUERY. --json shows, for each hit, the dense "
-        "(cosine) score, the BM25 score, each retriever's rank and the fused score.",
+        "search", help="search the index (hybrid dense + BM25 by default)", description=DESCRIPTION,
+        epilog=EXAMPLES, formatter_class=_raw(),
     )
-    p.add_argument("query")
-    add_index_option(p)
-    p.add_argument("--k", type=int, default=5, help="number of results (default 5)")
-    p.add_argument("--mode", choices=["dense", "bm25", "hybrid"], help="retriever (default: the index's, hybrid)")
-    p.add_argument("--filter", action="append", metavar="KEY=VALUE",
-                   help="source=GLOB, file_type=pdf, page=3, section=..., or any metadata key (repeatable)")
-    p.add_argument("--rerank", metavar="DIR", help="rerank with a local cross-encoder model directory")
-    p.add_argument("--mmr", action="store_true", help="diversify results (maximal marginal relevance)")
+    p.add_argument("query", help="what to look for")
+    p.add_argument("--index", metavar="DIR", default=None, help="the index to search (see above)")
+    add_retrieval_options(p)
     add_json_option(p)
     p.set_defaults(func=cmd_search)
 
 
+def _raw():
+    import argparse
+
+    return argparse.RawDescriptionHelpFormatter
+
+
 def cmd_search(args) -> int:
-    index = open_index(args)
-    options = {"mmr": True} if args.mmr else {}
-    if args.rerank:
-        options["rerank"] = args.rerank
-    hits = index.search(args.query, k=args.k, filters=parse_filters(args.filter), mode=args.mode, **options)
+    filters, options = retrieval_options(args)
+    index, _ = index_or_corpus(args.index)
+    hits = index.search(args.query, k=args.k, filters=filters, mode=args.mode, **options)
     if args.json:
         print_json({"query": args.query, "mode": args.mode or index.config.retrieval.mode,
                     "hits": [h.to_dict() for h in hits]})
@@ -39,7 +56,22 @@ def cmd_search(args) -> int:
         print("no results")
         return 0
     for rank, hit in enumerate(hits, 1):
-        where = hit.source + (f", page {hit.page}" if hit.page else "") + (f", \u00a7 {hit.section}" if hit.section else "")
-        print(f"[{rank}] {hit.score:.4f}  {where}")
+        where = hit.source + (f", page {hit.page}" if hit.page else "") + (f", section {hit.section!r}" if hit.section else "")
+        print(f"[{rank}] {where}")
+        print(f"    {explain_scores(hit)}")
         print(textwrap.indent(textwrap.shorten(hit.text.replace("\n", " "), 300), "    "))
     return 0
+
+
+def explain_scores(hit) -> str:
+    """``score 0.0325 (rrf); dense: rank 1, cosine 0.71; bm25: rank 3, score 12.3``: why a hit is where it is."""
+    kind = next((k for k in ("rerank", "rrf", "dense", "bm25") if k in hit.scores), "score")
+    parts = [f"score {hit.score:.4f} ({kind})"]
+    for name, label in (("dense", "cosine"), ("bm25", "score")):
+        if name in hit.ranks or name in hit.scores:
+            rank = f"rank {hit.ranks[name]}" if name in hit.ranks else "not ranked"
+            value = f", {label} {hit.scores[name]:.3f}" if name in hit.scores else ""
+            parts.append(f"{name}: {rank}{value}")
+        elif kind == "rrf":
+            parts.append(f"{name}: not found")
+    return "; ".join(parts)

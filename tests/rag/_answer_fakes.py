@@ -25,9 +25,12 @@ class FakeSearcher:
         self.hits = list(hits or [])
         self.size = size
         self.queries: list[str] = []
+        self.calls: list[dict] = []  # the filters, mode and options of each search
 
-    def search(self, query: str, k: int = 5, filters: dict | None = None, mode: str | None = None) -> list[Hit]:
+    def search(self, query: str, k: int = 5, filters: dict | None = None, mode: str | None = None,
+               **options) -> list[Hit]:
         self.queries.append(query)
+        self.calls.append({"k": k, "filters": filters, "mode": mode, **options})
         return self.hits[:k]
 
     def __len__(self) -> int:

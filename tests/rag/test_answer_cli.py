@@ -23,10 +23,10 @@ HITS = [make_hit(1, "LoRA trains two small low-rank matrices per layer.", source
 
 
 class ExplodingSearcher(FakeSearcher):
-    def search(self, query, k=5, filters=None, mode=None):
+    def search(self, query, k=5, filters=None, mode=None, **options):
         if "boom" in query:
             raise RagtuneError("the index is locked by another process")
-        return super().search(query, k, filters, mode)
+        return super().search(query, k, filters, mode, **options)
 
 
 @pytest.fixture
@@ -45,7 +45,7 @@ def cli(monkeypatch):
 
     monkeypatch.setattr(cmd, "open_index", open_index)
     monkeypatch.setattr(cmd, "load_generator", load_generator)
-    for var in ("RAGTUNE_INDEX", "RAGTUNE_GENERATOR", "RAGTUNE_API_BASE", "RAGTUNE_API_MODEL"):
+    for var in ("RAGTUNE_INDEX", "RAGTUNE_GENERATOR", "RAGTUNE_API_BASE", "RAGTUNE_API_MODEL", "OPENAI_BASE_URL"):
         monkeypatch.delenv(var, raising=False)
 
     def run(*argv, stdin=None):
@@ -103,7 +103,72 @@ def test_chat_keeps_history_resets_and_survives_errors(cli, capsys):
     script = "What is LoRA?\nWhat rank does it use?\nboom\n/reset\nAnd then?\n/exit\nnever asked\n"
     assert cli("chat", "--index", "idx", "--generator", "extractive", stdin=script) == 0
     captured = capsys.readouterr()
-    assert cli.searcher.queries == ["What is LoRA?", "What rank does it use? (LoRA)", "And then?"]
+    assert cli.searcher.queries == ["What is LoRA?", "What rank does LoRA use?", "And then?"]
     assert "error: the index is locked" in captured.err and "conversation forgotten" in captured.err
     assert captured.out.count("Sources:") == 2
     assert captured.out.endswith("The documents do not say.\n")  # "And then?" with the history forgotten
+
+
+def test_ask_dash_reads_the_question_from_standard_input(cli, capsys):
+    assert cli("ask", "-", "--index", "idx", "--generator", "extractive", stdin="What does LoRA train?\n") == 0
+    assert cli.searcher.queries == ["What does LoRA train?"]
+    assert "LoRA trains two small low-rank matrices" in capsys.readouterr().out
+
+
+def test_chat_echoes_piped_questions_and_shows_the_rewrite(cli, capsys):
+    script = "What does LoRA train?\nHow many matrices does it train per layer?\n"
+    assert cli("chat", "--index", "idx", "--generator", "extractive", stdin=script) == 0
+    out = capsys.readouterr().out
+    assert "you> What does LoRA train?" in out and "you> How many matrices does it train per layer?" in out
+    assert "(understood as: How many matrices does LoRA train per layer?)" in out
+
+
+def test_chat_json_writes_one_object_per_turn(cli, capsys):
+    script = "What does LoRA train?\nboom\nWhat does it quantize?\n"
+    assert cli("chat", "--index", "idx", "--generator", "extractive", "--json", stdin=script) == 0
+    lines = capsys.readouterr().out.strip().splitlines()
+    turns = [json.loads(line) for line in lines]
+    assert len(turns) == 3 and turns[0]["question"] == "What does LoRA train?" and turns[0]["citations"]
+    assert "locked" in turns[1]["error"]
+    assert turns[2]["query"] != turns[2]["question"] and "abstained" in turns[2]
+
+
+def test_ask_takes_the_retrieval_flags_of_search(cli, capsys):
+    assert cli("ask", "What does LoRA train?", "--index", "idx", "--generator", "extractive", "--mode", "bm25",
+               "--filter", "file_type=md", "--reranker", "/models/ce", "--mmr", "--k", "2") == 0
+    assert cli.searcher.calls[-1] == {"k": 2, "filters": {"file_type": "md"}, "mode": "bm25", "mmr": True,
+                                      "rerank": "/models/ce"}
+
+
+def test_flags_are_the_same_on_search_ask_and_chat_and_help_has_examples_without_markup():
+    from ragtune.cli import build_parser
+
+    parser = build_parser()
+    sub = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+    shared = {"--k", "--mode", "--filter", "--reranker", "--mmr", "--index"}
+    for name in ("search", "ask", "chat"):
+        flags = {o for a in sub.choices[name]._actions for o in a.option_strings}
+        assert shared <= flags, name
+        metavars = {a.dest: a.metavar for a in sub.choices[name]._actions}
+        assert (metavars["k"], metavars["filter"], metavars["reranker"]) == ("N", "KEY=VALUE", "DIR")
+    for name in ("search", "ask", "chat"):  # the commands of this module and search.py
+        p = sub.choices[name]
+        text = p.format_help()
+        assert p.description, f"{name} has no description"
+        assert "``" not in text and ":func:" not in text and ":class:" not in text, name
+        assert "examples:" in text, name
+
+
+def test_openai_base_url_is_honoured(cli, monkeypatch):
+    monkeypatch.setenv("OPENAI_BASE_URL", "http://localhost:11434/v1")
+    cli("ask", "What does LoRA train?", "--index", "idx", "--generator", "api", "--api-model", "m")
+    assert cli.configs[-1]["base_url"] == "http://localhost:11434/v1"
+
+
+def test_bad_flag_values_name_the_flag(cli):
+    from ragtune.errors import ConfigError
+
+    for argv, flag in ((("--k", "0"), "--k"), (("--max-new-tokens", "0"), "--max-new-tokens"),
+                       (("--min-score", "3"), "--min-score")):
+        with pytest.raises(ConfigError, match=flag):
+            cli("ask", "What?", "--index", "idx", "--generator", "extractive", *argv)

@@ -27,8 +27,8 @@ def test_follow_up_is_rewritten_with_the_extractive_generator_by_heuristic():
     chat.ask("What is LoRA?")
     answer = chat.ask("What rank does it use?")
 
-    assert searcher.queries == ["What is LoRA?", "What rank does it use? (LoRA)"]
-    assert answer.query == "What rank does it use? (LoRA)" and answer.question == "What rank does it use?"
+    assert searcher.queries == ["What is LoRA?", "What rank does LoRA use?"]
+    assert answer.query == "What rank does LoRA use?" and answer.question == "What rank does it use?"
     assert "rank of 8" in answer.text
 
 
@@ -50,7 +50,7 @@ def test_implausible_llm_rewrite_falls_back_to_the_heuristic():
                     "LoRA uses rank 8 for its matrices."]  # answered instead of rewriting
     for junk in junk_replies:
         gen = FakeGenerator([junk])
-        assert rewrite_query("What rank does it use?", HISTORY, gen) == "What rank does it use? (LoRA)", junk
+        assert rewrite_query("What rank does it use?", HISTORY, gen) == "What rank does LoRA use?", junk
 
 
 def test_standalone_questions_are_not_rewritten():
@@ -70,7 +70,8 @@ def test_heuristic_adds_only_terms_the_follow_up_lacks_from_the_last_two_questio
         {"role": "user", "content": "How much memory does LoRA save?"},
         {"role": "assistant", "content": "..."},
     ]
-    assert heuristic_rewrite("And for its rank?", history) == "And for its rank? (memory LoRA save fine-tuning)"
+    assert heuristic_rewrite("And for its rank?", history) == "How much memory does LoRA save, for LoRA's rank?"
+    assert heuristic_rewrite("Why?", history) == "Why? (memory LoRA save fine-tuning)"
 
 
 def test_history_is_bounded_to_the_last_turns():
@@ -106,3 +107,49 @@ def test_streamed_turn_joins_history_only_when_finished():
     assert "".join(stream) == "Rank 8 [1]."
     assert chat.history == [{"role": "user", "content": "What rank is used by LoRA?"},
                             {"role": "assistant", "content": "Rank 8."}]
+
+
+HANDBOOK = [
+    make_hit(1, "Staff get 25 paid leave days per year. Up to 5 unused paid leave days can be carried over "
+                "to the next year. Contractors get 10 paid leave days per year.", source="/d/handbook.md"),
+    make_hit(2, "The on-call engineer is paged after 15 minutes without an acknowledgement. The on-call "
+                "engineer has 30 minutes to respond before being paged again.", source="/d/oncall.md"),
+]
+
+
+def test_multi_turn_transcript_with_pronouns_and_ellipsis_rule_based():
+    # The transcript from the issue: each follow-up must be answered with something new.
+    searcher = FakeSearcher(HANDBOOK)
+    chat = RAG(searcher, ExtractiveGenerator(max_sentences=1)).conversation()
+    first = chat.ask("How many paid leave days do staff get?")
+    assert first.text.startswith("Staff get 25 paid leave days per year.")
+
+    second = chat.ask("And for contractors?")
+    assert second.query == "How many paid leave days do staff get, for contractors?"
+    assert second.text.startswith("Contractors get 10 paid leave days per year.")
+
+    third = chat.ask("How many of them can be carried over?")
+    assert third.query == "How many of paid leave days can be carried over?"
+    assert third.text.startswith("Up to 5 unused paid leave days can be carried over")
+
+
+def test_he_or_she_is_replaced_by_the_earlier_topic_and_the_answer_is_not_repeated():
+    chat = RAG(FakeSearcher(HANDBOOK), ExtractiveGenerator(max_sentences=1)).conversation()
+    first = chat.ask("Who is paged when an alert gets no acknowledgement?")
+    assert "15 minutes" in first.text
+    follow = chat.ask("How long does he or she have to respond before being paged again?")
+    assert follow.query == "How long does on-call engineer have to respond before being paged again?"
+    assert "30 minutes" in follow.text and follow.text != first.text
+
+
+def test_topic_phrase_is_the_longest_run_of_content_words():
+    from ragtune.rag.conversation import topic_phrase
+
+    assert topic_phrase("How many paid leave days do staff get?") == "paid leave days"
+    assert topic_phrase("Who is the on-call engineer?") == "on-call engineer"
+
+
+def test_a_continuation_that_is_a_whole_question_is_kept_as_it_is():
+    history = [{"role": "user", "content": "What does list.sort() return?"}, {"role": "assistant", "content": "None."}]
+    assert heuristic_rewrite("And what does sorted() return?", history) == "What does sorted() return?"
+    assert heuristic_rewrite("and for tuples?", history) == "What does list.sort() return, for tuples?"

@@ -38,7 +38,7 @@ def test_answer_keeps_valid_citations_and_resolves_them_to_chunks():
 def test_citations_to_chunks_not_given_to_the_model_are_removed():
     # A budget that holds only the first source: [2] and [3] point to chunks the model never saw.
     gen = FakeGenerator(["LoRA trains matrices [1] [3]. QLoRA [2, 1] uses 4 bits [7]."], context_window=110)
-    rag = RAG(FakeSearcher(HITS), gen, max_new_tokens=40)
+    rag = RAG(FakeSearcher(HITS), gen, max_new_tokens=40, min_grounding=None)
     answer = rag.ask("What do LoRA and QLoRA do?")
 
     sources = gen.calls[0][-1]["content"]
@@ -62,7 +62,8 @@ def test_on_topic_question_whose_words_no_sentence_holds_abstains_without_genera
     gen = FakeGenerator(["LoRA was invented in 1850 [1]."])
     answer = RAG(FakeSearcher(HITS), gen).ask("Which company first sold GPUs with LoRA support in Japan?")
     assert answer.abstained and answer.text == ABSTAIN_TEXT and gen.calls == []
-    answer = RAG(FakeSearcher(HITS), gen, min_support=None).ask("Which company first sold GPUs with LoRA support?")
+    answer = RAG(FakeSearcher(HITS), gen, min_support=None, min_grounding=None).ask(
+        "Which company first sold GPUs with LoRA support?")
     assert not answer.abstained and len(gen.calls) == 1
 
 
@@ -113,8 +114,9 @@ def test_streamed_pieces_join_to_the_final_text():
 
 def test_ask_and_stream_give_the_same_text_however_the_output_is_cut():
     raw = "Text [1][2, 5] more [x] and [ 3 ] end [10]"
-    whole = RAG(FakeSearcher(HITS), FakeGenerator([raw])).ask("What does LoRA train?").text
-    by_char = RAG(FakeSearcher(HITS), FakeGenerator([list(raw)])).ask("What does LoRA train?").text
+    whole = RAG(FakeSearcher(HITS), FakeGenerator([raw]), min_grounding=None).ask("What does LoRA train?").text
+    by_char = RAG(FakeSearcher(HITS), FakeGenerator([list(raw)]), min_grounding=None).ask(
+        "What does LoRA train?").text
     assert whole == by_char == "Text [1][2] more [x] and [ 3 ] end"
 
 
@@ -142,9 +144,10 @@ def test_default_generator_is_extractive():
 def test_answer_to_dict_is_json_ready():
     import json
 
-    answer = RAG(FakeSearcher(HITS), FakeGenerator(["A [1]."])).ask("What does LoRA train?")
+    answer = RAG(FakeSearcher(HITS), FakeGenerator(["It trains low-rank matrices [1]."])).ask("What does LoRA train?")
     data = json.loads(json.dumps(answer.to_dict()))
-    assert data["text"] == "A [1]." and data["citations"][0]["chunk_id"] == "c1" and len(data["hits"]) == 3
+    assert data["text"] == "It trains low-rank matrices [1]." and data["citations"][0]["chunk_id"] == "c1"
+    assert len(data["hits"]) == 3 and data["grounding"]["supported"] is True
 
 
 def test_uncited_answer_gets_the_sources_that_hold_its_words():
@@ -156,9 +159,9 @@ def test_uncited_answer_gets_the_sources_that_hold_its_words():
     assert [c.chunk_id for c in stream.answer.citations] == ["c2"]
 
 
-def test_uncited_answer_with_words_in_no_source_stays_uncited():
+def test_uncited_answer_with_words_in_no_source_stays_uncited_when_the_grounding_check_is_off():
     gen = FakeGenerator(["QLoRA was invented by penguins in 1850."])
-    invented = RAG(FakeSearcher(HITS), gen).ask("What does QLoRA do?")
+    invented = RAG(FakeSearcher(HITS), gen, min_grounding=None).ask("What does QLoRA do?")
     assert invented.citations == [] and invented.text == "QLoRA was invented by penguins in 1850."
     plain = RAG(FakeSearcher(HITS), FakeGenerator(["QLoRA uses 4 bits."]), attribute=False).ask("What is QLoRA?")
     assert plain.citations == [] and plain.text == "QLoRA uses 4 bits."

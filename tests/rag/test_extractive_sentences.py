@@ -76,12 +76,13 @@ def test_embedder_scores_blend_with_lexical_scores():
         def encode(self, texts):
             return np.array([[1.0, 0.0] if ("adapter" in t or "?" in t) else [0.0, 1.0] for t in texts])
 
-    texts = ["The adapter method trains small matrices only. Matrices are trained in many methods here."]
+    texts = ["The adapter approach fits small budgets well. Several methods train matrices of weights daily."]
     question = "Which method trains matrices?"
     plain = ExtractiveGenerator(max_sentences=1).generate(_messages(question, texts))
-    blended = ExtractiveGenerator(max_sentences=1, embedder=TopicEmbedder()).generate(_messages(question, texts))
-    assert blended.startswith("The adapter method")
-    assert plain != blended
+    blended = ExtractiveGenerator(max_sentences=1, embedder=TopicEmbedder(), embedding_weight=0.8).generate(
+        _messages(question, texts))
+    assert plain.startswith("Several methods train matrices")
+    assert blended.startswith("The adapter approach")
 
 
 def test_answer_respects_max_new_tokens():
@@ -89,3 +90,53 @@ def test_answer_respects_max_new_tokens():
     text = gen.generate(_messages("What does LoRA train?", [LORA]), max_new_tokens=5)
     assert len(text.split()) <= 6  # five words and the citation
     assert text.endswith("[1]")
+
+
+GAGGIA = (
+    "How to descale the Gaggia Classic espresso machine\n\n"
+    "Descaling removes the limescale that builds up in the boiler. Mix 500 ml of water with one sachet of "
+    "descaler. Run the solution through the group head. Rinse the tank twice afterwards."
+)
+
+
+def test_headings_are_never_the_answer():
+    text = ExtractiveGenerator(max_sentences=1).generate(_messages("How do I descale the Gaggia Classic?", [GAGGIA]))
+    assert not text.startswith("How to descale")
+    assert text.startswith("Descaling removes the limescale")
+
+
+def test_how_many_is_answered_by_the_sentence_with_the_number_not_its_neighbour():
+    text = ExtractiveGenerator(max_sentences=1).generate(
+        _messages("How much water is mixed with the descaler?", [GAGGIA]))
+    assert text == "Mix 500 ml of water with one sachet of descaler. [1]"
+
+
+def test_who_and_when_questions_prefer_a_name_and_a_time():
+    doc = ("The release process is owned by the platform team. Releases are approved by Maria Lopez. "
+           "Releases are cut every second Tuesday of the month.")
+    gen = ExtractiveGenerator(max_sentences=1)
+    assert gen.generate(_messages("Who approves releases?", [doc])).startswith("Releases are approved by Maria")
+    assert gen.generate(_messages("When are releases cut?", [doc])).startswith("Releases are cut every second")
+
+
+def test_interactive_session_lines_and_captions_are_skipped():
+    doc = (">>> sorted([5, 2, 3])\n[2, 3, 5]\n\nFigure 2: sorted returns a new list of values\n\n"
+           "The sorted function returns a new sorted list from an iterable.")
+    text = ExtractiveGenerator(max_sentences=1).generate(_messages("What does the sorted function return?", [doc]))
+    assert text == "The sorted function returns a new sorted list from an iterable. [1]"
+
+
+def test_the_shorter_complete_sentence_wins_when_both_hold_the_answer():
+    doc = ("QLoRA stores the frozen base model in 4 bits. In practice, and across the many experiments that the "
+           "original authors ran on a wide range of model sizes and datasets over several months, QLoRA stores "
+           "the frozen base model in 4 bits while training adapters in higher precision.")
+    text = ExtractiveGenerator(max_sentences=1).generate(_messages("In how many bits does QLoRA store the base model?",
+                                                                   [doc]))
+    assert text == "QLoRA stores the frozen base model in 4 bits. [1]"
+
+
+def test_a_number_question_takes_the_sentence_with_the_number_even_if_its_neighbour_repeats_the_question():
+    doc = "The descaler mix needs water and a sachet of descaler. Pour in 500 ml of it for a full cycle."
+    text = ExtractiveGenerator(max_sentences=1).generate(
+        _messages("How much water goes into the descaler mix?", [doc]))
+    assert text == "Pour in 500 ml of it for a full cycle. [1]"

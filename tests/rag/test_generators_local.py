@@ -82,8 +82,9 @@ def tiny_dir(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def gen(tiny_dir):
-    # The loop guard changes what greedy decoding picks; these tests compare with raw model.generate.
-    g = LocalGenerator(tiny_dir, device="cpu", no_repeat_ngram=0)
+    # The loop guards change what greedy decoding picks and where it ends; these tests compare with raw
+    # model.generate.
+    g = LocalGenerator(tiny_dir, device="cpu", no_repeat_ngram=0, stop_on_repetition=False)
     g.warm_up()
     return g
 
@@ -357,3 +358,36 @@ def test_loop_guard_stops_repeated_ngrams_in_the_answer(tiny_dir, gen):
     messages = [{"role": "user", "content": "hello"}]
     looped = gen.generate(messages, max_new_tokens=40)
     assert LocalGenerator(tiny_dir, device="cpu", no_repeat_ngram=3).generate(messages, max_new_tokens=40) != looped
+
+
+def test_paraphrased_loop_ends_the_answer_after_the_first_sentence(tiny_dir, monkeypatch):
+    # n-gram bans stop exact loops; a model that rephrases the same sentence forever is stopped here.
+    import ragtune.rag.generators.streaming as streaming
+
+    produced = []
+
+    def looping(model, kwargs, decode, on_error):
+        def pieces():
+            n = 0
+            while True:
+                n += 1
+                produced.append(n)
+                yield f"Paris is the capital of France{'' if n % 2 else ' indeed'}. "
+        return pieces()
+
+    monkeypatch.setattr(streaming, "stream_generate", looping)
+    g = LocalGenerator(tiny_dir, device="cpu")
+    assert g.generate(ASK, max_new_tokens=200) == "Paris is the capital of France."
+    assert len(produced) <= 3
+    off = LocalGenerator(tiny_dir, device="cpu", stop_on_repetition=False)
+    produced.clear()
+    pieces = off.stream(ASK)
+    assert [next(pieces) for _ in range(5)][-1].startswith("Paris")  # without the guard it runs on
+
+
+def test_local_generator_names_a_short_default_answer_length():
+    from _answer_fakes import FakeSearcher  # tests/rag is on pytest's pythonpath
+
+    from ragtune.rag.answer import RAG
+
+    assert RAG(FakeSearcher(), LocalGenerator()).max_new_tokens == LocalGenerator.default_max_new_tokens == 128

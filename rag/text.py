@@ -1,0 +1,248 @@
+"""Text utilities of the answering layer, in one place: words, stop words, content terms, sentences, and
+what kind of answer a question asks for.
+
+Extractive selection, the grounding check, citation attribution and conversation rewriting all compare
+questions, answers and passages by the same stemmed content words, so they share these definitions.
+
+    >>> content_terms("How many bits does QLoRA use?")
+    ['bit', 'qlora']
+    >>> split_sentences("## LoRA\\n\\nLoRA freezes the weights. It trains two matrices.")
+    ['LoRA freezes the weights.', 'It trains two matrices.']
+    >>> answer_type("How many leave days do staff get?"), answer_type("Who wrote it?")
+    ('number', 'name')
+"""
+
+from __future__ import annotations
+
+import re
+from functools import lru_cache
+
+# Small on purpose: words a question shares with every sentence, plus question words and pronouns.
+STOPWORDS = frozenset(
+    """a about above after again against all also am an and any are as at be because been before being
+    below between both but by can could did do does doing done down during each else etc few for from
+    further had has have having he her here hers herself him himself his how i if in into is it its itself
+    just let like many may me might more most much must my myself no nor not now of off on once only or
+    other our ours ourselves out over own please same shall she should so some such tell than that the
+    their theirs them themselves then there these they this those through to too under until up upon us
+    use used uses using very via was we were what when where which while who whom whose why will with
+    would you your yours yourself yourselves e.g i.e""".split()
+)
+
+_WORD_RE = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_+#.\-]*[A-Za-z0-9_+#]|[A-Za-z0-9_]")
+# Split after . ! ? (and a closing quote or bracket) followed by space and an upper-case letter, digit,
+# quote or bracket.
+_SENTENCE_END_RE = re.compile(r"(?:(?<=[.!?])|(?<=[.!?][\"')\]\u201d\u2019]))\s+(?=[A-Z0-9\"'(\[*`\u201c\u2018])")
+_ABBREVIATIONS = ("e.g.", "i.e.", "etc.", "vs.", "fig.", "eq.", "approx.", "cf.", "al.", "no.", "dr.", "mr.")
+_BULLET_RE = re.compile(r"^\s*(?:[-*+\u2022]|\d+[.)])\s+")
+_LONG_SENTENCE_WORDS = 40
+_LOOSE_END_RE = re.compile(r"(?<=[.;])\s+")
+# A line ending in one of these words runs on into the next even when that starts with a capital.
+_JOINING_WORDS = frozenset(
+    "a an the of to and or but with for in on by from that which as than is are was were be like such "
+    "called named using via into onto".split()
+)
+# Interactive sessions and shell prompts in manuals: code, not prose.
+_CODE_LINE_RE = re.compile(r"^\s*(?:>>>|\.\.\.\s|\$ |C:\\>|%\s)")
+_SECTION_NUMBER_RE = re.compile(r"(?:\d+\.)+\d*\.?|[IVX]+\.")
+_TITLE_START_RE = re.compile(r"(?:how to|step \d+|chapter|section|part|appendix|introduction|overview)\b",
+                             re.IGNORECASE)
+# Two or more keyword=default parameters inside brackets: a function signature from API documentation.
+_SIGNATURE_RE = re.compile(r"\(\s*[^()]*\b\w+=[^,()]*,\s*[^()]*\b\w+=")
+_CAPTION_RE = re.compile(r"^(?:figure|fig\.|table|listing|image|diagram)\s*\d*[.:]", re.IGNORECASE)
+_NUMBER_WORDS = ("one two three four five six seven eight nine ten eleven twelve twenty thirty forty fifty "
+                 "hundred thousand million billion half dozen").split()
+_NUMBER_RE = re.compile(r"\d|\b(?:" + "|".join(_NUMBER_WORDS) + r")\b", re.IGNORECASE)
+_MONTHS = ("january february march april may june july august september october november december "
+           "jan feb mar apr jun jul aug sep sept oct nov dec").split()
+_TIME_RE = re.compile(
+    r"\b(?:1[5-9]\d\d|20\d\d)\b|\b(?:" + "|".join(_MONTHS) + r")\b|\b\d+(?:\.\d+)?\s*(?:seconds?|minutes?|"
+    r"hours?|days?|weeks?|months?|years?|ms|s|h)\b|\b(?:second|minute|hour|day|week|month|year)s?\b"
+    r"|\b\d{1,2}:\d\d\b|\b(?:monday|tuesday|wednesday|thursday|friday|saturday|sunday|today|yesterday)\b",
+    re.IGNORECASE,
+)
+# (question pattern, answer type); the first match wins.
+_ANSWER_TYPES = (
+    (re.compile(r"\bhow (?:many|much|large|big|small|long|often|fast|far|high|wide|old|heavy)\b|"
+                r"\bwhat (?:percentage|percent|proportion|share|number|size|amount|fraction|ratio)\b|"
+                r"\bhow many\b", re.IGNORECASE), "number"),
+    (re.compile(r"\bwhen\b|\bwhat (?:year|date|day|month|time)\b|\bwhich (?:year|date|day|month)\b|"
+                r"\bhow soon\b", re.IGNORECASE), "time"),
+    (re.compile(r"^\s*(?:who|whom|whose)\b|\bby whom\b|\bwho (?:wrote|created|invented|developed)\b",
+                re.IGNORECASE), "name"),
+)
+
+
+@lru_cache(maxsize=1)
+def _stemmer():
+    try:
+        import Stemmer  # PyStemmer: Snowball stemmers in C
+
+        return Stemmer.Stemmer("english").stemWord
+    except ImportError:  # pragma: no cover - PyStemmer is a dependency; this keeps the module usable
+        return _suffix_stem
+
+
+def _suffix_stem(word: str) -> str:
+    for suffix in ("ations", "ation", "ings", "ing", "ies", "ed", "es", "s"):
+        if word.endswith(suffix) and len(word) - len(suffix) >= 3:
+            return word[: -len(suffix)]
+    return word
+
+
+def words(text: str) -> list[str]:
+    """Word tokens of ``text`` in their original case ("LoRA", "fine-tuning", "4-bit", "GPT-4", "__init__")."""
+    return _WORD_RE.findall(text)
+
+
+def content_terms(text: str) -> list[str]:
+    """Stemmed, lower-cased content words of ``text``, stopwords removed, in order."""
+    stem = _stemmer()
+    out = []
+    for w in words(text):
+        w = w.lower()
+        if w in STOPWORDS:
+            continue
+        out.append(stem(w))
+        if "-" in w or "." in w:  # "low-rank" also matches "rank"; "math.fsum" also "fsum"
+            out.extend(stem(p) for p in re.split(r"[-.]", w) if len(p) > 1 and p not in STOPWORDS)
+    return out
+
+
+# Words that frame a question rather than name what it is about ("What does HNSW stand for, according to
+# the glossary?"): an answering sentence rarely contains them, so sentence scoring leaves them out.
+QUESTION_FRAME = frozenset(
+    """stand stands called call named name term terms mean means meaning refer refers referred according
+    describe described define defined definition known document documents documentation guide glossary
+    manual section chapter page tutorial howto note""".split()
+)
+
+
+def question_terms(question: str) -> list[str]:
+    """The content terms of a question that an answering sentence should hold (frame words left out)."""
+    frame = set(content_terms(" ".join(QUESTION_FRAME)))
+    terms = content_terms(question)
+    kept = [t for t in terms if t not in frame]
+    return kept or terms
+
+
+def key_terms(text: str) -> list[str]:
+    """Content words of ``text`` as written (first occurrence of each stem), for query expansion."""
+    stem = _stemmer()
+    seen: set[str] = set()
+    out = []
+    for w in words(text):
+        s = stem(w.lower())
+        if w.lower() in STOPWORDS or s in seen:
+            continue
+        seen.add(s)
+        out.append(w)
+    return out
+
+
+def numbers(text: str) -> set[str]:
+    """The numbers written in digits in ``text``, normalised ("1,000" -> "1000", "4.0" kept as written)."""
+    return {m.replace(",", "") for m in re.findall(r"\d+(?:[.,]\d+)*", text)}
+
+
+def answer_type(question: str) -> str | None:
+    """What the question asks for: ``"number"`` (how many / how large), ``"time"`` (when), ``"name"``
+    (who), or None (anything else)."""
+    for pattern, kind in _ANSWER_TYPES:
+        if pattern.search(question):
+            return kind
+    return None
+
+
+def has_answer_type(sentence: str, kind: str | None, question: str = "") -> bool:
+    """Whether ``sentence`` holds something of the ``kind`` the question asks for (None: always)."""
+    if kind == "number":
+        return bool(_NUMBER_RE.search(sentence))
+    if kind == "time":
+        return bool(_TIME_RE.search(sentence))
+    if kind == "name":
+        asked = {w.lower() for w in words(question)}
+        # A capitalised word that is not the sentence's first word and not already in the question.
+        tokens = words(sentence)[1:]
+        return any(t[0].isupper() and t.lower() not in asked and t.lower() not in STOPWORDS for t in tokens)
+    return True
+
+
+def is_heading_like(sentence: str) -> bool:
+    """A heading, caption or label rather than a statement: it names a topic, it does not answer.
+
+    "How to descale the Gaggia Classic", "2.1. Invoking the Interpreter", "Figure 3: Latency", "Note".
+    A table or CSV row ("HNSW, hierarchical navigable small world, an approximate index") is not one.
+    """
+    s = sentence.strip()
+    if not s:
+        return True
+    if _CAPTION_RE.match(s):
+        return True
+    if s.endswith((".", "!", "?", ";", ")", '"', "\u201d")) and not _SECTION_NUMBER_RE.fullmatch(s.split()[0]):
+        return False
+    ws = s.rstrip(":").split()
+    if "," in s or len(ws) > 12:
+        return False
+    if _SECTION_NUMBER_RE.fullmatch(ws[0]) or len(ws) <= 6 or _TITLE_START_RE.match(s):
+        return True  # "2.1. Invoking the Interpreter", "Key Functions", "How to descale the machine"
+    # Longer unpunctuated lines are titles when most of their words are capitalised.
+    capitalised = sum(w[0].isupper() for w in ws if w.lower() not in STOPWORDS)
+    return capitalised >= 0.6 * max(1, sum(w.lower() not in STOPWORDS for w in ws))
+
+
+def is_code(sentence: str) -> bool:
+    """An interactive-session or shell line (">>> sorted(x)", "$ pip install") or an API signature
+    ("json.loads(s, *, cls=None, object_hook=None)"), not prose."""
+    return bool(_CODE_LINE_RE.match(sentence) or _SIGNATURE_RE.search(sentence) or sentence.rstrip().endswith("\u00b6"))
+
+
+def split_sentences(text: str) -> list[str]:
+    """Sentences of a chunk: paragraphs re-joined across hard line wraps, list items, slide bullets and
+    headings kept apart, Markdown headings, fences and interactive-session lines skipped."""
+    units: list[str] = []
+    for block in re.split(r"\n\s*\n", text):
+        current: list[str] = []
+        for line in block.splitlines():
+            stripped = line.strip()
+            if not stripped or stripped.startswith(("#", "```", "|")) or is_code(stripped):
+                if current:
+                    units.append(" ".join(current))
+                    current = []
+                continue
+            if current and (_BULLET_RE.match(line) or not _continues(current[-1], stripped)):
+                units.append(" ".join(current))
+                current = []
+            current.append(_BULLET_RE.sub("", stripped) if not current else stripped)
+        if current:
+            units.append(" ".join(current))
+    sentences: list[str] = []
+    for unit in units:
+        unit = unit.replace("**", "")  # Markdown bold; "__" is left alone, it is part of names like __init__
+        pieces = _SENTENCE_END_RE.split(unit)
+        merged: list[str] = []
+        for piece in pieces:
+            # Re-join a split made after an abbreviation ("e.g. LoRA").
+            if merged and merged[-1].lower().endswith(_ABBREVIATIONS):
+                merged[-1] = f"{merged[-1]} {piece}"
+            else:
+                merged.append(piece)
+        for sentence in merged:
+            # Tables and slides flattened into one line have no capitalised sentence starts: cut long
+            # runs at any full stop or semicolon, so one table row is one candidate.
+            if len(sentence.split()) > _LONG_SENTENCE_WORDS:
+                sentences.extend(p.strip() for p in _LOOSE_END_RE.split(sentence) if p.strip())
+            elif sentence.strip():
+                sentences.append(sentence.strip())
+    return sentences
+
+
+def _continues(previous: str, line: str) -> bool:
+    """Whether ``line`` continues the sentence of ``previous`` (a hard-wrapped paragraph) rather than
+    starting a new item (a slide bullet, a PDF heading, a line of a table or list without markers)."""
+    if previous.endswith((".", "!", "?", ":")):
+        return False
+    if not line[0].isupper():
+        return True  # lower case, digit or punctuation: the sentence goes on
+    last = previous.rsplit(" ", 1)[-1].lower()
+    return previous.endswith((",", ";", "-", "(")) or last in _JOINING_WORDS

@@ -1,0 +1,66 @@
+"""rag/text.py: the one home of words, stop words, sentences and answer types."""
+
+from __future__ import annotations
+
+from ragtune.rag.text import (
+    answer_type,
+    content_terms,
+    has_answer_type,
+    is_heading_like,
+    numbers,
+    question_terms,
+    split_sentences,
+)
+
+
+def test_content_terms_are_stemmed_without_stop_words_and_split_compound_names():
+    assert content_terms("How many bits does QLoRA use?") == ["bit", "qlora"]
+    assert {"math.fsum", "math", "fsum"} <= set(content_terms("Use math.fsum for sums"))
+    assert {"low-rank", "low", "rank"} <= set(content_terms("low-rank adapters"))
+
+
+def test_question_frame_words_are_left_out_of_question_terms():
+    assert question_terms("According to the glossary, what does HNSW stand for?") == ["hnsw"]
+    assert question_terms("What is it called?") == content_terms("What is it called?")  # nothing else left
+
+
+def test_sentences_skip_interactive_sessions_and_keep_dunder_names():
+    text = "The __init__.py file marks a package.\n\n>>> import sound\n>>> sound.play()\n\nIt may be empty."
+    assert split_sentences(text) == ["The __init__.py file marks a package.", "It may be empty."]
+
+
+def test_answer_types_from_question_words():
+    assert answer_type("How many leave days do staff get?") == "number"
+    assert answer_type("How long does the engineer have?") == "number"
+    assert answer_type("When was QLoRA published?") == "time"
+    assert answer_type("Who wrote the Sorting HOW TO?") == "name"
+    assert answer_type("What does LoRA train?") is None
+
+
+def test_has_answer_type_looks_for_numbers_times_and_new_names():
+    assert has_answer_type("Up to five days carry over.", "number")
+    assert not has_answer_type("Unused days carry over.", "number")
+    assert has_answer_type("Releases are cut every Tuesday.", "time")
+    assert has_answer_type("It was written by Andrew Dalke.", "name", "Who wrote the HOW TO?")
+    assert not has_answer_type("The guide was written long ago.", "name", "Who wrote the guide?")
+
+
+def test_headings_captions_and_titles_are_told_apart_from_statements_and_table_rows():
+    for heading in ("How to descale the Gaggia Classic espresso machine", "2.1. Invoking the Interpreter",
+                    "Sort Stability and Complex Sorts", "Figure 3: latency by model size.", "Note"):
+        assert is_heading_like(heading), heading
+    for statement in ("Staff get 25 days.", "HNSW, hierarchical navigable small world, an approximate index",
+                      "The recommended method is to build a weighted matrix of options vs factors:"):
+        assert not is_heading_like(statement), statement
+
+
+def test_numbers_are_normalised():
+    assert numbers("1,000 tokens, about 0.75 of a word, in 2023") == {"1000", "0.75", "2023"}
+
+
+def test_api_signatures_are_code_not_sentences():
+    from ragtune.rag.text import is_code
+
+    assert is_code("json.loads(s, *, cls=None, object_hook=None, parse_float=None)")
+    assert is_code("class json.JSONDecoder(*, object_hook=None)\u00b6")
+    assert not is_code("Pass key=len to sorted() to sort by length.")
