@@ -261,7 +261,7 @@ def parse_file(path: Path, config: IngestConfig | None = None) -> tuple[Document
         if not text.strip():
             raise IngestError(str(path), "no text in file (only whitespace)")
         if kind == "txt" and size > config.fast_text_mb * 1e6:
-            elements = _paragraphs(text)
+            elements = paragraphs(text)
             warnings.append(
                 Problem(
                     str(path),
@@ -278,7 +278,9 @@ def parse_file(path: Path, config: IngestConfig | None = None) -> tuple[Document
             _check_pdf_encryption(path)
         elements = _partition(path, kind)
     if kind == "html" and not any(e.text.strip() for e in elements):
-        elements = _html_fallback(path, text, warnings)
+        from .html_text import html_fallback
+
+        elements = html_fallback(path, text, warnings)
     if not any(e.text.strip() for e in elements):
         if kind == "pdf":
             _check_pdf_structure(path)
@@ -316,54 +318,6 @@ def _check_pdf_encryption(path: Path) -> None:
         pass
 
 
-class _HTMLText:
-    """The stdlib HTML parser, which has no nesting limit: paragraphs of text and the deepest nesting."""
-
-    BLOCKS = {"p", "div", "br", "li", "tr", "h1", "h2", "h3", "h4", "h5", "h6", "section", "article", "pre"}
-
-    def __init__(self, text: str):
-        from html.parser import HTMLParser
-
-        self.parts: list[str] = []
-        self.depth = self.max_depth = 0
-        skip = [0]
-        outer = self
-
-        class Parser(HTMLParser):
-            def handle_starttag(self, tag, attrs):
-                outer.depth += 1
-                outer.max_depth = max(outer.max_depth, outer.depth)
-                skip[0] += tag in ("script", "style")
-                if tag in outer.BLOCKS:
-                    outer.parts.append("\n\n")
-
-            def handle_endtag(self, tag):
-                outer.depth = max(0, outer.depth - 1)
-                skip[0] -= tag in ("script", "style") and skip[0] > 0
-
-            def handle_data(self, data):
-                if not skip[0]:
-                    outer.parts.append(data)
-
-        Parser(convert_charrefs=True).feed(text)
-
-    @property
-    def text(self) -> str:
-        return "".join(self.parts)
-
-
-def _html_fallback(path: Path, text: str | None, warnings: list[Problem]) -> list[Element]:
-    """unstructured's HTML parser (lxml) drops documents nested past its depth limit (255 levels) and
-    returns no text; read such a file with the stdlib parser instead, without section structure."""
-    parsed = _HTMLText(text or "")
-    elements = _paragraphs(re.sub(r"[ \t]+", " ", parsed.text))
-    if elements:
-        warnings.append(Problem(
-            str(path), f"HTML nested {parsed.max_depth} levels deep, past the HTML parser's limit: "
-            "text extracted without headings or structure", level="warning"))
-    return elements
-
-
 def _check_pdf_structure(path: Path) -> None:
     """unstructured returns no elements for a broken PDF; tell "corrupt" apart from "no text layer"."""
     import pikepdf
@@ -376,7 +330,8 @@ def _check_pdf_structure(path: Path) -> None:
         raise IngestError(str(path), f"corrupt or unreadable PDF: {detail}") from exc
 
 
-def _paragraphs(text: str) -> list[Element]:
+def paragraphs(text: str) -> list[Element]:
+    """Blank-line separated paragraphs as elements (no classification)."""
     return [Element(text=p.strip()) for p in re.split(r"\n\s*\n", text) if p.strip()]
 
 

@@ -163,7 +163,7 @@ def test_html_nested_past_the_parser_limit_is_still_read(tmp_path):
     assert "nested 3003 levels deep" in warnings[0].reason
 
 
-def _pdf(path):
+def _one_page_pdf(path):
     from reportlab.pdfgen import canvas
 
     c = canvas.Canvas(str(path))
@@ -175,14 +175,14 @@ def _pdf(path):
 def test_encrypted_pdf_is_reported_as_encrypted(tmp_path):
     import pikepdf
 
-    with pikepdf.open(_pdf(tmp_path / "plain.pdf")) as pdf:
+    with pikepdf.open(_one_page_pdf(tmp_path / "plain.pdf")) as pdf:
         pdf.save(tmp_path / "locked.pdf", encryption=pikepdf.Encryption(user="secret", owner="owner"))
     with pytest.raises(IngestError, match="encrypted PDF"):
         parse_file(tmp_path / "locked.pdf")
 
 
 def test_truncated_pdf_prints_nothing_on_stderr(tmp_path, capfd):
-    data = _pdf(tmp_path / "plain.pdf").read_bytes()
+    data = _one_page_pdf(tmp_path / "plain.pdf").read_bytes()
     (tmp_path / "cut.pdf").write_bytes(data[: len(data) // 2])
     with pytest.raises(IngestError, match="corrupt or unreadable PDF"):
         parse_file(tmp_path / "cut.pdf")
