@@ -16,7 +16,13 @@ import sys
 from pathlib import Path
 from typing import Any, TextIO
 
-from ragtune.commands.common import NO_INDEX_BEHAVIOUR, add_retrieval_options, retrieval_options, status
+from ragtune.commands.common import (
+    NO_INDEX_BEHAVIOUR,
+    add_retrieval_options,
+    retrieval_options,
+    status,
+    warm_embedder,
+)
 from ragtune.errors import ConfigError, ModelLoadError, RagtuneError
 
 DEFAULT_INDEX = ".ragtune/index"
@@ -189,7 +195,7 @@ def build_rag(args: argparse.Namespace, history_turns: int = 3):
         if value is not None and not -1.0 <= value <= 1.0:
             raise ConfigError(f"{flag} must be between 0 and 1, got {value}")
     index = _resolve_index(args.index)
-    _warm_embedder(index)
+    warm_embedder(index)
     generator = _resolve_generator(args)
     rag = RAG(
         index, generator, k=args.k, mode=args.mode, max_new_tokens=args.max_new_tokens,
@@ -198,15 +204,6 @@ def build_rag(args: argparse.Namespace, history_turns: int = 3):
         history_turns=history_turns, search_options=options,
     )
     return rag, filters
-
-
-def _warm_embedder(index: Any) -> None:
-    """Load the index's embedding model now, after a status line: the first search would otherwise stall
-    for seconds with nothing on the screen."""
-    warm_up = getattr(getattr(index, "embedder", None), "warm_up", None)
-    if warm_up is not None:  # a fresh CLI process has never loaded it; warm_up() is a no-op otherwise
-        status("loading the embedding model...")
-        warm_up()
 
 
 def generator_config(args: argparse.Namespace, kind: str) -> dict[str, Any]:
