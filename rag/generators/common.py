@@ -101,6 +101,8 @@ class StopMatcher:
 
 _SENTENCE_END_RE = re.compile(r"[.!?](?=\s)|\n")
 _GUARD_WORD_RE = re.compile(r"\w+")
+# The same one-to-three-word phrase three times in a row.
+_STUTTER_RE = re.compile(r"\b(\w+(?:\s+\w+){0,2})(?:\W+\1\b){2,}")
 
 
 class RepetitionGuard:
@@ -156,6 +158,12 @@ class RepetitionGuard:
     def _add(self, segment: str) -> str:
         self._current += segment
         self._held += segment
+        if _STUTTER_RE.search(self._current.lower()):
+            # "pip is installed by default by default by default": a phrase repeated within the sentence.
+            # What was shown of this sentence stays; nothing more is added.
+            self.stopped = True
+            self._held = ""
+            return ""
         if self._decided:
             return "" if self._holding else self._release()
         words = _GUARD_WORD_RE.findall(self._current.lower())

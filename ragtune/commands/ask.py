@@ -16,7 +16,13 @@ import sys
 from pathlib import Path
 from typing import Any, TextIO
 
-from ragtune.commands.common import NO_INDEX_BEHAVIOUR, add_retrieval_options, retrieval_options, status
+from ragtune.commands.common import (
+    NO_INDEX_BEHAVIOUR,
+    add_retrieval_options,
+    retrieval_options,
+    status,
+    warm_embedder,
+)
 from ragtune.errors import ConfigError, ModelLoadError, RagtuneError
 
 DEFAULT_INDEX = ".ragtune/index"
@@ -189,6 +195,7 @@ def build_rag(args: argparse.Namespace, history_turns: int = 3):
         if value is not None and not -1.0 <= value <= 1.0:
             raise ConfigError(f"{flag} must be between 0 and 1, got {value}")
     index = _resolve_index(args.index)
+    warm_embedder(index)
     generator = _resolve_generator(args)
     rag = RAG(
         index, generator, k=args.k, mode=args.mode, max_new_tokens=args.max_new_tokens,

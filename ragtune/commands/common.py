@@ -103,6 +103,16 @@ def status(message: str) -> None:
     print(message, file=sys.stderr, flush=True)
 
 
+def warm_embedder(index: Any) -> None:
+    """Load the index's embedding model now, after a status line: the first search would otherwise stall
+    for seconds with nothing on the screen. A fresh CLI process has never loaded it; warm_up() is a no-op
+    otherwise."""
+    warm_up = getattr(getattr(index, "embedder", None), "warm_up", None)
+    if warm_up is not None:
+        status("loading the embedding model...")
+        warm_up()
+
+
 MODES = ("dense", "bm25", "hybrid")
 
 

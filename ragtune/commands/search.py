@@ -11,6 +11,7 @@ from ragtune.commands.common import (
     index_or_corpus,
     print_json,
     retrieval_options,
+    warm_embedder,
 )
 
 DESCRIPTION = """Return the chunks that best match QUERY, best first.
@@ -47,6 +48,8 @@ def _raw():
 def cmd_search(args) -> int:
     filters, options = retrieval_options(args)
     index, _ = index_or_corpus(args.index)
+    if args.mode != "bm25":
+        warm_embedder(index)
     hits = index.search(args.query, k=args.k, filters=filters, mode=args.mode, **options)
     if args.json:
         print_json({"query": args.query, "mode": args.mode or index.config.retrieval.mode,

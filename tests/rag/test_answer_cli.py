@@ -172,3 +172,16 @@ def test_bad_flag_values_name_the_flag(cli):
                        (("--min-score", "3"), "--min-score")):
         with pytest.raises(ConfigError, match=flag):
             cli("ask", "What?", "--index", "idx", "--generator", "extractive", *argv)
+
+
+def test_a_status_line_precedes_loading_the_embedding_model(cli, capsys):
+    class Embedder:
+        _model = None
+
+        def warm_up(self):
+            self._model = object()
+
+    cli.searcher.embedder = Embedder()
+    cli("ask", "What does LoRA train?", "--index", "idx", "--generator", "extractive")
+    assert "loading the embedding model..." in capsys.readouterr().err
+    assert cli.searcher.embedder._model is not None

@@ -81,3 +81,19 @@ def test_no_repeat_answer_ngram_bans_only_repeats_inside_the_answer():
     # the same pair in the prompt does not ban anything: quoting sources stays possible
     ids = torch.tensor([[1, 2, 3, 5, 1, 2]])
     assert torch.isfinite(NoRepeatAnswerNGram(prompt_len=3, n=3)(ids, torch.zeros(1, 10))).all()
+
+
+def test_repetition_guard_stops_a_stutter_inside_a_sentence():
+    from ragtune.rag.generators.common import RepetitionGuard
+
+    g = RepetitionGuard()
+    out = "".join(g.feed(w + " ") for w in "pip is installed by default by default by default pip".split())
+    assert g.stopped and "by default by default by default" not in out
+
+
+def test_repetition_guard_lets_ordinary_text_through_unchanged():
+    from ragtune.rag.generators.common import RepetitionGuard
+
+    text = "Staff get 25 days. Up to 5 days carry over. Contractors get 10 days, paid, per year."
+    g = RepetitionGuard()
+    assert "".join(g.feed(ch) for ch in text) + g.flush() == text and not g.stopped
