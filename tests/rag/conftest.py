@@ -9,7 +9,14 @@ process reaches one server by URI. Each index gets its own collection on that se
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
+
+# tests/rag is on the pythonpath, so `from conftest import CORPORA` (tests/rag/test_ingest.py) finds this file
+# first: keep the root conftest's constants importable from here too.
+REPO = Path(__file__).resolve().parents[2]
+CORPORA = REPO / "corpora"
 
 MATRIX_MODULES = {"test_index.py", "test_index_crash.py", "test_retrieve.py"}
 #: Tests whose assertions are FAISS-specific. These two compare ``len(index.store)`` before and after a
