@@ -16,12 +16,7 @@ BAD_ANSWERS = {
 }
 
 
-@pytest.mark.parametrize("name", [
-    pytest.param(n, marks=pytest.mark.xfail(
-        reason="found by this suite: advisor's read_data_file lets UnicodeDecodeError escape (advisor branch)",
-        strict=False)) if n == "binary.yaml" else n
-    for n in sorted(BAD_ANSWERS)
-])
+@pytest.mark.parametrize("name", sorted(BAD_ANSWERS))
 def test_bad_answers_file_is_one_error_line(tmp_path, capsys, name):
     path = tmp_path / name
     path.write_bytes(BAD_ANSWERS[name])

@@ -105,8 +105,6 @@ def test_symlinks_out_are_followed_only_with_the_explicit_flag(tmp_path):
     assert discover([docs], follow_symlinks=True)[0] == [docs / "link.md"]
 
 
-@pytest.mark.xfail(reason="issue 14 item 4 (metadata escaping in prompts) is fixed on the answers branch; "
-                   "this passes once it is merged", strict=False)
 def test_metadata_in_prompts_cannot_leave_its_source_block():
     from _answer_fakes import FakeGenerator, make_hit
 
