@@ -94,12 +94,26 @@ class LexicalConfig:
 
     enabled: bool = True
     language: str = "english"
+    stemmer: str = "snowball"  # snowball (for `language`) | porter (English) | none
+    stopwords: bool = True  # drop bm25s' English stop words
+    method: str = "lucene"  # bm25s variant: lucene | robertson | atire | bm25l | bm25+
     k1: float = 1.2
     b: float = 0.75
 
     def validate(self) -> None:
         if self.k1 <= 0 or not 0 <= self.b <= 1:
             raise ConfigError("lexical: k1 must be > 0 and b within [0, 1]")
+        if self.stemmer not in LEXICAL_STEMMERS:
+            raise ConfigError(f"lexical.stemmer: unknown {self.stemmer!r}; choose one of {', '.join(LEXICAL_STEMMERS)}")
+        if self.method not in BM25_METHODS:
+            raise ConfigError(f"lexical.method: unknown {self.method!r}; choose one of {', '.join(BM25_METHODS)}")
+
+
+LEXICAL_STEMMERS = ("snowball", "porter", "none")
+BM25_METHODS = ("lucene", "robertson", "atire", "bm25l", "bm25+")
+# An index written before these settings existed was tokenized like this; reading its manifest must not
+# silently switch the queries to other tokens than the stored BM25 index holds.
+LEXICAL_LEGACY = {"stemmer": "snowball", "stopwords": True, "method": "lucene"}
 
 
 @dataclass
@@ -185,5 +199,7 @@ class IndexConfig:
             unknown = set(raw) - known
             if unknown:
                 raise ConfigError(f"{f.name}: unknown setting(s) {sorted(unknown)}; known: {sorted(known)}")
+            if f.name == "lexical" and raw:
+                raw = {**{k: v for k, v in LEXICAL_LEGACY.items() if k not in raw}, **raw}
             parts[f.name] = sub_cls(**raw)
         return cls(**parts).validate()
