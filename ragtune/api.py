@@ -72,4 +72,19 @@ def __getattr__(name: str):
         from ragtune.rag.generators import load_generator
 
         return load_generator
+    if name in _RETRIEVAL_LAZY:  # retrieval engineer's block (issue 10)
+        import importlib
+
+        module, attr = _RETRIEVAL_LAZY[name]
+        return getattr(importlib.import_module(module), attr)
     raise AttributeError(name)
+
+
+# --- retrieval (issue 10): embedder tuned on the user's corpus --------------------------------------
+__all__ += ["tune_embedder", "reembed_index", "EmbedderResult", "EmbedderTuneConfig"]
+_RETRIEVAL_LAZY = {
+    "tune_embedder": ("ragtune.tune.embedder", "tune_embedder"),
+    "reembed_index": ("ragtune.tune.embedder", "reembed_index"),
+    "EmbedderResult": ("ragtune.tune.embedder", "EmbedderResult"),
+    "EmbedderTuneConfig": ("ragtune.tune.embedder", "EmbedderTuneConfig"),
+}

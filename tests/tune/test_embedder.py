@@ -215,3 +215,33 @@ def test_a_crash_before_publishing_leaves_the_old_model_in_place(tiny_index, tun
     assert json.loads((root / (root / "CURRENT").read_text().strip() / "manifest.json").read_text())[
         "embedder"]["model_id"] == "tuned"
     assert (tuned / META_FILE).is_file()
+
+
+def _cli(argv):
+    import argparse
+
+    from ragtune.commands import tune_embedder as command
+
+    parser = argparse.ArgumentParser(prog="ragtune tune")
+    command.register(parser.add_subparsers(dest="verb"))
+    args = parser.parse_args(argv)
+    return args.func(args)
+
+
+def test_cli_verb_tunes_reembeds_and_prints_json(tiny_index, tmp_path, capsys):
+    from ragtune.api import tune_embedder as api_tune_embedder
+    from ragtune.rag.index import Index
+
+    assert api_tune_embedder is tune_embedder  # the public API names the same function
+    root = tiny_index.root
+    tiny_index.close()
+    code = _cli(["embedder", "--index", str(root), "--out", str(tmp_path / "m"), "--steps", "2",
+                 "--batch-size", "4", "--reembed", "--json"])
+    out = json.loads(capsys.readouterr().out)
+    assert code == 0 and out["steps"] == 2 and out["reembedded"] == str(root)
+    assert Index.open(root).embedder.model_id == "m"
+
+
+def test_cli_reports_a_bad_setting_as_a_config_error(tiny_index, tmp_path):
+    with pytest.raises(ConfigError, match="steps"):
+        _cli(["embedder", "--index", str(tiny_index.root), "--out", str(tmp_path / "m"), "--steps", "-3"])
