@@ -33,10 +33,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import numpy as np  # noqa: E402
 
-from ragtune.rag.config import ChunkerConfig, LexicalConfig  # noqa: E402
+from ragtune.rag.config import ChunkerConfig, LexicalConfig, RetrievalConfig  # noqa: E402
 from ragtune.rag.evaluate import docs_from_beir, load_beir, per_query_metrics  # noqa: E402
 from ragtune.rag.lexical import BM25Index  # noqa: E402
-from ragtune.rag.retrieve import rrf_fuse  # noqa: E402
+from ragtune.rag.retrieve import rrf_fuse, wants_feedback  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
 COLLECTIONS = ("cranfield", "cisi", "cacm", "med")
@@ -72,7 +72,7 @@ class Collection:
     bm25: dict = field(default_factory=dict)
 
 
-def load_collection(name: str, base: Path, embedder) -> Collection:
+def load_collection(name: str, base: Path, embedder, lexical_only: bool = False) -> Collection:
     from ragtune.rag.chunk import make_chunker
 
     dataset = load_beir(base / name)
@@ -82,9 +82,9 @@ def load_collection(name: str, base: Path, embedder) -> Collection:
     units = {}
     for unit, rows in (("chunk", chunk_rows), ("doc", doc_rows)):
         texts = [t for _, t in rows]
-        units[unit] = ([d for d, _ in rows], texts, embedder.encode(texts))
+        units[unit] = ([d for d, _ in rows], texts, None if lexical_only else embedder.encode(texts))
     qtexts = dataset.evaluated_queries
-    qvecs = embedder.encode(list(qtexts.values()))
+    qvecs = [None] * len(qtexts) if lexical_only else embedder.encode(list(qtexts.values()))
     queries = {qid: (text, qvecs[i]) for i, (qid, text) in enumerate(qtexts.items())}
     print(f"{name}: {len(dataset.corpus)} documents, {len(chunk_rows)} chunks, {len(queries)} queries",
           file=sys.stderr)
@@ -102,10 +102,8 @@ def _bm25(col: Collection, unit: str, lexical: LexicalConfig) -> BM25Index:
 
 
 def _use_rm3(v: Variant, index: BM25Index, query: str) -> bool:
-    if v.rm3 in ("on", "off"):
-        return v.rm3 == "on"
-    long = len(index.tokenize(query)) >= LONG_QUERY
-    return long if v.rm3 == "long" else not long
+    cfg = RetrievalConfig(bm25_feedback=v.rm3, feedback_min_terms=LONG_QUERY)
+    return wants_feedback(cfg, index.tokenize(query))
 
 
 def run_variant(col: Collection, v: Variant) -> dict[str, float]:
@@ -214,15 +212,22 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--only", help="comma-separated groups: " + ",".join(variants(OLD)))
     parser.add_argument("--reference", choices=("old", "new", "hint"), default="old")
     parser.add_argument("--json", metavar="PATH")
+    parser.add_argument("--lexical-only", action="store_true",
+                        help="BM25 side alone (no embeddings needed): every variant with dense off")
     args = parser.parse_args(argv)
     embedder = CachedEmbedder(make_embedder("default"), REPO / "bench" / "out" / "embcache")
     embedder.bypass_single = False
-    cols = [load_collection(n, Path(args.datasets), embedder) for n in args.collections.split(",")]
+    cols = [load_collection(n, Path(args.datasets), embedder, args.lexical_only)
+            for n in args.collections.split(",")]
     ref = {"old": OLD, "new": NEW, "hint": HINT}[args.reference]
+    if args.lexical_only:
+        ref = replace(ref, name=ref.name + " [BM25 side only]", dense=False)
     groups = variants(ref)
     if args.only:
         groups = {g: groups[g] for g in args.only.split(",")}
     groups["anchors"] = [OLD, HINT, NEW]
+    if args.lexical_only:
+        groups = {g: [replace(v, dense=False) for v in vs] for g, vs in groups.items() if g in ("rm3", "bm25", "tokens", "units", "anchors")}
     rows = report(cols, ref, groups, sys.stdout)
     if args.json:
         Path(args.json).write_text(json.dumps(rows, indent=2))

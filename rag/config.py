@@ -142,9 +142,11 @@ class RetrievalConfig:
     """
 
     mode: str = "hybrid"  # dense | bm25 | hybrid
-    # RM3 pseudo-relevance feedback on the BM25 side, with the customary 10 documents / 10 terms / 0.5.
+    # RM3 pseudo-relevance feedback on the BM25 side (customary 10 documents / 10 terms / 0.5): "on", "off",
+    # "long" (only for queries of at least `feedback_min_terms` content terms) or "short" (only below it).
     # The feedback documents come from the best first pass available: in hybrid mode, BM25 fused with dense.
-    bm25_feedback: bool = True
+    bm25_feedback: str = "on"
+    feedback_min_terms: int = 10  # RM3 adds 10 terms: from here on a query is as long as its expansion
     candidates: int = 100  # depth each retriever contributes before fusion
     rrf_k: int = 60
     dense_weight: float = 1.0
@@ -155,6 +157,13 @@ class RetrievalConfig:
     mmr_lambda: float = 0.7
 
     def validate(self) -> None:
+        if isinstance(self.bm25_feedback, bool):  # the setting was a bool before "long"/"short" existed
+            self.bm25_feedback = "on" if self.bm25_feedback else "off"
+        if self.bm25_feedback not in FEEDBACK_MODES:
+            raise ConfigError(f"retrieval.bm25_feedback: unknown {self.bm25_feedback!r}; choose one of "
+                              f"{', '.join(FEEDBACK_MODES)}")
+        if self.feedback_min_terms < 1:
+            raise ConfigError("retrieval.feedback_min_terms must be >= 1")
         if self.mode not in MODES:
             raise ConfigError(f"retrieval.mode: unknown mode {self.mode!r}; choose one of {', '.join(MODES)}")
         if self.candidates < 1 or self.rrf_k < 0 or self.rerank_depth < 1:
@@ -166,6 +175,7 @@ class RetrievalConfig:
 
 
 MODES = ("dense", "bm25", "hybrid")
+FEEDBACK_MODES = ("on", "off", "long", "short")
 
 
 @dataclass
