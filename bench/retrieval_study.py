@@ -20,6 +20,7 @@ collapsed to documents at their best rank, the top 100 scored.
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import math
 import os
@@ -76,8 +77,15 @@ def load_collection(name: str, base: Path, embedder, lexical_only: bool = False)
     from ragtune.rag.chunk import make_chunker
 
     dataset = load_beir(base / name)
-    chunker = make_chunker(ChunkerConfig(), embedder)
-    chunk_rows = [(d.source, c.text) for d in docs_from_beir(dataset) for c in chunker.chunk(d)]
+    # Chunking counts tokens with the model's tokenizer (minutes for four collections on a busy CPU): the
+    # chunk texts are kept beside the vector cache, keyed by collection and chunker settings.
+    saved = REPO / "bench" / "out" / f"chunks-{name}-{hashlib.sha1(repr(ChunkerConfig()).encode()).hexdigest()[:8]}.json"
+    if saved.is_file():
+        chunk_rows = [tuple(r) for r in json.loads(saved.read_text())]
+    else:
+        chunker = make_chunker(ChunkerConfig(), embedder)
+        chunk_rows = [(d.source, c.text) for d in docs_from_beir(dataset) for c in chunker.chunk(d)]
+        saved.write_text(json.dumps(chunk_rows))
     doc_rows = [(i, (e["title"].strip() + "\n" + e["text"].strip()).strip()) for i, e in dataset.corpus.items()]
     units = {}
     for unit, rows in (("chunk", chunk_rows), ("doc", doc_rows)):
@@ -92,7 +100,7 @@ def load_collection(name: str, base: Path, embedder, lexical_only: bool = False)
 
 
 def _bm25(col: Collection, unit: str, lexical: LexicalConfig) -> BM25Index:
-    key = (unit, lexical)
+    key = (unit, repr(lexical))
     if key not in col.bm25:
         index = BM25Index(lexical)
         _, texts, _ = col.units[unit]
