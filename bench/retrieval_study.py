@@ -54,6 +54,7 @@ class Variant:
     bm25: bool = True
     lexical: LexicalConfig = field(default_factory=LexicalConfig)
     rm3: str = "on"  # on | off | long (queries of >= LONG_QUERY content terms) | short
+    rm3_min_doc_terms: int = 0  # skip RM3 when its feedback documents hold fewer content terms on average
     rrf_k: int = 60
     dense_weight: float = 1.0
     bm25_weight: float = 1.0
@@ -71,6 +72,15 @@ class Collection:
     units: dict  # unit -> (doc ids per row, texts, vectors)
     queries: dict  # qid -> (text, vector)
     bm25: dict = field(default_factory=dict)
+    embedder: object = None
+
+
+def _vectors(col: Collection, unit: str):
+    doc_of, texts, vectors = col.units[unit]
+    if vectors is None:
+        vectors = col.embedder.encode(texts)
+        col.units[unit] = (doc_of, texts, vectors)
+    return vectors
 
 
 def load_collection(name: str, base: Path, embedder, lexical_only: bool = False) -> Collection:
@@ -90,13 +100,14 @@ def load_collection(name: str, base: Path, embedder, lexical_only: bool = False)
     units = {}
     for unit, rows in (("chunk", chunk_rows), ("doc", doc_rows)):
         texts = [t for _, t in rows]
-        units[unit] = ([d for d, _ in rows], texts, None if lexical_only else embedder.encode(texts))
+        # whole-document vectors are computed only when a variant asks for them (_vectors)
+        units[unit] = ([d for d, _ in rows], texts, None if (lexical_only or unit == "doc") else embedder.encode(texts))
     qtexts = dataset.evaluated_queries
     qvecs = [None] * len(qtexts) if lexical_only else embedder.encode(list(qtexts.values()))
     queries = {qid: (text, qvecs[i]) for i, (qid, text) in enumerate(qtexts.items())}
     print(f"{name}: {len(dataset.corpus)} documents, {len(chunk_rows)} chunks, {len(queries)} queries",
           file=sys.stderr)
-    return Collection(name, dataset, units, queries)
+    return Collection(name, dataset, units, queries, embedder=embedder)
 
 
 def _bm25(col: Collection, unit: str, lexical: LexicalConfig) -> BM25Index:
@@ -116,7 +127,8 @@ def _use_rm3(v: Variant, index: BM25Index, query: str) -> bool:
 
 def run_variant(col: Collection, v: Variant) -> dict[str, float]:
     """Per-query nDCG@10 of variant ``v`` on ``col``."""
-    doc_of, texts, vectors = col.units[v.unit]
+    doc_of, texts, _ = col.units[v.unit]
+    vectors = _vectors(col, v.unit) if v.dense else None
     weights = {"dense": v.dense_weight, "bm25": v.bm25_weight}
     index = _bm25(col, v.unit, v.lexical) if v.bm25 else None
     run = {}
@@ -131,7 +143,8 @@ def run_variant(col: Collection, v: Variant) -> dict[str, float]:
             if v.dense and feedback:
                 def first(pairs, dense=rankings["dense"]):
                     return rrf_fuse({"dense": dense, "bm25": [i for i, _ in pairs]}, weights, v.rrf_k)
-            pairs = index.search(text, v.depth, feedback_texts=feedback, feedback_ranking=first)
+            pairs = index.search(text, v.depth, feedback_texts=feedback, feedback_ranking=first,
+                                 feedback_min_terms=v.rm3_min_doc_terms)
             rankings["bm25"] = [i for i, _ in pairs]
         fused = rrf_fuse(rankings, weights, v.rrf_k)[:ASK]
         run[qid] = _documents(fused, doc_of, v.doc_score)
@@ -160,10 +173,11 @@ def variants(reference: Variant) -> dict[str, list[Variant]]:
     """The alternatives to each default, grouped; every one changes the reference in one respect."""
     r, lex = reference, reference.lexical
     return {
-        "rm3": [replace(r, name=f"RM3 {m}", rm3=m) for m in ("on", "off", "long", "short")],
+        "rm3": [replace(r, name=f"RM3 {m}", rm3=m) for m in ("on", "off", "long", "short")]
+        + [replace(r, name="RM3 on, feedback docs >= 20 terms", rm3="on", rm3_min_doc_terms=20)],
         "fusion": [replace(r, name=f"RRF k={k}", rrf_k=k) for k in (10, 30, 60, 100)]
         + [replace(r, name=f"weights dense {w}/bm25 {1 - w:.1f}", dense_weight=w, bm25_weight=round(1 - w, 1))
-           for w in (0.3, 0.4, 0.6, 0.7)],
+           for w in (0.4, 0.6)],
         "depth": [replace(r, name=f"depth {d}", depth=d) for d in (100, 300, 1000)],
         "bm25": [replace(r, name=f"BM25 {m}", lexical=replace(lex, method=m))
                  for m in ("lucene", "robertson", "atire", "bm25l", "bm25+")],
@@ -209,6 +223,29 @@ def report(cols: list[Collection], ref: Variant, groups: dict[str, list[Variant]
     return rows
 
 
+def combine(paths: list[str], out=sys.stdout) -> list[dict]:
+    """Merge the JSON rows of runs over disjoint collections (same reference) into one table."""
+    merged: dict[tuple[str, str], dict] = {}
+    for path in paths:
+        for row in json.loads(Path(path).read_text()):
+            key = (row["group"], row["variant"])
+            merged.setdefault(key, {"group": row["group"], "variant": row["variant"], "per_collection": {}})
+            merged[key]["per_collection"].update(row["per_collection"])
+    rows, group = [], None
+    for (g, name), row in merged.items():
+        per = row["per_collection"]
+        means = [c["delta"] for c in per.values()]
+        row["mean_delta"] = float(np.mean(means))
+        row["mean_se"] = math.sqrt(sum(c["se"] ** 2 for c in per.values())) / len(per)
+        if g != group:
+            group = g
+            print(f"\n[{g}]  " + "  ".join(f"{c:>22s}" for c in per) + "  mean", file=out)
+        cells = "  ".join(f"{c['ndcg@10']:.3f} {c['delta']:+.3f}({c['se']:.3f})".rjust(22) for c in per.values())
+        print(f"{name[:48]:48s} {cells}  {row['mean_delta']:+.4f}({row['mean_se']:.4f})", file=out)
+        rows.append(row)
+    return rows
+
+
 def main(argv: list[str] | None = None) -> int:
     from embcache import CachedEmbedder
 
@@ -220,9 +257,17 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--only", help="comma-separated groups: " + ",".join(variants(OLD)))
     parser.add_argument("--reference", choices=("old", "new", "hint"), default="old")
     parser.add_argument("--json", metavar="PATH")
+    parser.add_argument("--combine", nargs="+", metavar="JSON", help="merge earlier --json runs into one table")
+    parser.add_argument("--doc-unit", action="store_true",
+                        help="include the whole-document variants (embeds every long document once more)")
     parser.add_argument("--lexical-only", action="store_true",
                         help="BM25 side alone (no embeddings needed): every variant with dense off")
     args = parser.parse_args(argv)
+    if args.combine:
+        rows = combine(args.combine)
+        if args.json:
+            Path(args.json).write_text(json.dumps(rows, indent=2))
+        return 0
     embedder = CachedEmbedder(make_embedder("default"), REPO / "bench" / "out" / "embcache")
     embedder.bypass_single = False
     cols = [load_collection(n, Path(args.datasets), embedder, args.lexical_only)
@@ -236,6 +281,8 @@ def main(argv: list[str] | None = None) -> int:
     groups["anchors"] = [OLD, HINT, NEW]
     if args.lexical_only:
         groups = {g: [replace(v, dense=False) for v in vs] for g, vs in groups.items() if g in ("rm3", "bm25", "tokens", "units", "anchors")}
+    if not (args.doc_unit or args.lexical_only):
+        groups = {g: [v for v in vs if v.unit != "doc"] for g, vs in groups.items()}
     rows = report(cols, ref, groups, sys.stdout)
     if args.json:
         Path(args.json).write_text(json.dumps(rows, indent=2))

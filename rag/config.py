@@ -147,6 +147,10 @@ class RetrievalConfig:
     # The feedback documents come from the best first pass available: in hybrid mode, BM25 fused with dense.
     bm25_feedback: str = "on"
     feedback_min_terms: int = 10  # RM3 adds 10 terms: from here on a query is as long as its expansion
+    # RM3 estimates a term distribution from its feedback chunks; when those hold on average fewer content
+    # terms than twice the 10 it adds (title-only records, one-line notes), the "expansion" is just the words
+    # of a few titles and drowns the query, so it is skipped for that query (0 = never skip).
+    feedback_min_doc_terms: int = 20
     candidates: int = 100  # depth each retriever contributes before fusion
     rrf_k: int = 60
     dense_weight: float = 1.0
@@ -162,6 +166,8 @@ class RetrievalConfig:
         if self.bm25_feedback not in FEEDBACK_MODES:
             raise ConfigError(f"retrieval.bm25_feedback: unknown {self.bm25_feedback!r}; choose one of "
                               f"{', '.join(FEEDBACK_MODES)}")
+        if self.feedback_min_doc_terms < 0:
+            raise ConfigError("retrieval.feedback_min_doc_terms must be >= 0")
         if self.feedback_min_terms < 1:
             raise ConfigError("retrieval.feedback_min_terms must be >= 1")
         if self.mode not in MODES:

@@ -105,6 +105,10 @@ def rm3_weights(
     return weights
 
 
+def _mean_terms(texts: list[str], tokenizer) -> float:
+    return sum(len(tokenizer(t)) for t in texts) / len(texts) if texts else 0.0
+
+
 class BM25Index:
     """BM25 scores over rows; ``ids[row]`` maps a row to the chunk's integer id."""
 
@@ -156,6 +160,7 @@ class BM25Index:
         feedback_texts=None,
         feedback_docs: int = 10,
         feedback_ranking=None,
+        feedback_min_terms: int = 0,
     ) -> list[tuple[int, float]]:
         """Top ``k`` (chunk id, score) with a positive score, optionally among ``allowed_rows`` only.
 
@@ -171,6 +176,8 @@ class BM25Index:
                 ranking = feedback_ranking(ranking)
             top = [(doc, score) for doc, score in ranking[:feedback_docs] if score > 0]
             texts = feedback_texts([doc for doc, _ in top])
+            if feedback_min_terms and _mean_terms(texts, self.tokenize) < feedback_min_terms:
+                return self._top(scores, k)  # too little text to estimate a relevance model from
             weights = rm3_weights(query, [(text, score) for text, (_, score) in zip(texts, top)],
                                   tokenizer=self.tokenize)
             scores = self._masked(self.weighted_scores(weights), allowed_rows)

@@ -143,7 +143,8 @@ class Retriever:
                 # RM3 feeds on the best first pass there is: in hybrid mode, BM25 fused with dense.
                 def fuse_first_pass(first: list[tuple[int, float]]) -> list[tuple[int, float]]:
                     return rrf_fuse({"dense": rankings["dense"], "bm25": [i for i, _ in first]}, weights, cfg.rrf_k)
-            pairs = bm25.search(query, depth, rows, feedback_texts=feedback, feedback_ranking=fuse_first_pass)
+            pairs = bm25.search(query, depth, rows, feedback_texts=feedback, feedback_ranking=fuse_first_pass,
+                                feedback_min_terms=cfg.feedback_min_doc_terms)
             rankings["bm25"] = [i for i, _ in pairs]
             scores["bm25"] = dict(pairs)
         if mode == "hybrid":

@@ -57,3 +57,22 @@ def test_feedback_setting_accepts_the_old_bool_and_the_query_length_rule():
     short = RetrievalConfig(bm25_feedback="short", feedback_min_terms=3)
     assert wants_feedback(short, ["a"]) and not wants_feedback(short, ["a", "b", "c"])
     assert not wants_feedback(RetrievalConfig(bm25_feedback="off"), ["a"] * 20)
+
+
+def test_feedback_is_skipped_when_its_chunks_are_too_short_to_estimate_from():
+    texts = ["wing flutter", "wing lift",
+             "drag polar of a swept wing at transonic speed with shock induced separation and buffet onset"]
+    index = BM25Index()
+    index.build(np.arange(3), texts)
+    def feedback(ids):
+        return [texts[i] for i in ids]
+    plain = index.search("wing", 3)
+    assert index.search("wing", 3, feedback_texts=feedback, feedback_min_terms=50) == plain
+    assert index.search("wing", 3, feedback_texts=feedback, feedback_min_terms=0) != plain
+
+
+def test_short_feedback_rule_is_part_of_the_retrieval_defaults():
+    cfg = RetrievalConfig()
+    assert cfg.feedback_min_doc_terms == 20
+    with pytest.raises(ConfigError, match="feedback_min_doc_terms"):
+        RetrievalConfig(feedback_min_doc_terms=-1).validate()
