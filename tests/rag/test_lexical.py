@@ -71,8 +71,11 @@ def test_feedback_is_skipped_when_its_chunks_are_too_short_to_estimate_from():
     assert index.search("wing", 3, feedback_texts=feedback, feedback_min_terms=0) != plain
 
 
-def test_short_feedback_rule_is_part_of_the_retrieval_defaults():
+def test_retrieval_defaults_feed_back_long_queries_only():
     cfg = RetrievalConfig()
-    assert cfg.feedback_min_doc_terms == 20
+    assert (cfg.bm25_feedback, cfg.feedback_min_terms, cfg.feedback_min_doc_terms) == ("long", 10, 0)
+    assert (cfg.mode, cfg.rrf_k, cfg.dense_weight, cfg.bm25_weight) == ("hybrid", 60, 1.0, 1.0)
+    lexical = LexicalConfig()
+    assert (lexical.stemmer, lexical.stopwords, lexical.method) == ("snowball", True, "lucene")
     with pytest.raises(ConfigError, match="feedback_min_doc_terms"):
         RetrievalConfig(feedback_min_doc_terms=-1).validate()
