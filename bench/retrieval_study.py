@@ -10,8 +10,10 @@ cached MiniLM vectors (bench/embcache.py), so one variant costs seconds. Each is
 *reference* (the configuration of the previous default, or of the new one with ``--reference new``) by the
 paired per-query difference of nDCG@10: mean and standard error on each collection, and on the mean of the
 four (SE = sqrt(sum SE_i^2) / 4). The decision rule stated in BENCHMARKS.md: adopt a change when it gains
-on the mean of the four and loses on no collection by more than one standard error... of noise (|mean| <
-2 SE counts as noise).
+on the mean of the four and loses on no collection beyond noise (a loss larger than 2 SE).
+
+``--combine a.json b.json`` merges runs over disjoint collections (the four were run as 3 + 1 here).
+Whole-document vectors are embedded only with ``--doc-unit``.
 
 Evaluation mirrors bench/retrieval.py (and ragtune.rag.evaluate.evaluate_index): 300 chunks asked for,
 collapsed to documents at their best rank, the top 100 scored.
