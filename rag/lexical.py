@@ -37,11 +37,36 @@ def _stopwords() -> frozenset[str]:
     return frozenset(STOPWORDS_EN)
 
 
-def tokenize(text: str, language: str = "english") -> list[str]:
-    """Lower-case alphanumeric words, English stop words removed, Snowball-stemmed."""
-    stop = _stopwords()
-    words = [w for w in _TOKEN.findall(text.lower()) if w not in stop]
-    return _stemmer(language).stemWords(words)
+
+
+
+def tokenize(text: str, language: str = "english", stemmer: str = "snowball", stopwords: bool = True) -> list[str]:
+    """Lower-case alphanumeric words, stop words removed (English list), stemmed.
+
+    ``stemmer``: ``snowball`` (PyStemmer's algorithm for ``language``), ``porter`` (the original Porter
+    algorithm, English only) or ``none``.
+    """
+    words = _TOKEN.findall(text.lower())
+    if stopwords:
+        stop = _stopwords()
+        words = [w for w in words if w not in stop]
+    if stemmer == "none":
+        return words
+    return _stemmer("porter" if stemmer == "porter" else language).stemWords(words)
+
+
+def config_tokenizer(config: LexicalConfig):
+    """``text -> tokens`` with the settings of ``config`` (index and queries must use the same one)."""
+
+    # Cached: RM3 re-reads the same top chunks for many queries (tokenizing them was half its time).
+    @lru_cache(maxsize=8192)
+    def cached(text: str) -> tuple[str, ...]:
+        return tuple(tokenize(text, config.language, config.stemmer, config.stopwords))
+
+    def run(text: str) -> list[str]:
+        return list(cached(text))
+
+    return run
 
 
 def rm3_weights(
@@ -50,6 +75,7 @@ def rm3_weights(
     n_terms: int = 10,
     original_weight: float = 0.5,
     language: str = "english",
+    tokenizer=None,
 ) -> dict[str, float]:
     """RM3 pseudo-relevance feedback (Lavrenko and Croft's relevance model, interpolated with the query).
 
@@ -57,8 +83,10 @@ def rm3_weights(
     relevance model is sum_d P(t|d) * P(d|q) with P(d|q) the normalised first-pass score; the ``n_terms``
     best terms are mixed with the original query, ``original_weight`` to the query. The defaults
     (10 feedback documents, 10 terms, 0.5) are the customary ones (e.g. Anserini's), not tuned here.
+    ``tokenizer`` (text -> tokens) defaults to :func:`tokenize` in ``language``.
     """
-    query_terms = tokenize(query, language)
+    tokenizer = tokenizer or (lambda text: tokenize(text, language))
+    query_terms = tokenizer(query)
     if not query_terms:
         return {}
     weights: dict[str, float] = {}
@@ -69,7 +97,7 @@ def rm3_weights(
         return weights
     model: dict[str, float] = {}
     for text, score in feedback:
-        terms = tokenize(text, language)
+        terms = tokenizer(text)
         if not terms or score <= 0:
             continue
         p_doc = score / total
@@ -82,11 +110,16 @@ def rm3_weights(
     return weights
 
 
+def _mean_terms(texts: list[str], tokenizer) -> float:
+    return sum(len(tokenizer(t)) for t in texts) / len(texts) if texts else 0.0
+
+
 class BM25Index:
     """BM25 scores over rows; ``ids[row]`` maps a row to the chunk's integer id."""
 
     def __init__(self, config: LexicalConfig | None = None):
         self.config = config or LexicalConfig()
+        self.tokenize = config_tokenizer(self.config)
         self.ids = np.zeros(0, dtype=np.int64)
         self._bm25 = None
 
@@ -100,8 +133,8 @@ class BM25Index:
         if not texts:
             self._bm25 = None
             return
-        tokens = [tokenize(t, self.config.language) or [""] for t in texts]
-        bm25 = bm25s.BM25(k1=self.config.k1, b=self.config.b)
+        tokens = [self.tokenize(t) or [""] for t in texts]
+        bm25 = bm25s.BM25(k1=self.config.k1, b=self.config.b, method=self.config.method)
         bm25.index(tokens, show_progress=False)
         self._bm25 = bm25
 
@@ -109,7 +142,7 @@ class BM25Index:
         """BM25 score of every row for ``query`` (zeros when no query term is indexed)."""
         if self._bm25 is None:
             return np.zeros(len(self.ids), dtype=np.float32)
-        terms = [t for t in tokenize(query, self.config.language) if t in self._bm25.vocab_dict]
+        terms = [t for t in self.tokenize(query) if t in self._bm25.vocab_dict]
         if not terms:
             return np.zeros(len(self.ids), dtype=np.float32)
         return np.asarray(self._bm25.get_scores(terms), dtype=np.float32)
@@ -132,6 +165,7 @@ class BM25Index:
         feedback_texts=None,
         feedback_docs: int = 10,
         feedback_ranking=None,
+        feedback_min_terms: int = 0,
     ) -> list[tuple[int, float]]:
         """Top ``k`` (chunk id, score) with a positive score, optionally among ``allowed_rows`` only.
 
@@ -147,8 +181,10 @@ class BM25Index:
                 ranking = feedback_ranking(ranking)
             top = [(doc, score) for doc, score in ranking[:feedback_docs] if score > 0]
             texts = feedback_texts([doc for doc, _ in top])
+            if feedback_min_terms and _mean_terms(texts, self.tokenize) < feedback_min_terms:
+                return self._top(scores, k)  # too little text to estimate a relevance model from
             weights = rm3_weights(query, [(text, score) for text, (_, score) in zip(texts, top)],
-                                  language=self.config.language)
+                                  tokenizer=self.tokenize)
             scores = self._masked(self.weighted_scores(weights), allowed_rows)
         return self._top(scores, k)
 
@@ -156,6 +192,10 @@ class BM25Index:
         positive = np.flatnonzero(scores > 0)
         if not len(positive):
             return []
+        if len(positive) > 2 * k:  # partial selection first: a full sort of every matching row is wasted
+            keep = np.argpartition(-scores[positive], k - 1)[:k]
+            cut = scores[positive][keep].min()
+            positive = positive[scores[positive] >= cut]  # ties at the cut stay, so the order is exact
         top = positive[np.argsort(-scores[positive], kind="stable")[:k]]
         return [(int(self.ids[r]), float(scores[r])) for r in top]
 

@@ -71,6 +71,14 @@ def load_reranker(path: str):
         raise ModelLoadError(f"could not load the reranker from {path}: {exc}") from exc
 
 
+def wants_feedback(cfg: RetrievalConfig, query_terms: list[str]) -> bool:
+    """Whether RM3 expands this query: always, never, or by the query's number of content terms."""
+    if cfg.bm25_feedback in ("on", "off"):
+        return cfg.bm25_feedback == "on"
+    long = len(query_terms) >= cfg.feedback_min_terms
+    return long if cfg.bm25_feedback == "long" else not long
+
+
 class Retriever:
     """Search over an :class:`~ragtune.rag.index.Index`'s vector store, BM25 index and chunk table.
 
@@ -133,13 +141,14 @@ class Retriever:
         if mode in ("bm25", "hybrid"):
             bm25 = self.index.bm25
             rows = None if allowed is None else np.flatnonzero(np.isin(bm25.ids, allowed))
-            feedback = self._texts if cfg.bm25_feedback else None
+            feedback = self._texts if wants_feedback(cfg, bm25.tokenize(query)) else None
             fuse_first_pass = None
             if mode == "hybrid":
                 # RM3 feeds on the best first pass there is: in hybrid mode, BM25 fused with dense.
                 def fuse_first_pass(first: list[tuple[int, float]]) -> list[tuple[int, float]]:
                     return rrf_fuse({"dense": rankings["dense"], "bm25": [i for i, _ in first]}, weights, cfg.rrf_k)
-            pairs = bm25.search(query, depth, rows, feedback_texts=feedback, feedback_ranking=fuse_first_pass)
+            pairs = bm25.search(query, depth, rows, feedback_texts=feedback, feedback_ranking=fuse_first_pass,
+                                feedback_min_terms=cfg.feedback_min_doc_terms)
             rankings["bm25"] = [i for i, _ in pairs]
             scores["bm25"] = dict(pairs)
         if mode == "hybrid":

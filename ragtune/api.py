@@ -72,11 +72,12 @@ def __getattr__(name: str):
         from ragtune.rag.generators import load_generator
 
         return load_generator
-    if name in _ANSWERS_LAZY:
-        import importlib
+    for table in (_ANSWERS_LAZY, _RETRIEVAL_LAZY):
+        if name in table:
+            import importlib
 
-        module, attr = _ANSWERS_LAZY[name]
-        return getattr(importlib.import_module(module), attr)
+            module, attr = table[name]
+            return getattr(importlib.import_module(module), attr)
     raise AttributeError(name)
 
 
@@ -105,3 +106,13 @@ def __getattr__(name: str):  # noqa: F811 - extends the lookup above with the ad
         module, attr = _ADVISOR_LAZY[name]
         return getattr(importlib.import_module(module), attr)
     return _getattr_before_advisor(name)
+
+
+# --- retrieval (issue 10): embedder tuned on the user's corpus --------------------------------------
+__all__ += ["tune_embedder", "reembed_index", "EmbedderResult", "EmbedderTuneConfig"]
+_RETRIEVAL_LAZY = {
+    "tune_embedder": ("ragtune.tune.embedder", "tune_embedder"),
+    "reembed_index": ("ragtune.tune.embedder", "reembed_index"),
+    "EmbedderResult": ("ragtune.tune.embedder", "EmbedderResult"),
+    "EmbedderTuneConfig": ("ragtune.tune.embedder", "EmbedderTuneConfig"),
+}

@@ -23,7 +23,8 @@ def load_bench(monkeypatch):
 def test_retrieval_bench_reports_systems_ratio_and_the_labelled_fusion_ceiling(tmp_path, capsys, monkeypatch):
     dataset = write_beir(tmp_path / "tiny")
     bench = load_bench(monkeypatch)
-    assert bench.main(["--datasets", str(dataset), "--systems", "bm25,ragtune", "--fusion-ceiling", "--json"]) == 0
+    assert bench.main(["--datasets", str(dataset), "--systems", "bm25,ragtune", "--fusion-ceiling", "--json",
+                       "--no-cache"]) == 0
     out = capsys.readouterr()
     (report,) = json.loads(out.out)["collections"]
     systems = {r["system"]: r for r in report["systems"]}
@@ -36,3 +37,39 @@ def test_retrieval_bench_reports_systems_ratio_and_the_labelled_fusion_ceiling(t
     assert report["ratio"] == hybrid["ndcg@10"] / report["best_baseline_ndcg@10"]
     assert report["fusion_ceiling_ratio"] == ceiling[0]["metrics"]["ndcg@10"] / report["best_baseline_ndcg@10"]
     assert "NOT a result" in out.err  # the diagnostic is labelled as such in the printed table
+    summary = json.loads(out.out)["summary"]
+    assert summary["collections"] == [report["dataset"]]
+    assert summary["ratio_on_mean"] == report["ratio"] == summary["min_ratio"]
+
+
+def test_langchain_newline_replacement_gives_ragtune_s_vectors(tmp_path, monkeypatch):
+    """The shared cache is sound: HuggingFaceEmbeddings embeds "title text" where ragtune embeds
+    "title\ntext"; MiniLM's tokenizer treats both as white space, so the vectors agree."""
+    import numpy as np
+
+    from ragtune.rag.embed import make_embedder
+
+    emb = make_embedder("default")
+    texts = ["Boundary layers\nThe flow separates behind the shock.", "lens\n\ncataract in the elderly"]
+    a = emb.encode(texts)
+    b = emb.encode([t.replace("\n", " ") for t in texts])
+    assert np.allclose(a, b, atol=1e-5)
+
+
+def test_vector_cache_fills_once_and_survives_a_reload(tmp_path, monkeypatch):
+    import numpy as np
+
+    load_bench(monkeypatch)  # puts bench/ on sys.path
+    from embcache import VectorCache
+
+    calls = []
+
+    def compute(texts):
+        calls.append(list(texts))
+        return np.array([[len(t), 1.0] for t in texts], dtype=np.float32)
+
+    cache = VectorCache(tmp_path / "c.npz")
+    first = cache.get_many(["ab", "c", "ab"], compute)
+    assert calls == [["ab", "c"]] and first[:, 0].tolist() == [2, 1, 2]
+    again = VectorCache(tmp_path / "c.npz").get_many(["c", "xyz"], compute)
+    assert calls[-1] == ["xyz"] and again[:, 0].tolist() == [1, 3]

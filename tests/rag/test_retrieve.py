@@ -175,9 +175,25 @@ def test_bm25_feedback_finds_documents_sharing_no_query_term(hash_index, tmp_pat
     index = hash_index()
     index.add([d], progress=False)
     plain = index.search("swept wings", k=5, mode="bm25", bm25_feedback=False)
-    expanded = index.search("swept wings", k=5, mode="bm25")
+    expanded = index.search("swept wings", k=5, mode="bm25", bm25_feedback="on")
     assert [h.source.rsplit("/", 1)[-1] for h in plain] == ["a.txt"]
     assert [h.source.rsplit("/", 1)[-1] for h in expanded] == ["a.txt", "b.txt"]  # via "flutter", "speed"
+
+
+def test_default_feedback_expands_long_queries_only(hash_index, tmp_path):
+    d = tmp_path / "prf"
+    d.mkdir()
+    (d / "a.txt").write_text("Flutter of swept wings: flutter onset and flutter speed of swept wings.")
+    (d / "b.txt").write_text("Aeroelastic flutter speed measured in the tunnel.")
+    (d / "c.txt").write_text("Cooking pasta takes ten minutes.")
+    index = hash_index()
+    index.add([d], progress=False)
+    def names(hits):
+        return [h.source.rsplit("/", 1)[-1] for h in hits]
+    assert names(index.search("swept wings", k=5, mode="bm25")) == ["a.txt"]  # 2 terms: not expanded
+    long = "swept wings onset wings swept wings planform sweep angle wing root wing tip chord"  # >= 10 terms
+    assert names(index.search(long, k=5, mode="bm25")) == ["a.txt", "b.txt"]
+    assert names(index.search(long, k=5, mode="bm25", bm25_feedback="off")) == ["a.txt"]
 
 
 def test_bm25_feedback_can_take_its_documents_from_another_ranking():

@@ -1,0 +1,299 @@
+#!/usr/bin/env python
+"""The study behind ragtune's retrieval defaults: each default against its alternatives, on four collections.
+
+    python bench/retrieval_study.py                       # cranfield, cisi, cacm, med from ../shared/datasets
+    python bench/retrieval_study.py --only rm3,fusion     # some groups of variants
+    python bench/retrieval_study.py --json out.json
+
+Every variant is built from ragtune's own parts (its chunker, ``BM25Index`` with RM3, ``rrf_fuse``) over
+cached MiniLM vectors (bench/embcache.py), so one variant costs seconds. Each is compared with the
+*reference* (the configuration of the previous default, or of the new one with ``--reference new``) by the
+paired per-query difference of nDCG@10: mean and standard error on each collection, and on the mean of the
+four (SE = sqrt(sum SE_i^2) / 4). The decision rule stated in BENCHMARKS.md: adopt a change when it gains
+on the mean of the four and loses on no collection beyond noise (a loss larger than 2 SE).
+
+``--combine a.json b.json`` merges runs over disjoint collections (the four were run as 3 + 1 here).
+Whole-document vectors are embedded only with ``--doc-unit``.
+
+Evaluation mirrors bench/retrieval.py (and ragtune.rag.evaluate.evaluate_index): 300 chunks asked for,
+collapsed to documents at their best rank, the top 100 scored.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import math
+import os
+import sys
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+for _key, _value in {"HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false"}.items():
+    os.environ.setdefault(_key, _value)
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+import numpy as np  # noqa: E402
+
+from ragtune.rag.config import ChunkerConfig, LexicalConfig, RetrievalConfig  # noqa: E402
+from ragtune.rag.evaluate import docs_from_beir, load_beir, per_query_metrics  # noqa: E402
+from ragtune.rag.lexical import BM25Index  # noqa: E402
+from ragtune.rag.retrieve import rrf_fuse, wants_feedback  # noqa: E402
+
+REPO = Path(__file__).resolve().parents[1]
+COLLECTIONS = ("cranfield", "cisi", "cacm", "med")
+ASK, KEEP = 300, 100  # chunks asked for, documents scored (as bench/retrieval.py)
+
+
+@dataclass(frozen=True)
+class Variant:
+    """One retrieval configuration, in the terms of the study (all of them ragtune settings)."""
+
+    name: str
+    unit: str = "chunk"  # chunk: ragtune's structure chunks; doc: one unit per document (model truncates)
+    dense: bool = True
+    bm25: bool = True
+    lexical: LexicalConfig = field(default_factory=LexicalConfig)
+    rm3: str = "on"  # on | off | long (queries of >= LONG_QUERY content terms) | short
+    rm3_min_doc_terms: int = 0  # skip RM3 when its feedback documents hold fewer content terms on average
+    rrf_k: int = 60
+    dense_weight: float = 1.0
+    bm25_weight: float = 1.0
+    depth: int = ASK
+    doc_score: str = "max"  # max: a document ranks at its best chunk; sum: RRF evidence of all its chunks
+
+
+LONG_QUERY = 10  # content terms; RM3 adds 10 terms, so from here on the query is at least as long as its expansion
+
+
+@dataclass
+class Collection:
+    name: str
+    dataset: object
+    units: dict  # unit -> (doc ids per row, texts, vectors)
+    queries: dict  # qid -> (text, vector)
+    bm25: dict = field(default_factory=dict)
+    embedder: object = None
+
+
+def _vectors(col: Collection, unit: str):
+    doc_of, texts, vectors = col.units[unit]
+    if vectors is None:
+        vectors = col.embedder.encode(texts)
+        col.units[unit] = (doc_of, texts, vectors)
+    return vectors
+
+
+def load_collection(name: str, base: Path, embedder, lexical_only: bool = False) -> Collection:
+    from ragtune.rag.chunk import make_chunker
+
+    dataset = load_beir(base / name)
+    # Chunking counts tokens with the model's tokenizer (minutes for four collections on a busy CPU): the
+    # chunk texts are kept beside the vector cache, keyed by collection and chunker settings.
+    saved = REPO / "bench" / "out" / f"chunks-{name}-{hashlib.sha1(repr(ChunkerConfig()).encode()).hexdigest()[:8]}.json"
+    if saved.is_file():
+        chunk_rows = [tuple(r) for r in json.loads(saved.read_text())]
+    else:
+        chunker = make_chunker(ChunkerConfig(), embedder)
+        chunk_rows = [(d.source, c.text) for d in docs_from_beir(dataset) for c in chunker.chunk(d)]
+        saved.write_text(json.dumps(chunk_rows))
+    doc_rows = [(i, (e["title"].strip() + "\n" + e["text"].strip()).strip()) for i, e in dataset.corpus.items()]
+    units = {}
+    for unit, rows in (("chunk", chunk_rows), ("doc", doc_rows)):
+        texts = [t for _, t in rows]
+        # whole-document vectors are computed only when a variant asks for them (_vectors)
+        units[unit] = ([d for d, _ in rows], texts, None if (lexical_only or unit == "doc") else embedder.encode(texts))
+    qtexts = dataset.evaluated_queries
+    qvecs = [None] * len(qtexts) if lexical_only else embedder.encode(list(qtexts.values()))
+    queries = {qid: (text, qvecs[i]) for i, (qid, text) in enumerate(qtexts.items())}
+    print(f"{name}: {len(dataset.corpus)} documents, {len(chunk_rows)} chunks, {len(queries)} queries",
+          file=sys.stderr)
+    return Collection(name, dataset, units, queries, embedder=embedder)
+
+
+def _bm25(col: Collection, unit: str, lexical: LexicalConfig) -> BM25Index:
+    key = (unit, repr(lexical))
+    if key not in col.bm25:
+        index = BM25Index(lexical)
+        _, texts, _ = col.units[unit]
+        index.build(np.arange(len(texts)), texts)
+        col.bm25[key] = index
+    return col.bm25[key]
+
+
+def _use_rm3(v: Variant, index: BM25Index, query: str) -> bool:
+    cfg = RetrievalConfig(bm25_feedback=v.rm3, feedback_min_terms=LONG_QUERY)
+    return wants_feedback(cfg, index.tokenize(query))
+
+
+def run_variant(col: Collection, v: Variant) -> dict[str, float]:
+    """Per-query nDCG@10 of variant ``v`` on ``col``."""
+    doc_of, texts, _ = col.units[v.unit]
+    vectors = _vectors(col, v.unit) if v.dense else None
+    weights = {"dense": v.dense_weight, "bm25": v.bm25_weight}
+    index = _bm25(col, v.unit, v.lexical) if v.bm25 else None
+    run = {}
+    for qid, (text, qvec) in col.queries.items():
+        rankings = {}
+        if v.dense:
+            sims = vectors @ qvec
+            rankings["dense"] = [int(i) for i in np.argsort(-sims, kind="stable")[: v.depth]]
+        if index is not None:
+            feedback = (lambda ids: [texts[i] for i in ids]) if _use_rm3(v, index, text) else None
+            first = None
+            if v.dense and feedback:
+                def first(pairs, dense=rankings["dense"]):
+                    return rrf_fuse({"dense": dense, "bm25": [i for i, _ in pairs]}, weights, v.rrf_k)
+            pairs = index.search(text, v.depth, feedback_texts=feedback, feedback_ranking=first,
+                                 feedback_min_terms=v.rm3_min_doc_terms)
+            rankings["bm25"] = [i for i, _ in pairs]
+        fused = rrf_fuse(rankings, weights, v.rrf_k)[:ASK]
+        run[qid] = _documents(fused, doc_of, v.doc_score)
+    return {qid: m["ndcg@10"] for qid, m in per_query_metrics(run, col.dataset.qrels).items()}
+
+
+def _documents(fused: list[tuple[int, float]], doc_of: list[str], how: str) -> dict[str, float]:
+    scores: dict[str, float] = {}
+    for row, score in fused:
+        doc = doc_of[row]
+        if how == "sum":
+            scores[doc] = scores.get(doc, 0.0) + score
+        elif doc not in scores:
+            scores[doc] = score
+    ranked = sorted(scores.items(), key=lambda kv: -kv[1])[:KEEP]
+    return dict(ranked)
+
+
+def paired(a: dict[str, float], b: dict[str, float]) -> tuple[float, float]:
+    """Mean and standard error of the per-query difference a - b."""
+    d = np.array([a[q] - b[q] for q in b])
+    return float(d.mean()), float(d.std(ddof=1) / math.sqrt(len(d))) if len(d) > 1 else 0.0
+
+
+def variants(reference: Variant) -> dict[str, list[Variant]]:
+    """The alternatives to each default, grouped; every one changes the reference in one respect."""
+    r, lex = reference, reference.lexical
+    return {
+        "rm3": [replace(r, name=f"RM3 {m}", rm3=m) for m in ("on", "off", "long", "short")]
+        + [replace(r, name="RM3 on, feedback docs >= 20 terms", rm3="on", rm3_min_doc_terms=20)],
+        "fusion": [replace(r, name=f"RRF k={k}", rrf_k=k) for k in (10, 30, 60, 100)]
+        + [replace(r, name=f"weights dense {w}/bm25 {1 - w:.1f}", dense_weight=w, bm25_weight=round(1 - w, 1))
+           for w in (0.4, 0.6)],
+        "depth": [replace(r, name=f"depth {d}", depth=d) for d in (100, 300, 1000)],
+        "bm25": [replace(r, name=f"BM25 {m}", lexical=replace(lex, method=m))
+                 for m in ("lucene", "robertson", "atire", "bm25l", "bm25+")],
+        "tokens": [replace(r, name=f"stemmer {s}, stop words {sw}", lexical=replace(lex, stemmer=s, stopwords=sw))
+                   for s in ("snowball", "porter", "none") for sw in (True, False)],
+        "units": [replace(r, name=f"dense+bm25 over {u}s", unit=u) for u in ("chunk", "doc")]
+        + [replace(r, name=f"{u}s, {s} of chunk evidence", unit="chunk", doc_score=s)
+           for u, s in (("chunk", "sum"),)],
+        "sides": [replace(r, name="dense only", bm25=False), replace(r, name="bm25 only", dense=False)],
+    }
+
+
+OLD = Variant("previous default (chunks, Snowball+stop, RM3 on fused, RRF 60, 1:1)")
+HINT = Variant("issue hint (whole docs, Porter, no RM3, RRF 60)", unit="doc",
+               lexical=LexicalConfig(stemmer="porter"), rm3="off")
+
+
+def report(cols: list[Collection], ref: Variant, groups: dict[str, list[Variant]], out) -> list[dict]:
+    base = {c.name: run_variant(c, ref) for c in cols}
+    rows = []
+    header = f"{'variant':52s} " + " ".join(f"{c.name:>22s}" for c in cols) + f" {'mean of four':>22s}"
+    print(f"\nreference: {ref.name}: " + ", ".join(
+        f"{c.name} {np.mean(list(base[c.name].values())):.4f}" for c in cols), file=out)
+    for group, vs in groups.items():
+        print(f"\n[{group}]\n{header}", file=out)
+        for v in vs:
+            per = {c.name: run_variant(c, v) for c in cols}
+            cells, means, ses = [], [], []
+            for c in cols:
+                m, se = paired(per[c.name], base[c.name])
+                score = float(np.mean(list(per[c.name].values())))
+                cells.append(f"{score:.3f} {m:+.3f}({se:.3f})")
+                means.append(m)
+                ses.append(se)
+            mean = float(np.mean(means))
+            se4 = math.sqrt(sum(s * s for s in ses)) / len(ses)
+            print(f"{v.name[:52]:52s} " + " ".join(f"{x:>22s}" for x in cells) + f" {mean:+.4f}({se4:.4f})".rjust(23),
+                  file=out, flush=True)
+            rows.append({"group": group, "variant": v.name, "mean_delta": mean, "mean_se": se4,
+                         "per_collection": {c.name: {"ndcg@10": float(np.mean(list(per[c.name].values()))),
+                                                     "delta": means[i], "se": ses[i]}
+                                            for i, c in enumerate(cols)}})
+    return rows
+
+
+def combine(paths: list[str], out=sys.stdout) -> list[dict]:
+    """Merge the JSON rows of runs over disjoint collections (same reference) into one table."""
+    merged: dict[tuple[str, str], dict] = {}
+    for path in paths:
+        for row in json.loads(Path(path).read_text()):
+            key = (row["group"], row["variant"])
+            merged.setdefault(key, {"group": row["group"], "variant": row["variant"], "per_collection": {}})
+            merged[key]["per_collection"].update(row["per_collection"])
+    rows, group = [], None
+    for (g, name), row in merged.items():
+        per = row["per_collection"]
+        means = [c["delta"] for c in per.values()]
+        row["mean_delta"] = float(np.mean(means))
+        row["mean_se"] = math.sqrt(sum(c["se"] ** 2 for c in per.values())) / len(per)
+        if g != group:
+            group = g
+            print(f"\n[{g}]  " + "  ".join(f"{c:>22s}" for c in per) + "  mean", file=out)
+        cells = "  ".join(f"{c['ndcg@10']:.3f} {c['delta']:+.3f}({c['se']:.3f})".rjust(22) for c in per.values())
+        print(f"{name[:48]:48s} {cells}  {row['mean_delta']:+.4f}({row['mean_se']:.4f})", file=out)
+        rows.append(row)
+    return rows
+
+
+def main(argv: list[str] | None = None) -> int:
+    from embcache import CachedEmbedder
+
+    from ragtune.rag.embed import make_embedder
+
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--datasets", default=os.environ.get("RAGTUNE_DATASETS", str(REPO.parent / "shared" / "datasets")))
+    parser.add_argument("--collections", default=",".join(COLLECTIONS))
+    parser.add_argument("--only", help="comma-separated groups: " + ",".join(variants(OLD)))
+    parser.add_argument("--reference", choices=("old", "new", "hint"), default="old")
+    parser.add_argument("--json", metavar="PATH")
+    parser.add_argument("--combine", nargs="+", metavar="JSON", help="merge earlier --json runs into one table")
+    parser.add_argument("--doc-unit", action="store_true",
+                        help="include the whole-document variants (embeds every long document once more)")
+    parser.add_argument("--lexical-only", action="store_true",
+                        help="BM25 side alone (no embeddings needed): every variant with dense off")
+    args = parser.parse_args(argv)
+    if args.combine:
+        rows = combine(args.combine)
+        if args.json:
+            Path(args.json).write_text(json.dumps(rows, indent=2))
+        return 0
+    embedder = CachedEmbedder(make_embedder("default"), REPO / "bench" / "out" / "embcache")
+    embedder.bypass_single = False
+    cols = [load_collection(n, Path(args.datasets), embedder, args.lexical_only)
+            for n in args.collections.split(",")]
+    ref = {"old": OLD, "new": NEW, "hint": HINT}[args.reference]
+    if args.lexical_only:
+        ref = replace(ref, name=ref.name + " [BM25 side only]", dense=False)
+    groups = variants(ref)
+    if args.only:
+        groups = {g: groups[g] for g in args.only.split(",")}
+    groups["anchors"] = [OLD, HINT, NEW]
+    if args.lexical_only:
+        groups = {g: [replace(v, dense=False) for v in vs] for g, vs in groups.items() if g in ("rm3", "bm25", "tokens", "units", "anchors")}
+    if not (args.doc_unit or args.lexical_only):
+        groups = {g: [v for v in vs if v.unit != "doc"] for g, vs in groups.items()}
+    rows = report(cols, ref, groups, sys.stdout)
+    if args.json:
+        Path(args.json).write_text(json.dumps(rows, indent=2))
+    return 0
+
+
+# The adopted default: the previous one with RM3 for long queries only (>= LONG_QUERY content terms).
+NEW = replace(OLD, name="new default (RM3 for queries of >= 10 content terms)", rm3="long")
+
+
+if __name__ == "__main__":
+    sys.exit(main())
