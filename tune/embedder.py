@@ -320,63 +320,33 @@ def reembed_index(index, model_dir: str | Path, *, progress: ProgressFn | None =
     """Re-embed every chunk of ``index`` with the model in ``model_dir``; returns the reopened index.
 
     Chunks, ids and the BM25 index are kept as they are; only the vectors and the manifest's embedder
-    change. The new vectors are computed first, then written as the index's next generation and published
-    by the same atomic ``CURRENT`` swap that ``Index.add`` uses: a crash at any point leaves the index
-    searchable with its previous model, and nothing half-written is ever read.
+    change. It is the index's own rebuild path (the one ``ragtune index repair`` uses) run with another
+    embedder: the new vectors are computed, written as the next generation, verified and published by the
+    atomic ``CURRENT`` swap under the writer lock, so a crash at any point leaves the index searchable with
+    its previous model, and nothing half-written is ever read.
     """
     import copy
 
-    import numpy as np
-
-    from ragtune.errors import IndexLockedError
     from ragtune.rag import index as index_module
-    from ragtune.rag.chunkdb import ChunkDB
     from ragtune.rag.embed import SentenceTransformerEmbedder
-    from ragtune.rag.store import FaissStore
+    from ragtune.rag.generation import manifest_config, read_manifest
+    from ragtune.rag.writer import AddReport, Writer, progress_fn, write_lock
 
     if not isinstance(index, index_module.Index):
         index = index_module.Index.open(index)
     model_dir = Path(model_dir).expanduser().resolve()
+    if index.generation is None:
+        raise ConfigError(f"index {index.root} is empty; build it with the new model instead (--embedding-model DIR)")
     embedder = SentenceTransformerEmbedder(model_dir, batch_size=index.config.embedder.batch_size)
-    start_gen = index.generation
-    if start_gen is None:
-        raise ConfigError(f"index {index.root} is empty; build it with the new model instead (--embedder DIR)")
-    db = ChunkDB(index.root / start_gen / "chunks.sqlite", readonly=True)
-    try:
-        ids, texts = db.ids_and_texts()
-    finally:
-        db.close()
-    emit(progress, "embed", 0, len(texts), f"re-embedding {len(texts)} chunks with {model_dir.name}")
-    vectors = embedder.encode(texts, progress=False)
-    emit(progress, "embed", len(texts), len(texts), "embedded")
-    with index_module._write_lock(index.root):
-        index.refresh()
-        if index.generation != start_gen:
-            raise IndexLockedError(f"index {index.root} changed while re-embedding; run the command again")
-        index._clean_debris()
-        name = f"gen-{int(start_gen[4:]) + 1:06d}"
-        tmp = index.root / f"tmp-{name}-{os.getpid()}"
-        tmp.mkdir()
-        shutil.copyfile(index.root / start_gen / "chunks.sqlite", tmp / "chunks.sqlite")
-        if (index.root / start_gen / "bm25").exists():
-            shutil.copytree(index.root / start_gen / "bm25", tmp / "bm25")
-        store = FaissStore(embedder.dim, index.config.store)
-        store.add(np.asarray(ids, dtype=np.int64), vectors)
-        store.save(tmp / "vectors.faiss")
-        config = copy.deepcopy(index.config)
-        config.embedder.model = str(model_dir)
-        manifest = {k: v for k, v in index.manifest.items() if k != "generation"}
-        manifest.update(updated=time.time(), config=config.to_dict(), vector_index=store.kind,
-                        embedder={"model_id": embedder.model_id, "dim": int(embedder.dim),
-                                  "fingerprint": embedder.fingerprint})
-        (tmp / "manifest.json").write_text(json.dumps(manifest, indent=2))
-        index_module._fsync_tree(tmp)
-        os.replace(tmp, index.root / name)
-        current_tmp = index.root / f"CURRENT.tmp-{os.getpid()}"
-        current_tmp.write_text(name + "\n")
-        os.replace(current_tmp, index.root / "CURRENT")  # the one atomic step that publishes
-        index_module._fsync_dir(index.root)
     root = index.root
+    with write_lock(root):
+        manifest = read_manifest(root, index_module.read_current(root))
+        config = copy.deepcopy(manifest_config(root, manifest))
+        config.embedder.model = str(model_dir)
+        target = index_module.Index(root, config, embedder)
+        with progress_fn(progress) as report_progress:
+            Writer(target, AddReport(), report_progress, base_manifest=manifest).rebuild()
+        target.close()
     index.close()
     emit(progress, "publish", 1, 1, f"{root} now uses {model_dir.name}")
     return index_module.Index.open(root)
