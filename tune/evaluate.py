@@ -106,6 +106,8 @@ def evaluate_adapter(
     base_model: str | Path | None = None,
     limit: int | None = 60,
     max_new_tokens: int = 64,
+    without_retrieval: bool = True,
+    qa_sources: list[str] | None = None,
     progress: ProgressFn | None = None,
 ) -> dict:
     """Figures for base and adapter (``adapter=None``: base only), with and without retrieval; see module doc."""
@@ -130,12 +132,14 @@ def evaluate_adapter(
         records = load_records(data)
         test = [r for r in records if r.split == "test" and r.messages][: limit or None]
         test_sources = sorted({r.meta.get("source") for r in records if r.split == "test"} - {None})
-        report["test_split"] = _run_records(gen, configs, test, max_new_tokens, progress)
+        report["test_split"] = _run_records(gen, configs, test, max_new_tokens, progress, without_retrieval)
         val = [r for r in records if r.split == "validation" and r.messages][: limit or None]
         report["validation_perplexity"] = {c: _perplexity(gen, c, val) for c in configs}
     if qa is not None and index is not None:
+        test_sources = qa_sources if qa_sources is not None else test_sources
         items = _qa_items(qa, test_sources) + (_qa_items(unanswerable, None) if unanswerable else [])
-        report["qa"] = _run_qa(gen, configs, index, items[: limit * 2 if limit else None], max_new_tokens, progress)
+        report["qa"] = _run_qa(gen, configs, index, items[: limit * 2 if limit else None], max_new_tokens, progress,
+                               without_retrieval)
         report["qa"]["sources"] = test_sources or "all"
     report["regressions"] = _regressions(report)
     return report
@@ -151,15 +155,15 @@ def _use(gen, config: str) -> None:
     gen.set_adapter("adapter" if config == "adapter" else None)
 
 
-def _run_records(gen, configs, records, max_new_tokens, progress) -> dict:
+def _run_records(gen, configs, records, max_new_tokens, progress, without_retrieval=True) -> dict:
     from ragtune.rag.prompt import format_user_message
 
     out = {}
-    total = len(records) * len(configs) * 2
+    total = len(records) * len(configs) * (2 if without_retrieval else 1)
     done = 0
     for config in configs:
         _use(gen, config)
-        for rag in (True, False):
+        for rag in (True, False) if without_retrieval else (True,):
             scores = Scores()
             for r in records:
                 meta = r.meta
@@ -192,18 +196,18 @@ def _qa_items(path, sources: list[str] | None) -> list[dict]:
     return items
 
 
-def _run_qa(gen, configs, index, items, max_new_tokens, progress) -> dict:
+def _run_qa(gen, configs, index, items, max_new_tokens, progress, without_retrieval=True) -> dict:
     from ragtune.rag.answer import RAG
     from ragtune.rag.prompt import SYSTEM_PROMPT, format_user_message
 
     out: dict[str, Any] = {}
-    total = len(items) * len(configs) * 2
+    total = len(items) * len(configs) * (2 if without_retrieval else 1)
     done = 0
     for config in configs:
         _use(gen, config)
         # attribute=False: only the citations the model wrote itself are scored.
         rag = RAG(index, gen, max_new_tokens=max_new_tokens, attribute=False)
-        for with_rag in (True, False):
+        for with_rag in (True, False) if without_retrieval else (True,):
             scores = Scores()
             for item in items:
                 gold, source = item.get("answer"), os.path.basename(item.get("source") or "")

@@ -254,8 +254,15 @@ def _add_lora(model, config: TrainConfig):
     missing = [t for t in targets if t not in linear]
     if missing:
         raise ConfigError(f"target_modules {missing} are not linear layers of this model; it has: {', '.join(linear)}")
+    layers = None
+    if config.top_layers is not None:
+        n = int(getattr(model.config, "num_hidden_layers", 0) or 0)
+        if not n:
+            raise ConfigError("top_layers needs a model whose config has num_hidden_layers; leave it unset")
+        layers = list(range(max(0, n - config.top_layers), n))
     lora = LoraConfig(r=config.rank, lora_alpha=config.effective_alpha, lora_dropout=config.dropout,
-                      target_modules=targets, use_dora=config.use_dora, task_type="CAUSAL_LM")
+                      target_modules=targets, use_dora=config.use_dora, task_type="CAUSAL_LM",
+                      layers_to_transform=layers)
     model = get_peft_model(model, lora)
     trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
     total = sum(p.numel() for p in model.parameters())
