@@ -189,7 +189,10 @@ def _encode(tokenizer, records, max_length: int, split: str) -> _Examples:
             too_long += 1
             continue
         if any(label != IGNORE for label in labels):
-            items.append({"input_ids": ids, "labels": labels, "index": i})
+            item = {"input_ids": ids, "labels": labels}
+            if split == "train":  # the collator records which training records this process saw
+                item["index"] = i
+            items.append(item)
     examples = _Examples(items)
     examples.too_long = too_long
     return examples

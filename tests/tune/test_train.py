@@ -45,10 +45,9 @@ def test_adapter_round_trips_through_the_local_generator(tiny_model, chat_data, 
     from peft import PeftModel
     from transformers import AutoModelForCausalLM
 
-    result = train_adapter(chat_data, tmp_path / "run", config(tiny_model))
-    trained = result_model_logits = None
     from ragtune.rag.generators import LocalGenerator
 
+    result = train_adapter(chat_data, tmp_path / "run", config(tiny_model))
     gen = LocalGenerator(tiny_model, adapter=result.adapter, device="cpu", no_repeat_ngram=0)
     ids = torch.tensor([[5, 6, 7, 8]])
     with torch.no_grad():
@@ -102,7 +101,7 @@ def test_a_failed_save_leaves_the_previous_adapter_in_place(tiny_model, chat_dat
 
     monkeypatch.setattr(train_mod, "publish_dir", crash)
     with pytest.raises(OSError):
-        train_adapter(chat_data, tmp_path / "run", config(tiny_model, max_steps=8))
+        train_adapter(chat_data, tmp_path / "run", config(tiny_model, max_steps=8), resume=False)
     assert (tmp_path / "run" / "adapter" / "adapter_model.safetensors").read_bytes() == before
     assert json.loads((tmp_path / "run" / "adapter" / META_FILE).read_text())["metrics"]["steps"] == 4
     assert first.adapter
