@@ -116,3 +116,26 @@ _RETRIEVAL_LAZY = {
     "EmbedderResult": ("ragtune.tune.embedder", "EmbedderResult"),
     "EmbedderTuneConfig": ("ragtune.tune.embedder", "EmbedderTuneConfig"),
 }
+
+
+# ---- tune (issue 11): fine-tuning names, resolved lazily so `import ragtune.api` stays torch-free ----
+_TUNE_LAZY = {
+    "TrainConfig": ("ragtune.tune.config", "TrainConfig"),
+    "build_training_data": ("ragtune.tune.synth", "build_training_data"),
+    "DataReport": ("ragtune.tune.synth", "DataReport"),
+    "train_adapter": ("ragtune.tune.train", "train_adapter"),
+    "TrainResult": ("ragtune.tune.train", "TrainResult"),
+    "evaluate_adapter": ("ragtune.tune.evaluate", "evaluate_adapter"),
+    "merge_adapter": ("ragtune.tune.export", "merge_adapter"),
+}
+__all__ += list(_TUNE_LAZY)
+_base_getattr = __getattr__
+
+
+def __getattr__(name: str):  # noqa: F811 - extends the table above; the lead folds it into _LAZY at merge
+    if name in _TUNE_LAZY:
+        import importlib
+
+        module, attr = _TUNE_LAZY[name]
+        return getattr(importlib.import_module(module), attr)
+    return _base_getattr(name)

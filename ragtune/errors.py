@@ -63,3 +63,9 @@ class AdvisorError(RagtuneError):
     """An advisor questionnaire answer or matrix file is invalid."""
 
     exit_code = 2
+
+
+class TrainingDataError(RagtuneError):
+    """Training data is malformed: a record is reported with its file and line, and nothing trains."""
+
+    exit_code = 2

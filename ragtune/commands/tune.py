@@ -1,0 +1,202 @@
+"""``ragtune tune``: build training data, train a LoRA adapter, evaluate it, merge it.
+
+    ragtune tune data --index .ragtune/index --out data.jsonl          # RAFT-style QA from the index's chunks
+    ragtune tune data --out data.jsonl --show-example                  # one formatted, masked example
+    ragtune tune run --data data.jsonl --out runs/raft [--max-steps N] [--config train.yaml]
+    ragtune tune eval --adapter runs/raft/adapter --data data.jsonl --qa corpora/qa.jsonl
+    ragtune tune merge --adapter runs/raft/adapter --out models/merged
+
+``tune run`` works unchanged under ``accelerate launch`` / ``torchrun`` (data-parallel; rank 0 writes).
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import os
+import sys
+from pathlib import Path
+
+from ragtune.commands.common import group, print_json
+
+DESCRIPTION = __doc__
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    verbs = group(subparsers, "tune", help="fine-tune the generator with LoRA: data, run, eval, merge")
+    _register_data(verbs)
+    _register_run(verbs)
+    _register_eval(verbs)
+    _register_merge(verbs)
+    try:  # the retrieval engineer's `tune embedder` verb, when that module exists
+        module = importlib.import_module("ragtune.commands.tune_embedder")
+    except ModuleNotFoundError as exc:
+        if exc.name != "ragtune.commands.tune_embedder":
+            raise
+    else:
+        module.register(verbs)
+
+
+def _register_data(verbs) -> None:
+    p = verbs.add_parser("data", help="build RAFT-style training data from an index, or check a data file",
+                         description="Write question/answer examples (gold chunk among retrieved distractors, "
+                         "answers citing [n], some abstaining), split by source document. With --show-example, "
+                         "print one formatted example with its trained tokens in [[...]].")
+    p.add_argument("--index", metavar="DIR", default=None, help="index to read chunks from (env RAGTUNE_INDEX)")
+    p.add_argument("--out", metavar="FILE", type=Path, required=True, help="the JSONL file to write (or read with --show-example)")
+    p.add_argument("--generator", default="template", choices=("template", "local", "api"),
+                   help="who writes the questions: template (no model, default), the local model, or the API")
+    p.add_argument("--questions-per-chunk", type=int, default=4)
+    p.add_argument("--sources", type=int, nargs=2, default=(2, 5), metavar=("MIN", "MAX"),
+                   help="sources shown per example, gold included (default 2 5)")
+    p.add_argument("--abstain-share", type=float, default=0.2, help="share of examples without the gold chunk")
+    p.add_argument("--test-share", type=float, default=0.2, help="share of documents held out for testing")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--show-example", action="store_true",
+                   help="do not build: validate FILE and print one example as the model sees it")
+    p.add_argument("--model", default=None, help="--show-example: the tokenizer's model folder (default SmolLM2)")
+    p.add_argument("--json", action="store_true", help="print the report as JSON")
+    p.set_defaults(func=run_data)
+
+
+def _register_run(verbs) -> None:
+    p = verbs.add_parser("run", help="train a LoRA adapter on a data file",
+                         description="Train a LoRA (or DoRA/QLoRA) adapter with transformers' Trainer. Resumes from "
+                         "the last checkpoint in OUT when rerun with the same data and config.")
+    p.add_argument("--data", type=Path, required=True, metavar="FILE", help="training data (jsonl/json/txt)")
+    p.add_argument("--out", type=Path, required=True, metavar="DIR", help="run folder; the adapter goes to DIR/adapter")
+    p.add_argument("--config", type=Path, metavar="FILE", help="a YAML/JSON TrainConfig (fields as in TrainConfig)")
+    p.add_argument("--base-model", metavar="PATH", help="model folder or .gguf (default: the shipped SmolLM2)")
+    p.add_argument("--max-steps", type=int, help="stop after N optimizer steps (overrides epochs)")
+    p.add_argument("--epochs", type=float)
+    p.add_argument("--learning-rate", type=float)
+    p.add_argument("--rank", type=int)
+    p.add_argument("--batch-size", type=int)
+    p.add_argument("--max-length", type=int)
+    p.add_argument("--dora", action="store_true", default=None, help="DoRA instead of plain LoRA")
+    p.add_argument("--gradient-checkpointing", action="store_true", default=None)
+    p.add_argument("--qlora", action="store_true", help="4-bit base model (CUDA + bitsandbytes only)")
+    p.add_argument("--fresh", action="store_true", help="discard checkpoints in OUT instead of resuming")
+    p.add_argument("--json", action="store_true", help="print the result as JSON")
+    p.set_defaults(func=run_train)
+
+
+def _register_eval(verbs) -> None:
+    p = verbs.add_parser("eval", help="base vs adapter, with and without retrieval, on held-out questions")
+    p.add_argument("--adapter", type=Path, default=None, help="adapter folder (omit: base model only)")
+    p.add_argument("--data", type=Path, help="a `tune data` file: its test split and validation perplexity")
+    p.add_argument("--qa", type=Path, help="a QA jsonl file asked through RAG over --index")
+    p.add_argument("--unanswerable", type=Path, help="a jsonl of questions the documents do not answer")
+    p.add_argument("--index", metavar="DIR", default=None, help="index for --qa (env RAGTUNE_INDEX)")
+    p.add_argument("--limit", type=int, default=60, help="questions per set (default 60; 0 = all)")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=run_eval)
+
+
+def _register_merge(verbs) -> None:
+    p = verbs.add_parser("merge", help="merge an adapter into its base model as a standalone model folder")
+    p.add_argument("--adapter", type=Path, required=True)
+    p.add_argument("--out", type=Path, required=True)
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=run_merge)
+
+
+# ------------------------------------------------------------------------------------------- actions
+def _progress():
+    from ragtune.progress import terminal_progress
+
+    return terminal_progress()
+
+
+def _index(path):
+    from ragtune.rag.index import Index
+
+    return Index.open(path or os.environ.get("RAGTUNE_INDEX") or ".ragtune/index")
+
+
+def run_data(args) -> int:
+    if args.show_example:
+        from ragtune.tune.data import load_records, show_example
+        from ragtune.tune.train import _tokenizer
+        from ragtune.rag.generators.models import resolve_model_path
+
+        records = load_records(args.out)
+        train = [r for r in records if r.split in (None, "train")] or records
+        print(show_example(_tokenizer(resolve_model_path(args.model)), train[0], 4096))
+        return 0
+    from ragtune.tune.synth import build_training_data
+
+    with _progress() as bar:
+        report = build_training_data(_index(args.index), args.out, generator=args.generator, progress=bar,
+                                     questions_per_chunk=args.questions_per_chunk, abstain_share=args.abstain_share,
+                                     sources_per_example=tuple(args.sources),
+                                     test_share=args.test_share, seed=args.seed)
+    if args.json:
+        print_json(report.to_dict())
+    else:
+        counts = ", ".join(f"{k} {v} ({report.abstain.get(k, 0)} abstain)" for k, v in sorted(report.records.items()))
+        print(f"wrote {report.out}: {counts}; test documents: {', '.join(report.sources.get('test', []))}")
+    return 0
+
+
+def run_train(args) -> int:
+    from ragtune.tune.config import TrainConfig
+    from ragtune.tune.train import train_adapter
+
+    overrides = {"base_model": args.base_model, "max_steps": args.max_steps, "epochs": args.epochs,
+                 "learning_rate": args.learning_rate, "rank": args.rank, "batch_size": args.batch_size,
+                 "max_length": args.max_length, "use_dora": args.dora,
+                 "gradient_checkpointing": args.gradient_checkpointing,
+                 "quantization": "4bit" if args.qlora else None}
+    config = (TrainConfig.from_file(args.config, **overrides) if args.config
+              else TrainConfig.build(**{k: v for k, v in overrides.items() if v is not None}))
+    # Without a terminal (a log file, CI) each Trainer log record is one line on stderr instead of a bar.
+    on_log = None if sys.stderr.isatty() else (lambda r: print(_log_line(r), file=sys.stderr, flush=True))
+    with _progress() as bar:
+        result = train_adapter(args.data, args.out, config, progress=bar, on_log=on_log, resume=not args.fresh)
+    if int(os.environ.get("RANK", 0)) != 0:
+        return 0
+    if args.json:
+        print_json(result.to_dict())
+    else:
+        m = result.metrics
+        print(f"mode: {result.mode_reason}")
+        print(f"{m['steps']} steps, train loss {m['train_loss']}, best validation loss {m['best_eval_loss']}, "
+              f"{m['tokens_per_s']} tokens/s, trainable {m['trainable_fraction']:.2%}")
+        print(f"adapter: {result.adapter or '(cancelled: not written; rerun to resume)'}")
+    return 0
+
+
+def _log_line(record: dict) -> str:
+    keys = ("step", "epoch", "loss", "eval_loss", "learning_rate", "train_tokens_per_second")
+    return "train " + " ".join(f"{k}={record[k]:.4g}" if isinstance(record[k], float) else f"{k}={record[k]}"
+                               for k in keys if k in record)
+
+
+def run_eval(args) -> int:
+    from ragtune.tune.evaluate import evaluate_adapter
+
+    index = _index(args.index) if args.qa else None
+    with _progress() as bar:
+        report = evaluate_adapter(args.adapter, index=index, data=args.data, qa=args.qa,
+                                  unanswerable=args.unanswerable, limit=args.limit or None, progress=bar)
+    if args.json:
+        print_json(report)
+    else:
+        for section in ("test_split", "qa"):
+            for name, fig in (report.get(section) or {}).items():
+                if isinstance(fig, dict):
+                    print(f"{section:10s} {name:12s} " + "  ".join(f"{k}={v}" for k, v in fig.items()))
+        if report.get("validation_perplexity"):
+            print(f"validation perplexity: {report['validation_perplexity']}")
+    for line in report["regressions"]:
+        print(f"REGRESSION: {line}", file=sys.stderr)
+    return 0
+
+
+def run_merge(args) -> int:
+    from ragtune.tune.export import merge_adapter
+
+    out = merge_adapter(args.adapter, args.out)
+    print_json({"merged": str(out)}) if args.json else print(f"merged model: {out}")
+    return 0

@@ -1,0 +1,67 @@
+"""Helpers for tests/tune: a tiny random Llama with a ChatML byte-level BPE tokenizer, built in-process; it trains in seconds."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+SPECIALS = ["<|endoftext|>", "<|im_start|>", "<|im_end|>"]
+
+
+def build_tokenizer():
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+    from transformers import PreTrainedTokenizerFast
+
+    from ragtune.rag.generators.models import CHATML_TEMPLATE
+
+    tok = Tokenizer(models.BPE())
+    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    tok.decoder = decoders.ByteLevel()
+    trainer = trainers.BpeTrainer(vocab_size=300, special_tokens=SPECIALS,
+                                  initial_alphabet=pre_tokenizers.ByteLevel.alphabet(), show_progress=False)
+    corpus = ["LoRA trains two small matrices.", "The capital of France is Paris.", "user assistant system",
+              "Sources: Question: The documents do not say."]
+    tok.train_from_iterator(corpus * 20, trainer)
+    fast = PreTrainedTokenizerFast(tokenizer_object=tok, bos_token="<|im_start|>", eos_token="<|im_end|>",
+                                   unk_token="<|endoftext|>", pad_token="<|endoftext|>")
+    fast.chat_template = CHATML_TEMPLATE
+    return fast
+
+
+def make_tiny_model(path: Path, seed: int = 0, hidden: int = 32) -> Path:
+    import torch
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    tokenizer = build_tokenizer()
+    torch.manual_seed(seed)
+    config = LlamaConfig(vocab_size=len(tokenizer), hidden_size=hidden, intermediate_size=64, num_hidden_layers=2,
+                         num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=512,
+                         bos_token_id=1, eos_token_id=2, pad_token_id=0, tie_word_embeddings=False)
+    LlamaForCausalLM(config).save_pretrained(path)
+    tokenizer.save_pretrained(path)
+    return path
+
+
+
+QA = [("What does LoRA train?", "two small matrices"), ("What is the capital of France?", "Paris"),
+      ("Who trains the matrices?", "LoRA"), ("What is said about Paris?", "it is the capital")]
+
+
+def chat_records(n: int = 24, split: bool = True) -> list[dict]:
+    records = []
+    for i in range(n):
+        q, a = QA[i % len(QA)]
+        rec = {"messages": [{"role": "system", "content": "Answer from the sources."},
+                            {"role": "user", "content": f"Sources: [1] text {i}\n\nQuestion: {q}"},
+                            {"role": "assistant", "content": f"{a} [1]"}]}
+        if split:
+            rec["split"] = "validation" if i % 6 == 5 else "train"
+        records.append(rec)
+    return records
+
+
+def write_jsonl(path: Path, records: list) -> Path:
+    path.write_text("".join((r if isinstance(r, str) else json.dumps(r)) + "\n" for r in records))
+    return path
+
+

@@ -1,0 +1,72 @@
+"""The template question writer and RAFT-style examples split by source document."""
+
+from __future__ import annotations
+
+import json
+import os
+
+from ragtune.tune.synth import build_training_data, split_sources, template_questions
+
+
+def test_definitions_facts_numbers_and_headings_become_questions():
+    text = ("LoRA\nLoRA freezes the pretrained weights and trains small matrices. "
+            "A rank is the inner dimension of the two matrices. "
+            "Training took 12 hours on one GPU. "
+            "QLoRA quantises the base model to 4-bit NormalFloat.")
+    pairs = {qa.question: (qa.answer, qa.kind) for qa in template_questions(text, "LoRA", limit=10)}
+    assert pairs["What does LoRA freeze?"] == ("the pretrained weights and trains small matrices", "fact")
+    assert pairs["What is a rank?"] == ("the inner dimension of the two matrices", "definition")
+    assert any(kind == "number" and answer == "12 hours" for answer, kind in pairs.values())
+    assert pairs["What is LoRA about?"][1] == "heading"
+
+
+def test_pronouns_and_bare_counts_make_no_questions():
+    text = "It is a method that works well. The three are not rivals so much as levers. This uses less memory."
+    assert [qa for qa in template_questions(text) if qa.kind in ("definition", "fact")] == []
+
+
+def test_question_limit_spreads_over_kinds():
+    text = ("Adapters are small layers. Prefixes are learned vectors. Prompts are soft tokens. "
+            "BitFit trains 0.1 percent of the weights.")
+    kinds = [qa.kind for qa in template_questions(text, limit=2)]
+    assert len(kinds) == 2 and len(set(kinds)) == 2
+
+
+def test_documents_are_split_whole_and_pinned_test_files_are_honoured():
+    sources = [f"/docs/doc{i}.md" for i in range(10)] + ["/other/doc0.md"]
+    split = split_sources(sources, test_share=0.2, val_share=0.1, seed=0)
+    assert set(split) == {f"doc{i}.md" for i in range(10)}  # one document under two folders: one entry
+    assert list(split.values()).count("test") == 2 and list(split.values()).count("validation") == 1
+    pinned = split_sources(sources, test_share=0.2, val_share=0.1, seed=0, test_sources=["doc3.md"])
+    assert [s for s, v in pinned.items() if v == "test"] == ["doc3.md"]
+
+
+def test_examples_cite_the_gold_chunk_and_test_documents_never_reach_training(hash_index, tmp_path):
+    index = hash_index()
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    for i in range(6):
+        (docs / f"topic{i}.md").write_text(
+            f"# Topic {i}\n\nMethod{i} freezes the layer number {i} and trains adapters of rank {i + 4}. "
+            f"Method{i} is a technique for tuning model number {i} cheaply.\n")
+    index.add([docs])
+    out = tmp_path / "data.jsonl"
+    report = build_training_data(index, out, abstain_share=0.3, seed=1)
+    records = [json.loads(line) for line in out.read_text().splitlines()]
+    assert sum(report.records.values()) == len(records) > 0
+    by_split = {s: set(files) for s, files in report.sources.items()}
+    assert by_split["test"] and not (by_split["test"] & by_split.get("train", set()))
+    chunk_source = {}
+    for chunk in index.chunks():
+        chunk_source[chunk.id] = os.path.basename(chunk.source)
+    for r in records:
+        meta, answer = r["meta"], r["messages"][-1]["content"]
+        # every chunk shown with a question comes from a document of the question's own split
+        assert {chunk_source[c] for c in meta["chunk_ids"]} <= by_split[r["split"]]
+        if meta["answer"] is None:
+            assert answer == "The documents do not say." and meta["gold_chunk"] not in meta["chunk_ids"]
+        else:
+            assert answer.endswith(f"[{meta['gold_marker']}]")
+            assert meta["chunk_ids"][meta["gold_marker"] - 1] == meta["gold_chunk"]
+            assert r["messages"][1]["content"].startswith("Sources:") and meta["question"] in r["messages"][1]["content"]
+    assert report.abstain and sum(report.abstain.values()) > 0

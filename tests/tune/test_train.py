@@ -1,0 +1,158 @@
+"""Training on a tiny random Llama: loss goes down, outputs are complete and self-describing, runs resume."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from _tiny import chat_records, write_jsonl
+from ragtune.errors import ConfigError, ModelMismatchError, TrainingDataError
+from ragtune.tune.artifacts import META_FILE, check_base, model_fingerprint
+from ragtune.tune.config import TrainConfig
+from ragtune.tune.train import choose_mode, train_adapter
+
+FAST = dict(max_steps=12, eval_steps=4, save_steps=4, batch_size=4, learning_rate=1e-2, logging_steps=1,
+            early_stopping_patience=None, warmup_ratio=0.0)
+
+
+def config(model, **kw) -> TrainConfig:
+    return TrainConfig(base_model=str(model), **{**FAST, **kw})
+
+
+def test_loss_decreases_and_the_run_folder_is_complete(tiny_model, chat_data, tmp_path):
+    seen = []
+    result = train_adapter(chat_data, tmp_path / "run", config(tiny_model), on_log=seen.append)
+    losses = [r["loss"] for r in result.log if "loss" in r]
+    assert losses[-1] < losses[0] - 0.2
+    assert any("eval_loss" in r for r in seen) and all("step" in r for r in seen)
+    run = tmp_path / "run"
+    for name in ("training_log.csv", "loss_curve.png", "metrics.json"):
+        assert (run / name).stat().st_size > 0
+    assert (run / "training_log.csv").read_text().startswith("step,epoch,loss,eval_loss")
+    assert (run / "loss_curve.png").read_bytes()[:4] == b"\x89PNG"
+    adapter = run / "adapter"
+    assert (adapter / "adapter_model.safetensors").is_file() and (adapter / "adapter_config.json").is_file()
+    meta = json.loads((adapter / META_FILE).read_text())
+    assert meta["base_model"]["fingerprint"] == model_fingerprint(tiny_model)
+    assert len(meta["data"]["sha256"]) == 64 and meta["config"]["rank"] == 16
+    assert meta["metrics"]["steps"] == 12 and 0 < meta["metrics"]["trainable_fraction"] < 1
+    assert result.mode == "fp32-lora-cpu" and "CPU" in result.mode_reason
+
+
+def test_adapter_round_trips_through_the_local_generator(tiny_model, chat_data, tmp_path):
+    import torch
+    from peft import PeftModel
+    from transformers import AutoModelForCausalLM
+
+    from ragtune.rag.generators import LocalGenerator
+
+    result = train_adapter(chat_data, tmp_path / "run", config(tiny_model))
+    gen = LocalGenerator(tiny_model, adapter=result.adapter, device="cpu", no_repeat_ngram=0)
+    ids = torch.tensor([[5, 6, 7, 8]])
+    with torch.no_grad():
+        trained = gen.model(input_ids=ids).logits
+        base = AutoModelForCausalLM.from_pretrained(tiny_model)
+        result_model_logits = PeftModel.from_pretrained(base, result.adapter)(input_ids=ids).logits
+        plain = AutoModelForCausalLM.from_pretrained(tiny_model)(input_ids=ids).logits
+    assert torch.allclose(trained, result_model_logits, atol=1e-5)
+    assert not torch.allclose(trained, plain, atol=1e-4)  # the adapter changed the model
+
+
+def test_adapter_on_another_base_model_is_refused(tiny_model, other_tiny_model, chat_data, tmp_path):
+    result = train_adapter(chat_data, tmp_path / "run", config(tiny_model, max_steps=2))
+    check_base(result.adapter, tiny_model)  # its own base: fine
+    with pytest.raises(ModelMismatchError, match="trained on"):
+        check_base(result.adapter, other_tiny_model)
+
+
+def test_an_interrupted_run_resumes_from_its_last_checkpoint(tiny_model, chat_data, tmp_path):
+    calls = {"n": 0}
+
+    def stop_after_five():
+        calls["n"] += 1
+        return calls["n"] >= 5
+
+    first = train_adapter(chat_data, tmp_path / "run", config(tiny_model), should_stop=stop_after_five)
+    assert first.cancelled and first.adapter is None and not (tmp_path / "run" / "adapter").exists()
+    assert first.metrics["steps"] == 5
+    second = train_adapter(chat_data, tmp_path / "run", config(tiny_model))
+    assert second.resumed_from is None or "checkpoint" in second.resumed_from
+    assert second.log[0]["step"] > 5  # continued, not restarted
+    assert second.metrics["steps"] == 12 and second.adapter is not None
+
+
+def test_resuming_with_other_data_is_refused_unless_fresh(tiny_model, chat_data, tmp_path):
+    train_adapter(chat_data, tmp_path / "run", config(tiny_model, max_steps=4))
+    other = write_jsonl(tmp_path / "other.jsonl", chat_records(30))
+    with pytest.raises(ConfigError, match="other data"):
+        train_adapter(other, tmp_path / "run", config(tiny_model, max_steps=8))
+    fresh = train_adapter(other, tmp_path / "run", config(tiny_model, max_steps=4), resume=False)
+    assert fresh.log[0]["step"] == 1
+
+
+def test_a_failed_save_leaves_the_previous_adapter_in_place(tiny_model, chat_data, tmp_path, monkeypatch):
+    first = train_adapter(chat_data, tmp_path / "run", config(tiny_model, max_steps=4))
+    before = (tmp_path / "run" / "adapter" / "adapter_model.safetensors").read_bytes()
+    import ragtune.tune.train as train_mod
+
+    def crash(*a, **k):
+        raise OSError("disk full")
+
+    monkeypatch.setattr(train_mod, "publish_dir", crash)
+    with pytest.raises(OSError):
+        train_adapter(chat_data, tmp_path / "run", config(tiny_model, max_steps=8), resume=False)
+    assert (tmp_path / "run" / "adapter" / "adapter_model.safetensors").read_bytes() == before
+    assert json.loads((tmp_path / "run" / "adapter" / META_FILE).read_text())["metrics"]["steps"] == 4
+    assert first.adapter
+
+
+def test_early_stopping_ends_a_run_whose_validation_loss_stops_improving(tiny_model, chat_data, tmp_path):
+    result = train_adapter(chat_data, tmp_path / "run",
+                           config(tiny_model, max_steps=200, learning_rate=0.3, early_stopping_patience=1,
+                                  eval_steps=2, save_steps=2))
+    assert result.metrics["stopped_early"] and result.metrics["steps"] < 200
+
+
+def test_dora_and_gradient_checkpointing_train(tiny_model, chat_data, tmp_path):
+    result = train_adapter(chat_data, tmp_path / "run",
+                           config(tiny_model, max_steps=2, use_dora=True, gradient_checkpointing=True))
+    cfg = json.loads((tmp_path / "run" / "adapter" / "adapter_config.json").read_text())
+    assert cfg["use_dora"] is True and result.metrics["steps"] == 2
+
+
+def test_unknown_target_module_is_a_clear_error(tiny_model, chat_data, tmp_path):
+    with pytest.raises(ConfigError, match="not linear layers"):
+        train_adapter(chat_data, tmp_path / "run", config(tiny_model, target_modules=["c_attn"]))
+
+
+def test_bad_data_trains_nothing(tiny_model, tmp_path):
+    bad = write_jsonl(tmp_path / "bad.jsonl", chat_records(4) + ["{oops"])
+    with pytest.raises(TrainingDataError, match="bad.jsonl:5"):
+        train_adapter(bad, tmp_path / "run", config(tiny_model))
+    assert not (tmp_path / "run").exists()
+
+
+def test_cpu_refuses_qlora_and_bf16_with_the_reason():
+    with pytest.raises(ConfigError, match="CUDA"):
+        choose_mode(TrainConfig(quantization="4bit"), cuda=False, bf16_ok=False)
+    with pytest.raises(ConfigError, match="CUDA"):
+        choose_mode(TrainConfig(precision="bf16"), cuda=False, bf16_ok=False)
+    assert choose_mode(TrainConfig(), cuda=True, bf16_ok=True)[0] == "bf16-lora-cuda"
+    assert choose_mode(TrainConfig(quantization="4bit"), cuda=True, bf16_ok=False)[0] == "qlora-4bit-fp16"
+
+
+def _cuda() -> bool:
+    import torch
+
+    return torch.cuda.is_available()
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not _cuda(), reason="needs CUDA")
+def test_qlora_and_bf16_train_on_cuda(tiny_model, chat_data, tmp_path):
+    pytest.importorskip("bitsandbytes")
+    result = train_adapter(chat_data, tmp_path / "run", config(tiny_model, max_steps=2, quantization="4bit"))
+    assert result.mode.startswith("qlora-4bit") and result.adapter
+    bf16 = train_adapter(chat_data, tmp_path / "run2", config(tiny_model, max_steps=2, precision="bf16"))
+    assert bf16.mode == "bf16-lora-cuda"

@@ -1,0 +1,55 @@
+"""`ragtune tune ...`: help, one-line errors, the JSON result, and --show-example."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+from _tiny import chat_records, write_jsonl
+from ragtune.cli import main
+
+
+def test_tune_group_lists_its_verbs(capsys):
+    main(["tune"])
+    out = capsys.readouterr().out
+    for verb in ("data", "run", "eval", "merge"):
+        assert verb in out
+
+
+def test_bad_data_is_one_line_error_without_traceback(tmp_path, capsys):
+    bad = write_jsonl(tmp_path / "bad.jsonl", ["{oops"])
+    code = main(["tune", "run", "--data", str(bad), "--out", str(tmp_path / "run")])
+    err = capsys.readouterr().err
+    assert code == 2 and "bad.jsonl:1" in err and "Traceback" not in err
+
+
+def test_bad_config_value_names_the_field(tmp_path, capsys, chat_data):
+    cfg = tmp_path / "train.yaml"
+    cfg.write_text("rank: 0\nlearning_rat: 0.1\n")
+    code = main(["tune", "run", "--data", str(chat_data), "--out", str(tmp_path / "run"), "--config", str(cfg)])
+    err = capsys.readouterr().err
+    assert code == 2 and "rank" in err and "learning_rat" in err
+
+
+def test_run_prints_json_result(tiny_model, chat_data, tmp_path, capsys):
+    cfg = tmp_path / "train.json"
+    cfg.write_text(json.dumps({"eval_steps": 2, "save_steps": 2, "early_stopping_patience": None}))
+    code = main(["tune", "run", "--data", str(chat_data), "--out", str(tmp_path / "run"), "--base-model",
+                 str(tiny_model), "--max-steps", "2", "--config", str(cfg), "--json"])
+    result = json.loads(capsys.readouterr().out)
+    assert code == 0 and result["metrics"]["steps"] == 2 and result["adapter"].endswith("adapter")
+
+
+def test_show_example_prints_the_masked_answer(tiny_model, tmp_path, capsys):
+    data = write_jsonl(tmp_path / "d.jsonl", chat_records(2))
+    assert main(["tune", "data", "--out", str(data), "--show-example", "--model", str(tiny_model)]) == 0
+    out = capsys.readouterr().out
+    assert "[[two small matrices [1]<|im_end|>" in out and "with loss" in out
+
+
+def test_help_does_not_import_torch():
+    code = "import sys; from ragtune.cli import main\ntry:\n main(['tune','run','--help'])\nexcept SystemExit: pass\n" \
+           "print('torch' in sys.modules, 'transformers' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip().endswith("False False")

@@ -1,0 +1,267 @@
+"""Does the adapter help? Base model vs adapter, each with and without retrieval, on held-out questions.
+
+Two question sets:
+
+- the **test split** of a ``ragtune tune data`` file (questions from documents the adapter never trained on), each
+  asked with the sources it was built with (gold chunk among distractors, or no gold chunk: must abstain);
+- a **QA file** (``corpora/qa.jsonl`` style: question, answer, source) asked through the full RAG pipeline over an
+  index, plus an unanswerable file; with ``data`` given, only questions whose source is a test document are used.
+
+Figures per configuration: answer token F1 and exact match (SQuAD normalisation, citation markers removed),
+gold-fact rate (the gold answer appears whole in the answer), citation precision (share of the ``[n]`` markers the
+model wrote that point at the gold source; no attribution is added), abstention on answerable and unanswerable
+questions, and validation perplexity (answer tokens of the validation split). A regression -- the adapter worse
+than the base model on a headline figure -- is listed in ``regressions``.
+
+    >>> report = evaluate_adapter("runs/raft/adapter", data="data.jsonl", index=index,
+    ...                           qa="corpora/qa.jsonl")                             # doctest: +SKIP
+    >>> report["test_split"]["adapter+rag"]["f1"]                                    # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import re
+import string
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+from ragtune.errors import DatasetError
+from ragtune.progress import ProgressFn, emit
+
+from .artifacts import check_base, read_meta
+from .data import IGNORE, encode_record, load_records
+
+_MARKER_RE = re.compile(r"\[\s*(\d+(?:\s*[,;]\s*\d+)*)\s*\]")
+HEADLINE = ("f1", "citation_precision", "abstain_unanswerable")
+
+
+def normalize(text: str) -> str:
+    """SQuAD-style: lower case, citation markers, punctuation and articles removed, spaces collapsed."""
+    text = _MARKER_RE.sub(" ", text.lower())
+    text = "".join(" " if ch in string.punctuation else ch for ch in text)
+    text = re.sub(r"\b(a|an|the)\b", " ", text)
+    return " ".join(text.split())
+
+
+def token_f1(prediction: str, gold: str) -> float:
+    pred, ref = normalize(prediction).split(), normalize(gold).split()
+    same = sum((Counter(pred) & Counter(ref)).values())
+    if not pred or not ref or same == 0:
+        return 0.0
+    p, r = same / len(pred), same / len(ref)
+    return 2 * p * r / (p + r)
+
+
+def cited_numbers(text: str) -> list[int]:
+    return [int(n) for m in _MARKER_RE.finditer(text) for n in re.split(r"\s*[,;]\s*", m.group(1))]
+
+
+def is_abstention(text: str) -> bool:
+    from ragtune.rag.prompt import ABSTAIN_TEXT
+
+    return ABSTAIN_TEXT.lower().rstrip(".") in text.lower()
+
+
+class Scores:
+    """Accumulates per-question outcomes into the figures above."""
+
+    def __init__(self):
+        self.f1, self.em, self.fact, self.abst_ans = [], [], [], []
+        self.abst_unans: list[bool] = []
+        self.cited = self.cited_ok = 0
+
+    def add(self, prediction: str, gold: str | None, correct_citation) -> None:
+        abstained = is_abstention(prediction)
+        if gold is None:
+            self.abst_unans.append(abstained)
+            return
+        self.abst_ans.append(abstained)
+        self.f1.append(token_f1(prediction, gold))
+        self.em.append(float(normalize(prediction) == normalize(gold)))
+        self.fact.append(float(bool(normalize(gold)) and normalize(gold) in normalize(prediction)))
+        for n in cited_numbers(prediction):
+            self.cited += 1
+            self.cited_ok += bool(correct_citation(n))
+
+    def result(self) -> dict:
+        mean = lambda xs: round(sum(xs) / len(xs), 4) if xs else None  # noqa: E731
+        return {"f1": mean(self.f1), "exact_match": mean(self.em), "gold_fact_rate": mean(self.fact),
+                "citation_precision": round(self.cited_ok / self.cited, 4) if self.cited else None,
+                "citations": self.cited, "abstain_answerable": mean(self.abst_ans),
+                "abstain_unanswerable": mean(self.abst_unans), "answerable": len(self.f1),
+                "unanswerable": len(self.abst_unans)}
+
+
+def evaluate_adapter(
+    adapter: str | Path | None,
+    *,
+    index: Any = None,
+    data: str | Path | None = None,
+    qa: str | Path | None = None,
+    unanswerable: str | Path | None = None,
+    base_model: str | Path | None = None,
+    limit: int | None = 60,
+    max_new_tokens: int = 64,
+    without_retrieval: bool = True,
+    qa_sources: list[str] | None = None,
+    progress: ProgressFn | None = None,
+) -> dict:
+    """Figures for base and adapter (``adapter=None``: base only), with and without retrieval; see module doc."""
+    from ragtune.rag.generators import LocalGenerator
+    from ragtune.rag.generators.models import resolve_model_path
+
+    if data is None and (qa is None or index is None):
+        raise DatasetError("nothing to evaluate on: give data (a `ragtune tune data` file) and/or qa with an index")
+    if base_model is None and adapter is not None:
+        base_model = (read_meta(adapter).get("base_model") or {}).get("path")
+        if base_model and not Path(base_model).exists():
+            base_model = None  # trained elsewhere on the shipped model: use the local copy (fingerprint checked)
+    gen = LocalGenerator(base_model, device="cpu" if not _cuda() else None)
+    configs = ["base"]
+    if adapter is not None:
+        check_base(adapter, resolve_model_path(base_model))
+        gen.load_adapter(adapter, name="adapter")
+        configs.append("adapter")
+    report: dict[str, Any] = {"adapter": str(adapter) if adapter else None, "limit": limit}
+    test_sources = None
+    if data is not None:
+        records = load_records(data)
+        test = [r for r in records if r.split == "test" and r.messages][: limit or None]
+        test_sources = sorted({r.meta.get("source") for r in records if r.split == "test"} - {None})
+        report["test_split"] = _run_records(gen, configs, test, max_new_tokens, progress, without_retrieval)
+        val = [r for r in records if r.split == "validation" and r.messages][: limit or None]
+        report["validation_perplexity"] = {c: _perplexity(gen, c, val) for c in configs}
+    if qa is not None and index is not None:
+        test_sources = qa_sources if qa_sources is not None else test_sources
+        items = _qa_items(qa, test_sources) + (_qa_items(unanswerable, None) if unanswerable else [])
+        report["qa"] = _run_qa(gen, configs, index, items[: limit * 2 if limit else None], max_new_tokens, progress,
+                               without_retrieval)
+        report["qa"]["sources"] = test_sources or "all"
+    report["regressions"] = _regressions(report)
+    return report
+
+
+def _cuda() -> bool:
+    import torch
+
+    return torch.cuda.is_available()
+
+
+def _use(gen, config: str) -> None:
+    gen.set_adapter("adapter" if config == "adapter" else None)
+
+
+def _run_records(gen, configs, records, max_new_tokens, progress, without_retrieval=True) -> dict:
+    from ragtune.rag.prompt import format_user_message
+
+    out = {}
+    total = len(records) * len(configs) * (2 if without_retrieval else 1)
+    done = 0
+    for config in configs:
+        _use(gen, config)
+        for rag in (True, False) if without_retrieval else (True,):
+            scores = Scores()
+            for r in records:
+                meta = r.meta
+                messages = r.messages[:-1]
+                if not rag:
+                    messages = [messages[0], {"role": "user", "content": format_user_message(meta["question"], [])}]
+                answer = gen.generate(messages, max_new_tokens=max_new_tokens)
+                # Without sources there is nothing to abstain from: only the answerable questions count.
+                gold = meta.get("answer")
+                if gold is None and not rag:
+                    continue
+                scores.add(answer, gold, lambda n, g=meta.get("gold_marker"): rag and n == g)
+                done += 1
+                emit(progress, "evaluate", done, total, f"{config}{'+rag' if rag else ''}")
+            out[f"{config}{'+rag' if rag else ''}"] = scores.result()
+    return out
+
+
+def _qa_items(path, sources: list[str] | None) -> list[dict]:
+    path = Path(path)
+    try:
+        items = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+    except (OSError, ValueError) as e:
+        raise DatasetError(f"QA file {path}: {e}") from None
+    for i, item in enumerate(items, start=1):
+        if not isinstance(item, dict) or not isinstance(item.get("question"), str):
+            raise DatasetError(f"{path}:{i}: expected an object with a 'question' string")
+    if sources is not None:
+        items = [it for it in items if it.get("answer") is None or os.path.basename(it.get("source", "")) in sources]
+    return items
+
+
+def _run_qa(gen, configs, index, items, max_new_tokens, progress, without_retrieval=True) -> dict:
+    from ragtune.rag.answer import RAG
+    from ragtune.rag.prompt import SYSTEM_PROMPT, format_user_message
+
+    out: dict[str, Any] = {}
+    total = len(items) * len(configs) * (2 if without_retrieval else 1)
+    done = 0
+    for config in configs:
+        _use(gen, config)
+        # attribute=False: only the citations the model wrote itself are scored.
+        rag = RAG(index, gen, max_new_tokens=max_new_tokens, attribute=False)
+        for with_rag in (True, False) if without_retrieval else (True,):
+            scores = Scores()
+            for item in items:
+                gold, source = item.get("answer"), os.path.basename(item.get("source") or "")
+                if with_rag:
+                    answer = rag.ask(item["question"])
+                    text, sources = answer.text, {c.marker: c.source for c in answer.citations}
+                    # Markers the model wrote that point at no shown source are wrong citations too.
+                    ok = lambda n, s=sources, src=source: n in s and os.path.basename(s[n]) == src  # noqa: E731
+                else:
+                    if gold is None:
+                        continue
+                    messages = [{"role": "system", "content": SYSTEM_PROMPT},
+                                {"role": "user", "content": format_user_message(item["question"], [])}]
+                    text, ok = gen.generate(messages, max_new_tokens=max_new_tokens), (lambda n: False)
+                scores.add(text, gold, ok)
+                done += 1
+                emit(progress, "evaluate", done, total, f"qa {config}{'+rag' if with_rag else ''}")
+            out[f"{config}{'+rag' if with_rag else ''}"] = scores.result()
+    return out
+
+
+def _perplexity(gen, config: str, records) -> float | None:
+    """exp(mean loss) over the answer tokens of ``records``."""
+    import torch
+
+    if not records:
+        return None
+    _use(gen, config)
+    model, tok = gen.model, gen.tokenizer
+    total, count = 0.0, 0
+    with torch.no_grad():
+        for r in records:
+            ids, labels = encode_record(tok, r, 2048)
+            n = sum(1 for x in labels if x != IGNORE) - 1  # the loss is over shifted labels
+            if n <= 0:
+                continue
+            loss = model(input_ids=torch.tensor([ids], device=model.device),
+                         labels=torch.tensor([labels], device=model.device)).loss
+            total += float(loss) * n
+            count += n
+    return round(math.exp(total / count), 3) if count else None
+
+
+def _regressions(report: dict) -> list[str]:
+    found = []
+    for section in ("test_split", "qa"):
+        figures = report.get(section) or {}
+        base, tuned = figures.get("base+rag"), figures.get("adapter+rag")
+        if not base or not tuned:
+            continue
+        for key in HEADLINE:
+            if base.get(key) is not None and tuned.get(key) is not None and tuned[key] < base[key] - 1e-9:
+                found.append(f"{section}: adapter+rag {key} {tuned[key]:.3f} < base+rag {base[key]:.3f}")
+    ppl = report.get("validation_perplexity") or {}
+    if ppl.get("adapter") and ppl.get("base") and ppl["adapter"] > ppl["base"]:
+        found.append(f"validation perplexity: adapter {ppl['adapter']} > base {ppl['base']}")
+    return found

@@ -1,0 +1,104 @@
+"""Adapters out of training: load one onto its base model (checked), or merge it into a standalone model.
+
+    >>> merge_adapter("runs/raft/adapter", "models/smollm2-raft")     # doctest: +SKIP
+    PosixPath('models/smollm2-raft')
+
+``merge_adapter`` folds the LoRA weights into the base (peft's ``merge_and_unload``), saves the result as an
+ordinary transformers folder, and checks that it gives the same greedy output as base + adapter on a probe prompt
+before publishing it (atomically, like the adapter itself).
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+from typing import Any
+
+from ragtune.errors import ModelLoadError
+
+from .artifacts import META_FILE, check_base, publish_dir, read_meta, recover_dir, write_json
+
+PROBE = [{"role": "user", "content": "Sources:\n\n[1] lora.md\n<source>\nLoRA trains two small matrices.\n</source>\n\n"
+                                     "Question: What does LoRA train?"}]
+
+
+def base_model_dir(adapter: str | Path, base_model: str | Path | None = None) -> Path:
+    """The base model folder for ``adapter``: ``base_model``, else the one recorded at training time (if it is
+    still there), else the shipped SmolLM2; refused (ModelMismatchError) when its fingerprint differs."""
+    from ragtune.rag.generators.adapters import check_adapter_dir
+    from ragtune.rag.generators.models import resolve_model_path
+
+    adapter = check_adapter_dir(adapter)
+    if base_model is None:
+        recorded = (read_meta(adapter).get("base_model") or {}).get("path")
+        base_model = recorded if recorded and Path(recorded).exists() else None
+    model_dir = resolve_model_path(base_model)
+    check_base(adapter, model_dir)
+    return model_dir
+
+
+def load_with_adapter(adapter: str | Path, base_model: str | Path | None = None) -> tuple[Any, Any]:
+    """(peft model, tokenizer) for ``adapter`` on its checked base model, on CPU in fp32, in eval mode."""
+    from peft import PeftModel
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    model_dir = base_model_dir(adapter, base_model)
+    tokenizer = AutoTokenizer.from_pretrained(str(model_dir), local_files_only=True)
+    base = AutoModelForCausalLM.from_pretrained(str(model_dir), local_files_only=True)
+    try:
+        model = PeftModel.from_pretrained(base, str(adapter))
+    except Exception as e:  # noqa: BLE001 - shapes or files: one clear message
+        raise ModelLoadError(f"adapter {adapter} could not be loaded onto {model_dir}: {type(e).__name__}: {e}") from e
+    return model.eval(), tokenizer
+
+
+def greedy(model: Any, tokenizer: Any, messages: list[dict] = PROBE, max_new_tokens: int = 16) -> list[int]:
+    import torch
+
+    if not getattr(tokenizer, "chat_template", None):
+        from ragtune.rag.generators.models import CHATML_TEMPLATE
+
+        tokenizer.chat_template = CHATML_TEMPLATE
+    text = tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
+    ids = torch.tensor([tokenizer.encode(text, add_special_tokens=False)])
+    with torch.no_grad():
+        out = model.generate(input_ids=ids, attention_mask=torch.ones_like(ids), max_new_tokens=max_new_tokens,
+                             do_sample=False, pad_token_id=tokenizer.pad_token_id or tokenizer.eos_token_id)
+    return out[0, ids.shape[1]:].tolist()
+
+
+def merge_adapter(adapter: str | Path, out: str | Path, *, base_model: str | Path | None = None) -> Path:
+    """Write base + ``adapter`` merged into one model folder at ``out``; see the module docstring."""
+    model, tokenizer = load_with_adapter(adapter, base_model)
+    expected = greedy(model, tokenizer)
+    merged = model.merge_and_unload()
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    recover_dir(out)
+    tmp = out.with_name(f".{out.name}.tmp-{os.getpid()}")
+    shutil.rmtree(tmp, ignore_errors=True)
+    try:
+        merged.save_pretrained(str(tmp), safe_serialization=True)
+        tokenizer.save_pretrained(str(tmp))
+        write_json(tmp / "ragtune_merged.json", {"adapter": str(adapter), "adapter_meta": read_meta(adapter)})
+        _check_same_output(tmp, tokenizer, expected)
+        publish_dir(tmp, out)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return out
+
+
+def _check_same_output(model_dir: Path, tokenizer: Any, expected: list[int]) -> None:
+    from transformers import AutoModelForCausalLM
+
+    reloaded = AutoModelForCausalLM.from_pretrained(str(model_dir), local_files_only=True).eval()
+    got = greedy(reloaded, tokenizer)
+    if got != expected:
+        raise ModelLoadError(
+            f"the merged model's greedy output differs from base + adapter ({got[:8]} vs {expected[:8]}); "
+            "nothing was written. Merging a quantised (QLoRA) base needs the unquantised base model."
+        )
+
+
+__all__ = ["META_FILE", "base_model_dir", "greedy", "load_with_adapter", "merge_adapter"]

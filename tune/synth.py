@@ -1,0 +1,341 @@
+"""Retrieval-augmented training data from an index (RAFT-style): questions per chunk, answered with a citation.
+
+For every chunk, question/answer pairs come from one of three writers:
+
+- ``"template"`` (default, no model): questions from the chunk's own sentences -- definitions ("X is Y" ->
+  "What is X?"), subject-verb-object facts ("LoRA freezes the weights" -> "What does LoRA freeze?"), numbers
+  (a cloze on the figure), named terms (acronyms, CamelCase names) and the section heading;
+- ``"local"`` / ``"api"`` / any generator object: the model is asked to write questions and short answers.
+
+Each pair becomes one example in ragtune's own prompt format (:mod:`ragtune.rag.prompt`): the question, the gold
+chunk placed at a random position among distractor chunks that the index retrieves for the same question (hard
+negatives, as at answer time), and an answer that cites the gold chunk as ``[n]``. A share of examples
+(``abstain_share``) drop the gold chunk and every chunk containing the answer; their answer is "The documents do
+not say.". The split into train/validation/test is by source document, and distractors come only from documents
+of the same split, so test questions and their passages were never seen in training.
+
+    >>> report = build_training_data(index, "data.jsonl")       # doctest: +SKIP
+    >>> report.records                                          # doctest: +SKIP
+    {'train': 902, 'validation': 121, 'test': 198}
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import re
+from collections import Counter
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Iterable
+
+from ragtune.errors import ConfigError
+from ragtune.progress import ProgressFn, emit
+
+from .data import Record, file_hash
+
+_SENT_RE = re.compile(r"(?<=[.!?])\s+(?=[A-Z0-9\"'(])")
+_PRONOUNS = {"it", "this", "that", "these", "those", "there", "they", "each", "both", "one", "such", "here",
+             "we", "you", "he", "she", "its", "their", "our", "what", "which", "how", "why", "when", "all", "most"}
+_FUNCTION_WORDS = {"for", "in", "with", "when", "if", "to", "by", "on", "at", "as", "from", "of", "after", "before",
+                   "because", "so", "but", "and", "or", "while", "without", "once", "since", "unlike", "like", "than",
+                   "instead", "then", "also", "only", "even", "not", "no", "many", "some", "every", "any", "more"}
+_AUXILIARIES = {"is", "are", "was", "were", "be", "been", "not", "can", "will", "would", "should", "may", "might",
+                "must", "do", "does", "did", "has", "have", "had", "could"}
+_COUNTS = {"one", "two", "three", "four", "five", "six", "first", "second", "third", "last", "other", "others",
+           "former", "latter", "same", "result", "answer", "goal", "point", "idea", "rule", "key"}
+_DEF_RE = re.compile(
+    r"^(?P<term>[A-Za-z][\w\-/.()]*(?: [\w\-/()]+){0,4}?) (?P<verb>is|are|means|refers to|stands for) "
+    r"(?P<rest>[^;]{8,200}?)(?:[;.]\s|[.;]?$)"
+)
+_SVO_RE = re.compile(r"^(?P<subj>[A-Z][\w\-]*(?: [\w\-]+){0,3}?) (?P<verb>[a-z]{3,}s) (?P<obj>[^,;:]{6,140}?)(?:[,;:.]|$)")
+_NOT_VERBS = {"was", "has", "does", "this", "its", "always", "thus", "plus", "less", "across", "perhaps", "process",
+              "bias", "gives", "is", "as", "us", "his", "yes", "various", "tokens", "models", "weights", "words"}
+_NUM_RE = re.compile(
+    r"\b\d[\d,.]*(?:\s?%| ?(?:bits?|tokens?|GB|MB|billion|million|times|percent|layers|steps|hours|days|ms|"
+    r"seconds|words|dimensions|parameters|examples))?"
+)
+_NAME_RE = re.compile(r"\b(?:[A-Z]{2,}[A-Za-z0-9\-]*|[A-Z][a-z]+[A-Z][A-Za-z0-9\-]*)\b")
+_MODEL_QA_RE = re.compile(r"^\s*Q\d*[:.)]\s*(?P<q>.+?)\s*\n\s*A\d*[:.)]\s*(?P<a>.+?)\s*$", re.MULTILINE)
+
+
+@dataclass
+class QAPair:
+    question: str
+    answer: str  # the short answer, without citation
+    kind: str  # definition | fact | number | name | heading | model
+
+
+@dataclass
+class DataReport:
+    """What :func:`build_training_data` wrote."""
+
+    out: str
+    records: dict[str, int]
+    abstain: dict[str, int]
+    kinds: dict[str, int]
+    sources: dict[str, list[str]]  # split -> source file names
+    chunks: int
+    chunks_without_questions: int
+    data_hash: str = ""
+    generator: str = "template"
+    settings: dict[str, Any] = field(default_factory=dict)
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+# ------------------------------------------------------------------------------------- template writer
+def template_questions(text: str, section: str | None = None, limit: int = 4) -> list[QAPair]:
+    """Question/answer pairs read off ``text`` with patterns; no model involved. At most ``limit``."""
+    sentences = _sentences(text, section)
+    found: list[QAPair] = []
+    for s in sentences:
+        for make in (_definition, _fact, _number, _name):
+            qa = make(s)
+            if qa is not None:
+                found.append(qa)
+                break
+    if section and sentences and len(section.split()) <= 10:
+        found.append(QAPair(f"What is {_lower_first(section.rstrip('?.:'))} about?", _strip_end(sentences[0]), "heading"))
+    seen, out = set(), []
+    for qa in found:  # one question per answer; prefer the earlier (more specific) pattern
+        key = qa.question.lower()
+        if key not in seen and qa.answer.lower() not in qa.question.lower():
+            seen.add(key)
+            out.append(qa)
+    # Spread the budget over kinds, so a chunk full of definitions still yields one number question.
+    by_kind: dict[str, list[QAPair]] = {}
+    for qa in out:
+        by_kind.setdefault(qa.kind, []).append(qa)
+    picked: list[QAPair] = []
+    while len(picked) < limit and any(by_kind.values()):
+        for kind in list(by_kind):
+            if by_kind[kind] and len(picked) < limit:
+                picked.append(by_kind[kind].pop(0))
+    return picked
+
+
+def _sentences(text: str, section: str | None) -> list[str]:
+    lines = [ln.strip() for ln in text.splitlines() if ln.strip()]
+    if lines and section and lines[0].strip().rstrip(":") == section.strip().rstrip(":"):
+        lines = lines[1:]
+    out = []
+    for line in lines:
+        for s in _SENT_RE.split(line):
+            s = " ".join(s.split())
+            if 4 <= len(s.split()) <= 45:
+                out.append(s)
+    return out
+
+
+def _definition(s: str) -> QAPair | None:
+    m = _DEF_RE.match(s)
+    if not m or not _is_subject(m["term"]):
+        return None
+    term, verb = _lower_first(m["term"]), m["verb"]
+    question = {"is": f"What is {term}?", "are": f"What are {term}?", "means": f"What does {term} mean?",
+                "refers to": f"What does {term} refer to?", "stands for": f"What does {term} stand for?"}[verb]
+    return QAPair(question, _strip_end(m["rest"]), "definition")
+
+
+def _fact(s: str) -> QAPair | None:
+    m = _SVO_RE.match(s)
+    if not m or not _is_subject(m["subj"]):
+        return None
+    verb = m["verb"]
+    if verb in _NOT_VERBS or verb.endswith(("ss", "us", "is", "ous")):
+        return None
+    if verb.endswith("ies"):
+        base = verb[:-3] + "y"
+    elif verb.endswith(("shes", "ches", "xes", "sses")):
+        base = verb[:-2]
+    else:
+        base = verb[:-1]
+    return QAPair(f"What does {_lower_first(m['subj'])} {base}?", _strip_end(m["obj"]), "fact")
+
+
+def _number(s: str) -> QAPair | None:
+    m = _NUM_RE.search(s)
+    if not m or len(s.split()) > 30 or re.fullmatch(r"\d{4}", m.group(0)):  # years are rarely the point
+        return None
+    cloze = s[: m.start()] + "___" + s[m.end():]
+    return QAPair(f'What figure fills the blank: "{_strip_end(cloze)}"?', m.group(0).strip(), "number")
+
+
+def _name(s: str) -> QAPair | None:
+    names = [n for n in _NAME_RE.findall(s) if not s.startswith(n)]
+    if not names or len(s.split()) > 30:
+        return None
+    return QAPair(f"What do the documents say about {names[0]}?", _strip_end(s), "name")
+
+
+def _is_subject(phrase: str) -> bool:
+    """A phrase that names something ("LoRA", "the rank r"), not a pronoun or a bare count ("The three")."""
+    words = [w for w in phrase.lower().split() if w not in ("the", "a", "an")]
+    if any(w in _AUXILIARIES or any(c.isdigit() for c in w) for w in words[1:]):  # "The three are not rivals": the verb is inside the "subject"
+        return False
+    if not words or words[0] in _PRONOUNS or words[0] in _FUNCTION_WORDS or words[-1] in _COUNTS:
+        return False
+    # "Comparing options without ..." parses as subject "Comparing", verb "options": gerunds mislead the pattern.
+    return not words[0].isdigit() and not (len(words) == 1 and words[0].endswith("ing"))
+
+
+def _lower_first(text: str) -> str:
+    first = text.split(" ", 1)[0]
+    # Keep acronyms and names (LoRA, BM25, GPU); lower ordinary capitalised words (The, Fine-tuning).
+    if first[:1].isupper() and first[1:] == first[1:].lower() and not any(c.isdigit() for c in first):
+        return first.lower() + text[len(first):]
+    return text
+
+
+def _strip_end(text: str) -> str:
+    return text.strip().rstrip(".;:,").strip()
+
+
+# ---------------------------------------------------------------------------------------- model writer
+def model_questions(generator: Any, text: str, limit: int = 3) -> list[QAPair]:
+    """Ask a generator (local or API) for ``limit`` questions the passage answers, with short answers."""
+    prompt = (
+        f"Write {limit} questions that the passage below answers, each followed by its short answer copied "
+        "from the passage. Use exactly this format:\nQ: question\nA: answer\n\nPassage:\n" + text
+    )
+    reply = generator.generate([{"role": "user", "content": prompt}], max_new_tokens=60 * limit)
+    pairs = [QAPair(m["q"].strip(), _strip_end(m["a"]), "model") for m in _MODEL_QA_RE.finditer(reply)]
+    return [p for p in pairs if p.question.endswith("?") and p.answer][:limit]
+
+
+# -------------------------------------------------------------------------------------------- building
+def split_sources(sources: Iterable[str], *, test_share: float, val_share: float, seed: int,
+                  test_sources: Iterable[str] | None = None) -> dict[str, str]:
+    """file name -> split. Whole documents go to one split (seeded shuffle); ``test_sources`` pins test files."""
+    # By file name, not path: one document indexed under two folders must not straddle two splits.
+    sources = sorted({os.path.basename(s) for s in sources})
+    pinned = {os.path.basename(s) for s in (test_sources or ())}
+    order = [s for s in sources if s not in pinned]
+    random.Random(seed).shuffle(order)
+    n = len(sources)
+    n_test = len(sources) - len(order) if pinned else (max(1, round(test_share * n)) if n >= 3 and test_share > 0 else 0)
+    n_val = max(1, round(val_share * n)) if n - n_test >= 2 and val_share > 0 else 0
+    split = {s: "test" for s in sources if s in pinned}
+    for i, s in enumerate(order):
+        if not pinned and i < n_test:
+            split[s] = "test"
+        elif i < (0 if pinned else n_test) + n_val:
+            split[s] = "validation"
+        else:
+            split[s] = "train"
+    return split
+
+
+def build_training_data(
+    index: Any,
+    out: str | Path,
+    *,
+    generator: Any = "template",
+    progress: ProgressFn | None = None,
+    questions_per_chunk: int = 4,
+    sources_per_example: tuple[int, int] = (2, 5),
+    abstain_share: float = 0.2,
+    test_share: float = 0.2,
+    val_share: float = 0.1,
+    test_sources: Iterable[str] | None = None,
+    seed: int = 0,
+) -> DataReport:
+    """Write RAFT-style chat examples built from ``index``'s chunks to ``out`` (JSONL); see the module doc."""
+    from ragtune.rag.prompt import ABSTAIN_TEXT, SYSTEM_PROMPT, format_user_message
+
+    lo, hi = sources_per_example
+    if not (1 <= lo <= hi) or not (0 <= abstain_share < 1):
+        raise ConfigError("sources_per_example must be (min, max) with 1 <= min <= max; abstain_share in [0, 1)")
+    writer, writer_name = _writer(generator)
+    chunks = list(index.chunks())
+    if not chunks:
+        raise ConfigError("the index is empty: add documents first with `ragtune index add PATH`")
+    split_of = split_sources((c.source for c in chunks), test_share=test_share, val_share=val_share,
+                             seed=seed, test_sources=test_sources)
+    rng = random.Random(seed)
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    counts, abstains, kinds = Counter(), Counter(), Counter()
+    empty = 0
+    tmp = out.with_name(f".{out.name}.tmp-{os.getpid()}")
+    with open(tmp, "w", encoding="utf-8") as f:
+        for i, chunk in enumerate(chunks):
+            emit(progress, "questions", i, len(chunks), os.path.basename(chunk.source))
+            pairs = writer(chunk, questions_per_chunk)
+            empty += not pairs
+            for qa in pairs:
+                split = split_of[os.path.basename(chunk.source)]
+                abstain = rng.random() < abstain_share
+                n_sources = rng.randint(lo, hi)
+                hits = _context(index, chunk, qa, split_of, split, n_sources, abstain, rng)
+                if not hits:
+                    continue
+                gold = next((n for n, h in enumerate(hits, start=1) if h.chunk_id == chunk.id), None)
+                answer = ABSTAIN_TEXT if gold is None else f"{qa.answer} [{gold}]"
+                record = Record(
+                    messages=[{"role": "system", "content": SYSTEM_PROMPT},
+                              {"role": "user", "content": format_user_message(qa.question, [(h, h.text.strip()) for h in hits])},
+                              {"role": "assistant", "content": answer}],
+                    split=split,
+                    meta={"question": qa.question, "answer": None if gold is None else qa.answer, "kind": qa.kind,
+                          "gold_chunk": chunk.id, "source": os.path.basename(chunk.source),
+                          "chunk_ids": [h.chunk_id for h in hits], "gold_marker": gold},
+                )
+                f.write(json.dumps(record.to_json(), ensure_ascii=False) + "\n")
+                counts[split] += 1
+                abstains[split] += gold is None
+                kinds[qa.kind] += 1
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, out)
+    emit(progress, "questions", len(chunks), len(chunks), "done")
+    by_split: dict[str, list[str]] = {}
+    for source, split in sorted(split_of.items()):
+        by_split.setdefault(split, []).append(source)
+    return DataReport(
+        out=str(out), records=dict(counts), abstain=dict(abstains), kinds=dict(kinds), sources=by_split,
+        chunks=len(chunks), chunks_without_questions=empty, data_hash=file_hash(out), generator=writer_name,
+        settings={"questions_per_chunk": questions_per_chunk, "sources_per_example": [lo, hi],
+                  "abstain_share": abstain_share, "test_share": test_share, "val_share": val_share, "seed": seed},
+    )
+
+
+def _writer(generator: Any):
+    if generator in (None, "template"):
+        return (lambda chunk, n: template_questions(chunk.text, chunk.section, n)), "template"
+    if isinstance(generator, str):
+        if generator not in ("local", "api"):
+            raise ConfigError(f"question writer must be 'template', 'local' or 'api', got {generator!r}")
+        from ragtune.rag.generators import load_generator
+
+        generator = load_generator(generator)
+    name = getattr(generator, "name", type(generator).__name__)
+    return (lambda chunk, n: model_questions(generator, chunk.text, min(n, 3))), str(name)
+
+
+def _context(index, chunk, qa: QAPair, split_of: dict, split: str, n_sources: int, abstain: bool, rng) -> list:
+    """The sources shown with the question: retrieved distractors of the same split, plus the gold chunk."""
+    from ragtune.rag.types import Hit
+
+    answer_key = _norm(qa.answer)
+    distractors = []
+    for hit in index.search(qa.question, k=max(20, 4 * n_sources)):
+        if hit.chunk_id == chunk.id or split_of.get(os.path.basename(hit.source)) != split:
+            continue
+        if answer_key and answer_key in _norm(hit.text):  # it answers too: not a distractor
+            continue
+        distractors.append(hit)
+        if len(distractors) >= n_sources:
+            break
+    if abstain:
+        return distractors[:n_sources]
+    hits = distractors[: n_sources - 1]
+    hits.insert(rng.randint(0, len(hits)), Hit(chunk=chunk, score=0.0))
+    return hits
+
+
+def _norm(text: str) -> str:
+    return " ".join(re.sub(r"[^a-z0-9 ]", " ", text.lower()).split())

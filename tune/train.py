@@ -1,0 +1,421 @@
+"""LoRA / DoRA / QLoRA fine-tuning of a causal LM with peft and transformers' Trainer.
+
+    >>> result = train_adapter("data.jsonl", "runs/smollm2-raft", TrainConfig(max_steps=200))   # doctest: +SKIP
+    >>> result.adapter, result.metrics["best_eval_loss"]                                         # doctest: +SKIP
+
+The run directory ``out`` holds::
+
+    adapter/             the peft adapter (safetensors) + ragtune_adapter.json (config, data hash, base model
+                         identity and fingerprint, metrics); replaced atomically at the end of a run
+    checkpoints/         Trainer checkpoints; a rerun with the same data and config resumes from the last one
+    training_log.csv     step, epoch, loss, eval_loss, learning_rate per logged step
+    loss_curve.png       training and validation loss
+    metrics.json         the run's figures (also inside ragtune_adapter.json)
+
+Mode: on CUDA, bf16 (fp16 without bf16 support) and optionally a 4-bit base (QLoRA, bitsandbytes); on CPU, fp32
+LoRA. The chosen mode and the reason are in the result and in metrics.json. Under ``accelerate launch`` or
+``torchrun`` the Trainer runs data-parallel by itself: each rank sees its own shard of the data, and only rank 0
+writes the adapter, log and plot.
+"""
+
+from __future__ import annotations
+
+import os
+import resource
+import shutil
+import sys
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+from ragtune.errors import ConfigError, TrainingDataError
+from ragtune.progress import ProgressFn, emit
+
+from .artifacts import (FORMAT_VERSION, META_FILE, base_identity, plot_loss, publish_dir, read_meta, recover_dir,
+                        write_json, write_log_csv)
+from .config import TrainConfig, default_target_modules
+from .data import IGNORE, encode_record, file_hash, load_records, split_records
+
+RUN_FILE = "run.json"  # in checkpoints/: what the checkpoints were trained on, checked before resuming
+
+
+@dataclass
+class TrainResult:
+    """What :func:`train_adapter` produced. ``metrics`` is also saved beside the adapter."""
+
+    out: str
+    adapter: str | None  # None when the run was cancelled before finishing (checkpoints are kept)
+    mode: str
+    mode_reason: str
+    metrics: dict[str, Any] = field(default_factory=dict)
+    log: list[dict] = field(default_factory=list)
+    cancelled: bool = False
+    resumed_from: str | None = None
+    seen: list[int] = field(default_factory=list)  # indices of the train records this process trained on
+
+    def to_dict(self) -> dict:
+        d = asdict(self)
+        d.pop("seen")
+        return d
+
+
+def choose_mode(config: TrainConfig, cuda: bool, bf16_ok: bool) -> tuple[str, str]:
+    """(mode, reason): which precision and quantisation this run uses, and why."""
+    if not cuda:
+        if config.quantization == "4bit":
+            raise ConfigError("quantization=4bit (QLoRA) needs a CUDA GPU and bitsandbytes; none is available here. "
+                              "Use quantization=none to train fp32 LoRA on the CPU.")
+        if config.precision in ("bf16", "fp16"):
+            raise ConfigError(f"precision={config.precision} needs a CUDA GPU here; use precision=auto or fp32 on CPU")
+        return "fp32-lora-cpu", "no CUDA GPU found, so fp32 LoRA on the CPU"
+    precision = config.precision
+    if precision == "auto":
+        precision = "bf16" if bf16_ok else "fp16"
+    if precision == "bf16" and not bf16_ok:
+        raise ConfigError("precision=bf16 was asked for but this GPU does not support bf16; use fp16 or auto")
+    if config.quantization == "4bit":
+        return f"qlora-4bit-{precision}", f"CUDA GPU with quantization=4bit: 4-bit NF4 base, {precision} compute"
+    return f"{precision}-lora-cuda", f"CUDA GPU found: {precision} LoRA ({'supported' if bf16_ok else 'no bf16'})"
+
+
+def train_adapter(
+    data: str | Path,
+    out: str | Path,
+    config: TrainConfig | None = None,
+    *,
+    progress: ProgressFn | None = None,
+    on_log: Callable[[dict], None] | None = None,
+    should_stop: Callable[[], bool] | None = None,
+    resume: bool = True,
+) -> TrainResult:
+    """Train a LoRA adapter on ``data`` (any format of :mod:`ragtune.tune.data`) into the run folder ``out``.
+
+    ``on_log(record)`` receives every Trainer log record (step, loss, eval_loss, learning_rate, epoch);
+    ``should_stop()`` is polled after every step, and True ends the run at once (checkpoint kept, adapter not
+    replaced). ``resume=False`` discards checkpoints of an earlier run instead of continuing it.
+    """
+    import torch
+
+    config = config or TrainConfig()
+    out = Path(out)
+    emit(progress, "prepare", 0, None, "reading data")
+    records = load_records(data)
+    data_hash = file_hash(data)
+    groups = split_records(records, seed=config.seed)
+    from ragtune.rag.generators.models import resolve_model_path
+
+    model_dir = resolve_model_path(config.base_model)
+    tokenizer = _tokenizer(model_dir)
+    train_set = _encode(tokenizer, groups["train"], config.max_length, "train")
+    val_records = groups["validation"][: config.eval_records or None]
+    val_set = _encode(tokenizer, val_records, config.max_length, "validation") if val_records else None
+    if not train_set:
+        raise TrainingDataError(f"{data}: no training records with answer tokens within max_length={config.max_length}"
+                                f" ({train_set.too_long} longer); raise max_length")
+    mode, reason = choose_mode(config, torch.cuda.is_available(),
+                               torch.cuda.is_available() and torch.cuda.is_bf16_supported())
+    emit(progress, "prepare", 0, None, f"mode: {reason}")
+    torch.manual_seed(config.seed)
+    model = _load_model(model_dir, config, mode)
+    model, trainable, total = _add_lora(model, config)
+
+    ckpt_dir = out / "checkpoints"
+    resume_from = _resume_point(ckpt_dir, data_hash, config, resume)
+    collator = Collator(tokenizer.pad_token_id)
+    watcher = _watcher(progress, on_log, should_stop, config.max_minutes)
+    trainer = _trainer(model, tokenizer, config, ckpt_dir, mode, train_set, val_set, collator, watcher)
+    started = time.perf_counter()
+    trainer.train(resume_from_checkpoint=resume_from)
+    seconds = time.perf_counter() - started
+
+    metrics = {
+        "train_records": len(train_set), "validation_records": len(val_set or []),
+        "skipped_too_long": train_set.too_long,
+        "steps": trainer.state.global_step, "epochs": trainer.state.epoch,
+        "train_loss": _last(watcher.log, "loss"), "best_eval_loss": trainer.state.best_metric,
+        "final_eval_loss": _last(watcher.log, "eval_loss"), "seconds": round(seconds, 1),
+        "tokens": watcher.tokens, "tokens_per_s": round(watcher.tokens / seconds, 1) if seconds else None,
+        "peak_memory_mb": _peak_memory_mb(torch), "trainable_params": trainable, "total_params": total,
+        "trainable_fraction": trainable / total, "mode": mode, "mode_reason": reason,
+        "stopped_early": watcher.stopped_early(trainer, config), "out_of_time": watcher.out_of_time,
+        "world_size": trainer.args.world_size,
+    }
+    result = TrainResult(out=str(out), adapter=None, mode=mode, mode_reason=reason, metrics=metrics,
+                         log=watcher.log, cancelled=watcher.cancelled,
+                         resumed_from=str(resume_from) if isinstance(resume_from, str) else None,
+                         seen=sorted(collator.seen))
+    if trainer.is_world_process_zero():
+        _write_outputs(trainer, out, config, model_dir, data, data_hash, result)
+    emit(progress, "train", trainer.state.global_step, trainer.state.max_steps, "cancelled" if result.cancelled else "done")
+    return result
+
+
+# ------------------------------------------------------------------------------------------ stages
+def _tokenizer(model_dir: Path):
+    from transformers import AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(str(model_dir), local_files_only=True)
+    if tokenizer.pad_token_id is None:
+        tokenizer.pad_token = tokenizer.eos_token
+    if not getattr(tokenizer, "chat_template", None):
+        from ragtune.rag.generators.models import CHATML_TEMPLATE
+
+        tokenizer.chat_template = CHATML_TEMPLATE
+    return tokenizer
+
+
+class _Examples:
+    """A list of tokenized examples as the torch Dataset shape the Trainer wants."""
+
+    def __init__(self, items: list[dict]):
+        self.items = items
+        self.too_long = 0
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+    def __getitem__(self, i: int) -> dict:
+        return self.items[i]
+
+
+def _encode(tokenizer, records, max_length: int, split: str) -> _Examples:
+    """Tokenized examples; a chat example longer than ``max_length`` is left out rather than cut, since cutting
+    would drop the end of its answer and teach the model not to stop."""
+    items, too_long = [], 0
+    for i, record in enumerate(records):
+        ids, labels = encode_record(tokenizer, record, 1 << 30 if record.messages else max_length)
+        if len(ids) > max_length:
+            too_long += 1
+            continue
+        if any(label != IGNORE for label in labels):
+            item = {"input_ids": ids, "labels": labels}
+            if split == "train":  # the collator records which training records this process saw
+                item["index"] = i
+            items.append(item)
+    examples = _Examples(items)
+    examples.too_long = too_long
+    return examples
+
+
+class Collator:
+    """Pads a batch to its longest example (labels padded with -100) and notes which examples it saw."""
+
+    def __init__(self, pad_id: int):
+        self.pad_id = pad_id
+        self.seen: set[int] = set()
+
+    def __call__(self, batch: list[dict]) -> dict:
+        import torch
+
+        width = max(len(b["input_ids"]) for b in batch)
+        ids = torch.full((len(batch), width), self.pad_id, dtype=torch.long)
+        labels = torch.full((len(batch), width), IGNORE, dtype=torch.long)
+        mask = torch.zeros((len(batch), width), dtype=torch.long)
+        for row, b in enumerate(batch):
+            n = len(b["input_ids"])
+            ids[row, :n] = torch.tensor(b["input_ids"])
+            labels[row, :n] = torch.tensor(b["labels"])
+            mask[row, :n] = 1
+            if "index" in b:
+                self.seen.add(int(b["index"]))
+        return {"input_ids": ids, "labels": labels, "attention_mask": mask}
+
+
+def _load_model(model_dir: Path, config: TrainConfig, mode: str):
+    import torch
+    from transformers import AutoModelForCausalLM
+
+    kwargs: dict[str, Any] = {"local_files_only": True}
+    dtype = torch.bfloat16 if "bf16" in mode else torch.float16 if "fp16" in mode else torch.float32
+    kwargs["dtype"] = dtype
+    if mode.startswith("qlora"):
+        try:
+            from transformers import BitsAndBytesConfig
+            import bitsandbytes  # noqa: F401
+        except ImportError as e:
+            raise ConfigError(f"QLoRA needs bitsandbytes: pip install 'ragtune[gpu]' ({e})") from None
+        kwargs["quantization_config"] = BitsAndBytesConfig(
+            load_in_4bit=True, bnb_4bit_quant_type="nf4", bnb_4bit_use_double_quant=True, bnb_4bit_compute_dtype=dtype)
+        kwargs["device_map"] = {"": int(os.environ.get("LOCAL_RANK", 0))}
+    model = AutoModelForCausalLM.from_pretrained(str(model_dir), **kwargs)
+    if mode.startswith("qlora"):
+        from peft import prepare_model_for_kbit_training
+
+        model = prepare_model_for_kbit_training(model, use_gradient_checkpointing=config.gradient_checkpointing)
+    model.config.use_cache = False  # the KV cache is for generation; in training it only costs memory
+    return model
+
+
+def _add_lora(model, config: TrainConfig):
+    import torch
+    from peft import LoraConfig, get_peft_model
+
+    linear = sorted({name.rsplit(".", 1)[-1] for name, mod in model.named_modules()
+                     if isinstance(mod, torch.nn.Linear) or type(mod).__name__ == "Linear4bit"})
+    targets = config.target_modules or default_target_modules(model.config.model_type, linear)
+    missing = [t for t in targets if t not in linear]
+    if missing:
+        raise ConfigError(f"target_modules {missing} are not linear layers of this model; it has: {', '.join(linear)}")
+    layers = None
+    if config.top_layers is not None:
+        n = int(getattr(model.config, "num_hidden_layers", 0) or 0)
+        if not n:
+            raise ConfigError("top_layers needs a model whose config has num_hidden_layers; leave it unset")
+        layers = list(range(max(0, n - config.top_layers), n))
+    lora = LoraConfig(r=config.rank, lora_alpha=config.effective_alpha, lora_dropout=config.dropout,
+                      target_modules=targets, use_dora=config.use_dora, task_type="CAUSAL_LM",
+                      layers_to_transform=layers)
+    model = get_peft_model(model, lora)
+    trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
+    total = sum(p.numel() for p in model.parameters())
+    return model, trainable, total
+
+
+def _trainer(model, tokenizer, config: TrainConfig, ckpt_dir: Path, mode: str, train_set, val_set, collator, watcher):
+    from transformers import EarlyStoppingCallback, Trainer, TrainingArguments
+
+    has_eval = val_set is not None and len(val_set) > 0
+    early = has_eval and config.early_stopping_patience is not None
+    args = TrainingArguments(
+        output_dir=str(ckpt_dir),
+        per_device_train_batch_size=config.batch_size, per_device_eval_batch_size=config.batch_size,
+        gradient_accumulation_steps=config.grad_accum, learning_rate=config.learning_rate,
+        num_train_epochs=config.epochs, max_steps=config.max_steps or -1, warmup_steps=config.warmup_ratio,
+        weight_decay=config.weight_decay, lr_scheduler_type="cosine", seed=config.seed,
+        logging_steps=config.logging_steps, logging_first_step=True,
+        eval_strategy="steps" if has_eval else "no", eval_steps=config.eval_steps,
+        save_strategy="steps", save_steps=config.save_steps, save_total_limit=2,
+        load_best_model_at_end=early, metric_for_best_model="eval_loss" if early else None, greater_is_better=False,
+        bf16="bf16" in mode, fp16="fp16" in mode, use_cpu=mode.endswith("cpu"),
+        activation_checkpointing=config.gradient_checkpointing,
+        activation_checkpointing_kwargs={"use_reentrant": False} if config.gradient_checkpointing else None,
+        # Batches of similar length waste less compute on padding (examples here range 200-1000 tokens).
+        train_sampling_strategy="group_by_length", remove_unused_columns=False, include_num_input_tokens_seen="non_padding",
+        report_to=[], disable_tqdm=True, dataloader_num_workers=0, save_only_model=False,
+    )
+    callbacks = [watcher] + ([EarlyStoppingCallback(config.early_stopping_patience)] if early else [])
+    trainer = Trainer(model=model, args=args, data_collator=collator, train_dataset=train_set,
+                      eval_dataset=val_set if has_eval else None, processing_class=tokenizer, callbacks=callbacks)
+    from transformers.trainer_callback import PrinterCallback
+
+    trainer.remove_callback(PrinterCallback)  # log dicts on stdout; progress goes through the callback instead
+    return trainer
+
+
+def _resume_point(ckpt_dir: Path, data_hash: str, config: TrainConfig, resume: bool):
+    """The checkpoint to continue from (True = the latest), after checking it belongs to this run."""
+    run = {"data_hash": data_hash, "config": config.to_dict()}
+    rank0 = int(os.environ.get("RANK", 0)) == 0
+    have = ckpt_dir.is_dir() and any(ckpt_dir.glob("checkpoint-*"))
+    if have and resume:
+        recorded = read_meta_json(ckpt_dir / RUN_FILE)
+        if recorded and recorded != run:
+            what = "data" if recorded.get("data_hash") != data_hash else "training config"
+            raise ConfigError(f"{ckpt_dir} holds checkpoints of a run with other {what}; pass --fresh (resume=False) "
+                              "to start over, or use another --out")
+        return True
+    if rank0:
+        if have:
+            shutil.rmtree(ckpt_dir)
+        ckpt_dir.mkdir(parents=True, exist_ok=True)
+        write_json(ckpt_dir / RUN_FILE, run)
+    return None
+
+
+def read_meta_json(path: Path) -> dict:
+    import json
+
+    try:
+        return json.loads(path.read_text())
+    except (OSError, ValueError):
+        return {}
+
+
+def _write_outputs(trainer, out: Path, config: TrainConfig, model_dir: Path, data, data_hash: str, result) -> None:
+    out.mkdir(parents=True, exist_ok=True)
+    write_log_csv(result.log, out / "training_log.csv")
+    plot_loss(result.log, out / "loss_curve.png")
+    write_json(out / "metrics.json", result.metrics)
+    if result.cancelled:
+        return
+    target = out / "adapter"
+    recover_dir(target)
+    tmp = out / f".adapter.tmp-{os.getpid()}"
+    shutil.rmtree(tmp, ignore_errors=True)
+    trainer.model.save_pretrained(str(tmp), safe_serialization=True)
+    meta = {"format_version": FORMAT_VERSION, "config": config.to_dict(), "base_model": base_identity(model_dir),
+            "data": {"path": str(Path(data).resolve()), "sha256": data_hash}, "metrics": result.metrics,
+            "ragtune_version": _version()}
+    write_json(tmp / META_FILE, meta)
+    publish_dir(tmp, target)
+    result.adapter = str(target)
+
+
+def _version() -> str:
+    from ragtune import __version__
+
+    return __version__
+
+
+def _peak_memory_mb(torch) -> float:
+    if torch.cuda.is_available():
+        return round(torch.cuda.max_memory_allocated() / 2**20, 1)
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # KiB on Linux, bytes on macOS
+    return round(peak / (2**20 if sys.platform == "darwin" else 2**10), 1)
+
+
+def _last(log: list[dict], key: str):
+    values = [r[key] for r in log if r.get(key) is not None]
+    return values[-1] if values else None
+
+
+def _watcher(progress, on_log, should_stop, max_minutes):
+    # TrainerCallback is subclassed here, not at module level, so importing this module stays torch-free.
+    from transformers import TrainerCallback
+
+    class Watcher(_Watcher, TrainerCallback):
+        pass
+
+    return Watcher(progress, on_log, should_stop, max_minutes)
+
+
+class _Watcher:
+    """Trainer callback body: progress, the log records, token counting, and the cancel switch."""
+
+    def __init__(self, progress, on_log, should_stop, max_minutes=None):
+        self._progress, self._user_log, self._should_stop = progress, on_log, should_stop
+        self.log: list[dict] = []
+        self.cancelled = False
+        self.tokens = 0
+        self._tokens_at_start = 0
+        self._deadline = None if max_minutes is None else time.monotonic() + 60 * max_minutes
+        self.out_of_time = False
+
+    def on_train_begin(self, args, state, control, **kw):
+        self._tokens_at_start = state.num_input_tokens_seen or 0
+
+    def on_step_end(self, args, state, control, **kw):
+        self.tokens = (state.num_input_tokens_seen or 0) - self._tokens_at_start
+        if self._should_stop is not None and self._should_stop():
+            self.cancelled = True
+            control.should_training_stop = True
+            control.should_save = True
+        elif self._deadline is not None and time.monotonic() > self._deadline:
+            self.out_of_time = True
+            control.should_training_stop = True
+
+    def on_log(self, args, state, control, logs=None, **kw):
+        record = {"step": state.global_step, "epoch": round(state.epoch or 0.0, 4)}
+        record.update({k: v for k, v in (logs or {}).items() if isinstance(v, (int, float))})
+        if not any(k in record for k in ("loss", "eval_loss")):
+            return
+        self.log.append(record)
+        if self._user_log is not None:
+            self._user_log(dict(record))
+        msg = f"loss {record['loss']:.3f}" if "loss" in record else f"eval_loss {record['eval_loss']:.3f}"
+        emit(self._progress, "train", state.global_step, state.max_steps, msg)
+
+    def stopped_early(self, trainer, config: TrainConfig) -> bool:
+        return (not self.cancelled and not self.out_of_time
+                and trainer.state.global_step < trainer.state.max_steps)
