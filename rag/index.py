@@ -27,7 +27,6 @@ import contextlib
 import json
 import os
 import shutil
-import sys
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -44,6 +43,7 @@ from ragtune.rag.ingest import Problem, discover, parse_file, sha256_file
 from ragtune.rag.lexical import BM25Index
 from ragtune.rag.store import FaissStore
 from ragtune.rag.types import Chunk, Document, Hit
+from ragtune.progress import ProgressFn, emit
 
 FORMAT = "ragtune-index"
 FORMAT_VERSION = 1
@@ -123,6 +123,34 @@ def _write_lock(root: Path) -> Iterator[None]:
         fh.truncate()
         fcntl.flock(fh.fileno(), fcntl.LOCK_UN)
         fh.close()
+
+
+# Texts per embedding call when progress is reported: a multiple of the embedder's batch size (64), so
+# batching is unchanged; it only adds one Python call per 512 texts (seconds of embedding on a CPU).
+_EMBED_SLICE = 512
+
+
+def _progress_fn(progress: ProgressFn | bool | None) -> ProgressFn | None:
+    """A callback, None, or the old booleans (True: a terminal bar) for callers not yet converted."""
+    if progress is True:
+        from ragtune.progress import terminal_progress
+
+        return terminal_progress(force=True)
+    return progress or None
+
+
+def _encode(embedder: Embedder, texts: list[str], progress: ProgressFn | None) -> np.ndarray:
+    if progress is None or len(texts) <= _EMBED_SLICE:
+        emit(progress, "embed", 0, len(texts), "")
+        vectors = embedder.encode(texts)
+        emit(progress, "embed", len(texts), len(texts), "")
+        return vectors
+    parts = []
+    for start in range(0, len(texts), _EMBED_SLICE):
+        emit(progress, "embed", start, len(texts), "")
+        parts.append(embedder.encode(texts[start : start + _EMBED_SLICE]))
+    emit(progress, "embed", len(texts), len(texts), "")
+    return np.concatenate(parts, axis=0)
 
 
 def is_index(path: Path) -> bool:
@@ -318,12 +346,15 @@ class Index:
         include: list[str] | None = None,
         exclude: list[str] | None = None,
         prune: bool = False,
-        progress: bool | None = None,
+        progress: ProgressFn | None = None,
     ) -> AddReport:
         """Index new and changed files under ``paths``; with ``prune``, drop indexed files under them that
-        are gone. Unchanged files (same content hash) are not re-read or re-embedded."""
+        are gone. Unchanged files (same content hash) are not re-read or re-embedded.
+
+        ``progress(stage, done, total, message)`` is called per file ("parse") and per embedding batch
+        ("embed"), then once for "write" (see :mod:`ragtune.progress`; the CLI passes a terminal bar)."""
         started = time.perf_counter()
-        progress = sys.stderr.isatty() if progress is None else progress
+        progress = _progress_fn(progress)
         report = AddReport()
         exclude = list(self.config.ingest.exclude) + list(exclude or [])
         files, problems = discover(paths, include or self.config.ingest.include, exclude)
@@ -332,12 +363,8 @@ class Index:
         known = self.files()
         docs: list[Document] = []
         t0 = time.perf_counter()
-        iterator = files
-        if progress and files:
-            from tqdm import tqdm
-
-            iterator = tqdm(files, desc="parse", unit="file", file=sys.stderr)
-        for path in iterator:
+        for done, path in enumerate(files):
+            emit(progress, "parse", done, len(files), path.name)
             source = str(path)
             try:
                 digest = sha256_file(path)
@@ -355,6 +382,7 @@ class Index:
             doc.source = source
             report.warnings.extend(warnings)
             docs.append(doc)
+        emit(progress, "parse", len(files), len(files), "")
         report.timings["parse"] = time.perf_counter() - t0
         stale: list[str] = []
         if prune:
@@ -368,12 +396,13 @@ class Index:
         report.timings["total"] = time.perf_counter() - started
         return report
 
-    def add_documents(self, documents: list[Document], *, prune: bool = False, progress: bool | None = None) -> AddReport:
+    def add_documents(self, documents: list[Document], *, prune: bool = False,
+                      progress: ProgressFn | None = None) -> AddReport:
         """Index already-parsed documents (their ``source`` is kept verbatim as the key)."""
         import hashlib
 
         started = time.perf_counter()
-        progress = sys.stderr.isatty() if progress is None else progress
+        progress = _progress_fn(progress)
         report = AddReport()
         known = self.files()
         docs = []
@@ -399,10 +428,10 @@ class Index:
         for s, r in zip(sources, resolved):
             if r not in known:
                 report.problems.append(Problem(s, "not in the index"))
-        self._apply([], [r for r in resolved if r in known], report, False)
+        self._apply([], [r for r in resolved if r in known], report, None)
         return report
 
-    def _apply(self, docs: list[Document], stale: list[str], report: AddReport, progress: bool) -> None:
+    def _apply(self, docs: list[Document], stale: list[str], report: AddReport, progress: ProgressFn | None) -> None:
         """Chunk + embed ``docs``, replace their old chunks, drop ``stale``, publish a new generation."""
         if not docs and not stale:
             return
@@ -424,9 +453,10 @@ class Index:
             return
         t0 = time.perf_counter()
         new_chunks = [c for _, cs in per_doc for c in cs]
-        vectors = self.embedder.encode([c.text for c in new_chunks], progress=progress)
+        vectors = _encode(self.embedder, [c.text for c in new_chunks], progress)
         report.timings["embed"] = time.perf_counter() - t0
         t0 = time.perf_counter()
+        emit(progress, "write", 0, 1, "publishing a new generation")
         with _write_lock(self.root):
             self.refresh()  # another writer may have published since we read
             known = self.files()
@@ -441,6 +471,7 @@ class Index:
                     self._store = None
                 raise
         report.timings["write"] = time.perf_counter() - t0
+        emit(progress, "write", 1, 1, "")
 
     def _publish(self, per_doc, vectors: np.ndarray, stale: list[str], known: dict, report: AddReport) -> None:
         number = int(self.generation[4:]) + 1 if self.generation else 1

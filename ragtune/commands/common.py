@@ -87,4 +87,7 @@ def index_or_corpus(path: str | Path | None):
     from ragtune.api import corpus_index
 
     print("no --index given: using the shipped corpora's index", file=sys.stderr)
-    return corpus_index(), "corpora (shipped)"
+    from ragtune.progress import terminal_progress
+
+    with terminal_progress() as bar:
+        return corpus_index(progress=bar), "corpora (shipped)"

@@ -70,10 +70,10 @@ def cmd_add(args) -> int:
               file=sys.stderr)
     if args.max_file_mb:
         index.config.ingest.max_file_mb = args.max_file_mb
-    report = index.add(
-        args.paths, include=args.include, exclude=args.exclude, prune=args.prune,
-        progress=False if (args.no_progress or args.json) else None,
-    )
+    from ragtune.progress import terminal_progress
+
+    with terminal_progress(force=False if (args.no_progress or args.json) else None) as bar:
+        report = index.add(args.paths, include=args.include, exclude=args.exclude, prune=args.prune, progress=bar)
     if args.json:
         print_json({**report.to_dict(), "index": index.info()})
     else:
