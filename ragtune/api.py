@@ -53,6 +53,7 @@ _LAZY: dict[str, tuple[str, str | None]] = {
     "AddReport": ("ragtune.rag.index", "AddReport"),
     "is_index": ("ragtune.rag.index", "is_index"),
     "IndexConfig": ("ragtune.rag.config", "IndexConfig"),
+    "SUPPORTED_TYPES": ("ragtune.rag.ingest", "SUPPORTED_TYPES"),  # file suffix -> type
     # answers
     "RAG": ("ragtune.rag.answer", "RAG"),
     "AnswerStream": ("ragtune.rag.answer", "AnswerStream"),
@@ -76,6 +77,7 @@ _LAZY: dict[str, tuple[str, str | None]] = {
     "GeneratorBusyError": ("ragtune.shared", "GeneratorBusyError"),
     "index_paths": ("ragtune.shared", "index_paths"),
     "remove_sources": ("ragtune.shared", "remove_sources"),
+    "reindex": ("ragtune.shared", "reindex"),
     "is_thread_safe": ("ragtune.shared", "is_thread_safe"),
     "jobs": ("ragtune.jobs", None),
     "Job": ("ragtune.jobs", "Job"),

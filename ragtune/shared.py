@@ -263,3 +263,27 @@ def remove_sources(shared: SharedIndex, sources: list[str], *, progress: Progres
         writer.close()
     shared.refresh()
     return report
+
+
+def reindex(shared: SharedIndex, folders: list[str | Path] = (), *, progress: ProgressFn | None = None) -> Any:
+    """Bring the index up to date with the disk: re-embed indexed files that changed, drop those that are
+    gone, and add what is new under ``folders`` (e.g. the upload folder). Unchanged files cost one hash.
+
+    Returns the ``AddReport`` of the update, with the dropped files in ``removed``.
+    """
+    sources = list(shared.files())
+    present = [s for s in sources if Path(s).is_file()]
+    gone = [s for s in sources if not Path(s).is_file()]
+    targets = present + [str(f) for f in folders if Path(f).is_dir()]
+    report = index_paths(shared, targets, progress=progress) if targets else None
+    if gone:
+        removed = remove_sources(shared, gone, progress=progress)
+        if report is None:
+            return removed
+        report.removed.extend(removed.removed)
+        report.chunks_removed += removed.chunks_removed
+    if report is None:
+        from ragtune.rag.index import AddReport
+
+        report = AddReport()
+    return report
