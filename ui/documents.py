@@ -10,7 +10,7 @@ import streamlit as st
 from ragtune import api
 
 from . import state
-from .uploads import MAX_UPLOAD_MB, UploadError, allowed_suffixes, inside, save_upload
+from .uploads import UploadError, allowed_suffixes, inside, save_upload
 
 # One writer at a time for the whole server: every session's indexing runs under this job name.
 INDEX_JOB = "index"
@@ -32,21 +32,29 @@ def _remove(job: api.Job, index: api.SharedIndex, source: str, uploads: Path) ->
     return report
 
 
-def upload_section(index: api.SharedIndex, uploads: Path) -> None:
+def upload_section(index: api.SharedIndex, uploads: Path, max_mb: float) -> None:
     st.subheader("Add documents")
     suffixes = allowed_suffixes()
     files = st.file_uploader(
-        f"Files up to {MAX_UPLOAD_MB:g} MB each: {', '.join(s.lstrip('.') for s in suffixes)}",
+        f"Files up to {max_mb:g} MB each: {', '.join(s.lstrip('.') for s in suffixes)}",
         type=[s.lstrip(".") for s in suffixes], accept_multiple_files=True, key="uploader",
     )
-    if not files or not st.button("Add to the index", type="primary"):
-        return
+    if files and st.button("Add to the index", type="primary"):
+        _save_and_index(index, uploads, max_mb, files)
+    # Kept in the session, so a refusal stays readable through the reruns that follow the progress.
+    for message in st.session_state.get("upload_errors", []):
+        st.error(message)
+
+
+def _save_and_index(index: api.SharedIndex, uploads: Path, max_mb: float, files: list) -> None:
     saved: list[Path] = []
+    errors: list[str] = []
     for f in files:
         try:
-            saved.append(save_upload(uploads, f.name, f.getvalue()))
+            saved.append(save_upload(uploads, f.name, f.getvalue(), max_mb))
         except UploadError as exc:
-            st.error(str(exc))
+            errors.append(str(exc))
+    st.session_state["upload_errors"] = errors
     if saved:
         st.session_state["uploaded"] = [p.name for p in saved]
         state.start_job(INDEX_JOB, _index_uploaded, index, saved, exclusive=True)
@@ -80,7 +88,7 @@ def files_section(index: api.SharedIndex, uploads: Path) -> None:
         return
     rows = [{"file": Path(s).name, "type": m.get("type"), "chunks": m.get("n_chunks"),
              "uploaded": inside(uploads, s), "folder": str(Path(s).parent)} for s, m in sorted(files.items())]
-    st.dataframe(rows, hide_index=True, use_container_width=True)
+    st.dataframe(rows, hide_index=True)
     left, right = st.columns(2)
     with left:
         if st.button("Re-index", help="re-embed changed files, drop deleted ones, add new uploads"):
@@ -100,7 +108,7 @@ def render() -> None:
         state.wait_for(state.index_job(), "Opening the index ...")
         return
     st.caption(f"Index: {cfg.index_dir} · uploads are stored in {cfg.uploads_dir}")
-    upload_section(index, cfg.uploads_dir)
+    upload_section(index, cfg.uploads_dir, cfg.max_upload_mb)
     job = state.session_job(INDEX_JOB) or api.jobs.find(INDEX_JOB)
     if job is not None and job.running:
         state.wait_for(job, "Indexing ...")

@@ -10,6 +10,7 @@ Settings come from the environment (``make run`` and the tests set them):
   missing);
 - ``RAGTUNE_UPLOADS``: where uploaded files are stored (default: ``uploads`` beside the index folder);
 - ``RAGTUNE_ADAPTERS``: where LoRA adapters are trained and found (default: ``adapters`` beside it);
+- ``RAGTUNE_MAX_UPLOAD_MB``: the per-file upload limit (default 25, the index's own file limit);
 - ``RAGTUNE_UI_GENERATOR``: the generator selected at start, ``extractive`` (default) or ``local``.
 """
 
@@ -25,6 +26,8 @@ import streamlit as st
 
 from ragtune import api
 
+from .uploads import MAX_UPLOAD_MB
+
 GENERATORS = {
     "extractive": "Extractive (no model, instant)",
     "local": "Local model (SmolLM2-135M)",
@@ -39,6 +42,7 @@ class Settings:
     uploads_dir: Path
     adapters_dir: Path
     generator: str
+    max_upload_mb: float = MAX_UPLOAD_MB
 
 
 def settings() -> Settings:
@@ -50,7 +54,16 @@ def settings() -> Settings:
         uploads_dir=Path(os.environ.get("RAGTUNE_UPLOADS") or home / "uploads").expanduser().resolve(),
         adapters_dir=Path(os.environ.get("RAGTUNE_ADAPTERS") or home / "adapters").expanduser().resolve(),
         generator=generator if generator in GENERATORS else "extractive",
+        max_upload_mb=_positive(os.environ.get("RAGTUNE_MAX_UPLOAD_MB"), MAX_UPLOAD_MB),
     )
+
+
+def _positive(text: str | None, default: float) -> float:
+    try:
+        value = float(text) if text else default
+    except ValueError:
+        return default
+    return value if value > 0 else default
 
 
 # ------------------------------------------------------------------------------ the shared index
