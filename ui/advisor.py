@@ -100,9 +100,15 @@ def sensitivity(rec: Any) -> None:
 
 def results(answers: dict[str, Any]) -> None:
     index = state.shared_index()  # quotes come from the index when it is ready; the ranking never waits
+    shown, editor = st.container(), st.container()  # results above the weight sliders that drive them
     base = api.advise(answers)
-    weights = weight_editor(base)
-    rec = api.advise(answers, searcher=index, **({"weights": weights} if weights else {}))
+    with editor:
+        weights = weight_editor(base)
+    with shown:
+        _show(api.advise(answers, searcher=index, **({"weights": weights} if weights else {})))
+
+
+def _show(rec: Any) -> None:
     winner = next((o for o in rec.ranked if o.id == rec.winner), None)
     if winner is None:
         st.error("Every option is ruled out by your constraints; see the notes below.")
