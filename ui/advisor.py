@@ -127,6 +127,7 @@ def _show(rec: Any) -> None:
 def render() -> None:
     st.title("Advisor: API, RAG or fine-tuning?")
     st.write("Answer what you can; unanswered questions count as neutral.")
+    state.index_job()  # the reasons quote the indexed documents once it is open
     submitted = questionnaire()
     if submitted is not None:
         st.session_state[ANSWERS] = submitted

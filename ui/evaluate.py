@@ -44,6 +44,7 @@ def show(report: dict) -> None:
 
 def render() -> None:
     st.title("Evaluate retrieval")
+    state.index_job()  # a QA file is scored against the index: start opening it now
     st.write("A **BEIR folder** (corpus.jsonl, queries.jsonl, qrels/test.tsv) is indexed into a temporary "
              "index and scored with nDCG@10, Recall@k, MRR@10 and MAP. A **QA file** (.jsonl of question + "
              "source) is scored against the current index: does the supporting file come back in the top k?")
