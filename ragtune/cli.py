@@ -20,7 +20,7 @@ from ragtune import __version__
 from ragtune.errors import RagtuneError
 
 # Command groups in the order --help lists them; a missing optional one is skipped.
-COMMANDS = ("index", "search", "ask", "eval", "advise")
+COMMANDS = ("index", "search", "ask", "eval", "advise", "ui")
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -167,7 +167,7 @@ def wait_for(job: api.Job, what: str) -> None:
         if not job.running:
             st.rerun()
         fraction, text = progress_line(job)
-        with st.status(what, state="running"):
+        with st.status(what, state="running", expanded=True):
             st.progress(fraction if fraction is not None else 0.0, text=text)
 
     if job.running:
