@@ -79,8 +79,8 @@ def _ask(question: str, index: Any, options: dict[str, Any], turns: list[dict]) 
     gen, loading = state.generator(options["kind"], adapter=options.get("adapter"),
                                    api_config=options.get("api_config"))
     if loading is not None and loading.running:
-        st.toast("The local model is still loading; the answer starts when it is ready.")
-        loading.wait()
+        with st.spinner("Loading the local model (once per server, ~10-30 s on a CPU) ..."):
+            loading.wait()
     if loading is not None and loading.state == "failed":
         st.error(f"The local model could not be loaded: {loading.error}")
         return
