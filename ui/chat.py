@@ -71,7 +71,9 @@ def show_details(turn: dict) -> None:
         with st.expander(citation_label(citation)):
             st.caption(citation.source)
             text = chunk.text if chunk is not None else citation.quote
-            st.markdown(highlight(text, answer.query), unsafe_allow_html=True)
+            # pre-wrap keeps the chunk's own line breaks (a section title above its paragraph)
+            st.markdown(f'<div style="white-space: pre-wrap">{highlight(text, answer.query)}</div>',
+                        unsafe_allow_html=True)
     st.caption(f"{turn['generator']} · {timings_line(answer.timings)}")
 
 

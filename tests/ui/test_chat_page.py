@@ -18,7 +18,7 @@ def test_question_gets_an_answer_citing_the_passage_it_rests_on(ui_env):
     labels = [e.label for e in at.expander]
     assert labels and labels[0].startswith("[1] lora.md")
     passage = at.expander[0].markdown[0].value
-    assert "<mark>QLoRA</mark>" in passage and "<mark>quantises</mark>" in passage
+    assert 'white-space: pre-wrap' in passage and "<mark>QLoRA</mark>" in passage and "<mark>quantises</mark>" in passage
     assert any("first token" in c and "ms" in c for c in texts(at, "caption"))
 
 
