@@ -128,13 +128,17 @@ def render() -> None:
     st.title("Advisor: API, RAG or fine-tuning?")
     st.write("Answer what you can; unanswered questions count as neutral.")
     state.index_job()  # the reasons quote the indexed documents once it is open
-    submitted = questionnaire()
+    form, report = st.columns([2, 3], gap="large")  # the ranking stays in view beside the questions
+    with form:
+        submitted = questionnaire()
     if submitted is not None:
         st.session_state[ANSWERS] = submitted
     answers = st.session_state.get(ANSWERS)
     if answers is None:
+        report.info("Submit the questions (any subset) to see the recommendation here.")
         return
-    try:
-        results(answers)
-    except Exception as exc:
-        state.error(exc)
+    with report:
+        try:
+            results(answers)
+        except Exception as exc:
+            state.error(exc)

@@ -180,4 +180,6 @@ def test_advisor_form_submits_and_shows_the_ranking(app, browser):
          and "Sensitivity" in text, what="ranking")
     body = browser.find_element(By.TAG_NAME, "body").text
     assert "1. " in body and "Sensitivity" in body
+    winner = browser.find_element(By.XPATH, "//*[contains(text(), 'Recommended:')]")
+    browser.execute_script("arguments[0].scrollIntoView({block: 'start'})", winner)
     browser.save_screenshot(str(ARTIFACTS / "advisor.png"))
