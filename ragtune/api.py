@@ -61,6 +61,8 @@ _LAZY: dict[str, tuple[str, str | None]] = {
     "ABSTAIN_TEXT": ("ragtune.rag.prompt", "ABSTAIN_TEXT"),
     "load_generator": ("ragtune.rag.generators", "load_generator"),
     "GeneratorConfig": ("ragtune.rag.generators", "GeneratorConfig"),
+    "LocalGenerator": ("ragtune.rag.generators", "LocalGenerator"),  # .load_adapter/.set_adapter
+    "APIGenerator": ("ragtune.rag.generators", "APIGenerator"),
     # advisor
     "advise": ("ragtune.advisor", "advise"),
     "load_questions": ("ragtune.advisor", "load_questions"),
