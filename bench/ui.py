@@ -148,7 +148,9 @@ def measure(kind: str, driver, index, qs: list[str]) -> dict[str, float]:
     from ragtune.api import RAG, load_generator
 
     choose_generator(driver, kind)
+    print(f"[{kind}] warming up the page", file=sys.stderr, flush=True)
     ask_in_page(driver, WARM_UP)  # loads the local model in the app (a background job)
+    print(f"[{kind}] measuring", file=sys.stderr, flush=True)
     page = [ask_in_page(driver, q) for q in qs]
     rag = RAG(index, load_generator(kind))
     ask_in_api(rag, WARM_UP)
@@ -176,21 +178,30 @@ def main() -> int:
     driver = browser(work / "profile")
     try:
         result = {"load_avg_1min_at_start": round(load, 1), **page_times(driver, f"http://127.0.0.1:{args.port}", started)}
+        print(f"page ready after {result['ready_s']:.1f} s", file=sys.stderr, flush=True)
         for kind in args.generators.split(","):
-            result[kind] = measure(kind.strip(), driver, index, questions(args.questions))
+            try:
+                result[kind] = measure(kind.strip(), driver, index, questions(args.questions))
+            except TimeoutError:
+                driver.save_screenshot(str(work.parent / f"ragtune-bench-ui-{kind}-timeout.png"))
+                raise
     finally:
         driver.quit()
         server.terminate()
         server.wait(30)
         shutil.rmtree(work, ignore_errors=True)
     print(json.dumps(result, indent=2))
+    _table(result, args.generators.split(","))
+    return 0
+
+
+def _table(result: dict, kinds: list[str]) -> None:
     print(f"\n| measure | value |\n|---|---|\n| `streamlit run` -> first rendered page | {result['first_page_s']:.1f} s |")
     print(f"| `streamlit run` -> ready to ask (index + embedder loaded) | {result['ready_s']:.1f} s |")
-    for kind in args.generators.split(","):
+    for kind in kinds:
         r = result[kind.strip()]
         print(f"| {kind} first token: page / Python API / page overhead (median of {r['n']}) | "
               f"{r['page_ms']:.0f} ms / {r['api_ms']:.0f} ms / {r['overhead_ms']:+.0f} ms |")
-    return 0
 
 
 if __name__ == "__main__":
