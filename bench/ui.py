@@ -178,10 +178,12 @@ def main() -> int:
     driver = browser(work / "profile")
     try:
         result = {"load_avg_1min_at_start": round(load, 1), **page_times(driver, f"http://127.0.0.1:{args.port}", started)}
-        print(f"page ready after {result['ready_s']:.1f} s", file=sys.stderr, flush=True)
+        print(f"first page after {result['first_page_s']:.1f} s, ready after {result['ready_s']:.1f} s "
+              f"(1-min load average {load:.1f})", file=sys.stderr, flush=True)
         for kind in args.generators.split(","):
             try:
                 result[kind] = measure(kind.strip(), driver, index, questions(args.questions))
+                print(f"[{kind}] {json.dumps(result[kind])}", file=sys.stderr, flush=True)
             except TimeoutError:
                 driver.save_screenshot(str(work.parent / f"ragtune-bench-ui-{kind}-timeout.png"))
                 raise
