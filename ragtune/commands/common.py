@@ -95,7 +95,10 @@ def index_or_corpus(path: str | Path | None):
     from ragtune.api import corpus_index
 
     status("no --index given: using the shipped corpus's index (indexing it first if this is the first use)...")
-    return corpus_index(), "corpora (shipped)"
+    from ragtune.progress import terminal_progress
+
+    with terminal_progress() as bar:
+        return corpus_index(progress=bar), "corpora (shipped)"
 
 
 def status(message: str) -> None:

@@ -22,6 +22,7 @@ from typing import Any, Iterator
 
 from ragtune.commands.common import group, print_json
 from ragtune.errors import ConfigError, DatasetError
+from ragtune.progress import terminal_progress
 
 MODES = ("dense", "bm25", "hybrid")
 DEFAULT_INDEX = ".ragtune/index"
@@ -80,8 +81,8 @@ def run_retrieval(args: argparse.Namespace) -> int:
 
     dataset = ev.load_beir(target).subset(args.limit_queries)
     k = args.k or 100
-    with _beir_index(args.index, dataset) as (index, build_s):
-        results = ev.evaluate_index(index, dataset, modes=modes, k=k)
+    with _beir_index(args.index, dataset) as (index, build_s), terminal_progress(force=_bars(args)) as bar:
+        results = ev.evaluate_index(index, dataset, modes=modes, k=k, progress=bar)
     report = {
         "kind": "beir", "dataset": str(target), "name": dataset.name, "documents": len(dataset.corpus),
         "queries": len(dataset.qrels), "k": k, "index": args.index, "build_s": build_s, "results": results,
@@ -104,11 +105,17 @@ def _run_qa(args: argparse.Namespace, path: Path, modes: tuple[str, ...]) -> int
         qa = qa[: args.limit_queries]
     k = args.k or 5
     index, index_name = _qa_index(args.index)
-    results = ev.evaluate_qa(index, qa, modes=modes, k=k)
+    with terminal_progress(force=_bars(args)) as bar:
+        results = ev.evaluate_qa(index, qa, modes=modes, k=k, progress=bar)
     report = {"kind": "qa", "dataset": str(path), "name": path.name, "queries": len(qa), "k": k,
               "index": index_name, "results": results}
     _print(report, [(f"hit@{k}", f"hit_rate@{k}"), (f"MRR@{k}", f"mrr@{k}")], args.json)
     return 0
+
+
+def _bars(args: argparse.Namespace) -> bool | None:
+    """Progress bars on a terminal, never under --json (a script reads stdout; bars go to stderr anyway)."""
+    return False if args.json else None
 
 
 def _parse_modes(text: str) -> tuple[str, ...]:
@@ -132,7 +139,8 @@ def _beir_index(path: str | None, dataset: Any) -> Iterator[tuple[Any, float]]:
             stack.callback(index.close)
         print(f"indexing {len(dataset.corpus)} documents of {dataset.name} ...", file=sys.stderr)
         t0 = time.perf_counter()
-        index.add_documents(docs_from_beir(dataset))
+        with terminal_progress() as bar:
+            index.add_documents(docs_from_beir(dataset), progress=bar)
         yield index, time.perf_counter() - t0
 
 

@@ -98,10 +98,11 @@ def cmd_add(args) -> int:
               file=sys.stderr)
     if args.max_file_mb:
         index.config.ingest.max_file_mb = args.max_file_mb
-    report = index.add(
-        args.paths, include=args.include, exclude=args.exclude, prune=args.prune,
-        follow_symlinks=args.follow_symlinks, progress=False if (args.no_progress or args.json) else None,
-    )
+    from ragtune.progress import terminal_progress
+
+    with terminal_progress(force=False if (args.no_progress or args.json) else None) as bar:
+        report = index.add(args.paths, include=args.include, exclude=args.exclude, prune=args.prune,
+                           follow_symlinks=args.follow_symlinks, progress=bar)
     if args.json:
         print_json({**report.to_dict(), "index": index.info()})
     else:

@@ -55,7 +55,7 @@ class OverlapIndex:
         self.calls: list[tuple[str, int, str | None]] = []
         self.options: list[dict] = []
 
-    def add_documents(self, docs: list[Document]) -> dict:
+    def add_documents(self, docs: list[Document], progress=None) -> dict:
         for doc in docs:
             for i, el in enumerate(doc.elements):
                 self.chunks.append(Chunk(id=f"{doc.source}#{i}", text=el.text, source=doc.source))

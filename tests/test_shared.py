@@ -1,0 +1,165 @@
+"""Objects shared by the sessions of one process: the local generator behind a lock, the index under refresh."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+import pytest
+
+from ragtune.api import SharedGenerator, SharedIndex, index_paths, is_thread_safe, reindex
+
+
+class FakeLocal:
+    """A generator that notices overlapping calls and remembers which adapter each answer used."""
+
+    name = "local:fake"
+    context_window = 2048
+    extractive = False
+
+    def __init__(self):
+        self.active = 0
+        self.overlaps = 0
+        self._adapters: list[str] = []
+        self.active_adapter = None
+        self.loaded_paths = []
+
+    @property
+    def adapters(self):
+        return list(self._adapters)
+
+    def count_tokens(self, text):
+        return len(text.split())
+
+    def count_message_tokens(self, messages):
+        return sum(self.count_tokens(m["content"]) for m in messages)
+
+    def load_adapter(self, path, name=None):
+        self.loaded_paths.append(path)
+        self._adapters.append(name)
+        self.active_adapter = name
+        return name
+
+    def set_adapter(self, name):
+        self.active_adapter = name
+
+    def stream(self, messages, **options):
+        self.active += 1
+        self.overlaps += self.active > 1
+        try:
+            for piece in ("answer ", "from ", str(self.active_adapter)):
+                time.sleep(0.005)
+                yield piece
+        finally:
+            self.active -= 1
+
+
+def test_concurrent_sessions_never_run_the_local_model_at_once():
+    fake = FakeLocal()
+    shared = SharedGenerator(fake)
+    results = []
+
+    def session():
+        results.append("".join(shared.view().stream([{"role": "user", "content": "hi"}])))
+
+    threads = [threading.Thread(target=session) for _ in range(6)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(10)
+    assert fake.overlaps == 0 and results == ["answer from None"] * 6
+
+
+def test_each_session_answers_with_its_own_adapter(tmp_path):
+    fake = FakeLocal()
+    shared = SharedGenerator(fake)
+    a, b = tmp_path / "support-v1", tmp_path / "support v2"
+    with_a, with_b, base = shared.view(a), shared.view(b), shared.view()
+    messages = [{"role": "user", "content": "hi"}]
+    assert with_a.generate(messages) == "answer from support-v1"
+    assert base.generate(messages) == "answer from None"
+    assert with_b.generate(messages) == "answer from support_v2"
+    assert with_a.generate(messages) == "answer from support-v1"
+    assert fake.loaded_paths == [str(a.resolve()), str(b.resolve())]  # each loaded once, then switched
+    assert with_a.name == "local:fake+support-v1"
+
+
+def test_an_abandoned_stream_releases_the_model_for_the_next_session():
+    shared = SharedGenerator(FakeLocal(), busy_timeout=1.0)
+    stream = shared.view().stream([{"role": "user", "content": "hi"}])
+    next(stream)
+    assert shared.busy
+    stream.close()  # a browser tab closed mid-answer
+    assert not shared.busy
+    assert shared.view().generate([{"role": "user", "content": "again"}]) == "answer from None"
+
+
+def test_a_session_waiting_too_long_gets_a_busy_error_not_a_hang():
+    from ragtune.api import GeneratorBusyError
+
+    shared = SharedGenerator(FakeLocal(), busy_timeout=0.05)
+    holding = shared.view().stream([{"role": "user", "content": "hi"}])
+    next(holding)
+    with pytest.raises(GeneratorBusyError, match="busy"):
+        shared.view().generate([{"role": "user", "content": "hi"}])
+    holding.close()
+
+
+def test_searches_from_many_threads_survive_a_writer_publishing_and_refreshing(hash_index, docs_dir, tmp_path):
+    index = hash_index()
+    index.add([docs_dir])
+    shared = SharedIndex(index)
+    errors: list[BaseException] = []
+    stop = threading.Event()
+
+    def searcher():
+        while not stop.is_set():
+            try:
+                assert shared.search("low-rank adapters", k=3)
+            except BaseException as exc:  # noqa: BLE001 - any failure is the finding
+                errors.append(exc)
+                return
+
+    threads = [threading.Thread(target=searcher) for _ in range(4)]
+    for t in threads:
+        t.start()
+    more = tmp_path / "more"
+    more.mkdir()
+    try:
+        for i in range(3):
+            (more / f"note{i}.md").write_text(f"# Note {i}\n\nSpeculative decoding note number {i}.\n")
+            report = index_paths(shared, [more])
+            assert report.added == [str((more / f"note{i}.md").resolve())]
+    finally:
+        stop.set()
+        for t in threads:
+            t.join(10)
+    assert errors == []
+    assert len(shared.files()) == 6
+
+
+def test_reindex_updates_changed_files_and_drops_deleted_ones(hash_index, docs_dir, tmp_path):
+    index = hash_index()
+    index.add([docs_dir])
+    shared = SharedIndex(index)
+    uploads = tmp_path / "uploads"
+    uploads.mkdir()
+    (uploads / "new.md").write_text("# New\n\nA new uploaded note about speculative decoding.\n")
+    (docs_dir / "rag.txt").unlink()
+    (docs_dir / "lora.md").write_text("# LoRA\n\nChanged text about LoRA ranks.\n")
+    report = reindex(shared, [uploads])
+    assert [p.rsplit("/", 1)[-1] for p in report.added] == ["new.md"]
+    assert [p.rsplit("/", 1)[-1] for p in report.updated] == ["lora.md"]
+    assert [p.rsplit("/", 1)[-1] for p in report.removed] == ["rag.txt"]
+    assert sorted(p.rsplit("/", 1)[-1] for p in shared.files()) == ["lora.md", "new.md", "quant.html"]
+
+
+def test_objects_say_whether_they_may_be_shared_across_threads(hash_index):
+    from ragtune.api import jobs, load_generator
+
+    index = hash_index()
+    assert is_thread_safe(SharedIndex(index)) and not is_thread_safe(index)
+    assert is_thread_safe(SharedGenerator(FakeLocal()).view())
+    assert is_thread_safe(load_generator("extractive"))
+    assert not is_thread_safe(load_generator("local"))  # constructing it loads nothing
+    assert is_thread_safe(jobs.start(lambda job: None, name="noop").wait(5))

@@ -1,0 +1,68 @@
+"""Advisor page: the questionnaire form, ranking with charts, reasons, sensitivity, weights, downloads."""
+
+from __future__ import annotations
+
+from ui_helpers import page, texts
+
+
+def submit(at, **answers):
+    for qid, value in answers.items():
+        at.selectbox(key=f"q_{qid}").set_value(value)
+    at.button[0].click()  # the form's submit button
+    return at.run()
+
+
+def test_form_lists_every_question_and_submitting_shows_the_ranking(ui_env):
+    from ragtune.api import load_questions
+
+    at = page("advisor")
+    ids = [q.id for q in load_questions().questions]
+    shown = [w.key for w in [*at.selectbox, *at.number_input]]
+    assert sorted(f"q_{i}" for i in ids) == sorted(shown)
+    at = submit(at, knowledge_change="daily", citations="yes", use_case="docs_qa")
+    assert not at.exception
+    assert texts(at, "success")[0].startswith("Recommended: **RAG")
+    assert len(at.get("vega_lite_chart")) == 2  # option scores, factor contributions
+    first = next(e for e in at.expander if e.label.startswith("1. "))
+    assert first.label.startswith("1. ") and any(m.value.startswith("- **+**") for m in first.markdown)
+    assert at.subheader[-1].value == "Sensitivity"
+
+
+def test_downloads_hold_the_markdown_and_json_reports(ui_env):
+    at = submit(page("advisor"), knowledge_change="daily")
+    buttons = at.get("download_button")
+    assert [b.proto.label for b in buttons] == ["Download report (Markdown)", "Download report (JSON)"]
+    # the JSON the button serves is the recommendation itself
+    assert all(b.proto.url for b in buttons)
+
+
+def test_editing_a_weight_rescores_with_the_edited_weights(ui_env, monkeypatch):
+    from ragtune import api
+
+    real = api.advise
+    calls = []
+
+    def advise(answers=None, *, weights=None, matrix=None, searcher=None, evidence=None):
+        calls.append(weights)
+        rec = real(answers, matrix=matrix, searcher=searcher, evidence=evidence)
+        if weights:  # stand-in for the advisor's own re-scoring: what the page shows comes from here
+            rec.weights = dict(weights)
+        return rec
+
+    monkeypatch.setattr(api, "advise", advise)
+    at = submit(page("advisor"), knowledge_change="daily")
+    assert calls[-1] is None  # untouched sliders: the answers' weights
+    at.slider(key="w_cost").set_value(10.0).run()
+    assert calls[-1] is not None and calls[-1]["cost"] == 10.0
+    assert not at.exception
+
+
+def test_without_weight_support_the_page_says_so_instead_of_failing(ui_env, monkeypatch):
+    from ragtune import api
+
+    real = api.advise
+    monkeypatch.setattr(api, "advise", lambda answers=None, *, searcher=None: real(answers, searcher=searcher))
+    at = submit(page("advisor"), knowledge_change="daily")
+    at.slider(key="w_cost").set_value(10.0).run()
+    assert not at.exception
+    assert any("Re-scoring with edited weights" in i for i in texts(at, "info"))

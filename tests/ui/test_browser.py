@@ -1,0 +1,185 @@
+"""End to end in a real browser: `streamlit run` on a loopback port, Debian's chromium driven by selenium.
+
+Uses the extractive generator and a two-document index built with the real MiniLM embedder in a temp
+folder. Screenshots of each page go to tests/artifacts/ (git-ignored). Skipped, saying why, when chromium,
+chromium-driver or selenium is missing (``make test`` installs them when run as root).
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+ARTIFACTS = Path(__file__).resolve().parents[1] / "artifacts"
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+DRIVER = shutil.which("chromedriver")
+
+pytestmark = [
+    pytest.mark.slow,
+    pytest.mark.skipif(not (CHROMIUM and DRIVER), reason="browser tests need chromium and chromium-driver "
+                       "(apt-get install chromium chromium-driver; `make test` does it when run as root)"),
+]
+webdriver = pytest.importorskip("selenium.webdriver", reason="browser tests need selenium (pip install selenium)")
+
+UNIQUE_DOC = """# Zorblax decoding
+
+Zorblax decoding drafts tokens with a tiny helper model called the zorblax drafter, and the large model
+verifies the drafted tokens in one pass.
+"""
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def app(tmp_path_factory):
+    """A running app over a tiny real-embedder index; yields its base URL."""
+    from ragtune.api import Index
+
+    home = tmp_path_factory.mktemp("app")
+    docs = home / "docs"
+    docs.mkdir()
+    (docs / "lora.md").write_text("# LoRA\n\nLoRA trains two low-rank matrices per adapted layer.\n\n"
+                                  "## QLoRA\n\nQLoRA quantises the frozen base model to 4-bit NormalFloat.\n")
+    (docs / "rag.txt").write_text("Retrieval\n\nBM25 is a lexical ranking function that rewards rare terms.\n")
+    index = Index.open(home / "index", create=True)
+    index.add([docs])
+    index.close()
+    port = free_port()
+    env = {**os.environ, "RAGTUNE_INDEX": str(home / "index"), "RAGTUNE_UPLOADS": str(home / "uploads"),
+           "RAGTUNE_ADAPTERS": str(home / "adapters"), "RAGTUNE_UI_GENERATOR": "extractive"}
+    from ragtune.commands.ui import streamlit_command
+
+    args = type("Args", (), {"address": "127.0.0.1", "port": port})
+    log = open(home / "streamlit.log", "w")
+    server = subprocess.Popen(streamlit_command(args), env=env, stdout=log, stderr=subprocess.STDOUT)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 90
+        while time.monotonic() < deadline:
+            try:
+                if urllib.request.urlopen(f"{url}/_stcore/health", timeout=2).read() == b"ok":
+                    break
+            except OSError:
+                time.sleep(0.3)
+        else:
+            pytest.fail(f"streamlit did not start: {(home / 'streamlit.log').read_text()[-2000:]}")
+        yield url
+    finally:
+        server.terminate()
+        server.wait(20)
+        log.close()
+
+
+@pytest.fixture(scope="module")
+def browser(tmp_path_factory):
+    from selenium.webdriver.chrome.options import Options
+    from selenium.webdriver.chrome.service import Service
+
+    options = Options()
+    options.binary_location = CHROMIUM
+    for flag in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                 "--disable-component-update", "--disable-sync", "--no-first-run", "--window-size=1400,1100",
+                 "--disable-dev-shm-usage", f"--user-data-dir={tmp_path_factory.mktemp('chrome-profile')}"):
+        options.add_argument(flag)
+    driver = webdriver.Chrome(service=Service(DRIVER), options=options)
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    yield driver
+    driver.quit()
+
+
+# Generous: the first page view starts loading torch and the embedder, which takes ~10 s on an idle
+# 2-core machine and ~100 s when it is shared with other heavy work.
+def wait(driver, condition, timeout: float = 240, what: str = ""):
+    from selenium.common.exceptions import WebDriverException
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    try:
+        return WebDriverWait(driver, timeout, poll_frequency=0.2,
+                             ignored_exceptions=(WebDriverException,)).until(condition)
+    except Exception:
+        driver.save_screenshot(str(ARTIFACTS / f"failed-{what or 'wait'}.png"))
+        raise
+
+
+def by_css(driver, css: str):
+    from selenium.webdriver.common.by import By
+
+    return driver.find_elements(By.CSS_SELECTOR, css)
+
+
+def ask(driver, question: str):
+    from selenium.webdriver.common.keys import Keys
+
+    before = len(by_css(driver, '[data-testid="stChatMessage"]'))
+    box = wait(driver, lambda d: next((e for e in by_css(d, 'textarea[data-testid="stChatInputTextArea"]')
+                                       if e.is_enabled()), None), what="chat-input")
+    box.send_keys(question)
+    box.send_keys(Keys.ENTER)
+    # the answer is complete when its timings caption appears under it
+    wait(driver, lambda d: len(by_css(d, '[data-testid="stChatMessage"]')) >= before + 2
+         and "total" in by_css(d, '[data-testid="stChatMessage"]')[-1].text, what="answer")
+    return by_css(driver, '[data-testid="stChatMessage"]')[-1]
+
+
+def test_chat_answers_with_a_citation_that_opens_its_passage(app, browser):
+    browser.get(app)
+    answer = ask(browser, "What does QLoRA quantise the base model to?")
+    assert "4-bit" in answer.text and "[1]" in answer.text
+    expander = by_css(answer, '[data-testid="stExpander"]')[0]
+    assert "lora.md" in expander.text
+    expander.find_element("css selector", "summary").click()
+    marked = wait(browser, lambda d: [m.text for m in by_css(d, "mark") if m.text], what="highlight")
+    assert {t.lower() for t in marked} <= {"qlora", "quantises", "base", "model"}  # the question's words only
+    browser.save_screenshot(str(ARTIFACTS / "chat.png"))
+
+
+def test_uploaded_document_is_indexed_and_then_cited_in_chat(app, browser, tmp_path):
+    from selenium.webdriver.common.by import By
+
+    doc = tmp_path / "zorblax.md"
+    doc.write_text(UNIQUE_DOC)
+    browser.get(f"{app}/documents")
+    upload = wait(browser, lambda d: by_css(d, 'input[type="file"]'), what="uploader")[0]
+    upload.send_keys(str(doc))
+    button = wait(browser, lambda d: d.find_elements(By.XPATH, "//button[contains(., 'Add to the index')]"),
+                  what="add-button")[0]
+    button.click()
+    wait(browser, lambda d: "1 added" in d.find_element(By.TAG_NAME, "body").text, what="indexed")
+    assert "zorblax.md" in browser.find_element(By.TAG_NAME, "body").text
+    browser.save_screenshot(str(ARTIFACTS / "documents.png"))
+
+    browser.get(app)
+    answer = ask(browser, "What does Zorblax decoding draft tokens with?")
+    assert "zorblax drafter" in answer.text.lower()
+    labels = [e.text for e in by_css(answer, '[data-testid="stExpander"]')]
+    assert any("zorblax.md" in label for label in labels)
+    browser.save_screenshot(str(ARTIFACTS / "chat-uploaded.png"))
+
+
+def test_advisor_form_submits_and_shows_the_ranking(app, browser):
+    from selenium.webdriver.common.by import By
+
+    browser.get(f"{app}/advisor")
+    button = wait(browser, lambda d: d.find_elements(By.XPATH, "//button[contains(., 'Recommend')]"),
+                  what="advisor-form")[0]
+    button.click()
+    # drawn top to bottom: the ranking first, the sensitivity table last
+    wait(browser, lambda d: "Recommended:" in (text := d.find_element(By.TAG_NAME, "body").text)
+         and "Sensitivity" in text, what="ranking")
+    body = browser.find_element(By.TAG_NAME, "body").text
+    assert "1. " in body and "Sensitivity" in body
+    winner = browser.find_element(By.XPATH, "//*[contains(text(), 'Recommended:')]")
+    browser.execute_script("arguments[0].scrollIntoView({block: 'start'})", winner)
+    browser.save_screenshot(str(ARTIFACTS / "advisor.png"))

@@ -1,0 +1,60 @@
+"""Chat page: streamed, cited answers; passages open with matched terms marked; abstention; follow-ups."""
+
+from __future__ import annotations
+
+from ui_helpers import page, texts
+
+
+def ask(at, question: str):
+    at.chat_input[0].set_value(question)
+    return at.run()
+
+
+def test_question_gets_an_answer_citing_the_passage_it_rests_on(ui_env):
+    at = ask(page("chat"), "What does QLoRA quantise the base model to?")
+    assert not at.exception
+    answer = at.chat_message[1].markdown[0].value
+    assert "4-bit" in answer and "[1]" in answer
+    labels = [e.label for e in at.expander]
+    assert labels and labels[0].startswith("[1] lora.md")
+    passage = at.expander[0].markdown[0].value
+    assert 'white-space: pre-wrap' in passage and "<mark>QLoRA</mark>" in passage and "<mark>quantises</mark>" in passage
+    assert any("first token" in c and "ms" in c for c in texts(at, "caption"))
+
+
+def test_off_topic_question_says_the_documents_do_not_say(ui_env):
+    at = ask(page("chat"), "What is the capital of France?")
+    assert not at.exception
+    assert any("The documents do not say" in i for i in texts(at, "info"))
+    assert not at.expander  # nothing cited
+
+
+def test_follow_up_is_rewritten_and_shown_and_history_stays_per_session(ui_env):
+    at = ask(page("chat"), "What is QLoRA?")
+    at = ask(at, "How much memory does it save?")
+    assert any(c.startswith("Follow-up read as:") and "QLoRA" in c for c in texts(at, "caption"))
+    assert len(at.chat_message) == 4  # two turns kept in this session
+    other = page("chat")  # another browser session starts empty
+    assert len(other.chat_message) == 0
+
+
+def test_sidebar_offers_every_generator_and_retrieval_settings(ui_env):
+    at = page("chat")
+    assert at.sidebar.radio[0].options == [
+        "Extractive (no model, instant)", "Local model (SmolLM2-135M)", "Local model + LoRA adapter",
+        "API (OpenAI-compatible)",
+    ]
+    at.sidebar.radio[0].set_value("adapter").run()
+    assert any("No adapter yet" in i for i in texts(at, "info"))
+    assert at.sidebar.selectbox[0].options == ["hybrid", "dense", "bm25"]
+
+
+def test_an_unreachable_api_generator_is_one_readable_error(ui_env):
+    at = page("chat")
+    at.sidebar.radio[0].set_value("api").run()
+    at.sidebar.text_input[0].set_value("http://127.0.0.1:9/v1").run()
+    at.sidebar.checkbox[0].uncheck().run()  # the hash embedder's cosines are not calibrated: never abstain
+    at = ask(at, "What does QLoRA quantise the base model to?")
+    assert not at.exception
+    errors = texts(at, "error")
+    assert len(errors) == 1 and "Traceback" not in errors[0]

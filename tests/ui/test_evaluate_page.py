@@ -1,0 +1,70 @@
+"""Evaluate page: a QA file against the index, or a BEIR folder in a temporary index; table and chart."""
+
+from __future__ import annotations
+
+import json
+
+from ui_helpers import page, texts, wait_for_jobs
+
+
+def evaluate(at, target: str):
+    at.text_input[0].set_value(target)
+    at.button[0].click()
+    at.run()
+    wait_for_jobs()
+    return at.run()
+
+
+def test_qa_file_is_scored_per_mode_against_the_index(ui_env):
+    qa = ui_env / "qa.jsonl"
+    qa.write_text(json.dumps({"id": "1", "question": "What does QLoRA quantise?", "answer": "4-bit", "source": "lora.md"}) + "\n"
+                  + json.dumps({"id": "2", "question": "What is BM25?", "answer": "a ranking function", "source": "rag.txt"}) + "\n")
+    at = evaluate(page("evaluate"), str(qa))
+    assert not at.exception
+    table = at.dataframe[0].value
+    assert list(table["mode"]) == ["dense", "bm25", "hybrid"]
+    bm25 = table[table["mode"] == "bm25"].iloc[0]
+    assert bm25["hit_rate@5"] == 1.0  # both supporting files come back by keyword
+    assert at.get("vega_lite_chart")
+
+
+def test_beir_folder_is_indexed_and_scored(ui_env, monkeypatch):
+    from ragtune.rag.embed import HashEmbedder
+    from ragtune.rag.index import Index
+
+    original = Index.open.__func__
+
+    def with_hash(cls, path, **kwargs):  # the temporary index: the fast deterministic embedder
+        kwargs.setdefault("embedder", HashEmbedder(dim=64))
+        return original(cls, path, **kwargs)
+
+    monkeypatch.setattr(Index, "open", classmethod(with_hash))
+    beir = ui_env / "tiny-beir"
+    (beir / "qrels").mkdir(parents=True)
+    (beir / "corpus.jsonl").write_text("\n".join(json.dumps(d) for d in [
+        {"_id": "d1", "title": "LoRA", "text": "LoRA trains low-rank adapters."},
+        {"_id": "d2", "title": "BM25", "text": "BM25 ranks documents by rare query terms."},
+    ]) + "\n")
+    (beir / "queries.jsonl").write_text(json.dumps({"_id": "q1", "text": "low-rank adapters"}) + "\n")
+    (beir / "qrels" / "test.tsv").write_text("query-id\tcorpus-id\tscore\nq1\td1\t1\n")
+    at = evaluate(page("evaluate"), str(beir))
+    assert not at.exception, at.exception
+    table = at.dataframe[0].value
+    assert "ndcg@10" in table.columns and table[table["mode"] == "bm25"].iloc[0]["ndcg@10"] == 1.0
+    assert any("tiny-beir" in m for m in texts(at, "markdown"))
+
+
+def test_a_malformed_qa_file_fails_with_one_readable_line(ui_env):
+    bad = ui_env / "bad.jsonl"
+    bad.write_text(json.dumps({"question": "no id"}) + "\n")
+    at = evaluate(page("evaluate"), str(bad))
+    errors = texts(at, "error")
+    assert len(errors) == 1 and "bad.jsonl:1" in errors[0] and "id" in errors[0]
+
+
+def test_a_missing_path_is_one_readable_error(ui_env):
+    at = page("evaluate")
+    at.text_input[0].set_value("/nonexistent/qa.jsonl")
+    at.button[0].click()
+    at.run()
+    assert texts(at, "error") == ["/nonexistent/qa.jsonl: no such file or folder"]

@@ -1,0 +1,128 @@
+"""Chat: streamed answers with citations, over the shared index, one conversation per browser session."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import streamlit as st
+
+from ragtune import api
+
+from . import state
+from .render import citation_label, highlight, passage_for, timings_line
+
+TURNS = "chat_turns"
+
+
+def sidebar() -> dict[str, Any]:
+    """Generator and retrieval settings; returns them as plain values."""
+    cfg = state.settings()
+    sb = st.sidebar
+    sb.header("Answering")
+    kinds = list(state.GENERATORS)
+    if "generator_kind" not in st.session_state:
+        st.session_state["generator_kind"] = cfg.generator
+    kind = sb.radio("Generator", kinds, format_func=state.GENERATORS.get, key="generator_kind")
+    options: dict[str, Any] = {"kind": kind}
+    if kind == "adapter":
+        found = [str(p) for p in state.adapters()]
+        chosen = st.session_state.get("chat_adapter")
+        if chosen and chosen not in found:
+            found.insert(0, chosen)
+        if found:
+            options["adapter"] = sb.selectbox("Adapter", found, key="chat_adapter")
+        else:
+            sb.info(f"No adapter yet: train one on the Fine-tune page (saved under {cfg.adapters_dir}).")
+    if kind == "api":
+        options["api_config"] = {
+            "base_url": sb.text_input("Base URL", "http://localhost:8000/v1"),
+            "model": sb.text_input("Model", "my-model"),
+            "api_key_env": sb.text_input("API key variable", "OPENAI_API_KEY",
+                                         help="the environment variable holding the key (never the key)"),
+        }
+    sb.header("Retrieval")
+    options["k"] = sb.slider("Passages", 1, 10, 5, help="how many retrieved passages the answer may use")
+    options["mode"] = sb.selectbox("Search", ["hybrid", "dense", "bm25"],
+                                   help="hybrid fuses meaning (dense) and keyword (BM25) search")
+    options["abstain"] = sb.checkbox("Say 'the documents do not say' for off-topic questions", value=True)
+    if sb.button("New conversation"):
+        st.session_state[TURNS] = []
+    return options
+
+
+def _history(turns: list[dict]) -> list[dict]:
+    messages = []
+    for t in turns:
+        messages.append({"role": "user", "content": t["question"]})
+        messages.append({"role": "assistant", "content": t["text"]})
+    return messages
+
+
+def show_details(turn: dict) -> None:
+    """The rewritten question, abstention, citations (each opening its passage) and timings of a turn."""
+    answer = turn.get("answer")
+    if answer is None:
+        return
+    if answer.abstained:
+        st.info("The documents do not say: no indexed passage answers this question. "
+                "Rephrase it, or add documents on the Documents page.")
+    for citation in answer.citations:
+        chunk = passage_for(answer, citation)
+        with st.expander(citation_label(citation)):
+            st.caption(citation.source)
+            text = chunk.text if chunk is not None else citation.quote
+            # pre-wrap keeps the chunk's own line breaks (a section title above its paragraph)
+            st.markdown(f'<div style="white-space: pre-wrap">{highlight(text, answer.query)}</div>',
+                        unsafe_allow_html=True)
+    st.caption(f"{turn['generator']} · {timings_line(answer.timings)}")
+
+
+def _ask(question: str, index: Any, options: dict[str, Any], turns: list[dict]) -> None:
+    gen, loading = state.generator(options["kind"], adapter=options.get("adapter"),
+                                   api_config=options.get("api_config"))
+    if loading is not None and loading.running:
+        with st.spinner("Loading the local model (once per server, ~10-30 s on a CPU) ..."):
+            loading.wait()
+    if loading is not None and loading.state == "failed":
+        st.error(f"The local model could not be loaded: {loading.error}")
+        return
+    extra = {} if options["abstain"] else {"min_score": None}  # keep RAG's calibrated default otherwise
+    rag = api.RAG(index, gen, k=options["k"], mode=options["mode"], **extra)
+    stream = rag.stream(question, history=_history(turns))
+    if stream.query != question:
+        st.caption(f"Follow-up read as: *{stream.query}*")
+    st.write_stream(iter(stream))
+    turn = {"question": question, "text": stream.answer.text, "answer": stream.answer, "generator": gen.name}
+    turns.append(turn)
+    show_details(turn)
+
+
+def render() -> None:
+    st.title("Chat with your documents")
+    options = sidebar()
+    job = state.index_job()
+    index = state.shared_index()
+    if index is None:
+        st.write("Ask questions about the indexed documents; answers cite the passages they rest on.")
+        state.wait_for(job, "Opening the index and loading the embedding model ...")
+        st.chat_input("Ask a question (the index is still loading)", disabled=True)
+        return
+    if len(index) == 0:
+        st.warning("The index is empty: add documents on the Documents page.")
+    turns = st.session_state.setdefault(TURNS, [])
+    for turn in turns:
+        with st.chat_message("user"):
+            st.markdown(turn["question"])
+        with st.chat_message("assistant"):
+            st.markdown(turn["text"])
+            show_details(turn)
+    question = st.chat_input("Ask a question about your documents")
+    if not question:
+        return
+    with st.chat_message("user"):
+        st.markdown(question)
+    with st.chat_message("assistant"):
+        try:
+            _ask(question, index, options, turns)
+        except Exception as exc:  # a readable line, never a traceback
+            state.error(exc)

@@ -1,0 +1,77 @@
+"""Evaluate: retrieval quality on a BEIR-layout folder or a QA file, as a metrics table and a chart."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import streamlit as st
+
+from ragtune import api
+
+from . import state
+
+MODES = ["dense", "bm25", "hybrid"]
+
+
+def _run(job: api.Job, target: str, index: Any, modes: list[str], k: int | None, limit: int | None) -> dict:
+    return api.evaluate_dataset(target, index=index, modes=tuple(modes), k=k, limit_queries=limit,
+                                progress=job.report)
+
+
+def table(report: dict) -> list[dict]:
+    """One row per mode: the metrics (rounded) and the median search latency."""
+    rows = []
+    for mode, metrics in report["results"].items():
+        row = {"mode": mode}
+        row.update({name: round(value, 4) for name, value in metrics.items()
+                    if name not in ("queries", "p50_ms", "p95_ms")})
+        row["p50 ms"] = round(metrics.get("p50_ms", 0.0), 1)
+        rows.append(row)
+    return rows
+
+
+def show(report: dict) -> None:
+    import pandas as pd
+
+    kind = "BEIR collection" if report["kind"] == "beir" else "QA file"
+    st.write(f"**{report['name']}** ({kind}): {report['queries']} queries, k = {report['k']}")
+    rows = table(report)
+    st.dataframe(rows, hide_index=True)
+    frame = pd.DataFrame(rows).set_index("mode").drop(columns=["p50 ms"])
+    st.bar_chart(frame.T, stack=False)
+
+
+def render() -> None:
+    st.title("Evaluate retrieval")
+    state.index_job()  # a QA file is scored against the index: start opening it now
+    st.write("A **BEIR folder** (corpus.jsonl, queries.jsonl, qrels/test.tsv) is indexed into a temporary "
+             "index and scored with nDCG@10, Recall@k, MRR@10 and MAP. A **QA file** (.jsonl of question + "
+             "source) is scored against the current index: does the supporting file come back in the top k?")
+    default = str(api.corpora_dir() / "qa.jsonl")
+    with st.form("eval_form"):
+        target = st.text_input("BEIR folder or QA .jsonl file", value=default)
+        modes = st.multiselect("Search modes", MODES, default=MODES)
+        c1, c2 = st.columns(2)
+        k = c1.number_input("k (0: default, 100 for BEIR, 5 for QA)", 0, 1000, 0)
+        limit = c2.number_input("Only the first N queries (0: all)", 0, 100000, 0)
+        run = st.form_submit_button("Evaluate", type="primary")
+    if run:
+        path = Path(target.strip()).expanduser()
+        index = state.shared_index()
+        if not path.exists():
+            st.error(f"{path}: no such file or folder")
+        elif not modes:
+            st.error("choose at least one search mode")
+        elif path.is_file() and index is None:
+            st.error("the index is still opening; try again in a moment")
+        else:
+            state.start_job("evaluate", _run, str(path), index, modes, int(k) or None, int(limit) or None,
+                            exclusive=True)
+    job = state.session_job("evaluate")
+    if job is not None and job.running:
+        state.wait_for(job, "Evaluating ...")
+    else:
+        state.show_job(job)
+        if job is not None and job.state == "done":
+            show(job.result)

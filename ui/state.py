@@ -1,0 +1,207 @@
+"""What the pages share: settings, the process-wide index and generators, and job progress widgets.
+
+Heavy objects live in Streamlit's resource cache, so every session of the server process uses one index
+and one local model (both wrapped for thread-safety, see :mod:`ragtune.shared`). Opening them runs as a
+background job, so the first page renders at once and shows a status until they are ready.
+
+Settings come from the environment (``make run`` and the tests set them):
+
+- ``RAGTUNE_INDEX``: the index folder (default ``.ragtune/index``; built from the shipped corpus when
+  missing);
+- ``RAGTUNE_UPLOADS``: where uploaded files are stored (default: ``uploads`` beside the index folder);
+- ``RAGTUNE_ADAPTERS``: where LoRA adapters are trained and found (default: ``adapters`` beside it);
+- ``RAGTUNE_MAX_UPLOAD_MB``: the per-file upload limit (default 25, the index's own file limit);
+- ``RAGTUNE_UI_GENERATOR``: the generator selected at start, ``extractive`` (default) or ``local``.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import streamlit as st
+
+from ragtune import api
+
+from .uploads import MAX_UPLOAD_MB
+
+GENERATORS = {
+    "extractive": "Extractive (no model, instant)",
+    "local": "Local model (SmolLM2-135M)",
+    "adapter": "Local model + LoRA adapter",
+    "api": "API (OpenAI-compatible)",
+}
+
+
+@dataclass(frozen=True)
+class Settings:
+    index_dir: Path
+    uploads_dir: Path
+    adapters_dir: Path
+    generator: str
+    max_upload_mb: float = MAX_UPLOAD_MB
+
+
+def settings() -> Settings:
+    index_dir = Path(os.environ.get("RAGTUNE_INDEX") or ".ragtune/index").expanduser().resolve()
+    home = index_dir.parent
+    generator = os.environ.get("RAGTUNE_UI_GENERATOR", "extractive")
+    return Settings(
+        index_dir=index_dir,
+        uploads_dir=Path(os.environ.get("RAGTUNE_UPLOADS") or home / "uploads").expanduser().resolve(),
+        adapters_dir=Path(os.environ.get("RAGTUNE_ADAPTERS") or home / "adapters").expanduser().resolve(),
+        generator=generator if generator in GENERATORS else "extractive",
+        max_upload_mb=_positive(os.environ.get("RAGTUNE_MAX_UPLOAD_MB"), MAX_UPLOAD_MB),
+    )
+
+
+def _positive(text: str | None, default: float) -> float:
+    try:
+        value = float(text) if text else default
+    except ValueError:
+        return default
+    return value if value > 0 else default
+
+
+# ------------------------------------------------------------------------------ the shared index
+def _open_index(job: api.Job, index_dir: Path) -> api.SharedIndex:
+    if not api.is_index(index_dir):
+        # First start without `make run`: index the shipped corpus so the chat works with no set-up.
+        job.report("index", 0, None, "indexing the shipped documents (first start only)")
+        built = api.Index.open(index_dir, create=True)
+        try:
+            built.add([api.corpora_dir()], exclude=["README.md"], progress=job.report)
+        finally:
+            built.close()
+    job.report("open", 0, 2, "opening the index")
+    shared = api.SharedIndex(api.Index.open(index_dir))
+    job.report("open", 1, 2, "loading the embedding model")
+    if len(shared):
+        shared.search("warm up", k=1)  # loads the embedder now, not on the first question
+    job.report("open", 2, 2, "ready")
+    return shared
+
+
+@st.cache_resource(show_spinner=False)
+def _index_job(index_dir: str) -> api.Job:
+    return api.jobs.start(_open_index, Path(index_dir), name="open index")
+
+
+def index_job() -> api.Job:
+    job = _index_job(str(settings().index_dir))
+    if job.state in ("failed", "cancelled"):
+        _index_job.clear()  # let the next rerun try again (e.g. after the user fixed the folder)
+    return job
+
+
+def shared_index() -> api.SharedIndex | None:
+    """The process-wide index, or None while it is still opening (the caller shows :func:`wait_for`)."""
+    job = index_job()
+    return job.result if job.state == "done" else None
+
+
+# ------------------------------------------------------------------------------ generators
+@st.cache_resource(show_spinner=False)
+def _local_generator() -> api.SharedGenerator:
+    return api.SharedGenerator(api.load_generator("local"))
+
+
+@st.cache_resource(show_spinner=False)
+def _warm_job() -> api.Job:
+    shared = _local_generator()
+    return api.jobs.start(lambda job: shared.warm_up(), name="load local model")
+
+
+def generator(kind: str, *, adapter: str | None = None, api_config: dict | None = None) -> tuple[Any, api.Job | None]:
+    """The generator for a chat turn and, for a local model still loading, the job loading it."""
+    if kind == "extractive":
+        return api.load_generator("extractive"), None
+    if kind == "api":
+        return api.load_generator({"kind": "api", **(api_config or {})}), None
+    job = _warm_job()
+    if job.state == "failed":
+        _warm_job.clear()
+    return _local_generator().view(adapter=adapter if kind == "adapter" else None), job
+
+
+def adapters() -> list[Path]:
+    """Adapter folders (those holding ``adapter_config.json``) under the adapters folder, newest first."""
+    root = settings().adapters_dir
+    if not root.is_dir():
+        return []
+    found = [p.parent for p in root.glob("*/adapter_config.json")]
+    return sorted(found, key=lambda p: p.stat().st_mtime, reverse=True)
+
+
+# ------------------------------------------------------------------------------ jobs on the page
+def progress_line(job: api.Job) -> tuple[float | None, str]:
+    p = job.progress
+    if p is None:
+        return None, f"{job.name}: starting"
+    count = f" {p.done}/{p.total}" if p.total else (f" {p.done}" if p.done else "")
+    message = f" - {p.message}" if p.message else ""
+    return p.fraction, f"{job.name}: {p.stage}{count}{message} ({job.elapsed:.0f} s)"
+
+
+def show_job(job: api.Job | None) -> None:
+    """A progress bar while ``job`` runs; its error (one readable line) if it failed."""
+    if job is None:
+        return
+    if job.running:
+        fraction, text = progress_line(job)
+        st.progress(fraction if fraction is not None else 0.0, text=text)
+    elif job.state == "failed":
+        st.error(f"{job.name} failed: {job.error}")
+    elif job.state == "cancelled":
+        st.warning(f"{job.name} was cancelled")
+
+
+def wait_for(job: api.Job, what: str) -> None:
+    """Show ``job``'s progress and rerun the page when it has finished (polled once a second)."""
+
+    @st.fragment(run_every=1.0)
+    def _poll() -> None:
+        if not job.running:
+            st.rerun()
+        fraction, text = progress_line(job)
+        with st.status(what, state="running", expanded=True):
+            st.progress(fraction if fraction is not None else 0.0, text=text)
+
+    if job.running:
+        _poll()
+    else:
+        show_job(job)
+
+
+def session_job(key: str) -> api.Job | None:
+    """The job this session started under ``key`` (kept across reruns)."""
+    job_id = st.session_state.get(f"job:{key}")
+    return api.jobs.get(job_id) if job_id is not None else None
+
+
+def start_job(key: str, fn: Any, *args: Any, exclusive: bool = False, **kwargs: Any) -> api.Job | None:
+    """Start ``fn`` as a background job remembered under ``key``; a refusal is shown as an error."""
+    try:
+        job = api.jobs.start(fn, *args, name=key, exclusive=exclusive, **kwargs)
+    except api.RagtuneError as exc:
+        st.error(str(exc))
+        return None
+    st.session_state[f"job:{key}"] = job.id
+    return job
+
+
+def error(exc: BaseException) -> None:
+    """One readable line for a library error; unexpected ones are named, never shown as a traceback."""
+    if isinstance(exc, api.RagtuneError):
+        st.error(str(exc))
+    else:
+        st.error(f"Something went wrong: {type(exc).__name__}: {exc}")
+
+
+def when(timestamp: float | None) -> str:
+    if not timestamp:
+        return "never"
+    return time.strftime("%Y-%m-%d %H:%M", time.localtime(timestamp))
