@@ -108,12 +108,37 @@ def results(answers: dict[str, Any]) -> None:
         _show(api.advise(answers, searcher=index, **({"weights": weights} if weights else {})))
 
 
-def _show(rec: Any) -> None:
+def headline(rec: Any) -> None:
+    """The verdict, and how far to trust it: undetermined, a close call, or robust under weight changes."""
     winner = next((o for o in rec.ranked if o.id == rec.winner), None)
     if winner is None:
         st.error("Every option is ruled out by your constraints; see the notes below.")
-    else:
-        st.success(f"Recommended: **{winner.name}** ({winner.total:.0f}/100)")
+        return
+    names = {o.id: o.name for o in rec.options}
+    if not getattr(rec, "determined", True):
+        st.warning("Undetermined: your answers do not separate the options yet. The order shown is the documents' "
+                   "lever order (prompt an API model first, then RAG, then fine-tuning).")
+        deciding = getattr(rec, "deciding_questions", [])
+        if deciding:
+            st.write("Questions that would decide it: " + ", ".join(f"`{q}`" for q in deciding))
+        return
+    st.success(f"Recommended: **{winner.name}** ({winner.total:.0f}/100)")
+    if getattr(rec, "firm_preference", ""):
+        st.info(rec.firm_preference)
+    for reason in getattr(rec, "close_call_reasons", []):
+        st.warning(f"Close call: {reason}")
+    robustness = getattr(rec, "robustness", {}) or {}
+    if robustness:
+        share = robustness.get(rec.winner, 0.0)
+        st.caption(f"{names.get(rec.winner, rec.winner)} stays first in {share:.0%} of draws with every weight "
+                   "perturbed by up to 30%.")
+    changes = [c for c in getattr(rec, "answer_changes", []) if c.previous is not None][:5]
+    if changes:
+        st.caption("Answers that would change the result: " + "; ".join(c.text for c in changes if c.text))
+
+
+def _show(rec: Any) -> None:
+    headline(rec)
     charts(rec)
     explanation(rec)
     sensitivity(rec)

@@ -28,6 +28,17 @@ def test_form_lists_every_question_and_submitting_shows_the_ranking(ui_env):
     assert at.subheader[-1].value == "Sensitivity"
 
 
+def test_no_answers_say_undetermined_and_name_the_deciding_questions(ui_env):
+    at = page("advisor")
+    at.button[0].click()
+    at = at.run()
+    assert not at.exception
+    assert not texts(at, "success")
+    warning = texts(at, "warning")[0]
+    assert warning.startswith("Undetermined") and "lever order" in warning
+    assert any(m.value.startswith("Questions that would decide it") for m in at.markdown)
+
+
 def test_downloads_hold_the_markdown_and_json_reports(ui_env):
     at = submit(page("advisor"), knowledge_change="daily")
     buttons = at.get("download_button")
