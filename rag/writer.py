@@ -257,6 +257,7 @@ class Writer:
     def _guarded(self, publish) -> None:
         t0 = time.perf_counter()
         current = self.base_manifest.get("generation")
+        self.emit("write", 0, 1, "writing and verifying the new generation")
         try:
             publish()
         except RagtuneError:
@@ -273,6 +274,7 @@ class Writer:
             clean_debris(self.root, current)
             raise
         self.report.timings["write"] = time.perf_counter() - t0
+        self.emit("write", 1, 1, "published")
 
     def _chunk(self, docs: list[Document]) -> list[tuple[Document, list[Chunk]]]:
         t0 = time.perf_counter()

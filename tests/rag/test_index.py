@@ -157,8 +157,10 @@ def test_add_reports_progress_through_a_callback(hash_index, docs_dir):
     index = hash_index()
     index.add([docs_dir], progress=lambda stage, done, total, message: calls.append((stage, done, total)))
     stages = [c[0] for c in calls]
-    assert {"parse", "chunk", "embed"} <= set(stages)
-    assert ("parse", 3, 3) in calls and calls[-1][0] == "embed" and calls[-1][1] == calls[-1][2]
+    assert {"parse", "chunk", "embed", "write"} <= set(stages)
+    embeds = [c for c in calls if c[0] == "embed"]
+    assert ("parse", 3, 3) in calls and embeds[-1][1] == embeds[-1][2]
+    assert calls[-1] == ("write", 1, 1)  # the last word is the publish
 
 
 def test_reading_pins_one_generation_across_a_publish(hash_index, docs_dir):
