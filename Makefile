@@ -37,7 +37,8 @@ $(STAMP): pyproject.toml constraints.txt requirements/spacy-model.txt
 	touch $@
 
 run: install
-	@test -f $(INDEX)/CURRENT || $(BIN)/ragtune index add corpora --exclude README.md --index $(INDEX) --prune
+	# Incremental: on later runs unchanged files are only hashed (no parsing, no embedding).
+	$(BIN)/ragtune index add corpora --exclude README.md --index $(INDEX) --prune
 	$(BIN)/ragtune ui --index $(INDEX) --port $(PORT)
 
 demo: install
@@ -54,7 +55,8 @@ test: install browser-deps
 browser-deps:
 	@if command -v chromium >/dev/null 2>&1 && command -v chromedriver >/dev/null 2>&1; then :; \
 	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
-		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver; \
+		{ apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver; } \
+			|| echo "note: could not install chromium/chromium-driver: the browser tests will be skipped"; \
 	else echo "note: chromium/chromium-driver missing and not root: the browser tests will be skipped"; fi
 
 bench: install
