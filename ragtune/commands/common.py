@@ -49,6 +49,8 @@ def parse_filters(items: list[str] | None) -> dict | None:
         if not sep or not key.strip():
             raise ConfigError(f"--filter {item!r}: expected KEY=VALUE, e.g. file_type=pdf or source='*lora*'")
         key, value = key.strip(), _scalar(value.strip())
+        if not key.replace("_", "").replace("-", "").isalnum():  # checked here, before any model loads
+            raise ConfigError(f"--filter {item!r}: the key {key!r} may hold letters, digits, '_' or '-' only")
         if key in filters:
             prev = filters[key]
             filters[key] = (prev if isinstance(prev, list) else [prev]) + [value]

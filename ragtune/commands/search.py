@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import textwrap
 
+from ragtune.errors import ConfigError
 from ragtune.commands.common import (
     NO_INDEX_BEHAVIOUR,
     add_json_option,
@@ -47,6 +48,8 @@ def _raw():
 
 def cmd_search(args) -> int:
     filters, options = retrieval_options(args)
+    if not args.query.strip():  # refused before the index and the embedding model load
+        raise ConfigError("the query is empty; ask something")
     index, _ = index_or_corpus(args.index)
     if args.mode != "bm25":
         warm_embedder(index)

@@ -25,6 +25,8 @@ UNSAFE = [
 # Reviewed uses the patterns cannot judge: (file, code) -> why it is safe.
 REVIEWED = {
     ("advisor/matrix.py", "yaml.load(text, Loader=loader)"): "loader is yaml.CSafeLoader or yaml.SafeLoader",
+    ("advisor/datafile.py", "yaml.load(text, Loader=_strict_yaml_loader())"):
+        "a subclass of yaml.CSafeLoader / SafeLoader that also refuses duplicate keys",
 }
 
 
