@@ -28,6 +28,7 @@ from ragtune.errors import ConfigError, IndexFormatError
 
 from .chunkdb import ChunkDB
 from .config import IndexConfig
+from .ingest import sha256_file
 from .lexical import BM25Index
 from .store import VectorStore, open_store
 
@@ -86,20 +87,12 @@ def manifest_config(root: Path, manifest: dict) -> IndexConfig:
         raise IndexFormatError(f"{root}/{manifest['generation']}/{MANIFEST}: config: {exc}") from exc
 
 
-def sha256_path(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 def file_records(gen_dir: Path) -> dict[str, dict]:
     """``{relative path: {"size", "sha256"}}`` of every file in a generation except the manifest."""
     out = {}
     for p in sorted(gen_dir.rglob("*")):
         if p.is_file() and p.name != MANIFEST:
-            out[p.relative_to(gen_dir).as_posix()] = {"size": p.stat().st_size, "sha256": sha256_path(p)}
+            out[p.relative_to(gen_dir).as_posix()] = {"size": p.stat().st_size, "sha256": sha256_file(p)}
     return out
 
 
@@ -250,7 +243,7 @@ def verify_files(root: Path, manifest: dict, quick: bool = True) -> None:
         size = path.stat().st_size
         if size != rec.get("size"):
             raise IndexFormatError(f"{path} has {size} bytes, the manifest records {rec.get('size')}: damaged; {fix}")
-        if (not quick or size <= CHECKSUM_MAX_BYTES) and rec.get("sha256") and sha256_path(path) != rec["sha256"]:
+        if (not quick or size <= CHECKSUM_MAX_BYTES) and rec.get("sha256") and sha256_file(path) != rec["sha256"]:
             raise IndexFormatError(f"{path} does not match its checksum in the manifest: damaged; {fix}")
 
 

@@ -68,10 +68,4 @@ def render() -> None:
         else:
             state.start_job("evaluate", _run, str(path), index, modes, int(k) or None, int(limit) or None,
                             exclusive=True)
-    job = state.session_job("evaluate")
-    if job is not None and job.running:
-        state.wait_for(job, "Evaluating ...")
-    else:
-        state.show_job(job)
-        if job is not None and job.state == "done":
-            show(job.result)
+    state.follow_job("evaluate", "Evaluating ...", show)

@@ -68,13 +68,8 @@ def data_step(data: Path) -> None:
     st.subheader("1. Training data")
     if st.button("Build training data from the index"):
         state.start_job("training data", _build, state.settings().index_dir, data, exclusive=True)
-    job = state.session_job("training data")
-    if job is not None and job.running:
-        state.wait_for(job, "Writing training examples ...")
-    else:
-        state.show_job(job)
-        if job is not None and job.state == "done":
-            st.json(_as_dict(job.result), expanded=False)
+    state.follow_job("training data", "Writing training examples ...",
+                     lambda result: st.json(_as_dict(result), expanded=False))
     if data.exists():
         st.caption(f"Training data: {data}")
 
@@ -142,13 +137,7 @@ def use_step(adapters: Path) -> None:
         st.session_state["generator_kind"] = "adapter"
         st.session_state["chat_adapter"] = chosen
         st.success(f"Chat now answers with {Path(chosen).name}: open the Chat page.")
-    job = state.session_job("evaluate adapter")
-    if job is not None and job.running:
-        state.wait_for(job, "Evaluating ...")
-    else:
-        state.show_job(job)
-        if job is not None and job.state == "done":
-            st.json(_as_dict(job.result))
+    state.follow_job("evaluate adapter", "Evaluating ...", lambda result: st.json(_as_dict(result)))
 
 
 def render() -> None:

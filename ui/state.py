@@ -176,6 +176,17 @@ def wait_for(job: api.Job, what: str) -> None:
         show_job(job)
 
 
+def follow_job(key: str, waiting: str, on_done) -> None:
+    """This session's ``key`` job: its progress while it runs, then its error or ``on_done(result)``."""
+    job = session_job(key)
+    if job is not None and job.running:
+        wait_for(job, waiting)
+        return
+    show_job(job)
+    if job is not None and job.state == "done":
+        on_done(job.result)
+
+
 def session_job(key: str) -> api.Job | None:
     """The job this session started under ``key`` (kept across reruns)."""
     job_id = st.session_state.get(f"job:{key}")
