@@ -297,8 +297,22 @@ def train_in_child(index_dir: Path, out: Path, steps: int) -> dict:
     """
     import subprocess
 
-    code = ("import json; from ragtune.tune.embedder import tune_embedder; "
-            f"r = tune_embedder({str(index_dir)!r}, {str(out)!r}, steps={steps}); print(json.dumps(r.to_dict()))")
+    code = f"""
+import json
+from ragtune.rag.index import Index
+from ragtune.tune.embedder import EmbedderTuneConfig, build_pairs, pairs_digest, read_embedder_meta, tune_embedder
+index = Index.open({str(index_dir)!r})
+try:
+    meta = read_embedder_meta({str(out)!r})
+    config = EmbedderTuneConfig(**meta["config"])
+    same = config.steps == {steps} and meta["data"]["sha256"] == pairs_digest(build_pairs(index.chunks(), config))
+except Exception:
+    same = False
+if same:  # trained before on the same pairs for as many steps: its own time and memory
+    print(json.dumps({{k: meta[k] for k in ("pairs", "steps", "train_seconds", "peak_memory_mb")}} | {{"reused": True}}))
+else:
+    print(json.dumps(tune_embedder(index, {str(out)!r}, steps={steps}).to_dict()))
+"""
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     if proc.returncode:
         raise RuntimeError(f"tuning failed: {proc.stderr.strip()[-1500:]}")

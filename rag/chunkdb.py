@@ -118,6 +118,15 @@ class ChunkDB:
                 )
         return out
 
+    def sources(self, ids: Iterable[int]) -> dict[int, str]:
+        """id -> source file, without reading texts or metadata (grouping hits by file needs no more)."""
+        ids = [int(i) for i in ids]
+        out: dict[int, str] = {}
+        for start in range(0, len(ids), 900):
+            batch = ids[start : start + 900]
+            out.update(self._rows(f"SELECT id, source FROM chunks WHERE id IN ({','.join('?' * len(batch))})", batch))
+        return out
+
     def ids_and_texts(self) -> tuple[list[int], list[str]]:
         rows = self._rows("SELECT id, text FROM chunks ORDER BY id")
         return [r[0] for r in rows], [r[1] for r in rows]

@@ -169,6 +169,7 @@ class RetrievalConfig:
     rerank_depth: int = 50
     mmr: bool = False
     mmr_lambda: float = 0.7
+    per_source: int = 0  # at most this many hits per source file (0: no limit); 1 ranks whole files
 
     def validate(self) -> None:
         if isinstance(self.bm25_feedback, bool):  # the setting was a bool before "long"/"short" existed
@@ -186,6 +187,8 @@ class RetrievalConfig:
             raise ConfigError("retrieval: candidates and rerank_depth must be >= 1, rrf_k >= 0")
         if self.dense_weight < 0 or self.bm25_weight < 0:
             raise ConfigError("retrieval: weights must be >= 0")
+        if isinstance(self.per_source, bool) or not isinstance(self.per_source, int) or self.per_source < 0:
+            raise ConfigError(f"retrieval.per_source must be an integer >= 0, got {self.per_source!r}")
         if not 0 <= self.mmr_lambda <= 1:
             raise ConfigError("retrieval.mmr_lambda must be within [0, 1]")
 

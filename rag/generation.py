@@ -191,6 +191,9 @@ class Generation:
     def get_chunks(self, ids) -> dict:
         return self.db.get(ids)
 
+    def get_sources(self, ids) -> dict:
+        return self.db.sources(ids)
+
     def iter_chunks(self):
         return self.db.iter_chunks()
 

@@ -226,6 +226,10 @@ class Index:
     def get_chunks(self, ids) -> dict[int, Chunk]:
         return self._read("get_chunks", ids, default={})
 
+    def get_sources(self, ids) -> dict[int, str]:
+        """Chunk id -> source file (no text, no metadata)."""
+        return self._read("get_sources", ids, default={})
+
     def filter_ids(self, filters: dict) -> list[int]:
         return self._read("filter_ids", filters, default=[])
 

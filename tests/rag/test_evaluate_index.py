@@ -90,14 +90,16 @@ def test_evaluate_index_collapses_chunks_to_documents_and_scores_each_mode(tmp_p
     assert bm25["map"] == pytest.approx((0.5 + 1) / 2)
     assert bm25["queries"] == 2 and bm25["p50_ms"] >= 0
     assert results["dense"]["ndcg@10"] == 0.0
-    assert {(k, mode) for _, k, mode in index.calls} == {(30, "bm25"), (30, "dense")}  # k * 3 chunks
+    assert {(k, mode) for _, k, mode in index.calls} == {(10, "bm25"), (10, "dense")}
+    # k documents, each at its best chunk among the top k * 3 fused chunks (the index groups them)
+    assert index.options == [{"per_source": 1, "candidates": 30}] * 4
 
 
 def test_evaluate_index_passes_search_options_to_every_query(tmp_path):
     ds = load_beir(write_beir(tmp_path / "tiny"))
     index = OverlapIndex()
     evaluate_index(index, ds, modes=("hybrid",), k=5, search_kwargs={"reranker": "/models/ce"})
-    assert index.options == [{"reranker": "/models/ce"}] * 2
+    assert index.options == [{"per_source": 1, "candidates": 15, "reranker": "/models/ce"}] * 2
 
 
 def test_run_from_hits_keeps_first_rank_and_max_score_per_source():

@@ -241,3 +241,61 @@ def test_hybrid_feedback_uses_the_fused_first_pass(hash_index, tmp_path, monkeyp
     assert callable(calls[0]) and calls[1] is None
     fused = calls[0]([])  # with no BM25 hits, the first pass is the dense ranking alone
     assert fused and all(score > 0 for _, score in fused)
+
+
+@pytest.fixture
+def multi_chunk(hash_index, tmp_path):
+    """Twelve files of three sections each: every file is several chunks, as long documents are."""
+    d = tmp_path / "multi"
+    d.mkdir()
+    topics = ["flutter wings", "heat slabs", "boundary layer", "shock waves", "pasta sauce", "tides moon"]
+    for n in range(12):
+        a, b = topics[n % 6], topics[(n + 1) % 6]
+        (d / f"f{n:02d}.md").write_text(f"# Part one\n\n{a} {a} note {n}\n\n# Part two\n\n{b} and {a}\n\n"
+                                        f"# Part three\n\nunrelated text {n} about {b}\n")
+    index = hash_index(chunker__max_tokens=16, chunker__overlap_tokens=0)
+    index.add([d], progress=False)
+    assert len(index) >= 30
+    return index
+
+
+@pytest.mark.parametrize("mode", ["dense", "bm25", "hybrid"])
+def test_per_source_equals_collapsing_the_full_chunk_ranking(multi_chunk, mode):
+    """What evaluation did before (ask k * 3 chunks, keep each file's best) is what per_source=1 returns."""
+    for query in ("flutter wings heat", "boundary layer shock waves", "tides moon pasta sauce note 3"):
+        full = multi_chunk.search(query, k=15, mode=mode)
+        best: dict[str, object] = {}
+        for hit in full:
+            best.setdefault(hit.source, hit)
+        grouped = multi_chunk.search(query, k=5, mode=mode, per_source=1, candidates=15)
+        assert [h.to_dict() for h in grouped] == [h.to_dict() for h in list(best.values())[:5]]
+        assert len({h.source for h in grouped}) == len(grouped)
+
+
+def test_per_source_reads_texts_of_the_returned_hits_only(multi_chunk, monkeypatch):
+    from ragtune.rag.generation import Generation
+
+    asked = []
+    original = Generation.get_chunks
+
+    def spy(self, ids):
+        asked.append(list(ids))
+        return original(self, ids)
+
+    monkeypatch.setattr(Generation, "get_chunks", spy)
+    hits = multi_chunk.search("flutter wings heat slabs", k=3, per_source=1, candidates=30, bm25_feedback="off")
+    assert len(hits) == 3
+    assert len(asked) == 1 and len(asked[0]) == 3  # not the 30-chunk pool
+
+
+def test_per_source_two_keeps_at_most_two_chunks_of_a_file(multi_chunk):
+    hits = multi_chunk.search("flutter wings", k=10, per_source=2)
+    counts: dict[str, int] = {}
+    for h in hits:
+        counts[h.source] = counts.get(h.source, 0) + 1
+    assert hits and max(counts.values()) == 2
+
+
+def test_per_source_must_be_a_count(multi_chunk):
+    with pytest.raises(ConfigError, match="per_source"):
+        multi_chunk.search("flutter", per_source=-1)
