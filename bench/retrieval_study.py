@@ -62,6 +62,18 @@ class Variant:
     bm25_weight: float = 1.0
     depth: int = ASK
     doc_score: str = "max"  # max: a document ranks at its best chunk; sum: RRF evidence of all its chunks
+    # How the two rankings are fused: "rrf", or a convex combination alpha * dense + (1 - alpha) * bm25 of
+    # per-query normalised scores (Bruch et al. 2023): "minmax", "zscore" or "tmm" (theoretical min-max:
+    # the lower bound is what the score can reach, -1 for a cosine and 0 for BM25, the upper the observed max).
+    fusion: str = "rrf"
+    alpha: float = 0.5  # stated before measuring: no signal privileged without evidence
+    # "chunk": fuse chunk rankings, then documents at their best fused chunk (ragtune today); "doc": each
+    # side ranks documents first (its best chunk), then the document rankings are fused.
+    level: str = "chunk"
+    # The dense side's document score at level "doc": "best" chunk cosine, "whole" document vector (long
+    # documents truncated at the model's window), or "best+whole" (their sum).
+    doc_dense: str = "best"
+    rm3_weight: float = 0.5  # RM3's weight on the original query (customary 0.5)
 
 
 LONG_QUERY = 10  # content terms; RM3 adds 10 terms, so from here on the query is at least as long as its expansion
@@ -79,7 +91,25 @@ class Collection:
 
 def _vectors(col: Collection, unit: str):
     doc_of, texts, vectors = col.units[unit]
-    if vectors is None:
+    if vectors is None and unit == "doc":
+        # A document held in one chunk *is* that chunk (same words, title line first): reuse its vector;
+        # only documents longer than the model's window are embedded again (the model truncates them).
+        chunk_doc, _, chunk_vecs = col.units["chunk"]
+        rows_of: dict[str, list[int]] = {}
+        for row, d in enumerate(chunk_doc):
+            rows_of.setdefault(d, []).append(row)
+        long = [i for i, d in enumerate(doc_of) if len(rows_of.get(d, ())) != 1]
+        fresh = col.embedder.encode([texts[i] for i in long]) if long else None
+        vectors = np.zeros((len(doc_of), chunk_vecs.shape[1]), dtype=np.float32)
+        for i, d in enumerate(doc_of):
+            if len(rows_of.get(d, ())) == 1:
+                vectors[i] = chunk_vecs[rows_of[d][0]]
+        for j, i in enumerate(long):
+            vectors[i] = fresh[j]
+        print(f"{col.name}: {len(long)} of {len(doc_of)} documents embedded whole (longer than one chunk)",
+              file=sys.stderr)
+        col.units[unit] = (doc_of, texts, vectors)
+    elif vectors is None:
         vectors = col.embedder.encode(texts)
         col.units[unit] = (doc_of, texts, vectors)
     return vectors
@@ -127,30 +157,119 @@ def _use_rm3(v: Variant, index: BM25Index, query: str) -> bool:
     return wants_feedback(cfg, index.tokenize(query))
 
 
+LOWER = {"dense": -1.0, "bm25": 0.0}  # the least score each side can give (cosine, BM25)
+
+
+def _normalise(pairs: list[tuple], how: str, lower: float) -> tuple[dict, float]:
+    """Per-query normalised scores of one side's top list, and the value an absent item gets (the lowest
+    one observed: an absent item scores at most that)."""
+    if not pairs:
+        return {}, 0.0
+    ids, values = zip(*pairs)
+    x = np.asarray(values, dtype=np.float64)
+    if how == "minmax":
+        lo, hi = x.min(), x.max()
+    elif how == "tmm":
+        lo, hi = lower, x.max()
+    else:  # zscore
+        mu, sd = x.mean(), x.std() or 1.0
+        z = (x - mu) / sd
+        return dict(zip(ids, z)), float(z.min())
+    span = (hi - lo) or 1.0
+    y = (x - lo) / span
+    return dict(zip(ids, y)), float(y.min()) if how == "minmax" else float((x.min() - lo) / span)
+
+
+def fuse(v: Variant, sides: dict[str, list[tuple]]) -> list[tuple]:
+    """Best-first (item, score) from each side's best-first (item, raw score) list."""
+    weights = {"dense": v.dense_weight, "bm25": v.bm25_weight}
+    if v.fusion == "rrf" or len(sides) == 1:
+        if len(sides) == 1 and v.fusion != "rrf":
+            return list(next(iter(sides.values())))
+        return rrf_fuse({n: [i for i, _ in p] for n, p in sides.items()}, weights, v.rrf_k)
+    share = {"dense": v.alpha, "bm25": 1.0 - v.alpha}
+    total: dict = {}
+    lower = dict(LOWER)
+    if v.level == "doc" and v.doc_dense == "best+whole":
+        lower["dense"] = -2.0  # a sum of two cosines
+    normal = {n: _normalise(p, v.fusion, lower[n]) for n, p in sides.items()}
+    items = {i for p in sides.values() for i, _ in p}
+    for i in items:
+        total[i] = sum(share[n] * table.get(i, absent) for n, (table, absent) in normal.items())
+    return sorted(total.items(), key=lambda kv: (-kv[1], str(kv[0])))
+
+
+def _doc_best(pairs: list[tuple[int, float]], doc_of: list[str]) -> list[tuple[str, float]]:
+    out: dict[str, float] = {}
+    for row, score in pairs:
+        out.setdefault(doc_of[row], score)
+    return list(out.items())
+
+
 def run_variant(col: Collection, v: Variant) -> dict[str, float]:
     """Per-query nDCG@10 of variant ``v`` on ``col``."""
     doc_of, texts, _ = col.units[v.unit]
     vectors = _vectors(col, v.unit) if v.dense else None
-    weights = {"dense": v.dense_weight, "bm25": v.bm25_weight}
+    whole = _vectors(col, "doc") if v.dense and v.level == "doc" and v.doc_dense != "best" else None
+    whole_ids = col.units["doc"][0]
     index = _bm25(col, v.unit, v.lexical) if v.bm25 else None
     run = {}
     for qid, (text, qvec) in col.queries.items():
-        rankings = {}
+        sides = {}
         if v.dense:
             sims = vectors @ qvec
-            rankings["dense"] = [int(i) for i in np.argsort(-sims, kind="stable")[: v.depth]]
+            top = np.argsort(-sims, kind="stable")[: v.depth]
+            sides["dense"] = [(int(i), float(sims[i])) for i in top]
         if index is not None:
             feedback = (lambda ids: [texts[i] for i in ids]) if _use_rm3(v, index, text) else None
             first = None
             if v.dense and feedback:
-                def first(pairs, dense=rankings["dense"]):
-                    return rrf_fuse({"dense": dense, "bm25": [i for i, _ in pairs]}, weights, v.rrf_k)
-            pairs = index.search(text, v.depth, feedback_texts=feedback, feedback_ranking=first,
-                                 feedback_min_terms=v.rm3_min_doc_terms)
-            rankings["bm25"] = [i for i, _ in pairs]
-        fused = rrf_fuse(rankings, weights, v.rrf_k)[:ASK]
-        run[qid] = _documents(fused, doc_of, v.doc_score)
+                def first(pairs, dense=sides["dense"]):
+                    # RM3's first pass stays ragtune's (chunk-level RRF): only the final fusion varies
+                    return fuse(replace(v, fusion="rrf"), {"dense": dense, "bm25": pairs})
+            pairs = _bm25_search(index, v, text, feedback, first)
+            sides["bm25"] = pairs
+        if v.level == "doc":
+            sides = {n: _doc_best(p, doc_of) for n, p in sides.items()}
+            if whole is not None:
+                best = np.full(len(whole_ids), -np.inf)
+                np.maximum.at(best, _doc_rows(col), sims)  # every document's best chunk, exactly
+                sides["dense"] = _whole_doc_dense(v, whole @ qvec, whole_ids, best)
+            run[qid] = dict(fuse(v, sides)[:KEEP])
+        else:
+            run[qid] = _documents(fuse(v, sides)[:ASK], doc_of, v.doc_score)
     return {qid: m["ndcg@10"] for qid, m in per_query_metrics(run, col.dataset.qrels).items()}
+
+
+def _bm25_search(index: BM25Index, v: Variant, text: str, feedback, first) -> list[tuple[int, float]]:
+    if v.rm3_weight == 0.5:
+        return index.search(text, v.depth, feedback_texts=feedback, feedback_ranking=first,
+                            feedback_min_terms=v.rm3_min_doc_terms)
+    from ragtune.rag import lexical
+
+    original = lexical.rm3_weights
+    lexical.rm3_weights = lambda *a, **kw: original(*a, **{**kw, "original_weight": v.rm3_weight})
+    try:
+        return index.search(text, v.depth, feedback_texts=feedback, feedback_ranking=first,
+                            feedback_min_terms=v.rm3_min_doc_terms)
+    finally:
+        lexical.rm3_weights = original
+
+
+def _doc_rows(col: Collection) -> np.ndarray:
+    """For each chunk row, the row of its document among the whole-document units."""
+    if "doc_rows" not in col.bm25:
+        row = {d: i for i, d in enumerate(col.units["doc"][0])}
+        col.bm25["doc_rows"] = np.array([row[d] for d in col.units["chunk"][0]])
+    return col.bm25["doc_rows"]
+
+
+def _whole_doc_dense(v: Variant, sims: np.ndarray, ids: list[str], best: np.ndarray) -> list[tuple]:
+    """The dense side's document ranking from whole-document vectors, alone or added to the best chunk
+    (both cosines computed exactly for every document)."""
+    scores = sims if v.doc_dense == "whole" else sims + best
+    top = np.argsort(-scores, kind="stable")[: v.depth]
+    return [(ids[i], float(scores[i])) for i in top]
 
 
 def _documents(fused: list[tuple[int, float]], doc_of: list[str], how: str) -> dict[str, float]:
@@ -189,6 +308,16 @@ def variants(reference: Variant) -> dict[str, list[Variant]]:
         + [replace(r, name=f"{u}s, {s} of chunk evidence", unit="chunk", doc_score=s)
            for u, s in (("chunk", "sum"),)],
         "sides": [replace(r, name="dense only", bm25=False), replace(r, name="bm25 only", dense=False)],
+        # Issue 10, second round: score fusion, depth, document-level scoring, RM3 weight
+        "cc": [replace(r, name=f"convex {f}, alpha 0.5", fusion=f) for f in ("minmax", "zscore", "tmm")]
+        + [replace(r, name=f"convex tmm, alpha {a}", fusion="tmm", alpha=a) for a in (0.3, 0.7)],
+        "doclevel": [replace(r, name="doc-level RRF (each side: best chunk)", level="doc"),
+                     replace(r, name="doc-level RRF, dense = whole-doc vector", level="doc", doc_dense="whole"),
+                     replace(r, name="doc-level RRF, dense = best chunk + whole doc", level="doc",
+                             doc_dense="best+whole"),
+                     replace(r, name="doc-level tmm, dense = best chunk + whole doc", level="doc",
+                             doc_dense="best+whole", fusion="tmm")],
+        "rm3w": [replace(r, name=f"RM3 original-query weight {w}", rm3_weight=w) for w in (0.3, 0.7)],
     }
 
 
@@ -254,7 +383,10 @@ def main(argv: list[str] | None = None) -> int:
     from ragtune.rag.embed import make_embedder
 
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--datasets", default=os.environ.get("RAGTUNE_DATASETS", str(REPO.parent / "shared" / "datasets")))
+    # ../shared/datasets from the main checkout, ../../shared/datasets from a worktree under wt/
+    found = next((c for c in (REPO.parent / "shared" / "datasets", REPO.parents[1] / "shared" / "datasets")
+                  if c.is_dir()), REPO.parent / "shared" / "datasets")
+    parser.add_argument("--datasets", default=os.environ.get("RAGTUNE_DATASETS", str(found)))
     parser.add_argument("--collections", default=",".join(COLLECTIONS))
     parser.add_argument("--only", help="comma-separated groups: " + ",".join(variants(OLD)))
     parser.add_argument("--reference", choices=("old", "new", "hint"), default="old")
