@@ -7,6 +7,7 @@ import json
 import sys
 from pathlib import Path
 
+import pytest
 from test_evaluate_datasets import write_beir
 
 BENCH = Path(__file__).resolve().parents[1] / "bench" / "retrieval.py"
@@ -73,3 +74,25 @@ def test_vector_cache_fills_once_and_survives_a_reload(tmp_path, monkeypatch):
     assert calls == [["ab", "c"]] and first[:, 0].tolist() == [2, 1, 2]
     again = VectorCache(tmp_path / "c.npz").get_many(["c", "xyz"], compute)
     assert calls[-1] == ["xyz"] and again[:, 0].tolist() == [1, 3]
+
+
+def test_a_model_tuned_on_the_same_pairs_for_as_many_steps_is_reused(tmp_path, monkeypatch, hash_index, docs_dir):
+    """The bench trains once per collection: a second run finds the model (its metadata) and skips training;
+    other pairs or another number of steps train afresh (here: fail, since a hash index cannot be tuned)."""
+    from ragtune.tune.embedder import META_FILE, EmbedderTuneConfig, build_pairs, pairs_digest
+
+    bench = load_bench(monkeypatch)
+    index = hash_index()
+    index.add([docs_dir], progress=False)
+    config = EmbedderTuneConfig(steps=7)
+    digest = pairs_digest(build_pairs(index.chunks(), config))
+    out = tmp_path / "tuned"
+    out.mkdir()
+    meta = {"format": "ragtune-embedder", "pairs": 40, "steps": 7, "train_seconds": 12.5, "peak_memory_mb": 900.0,
+            "config": config.model_dump(), "data": {"sha256": digest}}
+    (out / META_FILE).write_text(json.dumps(meta))
+    index.close()
+    info = bench.train_in_child(index.root, out, 7)
+    assert info == {"pairs": 40, "steps": 7, "train_seconds": 12.5, "peak_memory_mb": 900.0, "reused": True}
+    with pytest.raises(RuntimeError, match="tuning failed"):
+        bench.train_in_child(index.root, out, 8)
