@@ -12,6 +12,10 @@ paired per-query difference of nDCG@10: mean and standard error on each collecti
 four (SE = sqrt(sum SE_i^2) / 4). The decision rule stated in BENCHMARKS.md: adopt a change when it gains
 on the mean of the four and loses on no collection beyond noise (a loss larger than 2 SE).
 
+Groups (``--only``): rm3, fusion, depth, bm25, tokens, units, sides, and (issue 10, second round) cc
+(convex combination of min-max / z-score / theoretical-min-max normalised scores, alpha 0.5), doclevel
+(document-level fusion, whole-document dense vectors; needs ``--doc-unit``) and rm3w (RM3's query weight).
+
 ``--combine a.json b.json`` merges runs over disjoint collections (the four were run as 3 + 1 here).
 Whole-document vectors are embedded only with ``--doc-unit``.
 
