@@ -309,7 +309,8 @@ try:
 except Exception:
     same = False
 if same:  # trained before on the same pairs for as many steps: its own time and memory
-    print(json.dumps({{k: meta[k] for k in ("pairs", "steps", "train_seconds", "peak_memory_mb")}} | {{"reused": True}}))
+    keep = ("pairs", "steps", "train_seconds", "peak_memory_mb")
+    print(json.dumps({{k: meta[k] for k in keep}} | {{"reused": True}}))
 else:
     print(json.dumps(tune_embedder(index, {str(out)!r}, steps={steps}).to_dict()))
 """
