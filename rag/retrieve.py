@@ -169,8 +169,8 @@ class Retriever:
         if cfg.mmr and pool:
             pool = self._mmr(query, query_vec, pool, k, cfg.mmr_lambda)
         top = pool[:k]
-        # Text and metadata are read for the returned hits only: turning all of a 300-chunk pool into
-        # Hits cost ~6 ms per query (SQLite rows + JSON), more than BM25 and fusion together (MED, loaded CPU).
+        # Text and metadata are read for the returned hits only: on MED (loaded CPU, query embedding aside)
+        # a hybrid search returning 300 hits took 9.3 ms p50 against 3.3 ms for 10 (SQLite rows, JSON, Hits).
         chunks = self.index.get_chunks([i for i, _ in top])
         hits = []
         for doc, score in top:
