@@ -185,7 +185,9 @@ def evaluate_index(
     """
     # Documents at their best chunk among the top k * chunks_per_doc fused chunks; the index does the
     # grouping so that it reads texts for the k returned chunks only, not for the whole pool.
-    extra = {"per_source": 1, "candidates": k * chunks_per_doc, **(search_kwargs or {})}
+    # An index configured for a deeper pool keeps it (the pool was max(candidates, k * chunks_per_doc) before).
+    configured = getattr(getattr(getattr(index, "config", None), "retrieval", None), "candidates", 0)
+    extra = {"per_source": 1, "candidates": max(k * chunks_per_doc, configured), **(search_kwargs or {})}
     results: dict[str, dict[str, float]] = {}
     for mode in modes:
         hits_per_query, latencies = {}, []

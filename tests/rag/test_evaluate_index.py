@@ -102,6 +102,16 @@ def test_evaluate_index_passes_search_options_to_every_query(tmp_path):
     assert index.options == [{"per_source": 1, "candidates": 15, "reranker": "/models/ce"}] * 2
 
 
+def test_evaluate_index_keeps_a_deeper_configured_candidate_pool(tmp_path):
+    from types import SimpleNamespace
+
+    ds = load_beir(write_beir(tmp_path / "tiny"))
+    index = OverlapIndex()
+    index.config = SimpleNamespace(retrieval=SimpleNamespace(candidates=500))
+    evaluate_index(index, ds, modes=("bm25",), k=10)
+    assert index.options == [{"per_source": 1, "candidates": 500}] * 2
+
+
 def test_run_from_hits_keeps_first_rank_and_max_score_per_source():
     def hit(source, score):
         return Hit(chunk=Chunk(id=f"{source}-{score}", text="", source=source), score=score)
