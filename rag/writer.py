@@ -20,6 +20,7 @@ from __future__ import annotations
 import contextlib
 import errno
 import json
+import logging
 import os
 import shutil
 import sqlite3
@@ -42,6 +43,7 @@ from .lexical import BM25Index
 from .store import create_store, open_store
 from .types import Chunk, Document
 
+log = logging.getLogger(__name__)
 _KEEP_GENERATIONS = 2  # the published one and its predecessor (a reader may still be opening it)
 RESERVED = "ids.reserved"
 LOCK = "write.lock"
@@ -179,9 +181,47 @@ def clean_debris(root: Path, current: str | None) -> None:
 
 def drop_old_generations(root: Path, current: str) -> None:
     gens = sorted((p for p in root.glob("gen-*") if p.is_dir() and _number(p.name) >= 0), key=lambda p: _number(p.name))
-    for old in gens[:-_KEEP_GENERATIONS]:
-        if old.name != current:
-            shutil.rmtree(old, ignore_errors=True)
+    dropped = [old for old in gens[:-_KEEP_GENERATIONS] if old.name != current]
+    named_by_dropped = _server_stores([g for g in dropped])
+    still_named = _server_stores([g for g in gens if g not in dropped])
+    for old in dropped:
+        shutil.rmtree(old, ignore_errors=True)
+    for key, (description, dim) in named_by_dropped.items():
+        if key not in still_named:
+            _drop_server_store(description, dim)
+
+
+def _server_stores(gens: list[Path]) -> dict:
+    """(uri, collection) -> (store description, dim) for the server-side stores these generations name."""
+    found = {}
+    for gen in gens:
+        try:
+            manifest = json.loads((gen / MANIFEST).read_text())
+            store, dim = manifest.get("store") or {}, int(manifest["embedder"]["dim"])
+        except (OSError, ValueError, KeyError, TypeError, AttributeError):
+            continue  # a damaged old generation: it names nothing we can free
+        if isinstance(store, dict) and store.get("collection"):
+            found[(store.get("uri"), store["collection"])] = (store, dim)
+    return found
+
+
+def _drop_server_store(description: dict, dim: int) -> None:
+    """Drop a server-side collection no kept generation names any more. Only a repair moves an index to a
+    new collection; the old one stays while the generation before the repair is kept (readers may still be
+    on it) and goes with that generation. Best effort: an unreachable server must not fail a write that is
+    already published; the collection is then left behind."""
+    from .config import StoreConfig
+
+    try:
+        store = open_store(description, Path("."), dim, StoreConfig())  # gen_dir is unused by server stores
+    except (RagtuneError, OSError):
+        return  # already gone (the damage a repair fixed), or the server is not reachable
+    try:
+        store.drop()
+    except (RagtuneError, OSError) as exc:
+        log.warning("could not drop the replaced collection %s: %s", description.get("collection"), exc)
+    finally:
+        getattr(store, "close", lambda: None)()
 
 
 def read_reserved(root: Path) -> int:
