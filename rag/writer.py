@@ -5,7 +5,8 @@ The order of the publish steps is the crash-safety argument, so it lives in one 
 
 1. take the chunk ids from the high-water mark (``ids.reserved``) and write the new mark *before* any
    vector is stored, so an id is never handed out twice, even by a writer killed mid-way;
-2. build ``tmp-gen-N-PID/``: a copy of the chunk table with the changes, the vectors, BM25, the manifest
+2. build ``tmp-gen-N-PID/``: a copy of the chunk table with the changes, the vectors (embedded and stored
+   batch by batch through rag/bulk_ingest.py, so a write never holds more than three batches of them), BM25, the manifest
    (counts, ids digest, size + SHA-256 of every file, the store's description); verify it by opening it;
 3. rename it to ``gen-N`` and replace ``CURRENT`` (atomic): the publish;
 4. for a server-side store only, remove the replaced ids now (a reader of the previous generation may
