@@ -170,21 +170,38 @@ def milvus_child(data, queries, labels, filter_value, ann_types: list[str], work
         params = client.prepare_index_params()
         build = ({"M": HNSW["M"], "efConstruction": HNSW["efConstruction"]} if "HNSW" in index_type else {"nlist": nlist})
         params.add_index("vector", index_type=index_type, metric_type="IP", params=build)
+        label = f"{index_type} " + (f"M {HNSW['M']} ef {HNSW['ef']}" if "HNSW" in index_type
+                                    else f"nlist {nlist} nprobe {default_nprobe(nlist)}")
         t0 = time.perf_counter()
-        client.release_collection(name)
-        client.drop_index(name, "vector")
-        client.create_index(name, params)
-        client.load_collection(name)
+        try:
+            swap_index(client, name, params)
+        except Exception as exc:  # report the variant that could not be built and go on with the others
+            res[index_type] = {"index": label, "error": str(exc).splitlines()[0][:200]}
+            continue
         variant = MilvusStore(data.shape[1], config)
         variant._client = client
         variant.search(queries[:1], 10)  # a lazily built index is built by now
-        label = f"{index_type} " + (f"M {HNSW['M']} ef {HNSW['ef']}" if "HNSW" in index_type
-                                    else f"nlist {nlist} nprobe {default_nprobe(nlist)}")
         res[index_type] = {"index": label, "build_s": round(time.perf_counter() - t0, 2)}
         res[index_type]["search"], res[index_type]["ids"] = timed(lambda q: variant.search(q, 10), queries)
     store.drop()
     store.close()
     return res
+
+
+def swap_index(client, name: str, params) -> None:
+    """Release, drop the vector index, create ``params``', load. Long timeouts: at 100k rows Milvus Lite's
+    create_index waits for its background segment maintenance after the flush, which outlasted pymilvus'
+    30 s and made it retry a create that had gone through ("index already exists")."""
+    from pymilvus.exceptions import MilvusException
+
+    client.release_collection(name, timeout=900)
+    client.drop_index(name, "vector", timeout=900)
+    try:
+        client.create_index(name, params, timeout=900)
+    except MilvusException as exc:
+        if "already exists" not in str(exc):
+            raise
+    client.load_collection(name, timeout=900)
 
 
 def run_child(args) -> dict:
@@ -212,7 +229,8 @@ def child(backend: str, data_file: Path, filter_value: str, workdir: Path, args,
     if proc.returncode:
         raise SystemExit(f"{backend} failed:\n{proc.stderr[-3000:]}")
     result = json.loads(out.read_text())
-    log(f"  {backend:<6} " + ", ".join(f"{v} p50 {r['search']['p50_ms']} ms" for v, r in result.items())
+    log(f"  {backend:<6} " + ", ".join(f"{v} p50 {r['search']['p50_ms']} ms" if "search" in r else f"{v} failed"
+                                       for v, r in result.items())
         + f" ({time.perf_counter() - t0:.0f}s)")
     return result
 
@@ -237,6 +255,9 @@ def run_suite(name: str, data: np.ndarray, queries: np.ndarray, labels: np.ndarr
         rows = {}
         for backend, variants in res.items():
             for variant, r in variants.items():
+                if "error" in r:
+                    rows[f"{backend} {variant}"] = r
+                    continue
                 r["recall_at_10"] = round(overlap(r.pop("ids"), truth["ids"]), 4)
                 r.pop("filtered_ids", None)
                 rows[f"{backend} {variant}"] = r
@@ -250,6 +271,9 @@ def table(suite: dict) -> str:
     out = ["| backend, variant | index | build s | ingest rows/s | p50 ms | p99 ms | filtered p50 ms | memory MB (peak) "
            "| recall@10 vs FAISS exact |", "|---|---|---|---|---|---|---|---|---|"]
     for name, r in suite["rows"].items():
+        if "error" in r:
+            out.append(f"| {name} | {r['index']} | failed: {r['error']} | | | | | | |")
+            continue
         mem = f"{r['memory_mb']} ({r['peak_mb']})" if "memory_mb" in r else ""
         out.append(f"| {name} | {r['index']} | {r['build_s']} | {r.get('rows_per_s', '')} | {r['search']['p50_ms']} | "
                    f"{r['search']['p99_ms']} | {r.get('filtered', {}).get('p50_ms', '')} | {mem} | {r['recall_at_10']} |")
