@@ -1,5 +1,9 @@
 """The README's multi-process command, as written: `accelerate launch ... -m ragtune.cli tune run`, two CPU
-processes (gloo). No code change between one process and several; only rank 0 writes the run folder."""
+processes (gloo). No code change between one process and several; only rank 0 writes the run folder.
+
+`--multi_gpu`, not `--cpu`: accelerate's `--cpu` starts ONE process whatever `--num_processes` says (its simple
+launcher; several need mpirun), which this test caught (world_size 1). `--multi_gpu` goes through
+torch.distributed.run and falls back to gloo on a machine without CUDA."""
 
 from __future__ import annotations
 
@@ -26,7 +30,7 @@ def test_tune_run_under_accelerate_launch_trains_on_two_ranks_and_writes_once(ti
     data = write_jsonl(tmp_path / "data.jsonl", records)
     run = tmp_path / "run"
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    cmd = [str(accelerate if accelerate.exists() else "accelerate"), "launch", "--cpu", "--num_processes", "2",
+    cmd = [str(accelerate if accelerate.exists() else "accelerate"), "launch", "--multi_gpu", "--num_processes", "2",
            "--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no", "--main_process_port", "29519",
            "-m", "ragtune.cli", "tune", "run", "--data", str(data), "--out", str(run), "--base-model", str(tiny_model),
            "--max-steps", "3", "--batch-size", "2", "--json"]
