@@ -183,7 +183,7 @@ def clean_debris(root: Path, current: str | None) -> None:
 def drop_old_generations(root: Path, current: str) -> None:
     gens = sorted((p for p in root.glob("gen-*") if p.is_dir() and _number(p.name) >= 0), key=lambda p: _number(p.name))
     dropped = [old for old in gens[:-_KEEP_GENERATIONS] if old.name != current]
-    named_by_dropped = _server_stores([g for g in dropped])
+    named_by_dropped = _server_stores(dropped)
     still_named = _server_stores([g for g in gens if g not in dropped])
     for old in dropped:
         shutil.rmtree(old, ignore_errors=True)
