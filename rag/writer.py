@@ -340,8 +340,8 @@ class Writer:
         ``queue_depth + 2`` = 3 batches of vectors exist at once, whatever the size of the write, and
         embedding overlaps the store's insert (an RPC for Milvus). Before, a write held every new vector
         at once and then a second copy of them (the concatenation): 2 x 1.5 GB for 1M chunks at 384-d.
-        FAISS ``auto`` therefore trains its IVF cells on the first ``ann_threshold`` vectors of a large
-        first build (as it always did for incremental growth), not on a sample of all of them."""
+        A FAISS store switches to IVF only when persisted (``FaissStore.seal``), so its cells are still
+        trained on every vector of the write, not on the first batch."""
         embedder = self.index.embedder
         done = [0]
 
