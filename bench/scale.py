@@ -97,6 +97,7 @@ def main() -> int:
     t0 = time.perf_counter()
     store = FaissStore(args.dim, StoreConfig())
     store.add(np.arange(args.n, dtype=np.int64), data)
+    store.seal()  # the switch to IVF (trained on all the vectors) happens here, as when an index is saved
     build = time.perf_counter() - t0
     mem = rss_mb() - base_mem
     ms, found = latencies(lambda q: store.search(q, 10), queries)

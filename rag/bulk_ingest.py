@@ -1,7 +1,8 @@
 """Ingestion at scale: embed a stream of chunks batch by batch into any vector store, memory bounded.
 
-``Index.add`` embeds all new chunks of a call at once, fine for a folder of documents. A collection larger
-than RAM (tens of millions of chunks into a Milvus cluster) must never hold more than a few batches:
+Every index write (``Index.add``, ``add_documents``, ``repair``; rag/writer.py) goes through here, on both
+backends, and so can a collection larger than RAM (tens of millions of chunks into a Milvus cluster), which
+must never hold more than a few batches of vectors:
 :func:`stream_into_store` pulls records lazily from an iterator, embeds ``batch_size`` texts at a time and
 hands each batch to ``store.add`` on a writer thread, so embedding (CPU/GPU bound) overlaps the insert RPC
 (network bound). At most ``queue_depth + 2`` batches exist at once: one being embedded, ``queue_depth``

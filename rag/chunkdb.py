@@ -131,6 +131,22 @@ class ChunkDB:
         rows = self._rows("SELECT id, text FROM chunks ORDER BY id")
         return [r[0] for r in rows], [r[1] for r in rows]
 
+    def iter_store_rows(self, page: int = 1000) -> Iterator[tuple[int, str, dict]]:
+        """(id, text, store metadata) of every chunk, paged by id: what a vector store is rebuilt from.
+        The metadata is what a server-side store filters on (source, file_type, page, section); a chunk
+        without its own file type takes its file's."""
+        last = -1
+        while True:
+            rows = self._rows(
+                "SELECT c.id, c.text, c.source, c.page, c.section, COALESCE(c.file_type, f.type) FROM chunks c "
+                "LEFT JOIN files f ON f.source = c.source WHERE c.id > ? ORDER BY c.id LIMIT ?", (last, page),
+            )
+            for i, text, source, pg, section, file_type in rows:
+                yield i, text, {"source": source, "file_type": file_type, "page": pg, "section": section}
+            if len(rows) < page:
+                return
+            last = rows[-1][0]
+
     def ids_for_sources(self, sources: Iterable[str]) -> list[int]:
         out: list[int] = []
         sources = list(sources)

@@ -19,7 +19,8 @@ Two kinds of store, and why the index treats them differently:
 
 FAISS details: vectors are L2-normalised, so inner product = cosine similarity. ``index_type="auto"``
 keeps ``IndexIDMap2(IndexFlatIP)`` (exact, add/remove by id) below ``ann_threshold`` vectors and an
-``IndexIVFFlat`` with ``nlist ~ 4*sqrt(N)`` cells searched ``nprobe`` at a time above it. IVF supports
+``IndexIVFFlat`` with ``nlist ~ 4*sqrt(N)`` cells searched ``nprobe`` at a time above it (switched
+when the store is persisted, trained on every vector it then holds). IVF supports
 remove_ids (incremental updates keep working), trains in seconds, and has a faiss GPU implementation;
 HNSW has none of the three. With faiss-gpu and CUDA present, a GPU copy answers searches; the CPU index
 stays the master copy that is saved.
@@ -189,8 +190,20 @@ class FaissStore:
                 "kind": self.kind, "count": len(self), "index_type": self.config.index_type}
 
     def persist(self, gen_dir: Path) -> dict:
+        self.seal()
         self.save(Path(gen_dir) / FAISS_FILE)
         return self.describe()
+
+    def seal(self) -> None:
+        """Switch a flat index to IVF once it holds enough vectors for its ``index_type``, training the
+        cells on all of them. This happens here (``persist`` calls it) and not in :meth:`add` because
+        writes arrive in streamed batches (rag/bulk_ingest.py): switching inside ``add`` trained an
+        ``index_type="ivf"`` store on its first 1024 vectors, i.e. 16 cells for any collection size."""
+        if self.kind == "flat" and self._wants_ivf(len(self)):
+            ids, vectors = self.all_vectors()
+            self.index = self._new_ivf(vectors)
+            self.index.add_with_ids(vectors, ids)
+            self._gpu_dirty = True
 
     # -- construction -------------------------------------------------------------------------
     def _new_flat(self):
@@ -239,15 +252,7 @@ class FaissStore:
             raise IndexFormatError(f"vectors of dimension {vectors.shape[-1]} cannot go into a {self.dim}-d index")
         if len(ids) == 0:
             return
-        total = len(self) + len(ids)
-        if self.kind == "flat" and self._wants_ivf(total):
-            existing_ids, existing = self.all_vectors()
-            all_ids = np.concatenate([existing_ids, ids])
-            all_vecs = np.concatenate([existing, vectors]) if len(existing) else vectors
-            self.index = self._new_ivf(all_vecs)
-            self.index.add_with_ids(all_vecs, all_ids)
-        else:
-            self.index.add_with_ids(vectors, ids)
+        self.index.add_with_ids(vectors, ids)  # a flat index becomes IVF in seal(), once all are in
         self._gpu_dirty = True
 
     def remove(self, ids: np.ndarray) -> int:

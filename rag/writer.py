@@ -5,7 +5,8 @@ The order of the publish steps is the crash-safety argument, so it lives in one 
 
 1. take the chunk ids from the high-water mark (``ids.reserved``) and write the new mark *before* any
    vector is stored, so an id is never handed out twice, even by a writer killed mid-way;
-2. build ``tmp-gen-N-PID/``: a copy of the chunk table with the changes, the vectors, BM25, the manifest
+2. build ``tmp-gen-N-PID/``: a copy of the chunk table with the changes, the vectors (embedded and stored
+   batch by batch through rag/bulk_ingest.py, so a write never holds more than three batches of them), BM25, the manifest
    (counts, ids digest, size + SHA-256 of every file, the store's description); verify it by opening it;
 3. rename it to ``gen-N`` and replace ``CURRENT`` (atomic): the publish;
 4. for a server-side store only, remove the replaced ids now (a reader of the previous generation may
@@ -20,6 +21,7 @@ from __future__ import annotations
 import contextlib
 import errno
 import json
+import logging
 import os
 import shutil
 import sqlite3
@@ -33,6 +35,7 @@ import numpy as np
 
 from ragtune.errors import IndexFormatError, IndexLockedError, IndexWriteError, RagtuneError
 
+from .bulk_ingest import Record, stream_into_store
 from .chunk import make_chunker
 from .chunkdb import ChunkDB
 from .generation import FORMAT, FORMAT_VERSION, MANIFEST, Generation, file_records, ids_digest, read_manifest
@@ -41,6 +44,7 @@ from .lexical import BM25Index
 from .store import create_store, open_store
 from .types import Chunk, Document
 
+log = logging.getLogger(__name__)
 _KEEP_GENERATIONS = 2  # the published one and its predecessor (a reader may still be opening it)
 RESERVED = "ids.reserved"
 LOCK = "write.lock"
@@ -178,9 +182,47 @@ def clean_debris(root: Path, current: str | None) -> None:
 
 def drop_old_generations(root: Path, current: str) -> None:
     gens = sorted((p for p in root.glob("gen-*") if p.is_dir() and _number(p.name) >= 0), key=lambda p: _number(p.name))
-    for old in gens[:-_KEEP_GENERATIONS]:
-        if old.name != current:
-            shutil.rmtree(old, ignore_errors=True)
+    dropped = [old for old in gens[:-_KEEP_GENERATIONS] if old.name != current]
+    named_by_dropped = _server_stores(dropped)
+    still_named = _server_stores([g for g in gens if g not in dropped])
+    for old in dropped:
+        shutil.rmtree(old, ignore_errors=True)
+    for key, (description, dim) in named_by_dropped.items():
+        if key not in still_named:
+            _drop_server_store(description, dim)
+
+
+def _server_stores(gens: list[Path]) -> dict:
+    """(uri, collection) -> (store description, dim) for the server-side stores these generations name."""
+    found = {}
+    for gen in gens:
+        try:
+            manifest = json.loads((gen / MANIFEST).read_text())
+            store, dim = manifest.get("store") or {}, int(manifest["embedder"]["dim"])
+        except (OSError, ValueError, KeyError, TypeError, AttributeError):
+            continue  # a damaged old generation: it names nothing we can free
+        if isinstance(store, dict) and store.get("collection"):
+            found[(store.get("uri"), store["collection"])] = (store, dim)
+    return found
+
+
+def _drop_server_store(description: dict, dim: int) -> None:
+    """Drop a server-side collection no kept generation names any more. Only a repair moves an index to a
+    new collection; the old one stays while the generation before the repair is kept (readers may still be
+    on it) and goes with that generation. Best effort: an unreachable server must not fail a write that is
+    already published; the collection is then left behind."""
+    from .config import StoreConfig
+
+    try:
+        store = open_store(description, Path("."), dim, StoreConfig())  # gen_dir is unused by server stores
+    except (RagtuneError, OSError):
+        return  # already gone (the damage a repair fixed), or the server is not reachable
+    try:
+        store.drop()
+    except (RagtuneError, OSError) as exc:
+        log.warning("could not drop the replaced collection %s: %s", description.get("collection"), exc)
+    finally:
+        getattr(store, "close", lambda: None)()
 
 
 def read_reserved(root: Path) -> int:
@@ -223,6 +265,12 @@ def progress_fn(progress) -> Iterator:
 # the writer
 
 
+def stream_batch_size(embedder) -> int:
+    """Texts embedded (and vectors handed to the store) per batch: a few of the embedder's own batches,
+    at least 256 so the per-batch store call (an RPC for Milvus) stays amortised."""
+    return max(256, 4 * int(getattr(embedder, "batch_size", 64) or 64))
+
+
 class Writer:
     """One write to an :class:`~ragtune.rag.index.Index` (the caller holds the writer lock)."""
 
@@ -240,24 +288,16 @@ class Writer:
         per_doc = self._chunk(docs)
         if not per_doc and not stale:
             return
-        vectors = self._embed([c.text for _, cs in per_doc for c in cs])
-        self._guarded(lambda: self._publish(per_doc, vectors, stale))
+        self._guarded(lambda: self._publish(per_doc, stale))
 
     def rebuild(self) -> None:
-        """Re-embed every stored chunk text of the published generation into a fresh store (repair)."""
-        name = self.base_manifest["generation"]
-        db = ChunkDB(self.root / name / "chunks.sqlite", readonly=True)
-        try:
-            ids, texts = db.ids_and_texts()
-        finally:
-            db.close()
-        vectors = self._embed(texts)
-        self._guarded(lambda: self._publish([], vectors, [], rebuild_ids=ids))
+        """Re-embed every stored chunk text of the published generation into a fresh store (repair),
+        with the metadata a server-side store filters on (a Milvus repair without it broke filters)."""
+        self._guarded(lambda: self._publish([], [], rebuild=True))
 
     def _guarded(self, publish) -> None:
         t0 = time.perf_counter()
         current = self.base_manifest.get("generation")
-        self.emit("write", 0, 1, "writing and verifying the new generation")
         try:
             publish()
         except RagtuneError:
@@ -273,7 +313,8 @@ class Writer:
         except BaseException:
             clean_debris(self.root, current)
             raise
-        self.report.timings["write"] = time.perf_counter() - t0
+        # Embedding streams inside the publish (see _stream); "write" is the rest of it.
+        self.report.timings["write"] = time.perf_counter() - t0 - self.report.timings.get("embed", 0.0)
         self.emit("write", 1, 1, "published")
 
     def _chunk(self, docs: list[Document]) -> list[tuple[Document, list[Chunk]]]:
@@ -294,19 +335,25 @@ class Writer:
         self.report.timings["chunk"] = time.perf_counter() - t0
         return per_doc
 
-    def _embed(self, texts: list[str]) -> np.ndarray:
-        t0 = time.perf_counter()
+    def _stream(self, store, records, total: int) -> None:
+        """Embed ``records`` batch by batch straight into ``store`` (rag/bulk_ingest.py): at most
+        ``queue_depth + 2`` = 3 batches of vectors exist at once, whatever the size of the write, and
+        embedding overlaps the store's insert (an RPC for Milvus). Before, a write held every new vector
+        at once and then a second copy of them (the concatenation): 2 x 1.5 GB for 1M chunks at 384-d.
+        A FAISS store switches to IVF only when persisted (``FaissStore.seal``), so its cells are still
+        trained on every vector of the write, not on the first batch."""
         embedder = self.index.embedder
-        step = max(256, 4 * getattr(embedder, "batch_size", 64))  # progress granularity, bounded memory
-        parts = []
-        for start in range(0, len(texts), step):
-            self.emit("embed", start, len(texts), "")
-            parts.append(embedder.encode(texts[start : start + step]))
-        self.emit("embed", len(texts), len(texts), "")
-        self.report.timings["embed"] = time.perf_counter() - t0
-        if not parts:
-            return np.zeros((0, embedder.dim), np.float32)
-        return np.concatenate(parts).astype(np.float32, copy=False)
+        done = [0]
+
+        def encode(texts: list[str]) -> np.ndarray:
+            self.emit("embed", done[0], total, "")
+            vectors = embedder.encode(texts)
+            done[0] += len(texts)
+            return vectors
+
+        stream = stream_into_store(store, records, encode, batch_size=stream_batch_size(embedder), total=total)
+        self.emit("embed", total, total, "")
+        self.report.timings["embed"] = stream.embed_seconds
 
     # -- publish ------------------------------------------------------------------------------------
     def _store(self, dim: int):
@@ -331,7 +378,7 @@ class Writer:
             store.remove(np.asarray(manifest["pending_remove"], dtype=np.int64))
         return store, True
 
-    def _publish(self, per_doc, vectors: np.ndarray, stale: list[str], rebuild_ids: list[int] | None = None) -> None:
+    def _publish(self, per_doc, stale: list[str], rebuild: bool = False) -> None:
         index, manifest, report = self.index, self.base_manifest, self.report
         current = manifest.get("generation")
         name = f"gen-{(_number(current) if current else 0) + 1:06d}"
@@ -341,31 +388,24 @@ class Writer:
         if current:
             shutil.copyfile(self.root / current / "chunks.sqlite", tmp / "chunks.sqlite")
         db = ChunkDB(tmp / "chunks.sqlite")
-        dim = vectors.shape[1] if len(vectors) else (manifest.get("embedder") or {}).get("dim") or index.embedder.dim
-        if rebuild_ids is not None:
+        dim = (manifest.get("embedder") or {}).get("dim") or index.embedder.dim
+        if rebuild:  # a fresh store (for Milvus a new collection: the old one may be the damage)
             store, shared = create_store(index.config.store, dim), False
-            store.add(np.asarray(rebuild_ids, dtype=np.int64), vectors)
+            self._stream(store, (Record(*row) for row in db.iter_store_rows()), db.count())
         else:
             store, shared = self._store(dim)
         known = db.files()
         replaced = [d.source for d, _ in per_doc if d.source in known]
         old_ids = db.delete_sources(replaced + stale)
         next_id = max(int(manifest.get("next_id", 1)), read_reserved(self.root), 1)
-        rows, ids, meta = [], [], []
-        for doc, chunks in per_doc:
-            for c in chunks:
-                rows.append((next_id + len(ids), c))
-                ids.append(next_id + len(ids))
-                meta.append({"source": c.source, "file_type": c.metadata.get("file_type", doc.type),
-                             "page": c.page, "section": c.section})
-            db.upsert_file(doc.source, doc.sha256, doc.metadata.get("size"), doc.metadata.get("mtime"), doc.type, len(chunks))
-            (report.updated if doc.source in known else report.added).append(doc.source)
-        next_id += len(ids)
+        rows, records = self._new_rows(db, per_doc, known, next_id)
+        next_id += len(rows)
         _reserve(self.root, next_id)  # before any vector is stored: ids are never handed out twice
         db.insert(rows)
         db.commit()
-        if ids:
-            store.add(np.asarray(ids, dtype=np.int64), vectors, meta)
+        if records:
+            self._stream(store, iter(records), len(records))
+        self.emit("write", 0, 1, "writing and verifying the new generation")
         if not shared:
             store.remove(np.asarray(old_ids, dtype=np.int64))
         description = store.persist(tmp)
@@ -377,7 +417,7 @@ class Writer:
         count, all_ids = db.count(), db.all_ids()
         db.close()
         report.removed.extend(stale)
-        report.chunks_added += len(ids)
+        report.chunks_added += len(rows)
         report.chunks_removed += len(old_ids)
         new_manifest = {
             "format": FORMAT,
@@ -411,6 +451,22 @@ class Writer:
             store.persist(self.root / name)
         index._swap(gen)
         drop_old_generations(self.root, name)
+
+    def _new_rows(self, db: ChunkDB, per_doc, known: dict, next_id: int) -> tuple[list, list[Record]]:
+        """Chunk-table rows (id, chunk) from ``next_id`` on, and the records the vector store gets (text and
+        the metadata a server-side store filters on); records each file in the table and the report."""
+        rows, records = [], []
+        for doc, chunks in per_doc:
+            for c in chunks:
+                i = next_id + len(rows)
+                rows.append((i, c))
+                meta = {"source": c.source, "file_type": c.metadata.get("file_type", doc.type), "page": c.page,
+                        "section": c.section}
+                records.append(Record(i, c.text, meta))
+            db.upsert_file(doc.source, doc.sha256, doc.metadata.get("size"), doc.metadata.get("mtime"), doc.type,
+                           len(chunks))
+            (self.report.updated if doc.source in known else self.report.added).append(doc.source)
+        return rows, records
 
     def _rename_and_point(self, tmp: Path, name: str) -> None:
         os.replace(tmp, self.root / name)

@@ -172,3 +172,56 @@ def test_reading_pins_one_generation_across_a_publish(hash_index, docs_dir):
         assert index.generation != gen.name
         assert any("BM25 is a lexical" in c.text for c in gen.iter_chunks())  # still readable, unchanged
     assert not any("BM25 is a lexical" in c.text for c in index.chunks())
+
+
+class LiveVectorEmbedder(HashEmbedder):
+    """A HashEmbedder that counts how many of the vectors it returned are still alive (referenced
+    anywhere: a queue, a list, the writer); vectors a store copied in and released do not count."""
+
+    def __init__(self, dim: int = 64):
+        super().__init__(dim)
+        self.live = self.peak = 0
+        self.calls: list[int] = []
+
+    def encode(self, texts, progress=False):
+        import weakref
+
+        vectors = super().encode(texts)
+        self.calls.append(len(texts))
+        self.live += len(vectors)
+        self.peak = max(self.peak, self.live)
+        weakref.finalize(vectors, self._released, len(vectors))
+        return vectors
+
+    def _released(self, n: int) -> None:
+        self.live -= n
+
+
+def test_add_streams_vectors_so_at_most_three_batches_are_alive(hash_index):
+    from ragtune.rag.writer import stream_batch_size
+
+    index = hash_index()
+    index.embedder = embedder = LiveVectorEmbedder(64)
+    docs = [Document(source=f"note-{i}", type="txt", elements=[Element(f"Note {i} is about topic {i % 17} and word{i}.")])
+            for i in range(1500)]
+    report = index.add_documents(docs, progress=False)
+    batch = stream_batch_size(embedder)
+    assert report.chunks_added == len(index) == len(index.store) == 1500
+    assert max(embedder.calls) <= batch and sum(embedder.calls) == 1500
+    # One batch being embedded, one queued, one being written; before, all 1500 (and a concatenated copy).
+    assert embedder.peak <= 3 * batch < 1500
+    hit = index.search("Note 1234 word1234", k=1, mode="dense")[0]
+    assert hit.source == "note-1234"
+
+
+def test_filters_still_work_after_a_repair(hash_index, docs_dir):
+    index = hash_index()
+    index.add([docs_dir], progress=False)
+    before = [h.chunk_id for h in index.search("quantise the model", k=5, filters={"file_type": "md"}, mode="dense")]
+    assert before
+    repaired = Index.repair(index.root, progress=False)
+    assert repaired.generation != index.generation and len(repaired.store) == len(repaired)
+    hits = repaired.search("quantise the model", k=5, filters={"file_type": "md"}, mode="dense")
+    assert [h.chunk_id for h in hits] == before and all(h.source.endswith(".md") for h in hits)
+    by_source = repaired.search("ranking", k=3, filters={"source": "*rag.txt"}, mode="dense")
+    assert by_source and {h.source for h in by_source} == {str(docs_dir / "rag.txt")}

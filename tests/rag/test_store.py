@@ -34,7 +34,9 @@ def test_auto_switches_to_ivf_past_the_threshold_with_high_recall(tmp_path):
     store = FaissStore(32, StoreConfig(ann_threshold=5000))
     store.add(np.arange(3000), data[:3000])
     assert store.kind == "flat"
-    store.add(np.arange(3000, 6000), data[3000:])  # crosses the threshold: rebuilt as IVF, ids kept
+    store.add(np.arange(3000, 6000), data[3000:])  # crosses the threshold: IVF once sealed, ids kept
+    assert store.kind == "flat"
+    store.seal()
     assert store.kind == "ivf" and len(store) == 6000
     exact = FaissStore(32)
     exact.add(np.arange(6000), data)
@@ -65,6 +67,8 @@ def test_all_vectors_round_trip_for_both_kinds():
     for config in (StoreConfig(), StoreConfig(index_type="ivf")):
         store = FaissStore(32, config)
         store.add(np.arange(10, 1510), data)
+        store.seal()
+        assert store.kind == ("ivf" if config.index_type == "ivf" else "flat")
         ids, vecs = store.all_vectors()
         order = np.argsort(ids)
         assert np.array_equal(ids[order], np.arange(10, 1510))
@@ -196,3 +200,17 @@ def test_server_side_store_is_edited_in_place_and_readers_drop_foreign_ids(tmp_p
     # The old reader's generation lost its rag.txt vectors to the server, but it never returns a ghost:
     hits = reader.search("hybrid dense sparse rankings", k=5, mode="dense")
     assert all(h.chunk_id in {c.id for c in reader.chunks()} for h in hits)
+
+
+def test_streamed_ivf_store_trains_its_cells_on_every_vector_not_the_first_batch(tmp_path):
+    from ragtune.rag.bulk_ingest import Record, stream_into_store
+    from ragtune.rag.store import ivf_nlist
+
+    data = _vectors(8000)
+    store = FaissStore(32, StoreConfig(index_type="ivf"))
+    records = (Record(i, str(i)) for i in range(8000))
+    stream_into_store(store, records, lambda texts: data[[int(t) for t in texts]], batch_size=1024)
+    store.persist(tmp_path)
+    assert store.kind == "ivf" and store.index.nlist == ivf_nlist(8000) > ivf_nlist(1024)
+    again = FaissStore.open(tmp_path / "vectors.faiss", 32)
+    assert again.kind == "ivf" and len(again) == 8000
