@@ -70,6 +70,11 @@ class TrainConfig(BaseModel):
     eval_steps: int = Field(25, ge=1)
     save_steps: int = Field(25, ge=1)
     early_stopping_patience: int | None = Field(3, ge=1)  # evaluations without improvement; None: off
+    # Which validation figure picks the kept checkpoint (and drives early stopping). "answer_accuracy": the share
+    # of answer tokens the model predicts exactly (teacher-forced argmax), computed from the same forward pass as
+    # the loss, so it costs nothing extra; it tracks "says the right words" (including abstaining or not) more
+    # directly than the loss, which a confident wrong abstention can keep low. "eval_loss": the classic choice.
+    select_by: Literal["eval_loss", "answer_accuracy"] = "eval_loss"
     # Validation records used for the periodic validation loss. Each evaluation costs forward passes over all
     # of them: 32 RAFT examples take ~40 s on a 2-core CPU, so a bigger set would eat the training budget.
     eval_records: int | None = Field(32, ge=1)

@@ -49,7 +49,8 @@ def _register_data(verbs) -> None:
     p.add_argument("--questions-per-chunk", type=int, default=4)
     p.add_argument("--sources", type=int, nargs=2, default=(2, 5), metavar=("MIN", "MAX"),
                    help="sources shown per example, gold included (default 2 5)")
-    p.add_argument("--abstain-share", type=float, default=0.2, help="share of examples without the gold chunk")
+    p.add_argument("--abstain-share", type=float, default=0.1,
+                   help="share of examples without the gold chunk (default 0.1)")
     p.add_argument("--test-share", type=float, default=0.2, help="share of documents held out for testing")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--show-example", action="store_true",
