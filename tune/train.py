@@ -8,7 +8,7 @@ The run directory ``out`` holds::
     adapter/             the peft adapter (safetensors) + ragtune_adapter.json (config, data hash, base model
                          identity and fingerprint, metrics); replaced atomically at the end of a run
     checkpoints/         Trainer checkpoints; a rerun with the same data and config resumes from the last one
-    training_log.csv     step, epoch, loss, eval_loss, learning_rate per logged step
+    training_log.csv     step, epoch, loss, eval_loss, eval_answer_accuracy, learning_rate per logged step
     loss_curve.png       training and validation loss
     metrics.json         the run's figures (also inside ragtune_adapter.json)
 
