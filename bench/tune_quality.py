@@ -33,6 +33,8 @@ def main() -> None:
     ap.add_argument("--unseen-qa")
     ap.add_argument("--unseen-unanswerable")
     ap.add_argument("--max-new-tokens", type=int, default=48)
+    ap.add_argument("--sections", default="heldout,unseen,split",
+                    help="comma-separated sections to run, in this order (default heldout,unseen,split)")
     ap.add_argument("--out", default=str(ROOT / "bench" / "out" / "tune-quality.json"))
     args = ap.parse_args()
 
@@ -51,19 +53,25 @@ def main() -> None:
         out.write_text(json.dumps(results, indent=2))
         print(name, json.dumps(report, indent=1), flush=True)
 
-    t = time.perf_counter()
-    save("heldout", evaluate_adapter(args.adapter, index=Index.open(args.index), qa=ROOT / "corpora" / "qa.jsonl",
-                                     unanswerable=ROOT / "corpora" / "unanswerable.jsonl", qa_sources=test_docs,
-                                     limit=None, without_retrieval=False, max_new_tokens=args.max_new_tokens), t)
-    t = time.perf_counter()
-    save("split", evaluate_adapter(args.adapter, data=args.data, limit=args.split_limit, without_retrieval=False,
-                                   max_new_tokens=args.max_new_tokens), t)
-    if args.unseen_index and args.unseen_qa:
+    runs = {
+        "heldout": lambda: evaluate_adapter(
+            args.adapter, index=Index.open(args.index), qa=ROOT / "corpora" / "qa.jsonl",
+            unanswerable=ROOT / "corpora" / "unanswerable.jsonl", qa_sources=test_docs, limit=None,
+            without_retrieval=False, max_new_tokens=args.max_new_tokens),
+        "split": lambda: evaluate_adapter(args.adapter, data=args.data, limit=args.split_limit,
+                                          without_retrieval=False, max_new_tokens=args.max_new_tokens),
+        "unseen": lambda: evaluate_adapter(
+            args.adapter, index=Index.open(args.unseen_index), qa=args.unseen_qa, unanswerable=args.unseen_unanswerable,
+            limit=None, without_retrieval=False, max_new_tokens=args.max_new_tokens),
+    }
+    for name in [s.strip() for s in args.sections.split(",") if s.strip()]:
+        if name not in runs:
+            ap.error(f"--sections: unknown section {name!r}; choose from {', '.join(runs)}")
+        if name == "unseen" and not (args.unseen_index and args.unseen_qa):
+            print("unseen: skipped (give --unseen-index and --unseen-qa)")
+            continue
         t = time.perf_counter()
-        save("unseen", evaluate_adapter(args.adapter, index=Index.open(args.unseen_index), qa=args.unseen_qa,
-                                        unanswerable=args.unseen_unanswerable, limit=None, without_retrieval=False,
-                                        max_new_tokens=args.max_new_tokens), t)
-
+        save(name, runs[name](), t)
 
 if __name__ == "__main__":
     main()

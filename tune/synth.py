@@ -237,7 +237,9 @@ def build_training_data(
     progress: ProgressFn | None = None,
     questions_per_chunk: int = 4,
     sources_per_example: tuple[int, int] = (2, 5),
-    abstain_share: float = 0.2,
+    # 10%: the model must see abstention, but most questions users ask are answerable; at 20% the starved
+    # 13-step adapter of the first run answered "The documents do not say." to 15 of 18 answerable questions.
+    abstain_share: float = 0.1,
     test_share: float = 0.2,
     val_share: float = 0.1,
     test_sources: Iterable[str] | None = None,

@@ -8,7 +8,7 @@ The run directory ``out`` holds::
     adapter/             the peft adapter (safetensors) + ragtune_adapter.json (config, data hash, base model
                          identity and fingerprint, metrics); replaced atomically at the end of a run
     checkpoints/         Trainer checkpoints; a rerun with the same data and config resumes from the last one
-    training_log.csv     step, epoch, loss, eval_loss, learning_rate per logged step
+    training_log.csv     step, epoch, loss, eval_loss, eval_answer_accuracy, learning_rate per logged step
     loss_curve.png       training and validation loss
     metrics.json         the run's figures (also inside ragtune_adapter.json)
 
@@ -133,7 +133,10 @@ def train_adapter(
         "train_records": len(train_set), "validation_records": len(val_set or []),
         "skipped_too_long": train_set.too_long,
         "steps": trainer.state.global_step, "epochs": trainer.state.epoch,
-        "train_loss": _last(watcher.log, "loss"), "best_eval_loss": trainer.state.best_metric,
+        "train_loss": _last(watcher.log, "loss"), "selected_by": config.select_by,
+        "best_eval_loss": (trainer.state.best_metric if config.select_by == "eval_loss" else
+                           _at_best(watcher.log, trainer, "eval_loss")),
+        "best_answer_accuracy": _at_best(watcher.log, trainer, "eval_answer_accuracy"),
         "final_eval_loss": _last(watcher.log, "eval_loss"), "seconds": round(seconds, 1),
         "tokens": watcher.tokens, "tokens_per_s": round(watcher.tokens / seconds, 1) if seconds else None,
         "peak_memory_mb": _peak_memory_mb(torch), "trainable_params": trainable, "total_params": total,
@@ -286,7 +289,8 @@ def _trainer(model, tokenizer, config: TrainConfig, ckpt_dir: Path, mode: str, t
         logging_steps=config.logging_steps, logging_first_step=True,
         eval_strategy="steps" if has_eval else "no", eval_steps=config.eval_steps,
         save_strategy="steps", save_steps=config.save_steps, save_total_limit=2,
-        load_best_model_at_end=early, metric_for_best_model="eval_loss" if early else None, greater_is_better=False,
+        load_best_model_at_end=early, metric_for_best_model=(_metric_name(config) if early else None),
+        greater_is_better=config.select_by != "eval_loss",
         bf16="bf16" in mode, fp16="fp16" in mode, use_cpu=mode.endswith("cpu"),
         activation_checkpointing=config.gradient_checkpointing,
         activation_checkpointing_kwargs={"use_reentrant": False} if config.gradient_checkpointing else None,
@@ -295,12 +299,35 @@ def _trainer(model, tokenizer, config: TrainConfig, ckpt_dir: Path, mode: str, t
         report_to=[], disable_tqdm=True, dataloader_num_workers=0, save_only_model=False,
     )
     callbacks = [watcher] + ([EarlyStoppingCallback(config.early_stopping_patience)] if early else [])
+    scored = has_eval and config.select_by == "answer_accuracy"
     trainer = Trainer(model=model, args=args, data_collator=collator, train_dataset=train_set,
-                      eval_dataset=val_set if has_eval else None, processing_class=tokenizer, callbacks=callbacks)
+                      eval_dataset=val_set if has_eval else None, processing_class=tokenizer, callbacks=callbacks,
+                      compute_metrics=answer_accuracy if scored else None,
+                      preprocess_logits_for_metrics=_argmax if scored else None)
     from transformers.trainer_callback import PrinterCallback
 
     trainer.remove_callback(PrinterCallback)  # log dicts on stdout; progress goes through the callback instead
     return trainer
+
+
+def _metric_name(config: TrainConfig) -> str:
+    return "eval_loss" if config.select_by == "eval_loss" else "eval_answer_accuracy"
+
+
+def _argmax(logits, labels):
+    # Keep only the predicted token ids: the full logits of a validation set (49k vocabulary) would not fit.
+    return logits.argmax(dim=-1)
+
+
+def answer_accuracy(eval_pred) -> dict:
+    """Share of answer tokens (label != -100) whose teacher-forced argmax prediction is the gold token."""
+    import numpy as np
+
+    preds, labels = np.asarray(eval_pred.predictions), np.asarray(eval_pred.label_ids)
+    preds, labels = preds[:, :-1], labels[:, 1:]  # the logit at position t predicts token t + 1
+    mask = labels != IGNORE
+    total = int(mask.sum())
+    return {"answer_accuracy": float((preds[mask] == labels[mask]).sum() / total) if total else 0.0}
 
 
 def _resume_point(ckpt_dir: Path, data_hash: str, config: TrainConfig, resume: bool):
@@ -363,6 +390,14 @@ def _peak_memory_mb(torch) -> float:
         return round(torch.cuda.max_memory_allocated() / 2**20, 1)
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # KiB on Linux, bytes on macOS
     return round(peak / (2**20 if sys.platform == "darwin" else 2**10), 1)
+
+
+def _at_best(log: list[dict], trainer, key: str):
+    """``key`` at the kept (best) checkpoint's evaluation, else its last logged value."""
+    best = trainer.state.best_model_checkpoint
+    step = int(best.rsplit("-", 1)[-1]) if best else None
+    values = [r[key] for r in log if key in r and (step is None or r.get("step") == step)]
+    return values[-1] if values else _last(log, key)
 
 
 def _last(log: list[dict], key: str):

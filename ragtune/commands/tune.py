@@ -49,7 +49,8 @@ def _register_data(verbs) -> None:
     p.add_argument("--questions-per-chunk", type=int, default=4)
     p.add_argument("--sources", type=int, nargs=2, default=(2, 5), metavar=("MIN", "MAX"),
                    help="sources shown per example, gold included (default 2 5)")
-    p.add_argument("--abstain-share", type=float, default=0.2, help="share of examples without the gold chunk")
+    p.add_argument("--abstain-share", type=float, default=0.1,
+                   help="share of examples without the gold chunk (default 0.1)")
     p.add_argument("--test-share", type=float, default=0.2, help="share of documents held out for testing")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--show-example", action="store_true",
@@ -161,14 +162,17 @@ def run_train(args) -> int:
     else:
         m = result.metrics
         print(f"mode: {result.mode_reason}")
-        print(f"{m['steps']} steps, train loss {m['train_loss']}, best validation loss {m['best_eval_loss']}, "
+        kept = (f"kept checkpoint: validation loss {m['best_eval_loss']}" if m.get("selected_by") != "answer_accuracy"
+                else f"kept checkpoint: validation answer accuracy {m['best_answer_accuracy']}, "
+                     f"loss {m['best_eval_loss']}")
+        print(f"{m['steps']} steps, train loss {m['train_loss']}, {kept}, "
               f"{m['tokens_per_s']} tokens/s, trainable {m['trainable_fraction']:.2%}")
         print(f"adapter: {result.adapter or '(cancelled: not written; rerun to resume)'}")
     return 0
 
 
 def _log_line(record: dict) -> str:
-    keys = ("step", "epoch", "loss", "eval_loss", "learning_rate", "train_tokens_per_second")
+    keys = ("step", "epoch", "loss", "eval_loss", "eval_answer_accuracy", "learning_rate", "train_tokens_per_second")
     return "train " + " ".join(f"{k}={record[k]:.4g}" if isinstance(record[k], float) else f"{k}={record[k]}"
                                for k in keys if k in record)
 

@@ -70,3 +70,18 @@ def test_examples_cite_the_gold_chunk_and_test_documents_never_reach_training(ha
             assert meta["chunk_ids"][meta["gold_marker"] - 1] == meta["gold_chunk"]
             assert r["messages"][1]["content"].startswith("Sources:") and meta["question"] in r["messages"][1]["content"]
     assert report.abstain and sum(report.abstain.values()) > 0
+
+
+def test_by_default_about_one_example_in_ten_abstains(hash_index, tmp_path):
+    index = hash_index()
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    for i in range(20):
+        (docs / f"topic{i}.md").write_text(
+            f"# Topic {i}\n\nMethod{i} freezes the layer number {i} and trains adapters of rank {i + 4}. "
+            f"Method{i} is a technique for tuning model number {i} cheaply.\n")
+    index.add([docs])
+    report = build_training_data(index, tmp_path / "data.jsonl", seed=0)
+    total, abstaining = sum(report.records.values()), sum(report.abstain.values())
+    assert report.settings["abstain_share"] == 0.1 and total >= 40
+    assert 0 < abstaining / total <= 0.2

@@ -114,6 +114,28 @@ def test_early_stopping_ends_a_run_whose_validation_loss_stops_improving(tiny_mo
     assert result.metrics["stopped_early"] and result.metrics["steps"] < 200
 
 
+def test_answer_accuracy_counts_only_answer_tokens_shifted_by_one():
+    import numpy as np
+    from transformers import EvalPrediction
+
+    from ragtune.tune.train import answer_accuracy
+
+    labels = np.array([[-100, -100, 7, 8, 9], [-100, 5, 6, -100, -100]])
+    # predictions at t are for token t+1: row 0 gets 7 and 9 right (8 wrong), row 1 gets 5 right, 6 wrong
+    preds = np.array([[0, 7, 1, 9, 0], [5, 0, 2, 3, 3]])
+    assert answer_accuracy(EvalPrediction(predictions=preds, label_ids=labels)) == {"answer_accuracy": 0.6}
+
+
+def test_the_checkpoint_can_be_selected_by_validation_answer_accuracy(tiny_model, chat_data, tmp_path):
+    result = train_adapter(chat_data, tmp_path / "run",
+                           config(tiny_model, select_by="answer_accuracy", early_stopping_patience=5))
+    accuracies = {r["step"]: r["eval_answer_accuracy"] for r in result.log if "eval_answer_accuracy" in r}
+    assert set(accuracies) == {4, 8, 12}
+    assert result.metrics["selected_by"] == "answer_accuracy"
+    assert result.metrics["best_answer_accuracy"] == max(accuracies.values())
+    assert "eval_answer_accuracy" in (tmp_path / "run" / "training_log.csv").read_text().splitlines()[0]
+
+
 def test_dora_and_gradient_checkpointing_train(tiny_model, chat_data, tmp_path):
     result = train_adapter(chat_data, tmp_path / "run",
                            config(tiny_model, max_steps=2, use_dora=True, gradient_checkpointing=True))

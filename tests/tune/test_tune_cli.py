@@ -41,6 +41,16 @@ def test_run_prints_json_result(tiny_model, chat_data, tmp_path, capsys):
     assert code == 0 and result["metrics"]["steps"] == 2 and result["adapter"].endswith("adapter")
 
 
+def test_run_summary_names_how_the_kept_checkpoint_was_chosen(tiny_model, chat_data, tmp_path, capsys):
+    cfg = tmp_path / "train.yaml"
+    cfg.write_text("eval_steps: 2\nsave_steps: 2\nselect_by: answer_accuracy\n")
+    code = main(["tune", "run", "--data", str(chat_data), "--out", str(tmp_path / "run"), "--base-model",
+                 str(tiny_model), "--max-steps", "4", "--config", str(cfg)])
+    printed = capsys.readouterr()
+    assert code == 0 and "kept checkpoint: validation answer accuracy 0." in printed.out
+    assert "eval_answer_accuracy=" in printed.err  # the progress line of each evaluation
+
+
 def test_show_example_prints_the_masked_answer(tiny_model, tmp_path, capsys):
     data = write_jsonl(tmp_path / "d.jsonl", chat_records(2))
     assert main(["tune", "data", "--out", str(data), "--show-example", "--model", str(tiny_model)]) == 0
