@@ -36,10 +36,12 @@ def show(report: dict) -> None:
 
     kind = "BEIR collection" if report["kind"] == "beir" else "QA file"
     st.write(f"**{report['name']}** ({kind}): {report['queries']} queries, k = {report['k']}")
-    rows = table(report)
-    st.dataframe(rows, hide_index=True)
-    frame = pd.DataFrame(rows).set_index("mode").drop(columns=["p50 ms"])
-    st.bar_chart(frame.T, stack=False)
+    frame = pd.DataFrame(table(report)).set_index("mode")
+    # st.table, not st.dataframe: a few rows read best as plain text (and it is real text in the page,
+    # which the browser test reads; a dataframe is drawn on a canvas)
+    st.table(frame)
+    st.caption("One bar per metric and search mode (higher is better)")
+    st.bar_chart(frame.drop(columns=["p50 ms"]).T, stack=False)
 
 
 def render() -> None:

@@ -21,11 +21,11 @@ def test_qa_file_is_scored_per_mode_against_the_index(ui_env):
                   + json.dumps({"id": "2", "question": "What is BM25?", "answer": "a ranking function", "source": "rag.txt"}) + "\n")
     at = evaluate(page("evaluate"), str(qa))
     assert not at.exception
-    table = at.dataframe[0].value
-    assert list(table["mode"]) == ["dense", "bm25", "hybrid"]
-    bm25 = table[table["mode"] == "bm25"].iloc[0]
-    assert bm25["hit_rate@5"] == 1.0  # both supporting files come back by keyword
+    table = at.table[0].value  # a static table of metrics, not raw JSON
+    assert list(table.index) == ["dense", "bm25", "hybrid"]
+    assert table.loc["bm25", "hit_rate@5"] == 1.0  # both supporting files come back by keyword
     assert at.get("vega_lite_chart")
+    assert not at.json
 
 
 def test_beir_folder_is_indexed_and_scored(ui_env, monkeypatch):
@@ -49,8 +49,8 @@ def test_beir_folder_is_indexed_and_scored(ui_env, monkeypatch):
     (beir / "qrels" / "test.tsv").write_text("query-id\tcorpus-id\tscore\nq1\td1\t1\n")
     at = evaluate(page("evaluate"), str(beir))
     assert not at.exception, at.exception
-    table = at.dataframe[0].value
-    assert "ndcg@10" in table.columns and table[table["mode"] == "bm25"].iloc[0]["ndcg@10"] == 1.0
+    table = at.table[0].value
+    assert "ndcg@10" in table.columns and table.loc["bm25", "ndcg@10"] == 1.0
     assert any("tiny-beir" in m for m in texts(at, "markdown"))
 
 
