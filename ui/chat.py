@@ -24,6 +24,9 @@ def sidebar() -> dict[str, Any]:
         st.session_state["generator_kind"] = cfg.generator
     kind = sb.radio("Generator", kinds, format_func=state.GENERATORS.get, key="generator_kind")
     options: dict[str, Any] = {"kind": kind}
+    if kind == "local" and state.attached_adapter() is not None:
+        sb.caption(f"The base model alone, without the default adapter {state.adapter_name(state.attached_adapter())} "
+                   "(choose \"+ LoRA adapter\" to use it).")
     if kind == "adapter":
         found = [str(p) for p in state.adapters()]
         chosen = st.session_state.get("chat_adapter")

@@ -152,11 +152,20 @@ def adapters() -> list[Path]:
     copied in by hand may sit at ``<adapters>/<name>/`` itself. Both are found.
     """
     root = settings().adapters_dir
-    if not root.is_dir():
-        return []
     found = [p.parent for pattern in ("*/adapter_config.json", "*/adapter/adapter_config.json")
-             for p in root.glob(pattern)]
-    return sorted(found, key=lambda p: p.stat().st_mtime, reverse=True)
+             for p in root.glob(pattern)] if root.is_dir() else []
+    found.sort(key=lambda p: p.stat().st_mtime, reverse=True)
+    shipped = attached_adapter()
+    if shipped is not None and shipped not in found:
+        found.append(shipped)
+    return found
+
+
+def attached_adapter() -> Path | None:
+    """The adapter the local generator attaches by default (a shipped one), if any. Chat's "local model"
+    answers without it (the base model); "local model + adapter" lists it beside the trained ones."""
+    initial = getattr(_local_generator(settings().model).generator, "initial_adapter", None)
+    return Path(initial).resolve() if initial else None
 
 
 def adapter_name(path: str | Path) -> str:
