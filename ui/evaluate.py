@@ -61,7 +61,9 @@ def render() -> None:
     if run:
         path = Path(target.strip()).expanduser()
         index = state.shared_index()
-        if not path.exists():
+        if not target.strip():
+            st.error("enter the path of a BEIR folder or a QA .jsonl file")
+        elif not path.exists():
             st.error(f"{path}: no such file or folder")
         elif not modes:
             st.error("choose at least one search mode")

@@ -218,6 +218,7 @@ def set_number(driver, label: str, value: int) -> None:
     box = wait(driver, lambda d: d.find_elements(
         By.XPATH, f"//div[@data-testid='stNumberInput'][.//*[contains(text(), '{label}')]]//input"), what=label)[0]
     box.send_keys(Keys.CONTROL, "a")
+    box.send_keys(Keys.DELETE)
     box.send_keys(str(value), Keys.ENTER)
 
 
@@ -230,7 +231,7 @@ def test_evaluate_page_shows_the_metrics_table_and_chart(app, browser, tmp_path)
     browser.get(f"{app}/evaluate")
     box = wait(browser, lambda d: d.find_elements(By.CSS_SELECTOR, 'input[aria-label="BEIR folder or QA .jsonl file"]'),
                what="eval-path")[0]
-    box.send_keys(Keys_select_all(), str(qa))
+    replace_text(box, str(qa))
     click_button(browser, "Evaluate", "eval-button")
     table = wait(browser, lambda d: [t for t in by_css(d, '[data-testid="stTable"]') if "hit_rate@5" in t.text],
                  what="eval-table")[0]
@@ -241,10 +242,12 @@ def test_evaluate_page_shows_the_metrics_table_and_chart(app, browser, tmp_path)
     browser.save_screenshot(str(ARTIFACTS / "evaluate.png"))
 
 
-def Keys_select_all() -> str:
+def replace_text(box, text: str) -> None:
     from selenium.webdriver.common.keys import Keys
 
-    return Keys.CONTROL + "a"
+    box.send_keys(Keys.CONTROL, "a")  # one call: a modifier stays pressed until its send_keys call ends
+    box.send_keys(Keys.DELETE)
+    box.send_keys(text)
 
 
 def test_finetune_builds_data_trains_evaluates_and_the_adapter_answers_in_chat(app, browser):
@@ -255,7 +258,7 @@ def test_finetune_builds_data_trains_evaluates_and_the_adapter_answers_in_chat(a
     wait(browser, lambda d: "examples written" in body_text(d), what="data-built")
     name = wait(browser, lambda d: d.find_elements(By.CSS_SELECTOR, 'input[aria-label="Adapter name"]'),
                 what="adapter-name")[0]
-    name.send_keys(Keys_select_all(), "browser-run")
+    replace_text(name, "browser-run")
     set_number(browser, "At most this many steps", 3)
     click_button(browser, "Start training", "start-training")
     wait(browser, lambda d: "Training finished" in body_text(d), timeout=180, what="trained")

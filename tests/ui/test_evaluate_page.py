@@ -68,3 +68,11 @@ def test_a_missing_path_is_one_readable_error(ui_env):
     at.button[0].click()
     at.run()
     assert texts(at, "error") == ["/nonexistent/qa.jsonl: no such file or folder"]
+
+
+def test_an_empty_path_asks_for_one_instead_of_scoring_the_working_folder(ui_env):
+    at = page("evaluate")
+    at.text_input[0].set_value("  ")
+    at.button[0].click()
+    at.run()
+    assert texts(at, "error") == ["enter the path of a BEIR folder or a QA .jsonl file"]
