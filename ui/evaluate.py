@@ -14,7 +14,17 @@ from . import state
 MODES = ["dense", "bm25", "hybrid"]
 
 
-def _run(job: api.Job, target: str, index: Any, modes: list[str], k: int | None, limit: int | None) -> dict:
+def _run(job: api.Job, target: str, opening: api.Job | None, modes: list[str], k: int | None,
+         limit: int | None) -> dict:
+    """Evaluate ``target``; a QA file first waits for the shared index (``opening``) to finish opening."""
+    index = None
+    if opening is not None:
+        if opening.running:
+            job.report("wait", 0, None, "waiting for the index to open")
+            opening.wait()
+        if opening.state != "done":
+            raise api.RagtuneError(f"the index could not be opened: {opening.error or opening.state}")
+        index = opening.result
     return api.evaluate_dataset(target, index=index, modes=tuple(modes), k=k, limit_queries=limit,
                                 progress=job.report)
 
@@ -60,16 +70,15 @@ def render() -> None:
         run = st.form_submit_button("Evaluate", type="primary")
     if run:
         path = Path(target.strip()).expanduser()
-        index = state.shared_index()
         if not target.strip():
             st.error("enter the path of a BEIR folder or a QA .jsonl file")
         elif not path.exists():
             st.error(f"{path}: no such file or folder")
         elif not modes:
             st.error("choose at least one search mode")
-        elif path.is_file() and index is None:
-            st.error("the index is still opening; try again in a moment")
         else:
-            state.start_job("evaluate", _run, str(path), index, modes, int(k) or None, int(limit) or None,
+            # a QA file is scored against the index: the job waits for it to open rather than refusing
+            opening = state.index_job() if path.is_file() else None
+            state.start_job("evaluate", _run, str(path), opening, modes, int(k) or None, int(limit) or None,
                             exclusive=True)
     state.follow_job("evaluate", "Evaluating ...", show)

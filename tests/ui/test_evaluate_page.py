@@ -76,3 +76,27 @@ def test_an_empty_path_asks_for_one_instead_of_scoring_the_working_folder(ui_env
     at.button[0].click()
     at.run()
     assert texts(at, "error") == ["enter the path of a BEIR folder or a QA .jsonl file"]
+
+
+def test_a_qa_file_submitted_while_the_index_opens_is_scored_once_it_is_open(ui_env, monkeypatch):
+    import threading
+
+    from streamlit.testing.v1 import AppTest
+
+    from ragtune.ui import state
+
+    gate = threading.Event()
+    real = state._open_index
+    monkeypatch.setattr(state, "_open_index", lambda job, index_dir: (gate.wait(30), real(job, index_dir))[1])
+    qa = ui_env / "qa.jsonl"
+    qa.write_text(json.dumps({"id": "1", "question": "What is BM25?", "answer": "a ranking function",
+                              "source": "rag.txt"}) + "\n")
+    at = AppTest.from_string("from ragtune.ui import evaluate\nevaluate.render()\n", default_timeout=60).run()
+    at.text_input[0].set_value(str(qa))
+    at.button[0].click()
+    at.run()
+    assert not texts(at, "error")  # not refused while the index is still opening
+    gate.set()
+    wait_for_jobs()
+    at.run()
+    assert at.table[0].value.loc["bm25", "hit_rate@5"] == 1.0
