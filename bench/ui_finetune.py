@@ -43,6 +43,8 @@ def main() -> int:
     parser.add_argument("--steps", type=int, default=3)
     parser.add_argument("--questions", type=int, default=3)
     parser.add_argument("--timeout", type=float, default=1800)
+    parser.add_argument("--home", type=Path, default=None,
+                        help="working folder; training data already built there (training-data/) is reused")
     args = parser.parse_args()
 
     from streamlit.testing.v1 import AppTest
@@ -50,7 +52,7 @@ def main() -> int:
     from ragtune.api import corpus_index
 
     index = corpus_index()
-    home = Path(tempfile.mkdtemp(prefix="ragtune-ui-finetune-"))
+    home = args.home or Path(tempfile.mkdtemp(prefix="ragtune-ui-finetune-"))
     os.environ.update({"RAGTUNE_INDEX": str(index.root), "RAGTUNE_ADAPTERS": str(home / "adapters"),
                        "RAGTUNE_UPLOADS": str(home / "uploads")})
     index.close()
@@ -58,10 +60,11 @@ def main() -> int:
     run_page(at, args.timeout)
     figures: dict[str, float] = {}
 
-    started = time.perf_counter()
-    run_page(click(at, "Build training data from the index").run(), args.timeout)
-    figures["data_s"] = time.perf_counter() - started
-    print(f"training data ({figures['data_s']:.1f} s):\n{table(at, 0)}\n", flush=True)
+    if not (home / "training-data" / "train.jsonl").exists():
+        started = time.perf_counter()
+        run_page(click(at, "Build training data from the index").run(), args.timeout)
+        figures["data_s"] = time.perf_counter() - started
+        print(f"training data ({figures['data_s']:.1f} s):\n{table(at, 0)}\n", flush=True)
 
     at.text_input[0].set_value("smollm2-smoke")
     next(n for n in at.number_input if n.label.startswith("At most")).set_value(args.steps)
@@ -70,6 +73,8 @@ def main() -> int:
     figures["train_s"] = time.perf_counter() - started
     print(f"training ({figures['train_s']:.1f} s): {[s.value for s in at.success]} {[e.value for e in at.error]}")
     print(f"{table(at)}\nloss chart shown: {bool(at.get('vega_lite_chart'))}\n", flush=True)
+    if at.error:
+        return 1
 
     next(n for n in at.number_input if n.label.startswith("Test questions")).set_value(args.questions)
     started = time.perf_counter()
