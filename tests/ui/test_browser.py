@@ -92,7 +92,7 @@ def app(tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
-def browser(tmp_path_factory):
+def browser(app, tmp_path_factory):
     from selenium.webdriver.chrome.options import Options
     from selenium.webdriver.chrome.service import Service
 
@@ -104,6 +104,11 @@ def browser(tmp_path_factory):
         options.add_argument(flag)
     driver = webdriver.Chrome(service=Service(DRIVER), options=options)
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    # Once, before any test: the first visit starts opening the index and loading the embedder in the
+    # background (the page itself is drawn at once); each test may then time its own steps, in any order.
+    driver.get(app)
+    wait(driver, lambda d: [e for e in by_css(d, 'textarea[data-testid="stChatInputTextArea"]') if e.is_enabled()],
+         timeout=900, what="index-ready")
     yield driver
     driver.quit()
 
@@ -236,7 +241,8 @@ def test_evaluate_page_shows_the_metrics_table_and_chart(app, browser, tmp_path)
     table = wait(browser, lambda d: [t for t in by_css(d, '[data-testid="stTable"]') if "hit_rate@5" in t.text],
                  what="eval-table")[0]
     assert all(mode in table.text for mode in ("dense", "bm25", "hybrid"))
-    assert by_css(browser, '[data-testid="stVegaLiteChart"]'), "no metrics chart"
+    wait(browser, lambda d: by_css(d, '[data-testid="stVegaLiteChart"] canvas, [data-testid="stVegaLiteChart"] svg'),
+         timeout=60, what="eval-chart")  # the chart's library loads after the table is drawn
     assert "{" not in table.text  # a table, not raw JSON
     browser.execute_script("arguments[0].scrollIntoView({block: 'center'})", table)
     browser.save_screenshot(str(ARTIFACTS / "evaluate.png"))
@@ -261,15 +267,16 @@ def test_finetune_builds_data_trains_evaluates_and_the_adapter_answers_in_chat(a
     replace_text(name, "browser-run")
     set_number(browser, "At most this many steps", 3)
     click_button(browser, "Start training", "start-training")
-    wait(browser, lambda d: "Training finished" in body_text(d), timeout=180, what="trained")
-    assert by_css(browser, '[data-testid="stVegaLiteChart"]'), "no loss chart"
+    wait(browser, lambda d: "Training finished" in body_text(d), timeout=600, what="trained")
+    wait(browser, lambda d: by_css(d, '[data-testid="stVegaLiteChart"] canvas, [data-testid="stVegaLiteChart"] svg'),
+         timeout=60, what="loss-chart")
     assert "training loss" in body_text(browser)
     browser.save_screenshot(str(ARTIFACTS / "finetune-trained.png"))
 
     set_number(browser, "Test questions", 2)
     click_button(browser, "Evaluate: base vs base + adapter", "evaluate-adapter")
     table = wait(browser, lambda d: [t for t in by_css(d, '[data-testid="stTable"]') if "answer F1" in t.text],
-                 timeout=180, what="adapter-eval")[0]
+                 timeout=600, what="adapter-eval")[0]
     assert "base + adapter" in table.text
     click_button(browser, "Use this adapter in Chat", "use-adapter")
     wait(browser, lambda d: "Chat now answers with" in body_text(d), what="adapter-chosen")
