@@ -147,6 +147,11 @@ class GeneratorView:
         self.shared = shared
         self.adapter = adapter
         self.extractive = bool(getattr(shared.generator, "extractive", False))
+        # RAG sizes answers by this (LocalGenerator: 128 tokens); without it a view answered with RAG's
+        # generic 256, so the app wrote twice the answer the same question gets through the Python API.
+        default = getattr(shared.generator, "default_max_new_tokens", None)
+        if default is not None:
+            self.default_max_new_tokens = default
 
     @property
     def name(self) -> str:

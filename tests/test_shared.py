@@ -163,3 +163,15 @@ def test_objects_say_whether_they_may_be_shared_across_threads(hash_index):
     assert is_thread_safe(load_generator("extractive"))
     assert not is_thread_safe(load_generator("local"))  # constructing it loads nothing
     assert is_thread_safe(jobs.start(lambda job: None, name="noop").wait(5))
+
+
+def test_a_view_answers_with_the_generators_own_answer_length():
+    from ragtune.api import RAG
+
+    class Sized(FakeLocal):
+        default_max_new_tokens = 128
+
+    index = type("Idx", (), {"search": lambda self, *a, **k: []})()
+    assert RAG(index, SharedGenerator(Sized()).view()).max_new_tokens == 128
+    assert RAG(index, Sized()).max_new_tokens == 128  # the same as the bare generator
+    assert not hasattr(SharedGenerator(FakeLocal()).view(), "default_max_new_tokens")

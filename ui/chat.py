@@ -24,13 +24,18 @@ def sidebar() -> dict[str, Any]:
         st.session_state["generator_kind"] = cfg.generator
     kind = sb.radio("Generator", kinds, format_func=state.GENERATORS.get, key="generator_kind")
     options: dict[str, Any] = {"kind": kind}
+    if kind == "local" and state.attached_adapter() is not None:
+        sb.caption(f"The base model alone, without the default adapter {state.adapter_name(state.attached_adapter())} "
+                   "(choose \"+ LoRA adapter\" to use it).")
     if kind == "adapter":
         found = [str(p) for p in state.adapters()]
         chosen = st.session_state.get("chat_adapter")
         if chosen and chosen not in found:
             found.insert(0, chosen)
         if found:
-            options["adapter"] = sb.selectbox("Adapter", found, key="chat_adapter")
+            options["adapter"] = sb.selectbox("Adapter", found, key="chat_adapter", format_func=state.adapter_name,
+                                              help="LoRA adapters trained on the Fine-tune page")
+            sb.caption(f"Answers come from the local model with the adapter **{state.adapter_name(options['adapter'])}**.")
         else:
             sb.info(f"No adapter yet: train one on the Fine-tune page (saved under {cfg.adapters_dir}).")
     if kind == "api":
@@ -41,10 +46,11 @@ def sidebar() -> dict[str, Any]:
                                          help="the environment variable holding the key (never the key)"),
         }
     sb.header("Retrieval")
-    options["k"] = sb.slider("Passages", 1, 10, 5, help="how many retrieved passages the answer may use")
-    options["mode"] = sb.selectbox("Search", ["hybrid", "dense", "bm25"],
+    options["k"] = sb.slider("Passages", 1, 10, 5, key="chat_k", help="how many retrieved passages the answer may use")
+    options["mode"] = sb.selectbox("Search", ["hybrid", "dense", "bm25"], key="chat_mode",
                                    help="hybrid fuses meaning (dense) and keyword (BM25) search")
-    options["abstain"] = sb.checkbox("Say 'the documents do not say' for off-topic questions", value=True)
+    options["abstain"] = sb.checkbox("Say 'the documents do not say' for off-topic questions", value=True,
+                                     key="chat_abstain")
     if sb.button("New conversation"):
         st.session_state[TURNS] = []
     return options
@@ -78,6 +84,10 @@ def show_details(turn: dict) -> None:
 
 
 def _ask(question: str, index: Any, options: dict[str, Any], turns: list[dict]) -> None:
+    if options["kind"] == "adapter" and not options.get("adapter"):
+        # answering with the bare base model here would pass it off as the adapter
+        st.error("No adapter is chosen: train one on the Fine-tune page, or pick the local model without one.")
+        return
     gen, loading = state.generator(options["kind"], adapter=options.get("adapter"),
                                    api_config=options.get("api_config"))
     if loading is not None and loading.running:
@@ -92,7 +102,9 @@ def _ask(question: str, index: Any, options: dict[str, Any], turns: list[dict]) 
     if stream.query != question:
         st.caption(f"Follow-up read as: *{stream.query}*")
     st.write_stream(iter(stream))
-    turn = {"question": question, "text": stream.answer.text, "answer": stream.answer, "generator": gen.name}
+    label = gen.name.split("+")[0] + (f" + adapter {state.adapter_name(options['adapter'])}"
+                                      if options.get("adapter") and options["kind"] == "adapter" else "")
+    turn = {"question": question, "text": stream.answer.text, "answer": stream.answer, "generator": label}
     turns.append(turn)
     show_details(turn)
 

@@ -14,7 +14,17 @@ from . import state
 MODES = ["dense", "bm25", "hybrid"]
 
 
-def _run(job: api.Job, target: str, index: Any, modes: list[str], k: int | None, limit: int | None) -> dict:
+def _run(job: api.Job, target: str, opening: api.Job | None, modes: list[str], k: int | None,
+         limit: int | None) -> dict:
+    """Evaluate ``target``; a QA file first waits for the shared index (``opening``) to finish opening."""
+    index = None
+    if opening is not None:
+        if opening.running:
+            job.report("wait", 0, None, "waiting for the index to open")
+            opening.wait()
+        if opening.state != "done":
+            raise api.RagtuneError(f"the index could not be opened: {opening.error or opening.state}")
+        index = opening.result
     return api.evaluate_dataset(target, index=index, modes=tuple(modes), k=k, limit_queries=limit,
                                 progress=job.report)
 
@@ -26,7 +36,7 @@ def table(report: dict) -> list[dict]:
         row = {"mode": mode}
         row.update({name: round(value, 4) for name, value in metrics.items()
                     if name not in ("queries", "p50_ms", "p95_ms")})
-        row["p50 ms"] = round(metrics.get("p50_ms", 0.0), 1)
+        row["p50 ms"] = f"{metrics.get('p50_ms', 0.0):.1f}"  # text: st.table would print it with 4 decimals
         rows.append(row)
     return rows
 
@@ -36,10 +46,12 @@ def show(report: dict) -> None:
 
     kind = "BEIR collection" if report["kind"] == "beir" else "QA file"
     st.write(f"**{report['name']}** ({kind}): {report['queries']} queries, k = {report['k']}")
-    rows = table(report)
-    st.dataframe(rows, hide_index=True)
-    frame = pd.DataFrame(rows).set_index("mode").drop(columns=["p50 ms"])
-    st.bar_chart(frame.T, stack=False)
+    frame = pd.DataFrame(table(report)).set_index("mode")
+    # st.table, not st.dataframe: a few rows read best as plain text (and it is real text in the page,
+    # which the browser test reads; a dataframe is drawn on a canvas)
+    st.table(frame)
+    st.caption("One bar per metric and search mode (higher is better)")
+    st.bar_chart(frame.drop(columns=["p50 ms"]).T, stack=False)
 
 
 def render() -> None:
@@ -58,14 +70,15 @@ def render() -> None:
         run = st.form_submit_button("Evaluate", type="primary")
     if run:
         path = Path(target.strip()).expanduser()
-        index = state.shared_index()
-        if not path.exists():
+        if not target.strip():
+            st.error("enter the path of a BEIR folder or a QA .jsonl file")
+        elif not path.exists():
             st.error(f"{path}: no such file or folder")
         elif not modes:
             st.error("choose at least one search mode")
-        elif path.is_file() and index is None:
-            st.error("the index is still opening; try again in a moment")
         else:
-            state.start_job("evaluate", _run, str(path), index, modes, int(k) or None, int(limit) or None,
+            # a QA file is scored against the index: the job waits for it to open rather than refusing
+            opening = state.index_job() if path.is_file() else None
+            state.start_job("evaluate", _run, str(path), opening, modes, int(k) or None, int(limit) or None,
                             exclusive=True)
     state.follow_job("evaluate", "Evaluating ...", show)

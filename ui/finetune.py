@@ -2,7 +2,8 @@
 chart, evaluate it against the base model, then answer with it in Chat.
 
 It uses the tuning API (``build_training_data``, ``train_adapter``, ``evaluate_adapter``, ``TrainConfig``);
-where that is not installed, the page says what it will do instead of failing.
+where that is not installed, the page says what it will do instead of failing. The model trained is the
+one Chat answers with (``RAGTUNE_UI_MODEL``, default the shipped SmolLM2-135M).
 """
 
 from __future__ import annotations
@@ -18,10 +19,21 @@ from ragtune import api
 from . import state
 
 TUNE_NAMES = ("TrainConfig", "build_training_data", "train_adapter", "evaluate_adapter")
-# Defaults sized for a 2-core CPU: SmolLM2-135M with rank-16 LoRA takes ~2-4 s per step of 4 examples
-# of up to 512 tokens there, so 40 steps finish in about 2-3 minutes (more steps: better, slower).
-DEFAULT_STEPS = 40
-DEFAULT_MAX_LENGTH = 512
+# A run ends after this many minutes with its adapter written (TrainConfig.max_minutes), so the default
+# finishes "in a few minutes" on any CPU instead of guessing a step count: on the shared 2-core machine
+# SmolLM2-135M trained at ~54 tokens/s with every layer adapted (BENCHMARKS.md, "Fine-tuning"), i.e.
+# ~40 s per step of 4 RAFT examples; 5 minutes is then ~8-15 steps, enough to see the loss fall.
+DEFAULT_MINUTES = 5.0
+DEFAULT_STEPS = 100
+# Adapting the top 10 of SmolLM2's 30 layers lets the backward pass stop there: about half the cost per
+# step (TrainConfig.top_layers), so twice the steps fit in the time budget.
+DEFAULT_TOP_LAYERS = 10
+# Validation examples scored at each evaluation (TrainConfig.eval_records defaults to 32, ~40 s on this
+# CPU: most of a 5-minute budget); 8 still shows whether the held-out loss follows the training loss.
+EVAL_RECORDS = 8
+# Held-out test questions for "before/after": each is answered by the base model and by base + adapter
+# (64 new tokens each), ~2-4 s per answer for SmolLM2 on this CPU, so 10 questions take about a minute.
+DEFAULT_EVAL_QUESTIONS = 10
 
 PLAN = """\
 This page turns the indexed documents into a small fine-tuned model:
@@ -39,6 +51,7 @@ def _paths() -> tuple[Path, Path]:
     return home.parent / "training-data" / "train.jsonl", home
 
 
+# ------------------------------------------------------------------------------ background work
 def _build(job: api.Job, index_dir: Path, out: Path) -> Any:
     out.parent.mkdir(parents=True, exist_ok=True)
     index = api.Index.open(index_dir)  # its own reader: this runs on the job's thread
@@ -52,24 +65,114 @@ def _train(job: api.Job, data: Path, out: Path, config: Any) -> Any:
     return api.train_adapter(data, out, config, progress=job.report, on_log=job.log, should_stop=job.should_stop)
 
 
-def _evaluate(job: api.Job, adapter: Path, index_dir: Path) -> Any:
-    index = api.Index.open(index_dir)
-    try:
-        return api.evaluate_adapter(adapter, index=index, progress=job.report)
-    finally:
-        index.close()
+def _evaluate(job: api.Job, adapter: Path, data: Path, limit: int) -> Any:
+    # With retrieval only (the way Chat uses the adapter), on the test split of the training data: questions
+    # from documents the adapter never trained on.
+    return api.evaluate_adapter(adapter, data=data, limit=limit, without_retrieval=False, progress=job.report)
 
 
 def _as_dict(result: Any) -> Any:
     return result.to_dict() if hasattr(result, "to_dict") else result
 
 
+def table(rows: list[dict], key: str) -> None:
+    """A small static table keyed by its first column (plain text in the page, unlike a canvas dataframe)."""
+    import pandas as pd
+
+    st.table(pd.DataFrame(rows).set_index(key))
+
+
+# ------------------------------------------------------------------------------ what the steps show
+def data_rows(report: dict) -> list[dict]:
+    """One row per split: examples, how many must abstain, and from how many documents."""
+    records, abstain, sources = report.get("records", {}), report.get("abstain", {}), report.get("sources", {})
+    return [{"split": split, "examples": records.get(split, 0), "must abstain": abstain.get(split, 0),
+             "documents": len(sources.get(split, []))} for split in ("train", "validation", "test")]
+
+
+def show_data(report: Any) -> None:
+    report = _as_dict(report)
+    if not isinstance(report, dict) or "records" not in report:
+        st.json(report, expanded=False)
+        return
+    st.success(f"{sum(report['records'].values())} examples written from {report.get('chunks', '?')} passages")
+    table(data_rows(report), "split")
+
+
+TRAIN_FIGURES = [("steps", "steps"), ("train_loss", "training loss"), ("final_eval_loss", "validation loss"),
+                 ("seconds", "seconds"), ("tokens_per_s", "tokens/s"), ("trainable_fraction", "trainable weights")]
+
+
+def train_rows(metrics: dict) -> list[dict]:
+    rows = []
+    for key, label in TRAIN_FIGURES:
+        value = metrics.get(key)
+        if value is None:
+            continue
+        if key == "trainable_fraction":
+            value = f"{100 * value:.2f}%"
+        elif isinstance(value, float):
+            value = f"{value:.3f}" if "loss" in key else f"{value:.1f}"
+        rows.append({"figure": label, "value": str(value)})
+    return rows
+
+
+def show_training_result(job: api.Job) -> None:
+    result = _as_dict(job.result)
+    if not isinstance(result, dict):
+        return
+    if result.get("adapter"):
+        why = " (stopped by you; the adapter of the steps so far was saved)" if job.state == "cancelled" else ""
+        st.success(f"Training finished{why}: adapter saved in {result['adapter']}")
+    else:
+        st.warning("Training stopped before the adapter was saved; its checkpoints are kept, and starting again "
+                   "with the same name resumes from the last one.")
+    table(train_rows(result.get("metrics", {})), "figure")
+
+
+EVAL_FIGURES = [("f1", "answer F1"), ("exact_match", "exact match"), ("gold_fact_rate", "gold fact in answer"),
+                ("citation_precision", "citation precision"), ("abstain_unanswerable", "abstains when it should"),
+                ("abstain_answerable", "abstains when it should not")]
+
+
+def eval_rows(report: dict) -> list[dict]:
+    """Metric rows with a column per model: the test split (with retrieval) and validation perplexity."""
+    split = report.get("test_split") or {}
+    base, tuned = split.get("base+rag") or {}, split.get("adapter+rag") or {}
+    rows = [{"metric": label, "base": base.get(key), "base + adapter": tuned.get(key)}
+            for key, label in EVAL_FIGURES if base.get(key) is not None or tuned.get(key) is not None]
+    ppl = report.get("validation_perplexity") or {}
+    if ppl:
+        rows.append({"metric": "validation perplexity (lower is better)", "base": ppl.get("base"),
+                     "base + adapter": ppl.get("adapter")})
+    return rows
+
+
+def show_evaluation(report: Any) -> None:
+    import pandas as pd
+
+    report = _as_dict(report)
+    rows = eval_rows(report) if isinstance(report, dict) else []
+    if not rows:
+        st.warning("Nothing to compare: the training data has no test questions (index more documents: whole "
+                   "documents are held out for testing).")
+        return
+    answered = (report.get("test_split") or {}).get("base+rag", {})
+    st.write(f"Held-out test questions: {answered.get('answerable', 0)} answerable, "
+             f"{answered.get('unanswerable', 0)} unanswerable, with retrieval")
+    table(rows, "metric")
+    scores = pd.DataFrame([r for r in rows if "perplexity" not in r["metric"]]).set_index("metric")
+    st.bar_chart(scores.astype(float), stack=False, horizontal=True)
+    for line in report.get("regressions", []):
+        st.warning(f"Worse than the base model: {line}")
+
+
+# ------------------------------------------------------------------------------ the three steps
 def data_step(data: Path) -> None:
     st.subheader("1. Training data")
     if st.button("Build training data from the index"):
         state.start_job("training data", _build, state.settings().index_dir, data, exclusive=True)
-    state.follow_job("training data", "Writing training examples ...",
-                     lambda result: st.json(_as_dict(result), expanded=False))
+    state.follow_job("training data", "Writing training examples ...", show_data)
     if data.exists():
         st.caption(f"Training data: {data}")
 
@@ -81,27 +184,45 @@ def loss_chart(records: list[dict]) -> None:
             for r in records if "step" in r and (r.get("loss") is not None or r.get("eval_loss") is not None)]
     if rows:
         frame = pd.DataFrame(rows).groupby("step").last()
-        st.line_chart(frame)
+        st.line_chart(frame, x_label="step", y_label="loss")
+
+
+def train_config(steps: int, minutes: float, rank: int, top_layers: int) -> Any:
+    """The run's TrainConfig: the tuning defaults, with this page's time budget and a frequent log."""
+    fields: dict[str, Any] = {"max_steps": steps, "max_minutes": minutes, "rank": rank,
+                              "logging_steps": 1, "eval_records": EVAL_RECORDS}
+    # evaluate (and keep a checkpoint) about 4 times per run; the Trainer needs saves aligned with evals
+    fields["eval_steps"] = fields["save_steps"] = max(5, steps // 4)
+    if top_layers:
+        fields["top_layers"] = top_layers
+    model = state.settings().model
+    if model:
+        fields["base_model"] = model
+    return api.TrainConfig(**fields)
 
 
 def train_step(data: Path, adapters: Path) -> None:
     st.subheader("2. Train a LoRA adapter")
     with st.form("train_form"):
         name = st.text_input("Adapter name", value=time.strftime("adapter-%Y%m%d-%H%M"))
-        steps = st.number_input("Training steps", 5, 5000, DEFAULT_STEPS, help="more steps: better and slower")
-        rank = st.selectbox("LoRA rank", [4, 8, 16, 32], index=2)
+        c1, c2 = st.columns(2)
+        minutes = c1.number_input("Time budget (minutes)", 0.5, 600.0, DEFAULT_MINUTES, 0.5,
+                                  help="training stops after this long and saves the adapter")
+        steps = c2.number_input("At most this many steps", 1, 5000, DEFAULT_STEPS, help="more: better, slower")
+        c3, c4 = st.columns(2)
+        rank = c3.selectbox("LoRA rank", [4, 8, 16, 32], index=2)
+        top = c4.number_input("Adapt the top N layers (0: all)", 0, 200, DEFAULT_TOP_LAYERS)
         start = st.form_submit_button("Start training", type="primary", disabled=not data.exists())
     if not data.exists():
         st.caption("Build the training data first.")
     if start:
         try:
-            config = api.TrainConfig(max_steps=int(steps), rank=int(rank), max_length=DEFAULT_MAX_LENGTH)
+            config = train_config(int(steps), float(minutes), int(rank), int(top))
         except Exception as exc:
             state.error(exc)
             return
         safe = "".join(ch if ch.isalnum() or ch in "-_" else "_" for ch in name) or "adapter"
         state.start_job("train", _train, data, adapters / safe, config, exclusive=True)
-        st.session_state["trained_adapter"] = str(adapters / safe)
     job = state.session_job("train")
     if job is None:
         return
@@ -114,30 +235,31 @@ def train_step(data: Path, adapters: Path) -> None:
             if st.button("Stop training"):
                 job.cancel()
         elif job.state in ("done", "cancelled") and job.result is not None:
-            st.success("Training finished" if job.state == "done" else "Training stopped early; adapter saved")
-            st.json(_as_dict(job.result), expanded=False)
+            show_training_result(job)
         if not job.running and st.session_state.get("train_seen") != job.id:
             st.session_state["train_seen"] = job.id
-            st.rerun()  # once, so the steps below see the new adapter
+            st.rerun()  # once, so the step below lists the new adapter
 
     live()
 
 
-def use_step(adapters: Path) -> None:
+def use_step(data: Path, adapters: Path) -> None:
     st.subheader("3. Evaluate and use")
     found = [str(p) for p in state.adapters()]
     if not found:
         st.caption(f"No adapter yet (they are saved under {adapters}).")
         return
-    chosen = st.selectbox("Adapter", found, format_func=lambda p: Path(p).name)
+    chosen = st.selectbox("Adapter", found, format_func=state.adapter_name)
+    questions = st.number_input("Test questions", 1, 500, DEFAULT_EVAL_QUESTIONS,
+                                help="held-out questions, each answered by the base model and by base + adapter")
     left, right = st.columns(2)
-    if left.button("Evaluate: base vs base + adapter"):
-        state.start_job("evaluate adapter", _evaluate, Path(chosen), state.settings().index_dir)
+    if left.button("Evaluate: base vs base + adapter", disabled=not data.exists()):
+        state.start_job("evaluate adapter", _evaluate, Path(chosen), data, int(questions))
     if right.button("Use this adapter in Chat", type="primary"):
         st.session_state["generator_kind"] = "adapter"
         st.session_state["chat_adapter"] = chosen
-        st.success(f"Chat now answers with {Path(chosen).name}: open the Chat page.")
-    state.follow_job("evaluate adapter", "Evaluating ...", lambda result: st.json(_as_dict(result)))
+        st.success(f"Chat now answers with the local model + {state.adapter_name(chosen)}: open the Chat page.")
+    state.follow_job("evaluate adapter", "Evaluating (base, then base + adapter) ...", show_evaluation)
 
 
 def render() -> None:
@@ -151,4 +273,4 @@ def render() -> None:
     data, adapters = _paths()
     data_step(data)
     train_step(data, adapters)
-    use_step(adapters)
+    use_step(data, adapters)

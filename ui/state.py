@@ -11,7 +11,9 @@ Settings come from the environment (``make run`` and the tests set them):
 - ``RAGTUNE_UPLOADS``: where uploaded files are stored (default: ``uploads`` beside the index folder);
 - ``RAGTUNE_ADAPTERS``: where LoRA adapters are trained and found (default: ``adapters`` beside it);
 - ``RAGTUNE_MAX_UPLOAD_MB``: the per-file upload limit (default 25, the index's own file limit);
-- ``RAGTUNE_UI_GENERATOR``: the generator selected at start, ``extractive`` (default) or ``local``.
+- ``RAGTUNE_UI_GENERATOR``: the generator selected at start, ``extractive`` (default) or ``local``;
+- ``RAGTUNE_UI_MODEL``: the local model folder that Chat answers with and Fine-tune trains (default: the
+  shipped SmolLM2-135M-Instruct; the browser tests use a tiny random model here).
 """
 
 from __future__ import annotations
@@ -43,6 +45,7 @@ class Settings:
     adapters_dir: Path
     generator: str
     max_upload_mb: float = MAX_UPLOAD_MB
+    model: str | None = None  # None: the shipped SmolLM2
 
 
 def settings() -> Settings:
@@ -55,7 +58,21 @@ def settings() -> Settings:
         adapters_dir=Path(os.environ.get("RAGTUNE_ADAPTERS") or home / "adapters").expanduser().resolve(),
         generator=generator if generator in GENERATORS else "extractive",
         max_upload_mb=_positive(os.environ.get("RAGTUNE_MAX_UPLOAD_MB"), MAX_UPLOAD_MB),
+        model=str(Path(os.environ["RAGTUNE_UI_MODEL"]).expanduser().resolve()) if os.environ.get("RAGTUNE_UI_MODEL")
+        else None,
     )
+
+
+# Chat's sidebar choices. Streamlit deletes a widget's state when a run does not draw the widget, so a
+# visit to another page would reset them (and the Fine-tune page's "use this adapter in Chat" would be
+# lost); app.py re-assigns them on every run, Streamlit's documented way to keep them across pages.
+KEPT_KEYS = ("generator_kind", "chat_adapter", "chat_k", "chat_mode", "chat_abstain")
+
+
+def keep_widget_state(keys: tuple[str, ...] = KEPT_KEYS) -> None:
+    for key in keys:
+        if key in st.session_state:
+            st.session_state[key] = st.session_state[key]
 
 
 def _positive(text: str | None, default: float) -> float:
@@ -105,13 +122,13 @@ def shared_index() -> api.SharedIndex | None:
 
 # ------------------------------------------------------------------------------ generators
 @st.cache_resource(show_spinner=False)
-def _local_generator() -> api.SharedGenerator:
-    return api.SharedGenerator(api.load_generator("local"))
+def _local_generator(model: str | None) -> api.SharedGenerator:
+    return api.SharedGenerator(api.load_generator({"kind": "local", "model_path": model}))
 
 
 @st.cache_resource(show_spinner=False)
-def _warm_job() -> api.Job:
-    shared = _local_generator()
+def _warm_job(model: str | None) -> api.Job:
+    shared = _local_generator(model)
     return api.jobs.start(lambda job: shared.warm_up(), name="load local model")
 
 
@@ -121,19 +138,40 @@ def generator(kind: str, *, adapter: str | None = None, api_config: dict | None 
         return api.load_generator("extractive"), None
     if kind == "api":
         return api.load_generator({"kind": "api", **(api_config or {})}), None
-    job = _warm_job()
+    model = settings().model
+    job = _warm_job(model)
     if job.state == "failed":
         _warm_job.clear()
-    return _local_generator().view(adapter=adapter if kind == "adapter" else None), job
+    return _local_generator(model).view(adapter=adapter if kind == "adapter" else None), job
 
 
 def adapters() -> list[Path]:
-    """Adapter folders (those holding ``adapter_config.json``) under the adapters folder, newest first."""
+    """Adapter folders (those holding ``adapter_config.json``) under the adapters folder, newest first.
+
+    A Fine-tune run writes ``<adapters>/<name>/adapter/`` (beside its checkpoints and logs); an adapter
+    copied in by hand may sit at ``<adapters>/<name>/`` itself. Both are found.
+    """
     root = settings().adapters_dir
-    if not root.is_dir():
-        return []
-    found = [p.parent for p in root.glob("*/adapter_config.json")]
-    return sorted(found, key=lambda p: p.stat().st_mtime, reverse=True)
+    found = [p.parent for pattern in ("*/adapter_config.json", "*/adapter/adapter_config.json")
+             for p in root.glob(pattern)] if root.is_dir() else []
+    found.sort(key=lambda p: p.stat().st_mtime, reverse=True)
+    shipped = attached_adapter()
+    if shipped is not None and shipped not in found:
+        found.append(shipped)
+    return found
+
+
+def attached_adapter() -> Path | None:
+    """The adapter the local generator attaches by default (a shipped one), if any. Chat's "local model"
+    answers without it (the base model); "local model + adapter" lists it beside the trained ones."""
+    initial = getattr(_local_generator(settings().model).generator, "initial_adapter", None)
+    return Path(initial).resolve() if initial else None
+
+
+def adapter_name(path: str | Path) -> str:
+    """``my-run`` for ``.../my-run/adapter`` (a training run's output), else the folder's own name."""
+    path = Path(path)
+    return path.parent.name if path.name == "adapter" else path.name
 
 
 # ------------------------------------------------------------------------------ jobs on the page

@@ -37,6 +37,10 @@ def streamlit_command(args) -> list[str]:
         "--server.address", args.address, "--server.port", str(args.port),
         "--server.headless", "true", "--browser.gatherUsageStats", "false",
         "--server.maxUploadSize", "25",  # MB; the page enforces its own limit with a clearer message
+        # A served app, not a development loop: no watching of every imported source file (a change would
+        # unload modules under a running session), and an uncaught exception shows its type and a generic
+        # line in the page, never a traceback (that goes to the console).
+        "--server.fileWatcherType", "none", "--client.showErrorDetails", "type",
     ]
 
 

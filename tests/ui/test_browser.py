@@ -1,7 +1,9 @@
 """End to end in a real browser: `streamlit run` on a loopback port, Debian's chromium driven by selenium.
 
 Uses the extractive generator and a two-document index built with the real MiniLM embedder in a temp
-folder. Screenshots of each page go to tests/artifacts/ (git-ignored). Skipped, saying why, when chromium,
+folder; the local model is a tiny random Llama built in-process (RAGTUNE_UI_MODEL), so the Fine-tune page
+trains, evaluates and hands a real LoRA adapter to Chat in seconds. Screenshots of each page go to
+tests/artifacts/ (git-ignored). Skipped, saying why, when chromium,
 chromium-driver or selenium is missing (``make test`` installs them when run as root).
 """
 
@@ -53,12 +55,19 @@ def app(tmp_path_factory):
     (docs / "lora.md").write_text("# LoRA\n\nLoRA trains two low-rank matrices per adapted layer.\n\n"
                                   "## QLoRA\n\nQLoRA quantises the frozen base model to 4-bit NormalFloat.\n")
     (docs / "rag.txt").write_text("Retrieval\n\nBM25 is a lexical ranking function that rewards rare terms.\n")
+    (docs / "quant.html").write_text("<html><body><h1>Quantisation</h1><p>Int8 and int4 quantisation shrink "
+                                     "models so they fit on smaller GPUs.</p></body></html>")
+    (docs / "distill.md").write_text("# Distillation\n\nDistillation trains a small student model to imitate "
+                                     "a larger teacher model.\n")
     index = Index.open(home / "index", create=True)
     index.add([docs])
     index.close()
     port = free_port()
+    from ui_helpers import tiny_ui_model
+
     env = {**os.environ, "RAGTUNE_INDEX": str(home / "index"), "RAGTUNE_UPLOADS": str(home / "uploads"),
-           "RAGTUNE_ADAPTERS": str(home / "adapters"), "RAGTUNE_UI_GENERATOR": "extractive"}
+           "RAGTUNE_ADAPTERS": str(home / "adapters"), "RAGTUNE_UI_GENERATOR": "extractive",
+           "RAGTUNE_UI_MODEL": str(tiny_ui_model(home / "tiny-model"))}
     from ragtune.commands.ui import streamlit_command
 
     args = type("Args", (), {"address": "127.0.0.1", "port": port})
@@ -83,7 +92,7 @@ def app(tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
-def browser(tmp_path_factory):
+def browser(app, tmp_path_factory):
     from selenium.webdriver.chrome.options import Options
     from selenium.webdriver.chrome.service import Service
 
@@ -95,6 +104,11 @@ def browser(tmp_path_factory):
         options.add_argument(flag)
     driver = webdriver.Chrome(service=Service(DRIVER), options=options)
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    # Once, before any test: the first visit starts opening the index and loading the embedder in the
+    # background (the page itself is drawn at once); each test may then time its own steps, in any order.
+    driver.get(app)
+    wait(driver, lambda d: [e for e in by_css(d, 'textarea[data-testid="stChatInputTextArea"]') if e.is_enabled()],
+         timeout=900, what="index-ready")
     yield driver
     driver.quit()
 
@@ -184,3 +198,96 @@ def test_advisor_form_submits_and_shows_the_ranking(app, browser):
     winner = browser.find_element(By.XPATH, "//*[contains(text(), 'Undetermined')]")
     browser.execute_script("arguments[0].scrollIntoView({block: 'start'})", winner)
     browser.save_screenshot(str(ARTIFACTS / "advisor.png"))
+
+
+def body_text(driver) -> str:
+    from selenium.webdriver.common.by import By
+
+    return driver.find_element(By.TAG_NAME, "body").text
+
+
+def click_button(driver, label: str, what: str):
+    from selenium.webdriver.common.by import By
+
+    button = wait(driver, lambda d: [b for b in d.find_elements(By.XPATH, f"//button[contains(., '{label}')]")
+                                     if b.is_enabled()], what=what)[0]
+    driver.execute_script("arguments[0].scrollIntoView({block: 'center'})", button)
+    button.click()
+
+
+def set_number(driver, label: str, value: int) -> None:
+    """Type into the number input labelled ``label`` (Streamlit commits it on Enter)."""
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.common.keys import Keys
+
+    box = wait(driver, lambda d: d.find_elements(
+        By.XPATH, f"//div[@data-testid='stNumberInput'][.//*[contains(text(), '{label}')]]//input"), what=label)[0]
+    box.send_keys(Keys.CONTROL, "a")
+    box.send_keys(Keys.DELETE)
+    box.send_keys(str(value), Keys.ENTER)
+
+
+def test_evaluate_page_shows_the_metrics_table_and_chart(app, browser, tmp_path):
+    from selenium.webdriver.common.by import By
+
+    qa = tmp_path / "qa.jsonl"
+    qa.write_text('{"id": "1", "question": "What does QLoRA quantise?", "answer": "4-bit", "source": "lora.md"}\n'
+                  '{"id": "2", "question": "What is BM25?", "answer": "a ranking function", "source": "rag.txt"}\n')
+    browser.get(f"{app}/evaluate")
+    box = wait(browser, lambda d: d.find_elements(By.CSS_SELECTOR, 'input[aria-label="BEIR folder or QA .jsonl file"]'),
+               what="eval-path")[0]
+    replace_text(box, str(qa))
+    click_button(browser, "Evaluate", "eval-button")
+    table = wait(browser, lambda d: [t for t in by_css(d, '[data-testid="stTable"]') if "hit_rate@5" in t.text],
+                 what="eval-table")[0]
+    assert all(mode in table.text for mode in ("dense", "bm25", "hybrid"))
+    wait(browser, lambda d: by_css(d, '[data-testid="stVegaLiteChart"] canvas, [data-testid="stVegaLiteChart"] svg'),
+         timeout=60, what="eval-chart")  # the chart's library loads after the table is drawn
+    assert "{" not in table.text  # a table, not raw JSON
+    browser.execute_script("arguments[0].scrollIntoView({block: 'center'})", table)
+    browser.save_screenshot(str(ARTIFACTS / "evaluate.png"))
+
+
+def replace_text(box, text: str) -> None:
+    from selenium.webdriver.common.keys import Keys
+
+    box.send_keys(Keys.CONTROL, "a")  # one call: a modifier stays pressed until its send_keys call ends
+    box.send_keys(Keys.DELETE)
+    box.send_keys(text)
+
+
+def test_finetune_builds_data_trains_evaluates_and_the_adapter_answers_in_chat(app, browser):
+    from selenium.webdriver.common.by import By
+
+    browser.get(f"{app}/finetune")
+    click_button(browser, "Build training data from the index", "build-data")
+    wait(browser, lambda d: "examples written" in body_text(d), what="data-built")
+    name = wait(browser, lambda d: d.find_elements(By.CSS_SELECTOR, 'input[aria-label="Adapter name"]'),
+                what="adapter-name")[0]
+    replace_text(name, "browser-run")
+    set_number(browser, "At most this many steps", 3)
+    click_button(browser, "Start training", "start-training")
+    wait(browser, lambda d: "Training finished" in body_text(d), timeout=600, what="trained")
+    wait(browser, lambda d: by_css(d, '[data-testid="stVegaLiteChart"] canvas, [data-testid="stVegaLiteChart"] svg'),
+         timeout=60, what="loss-chart")
+    assert "training loss" in body_text(browser)
+    browser.save_screenshot(str(ARTIFACTS / "finetune-trained.png"))
+
+    set_number(browser, "Test questions", 2)
+    click_button(browser, "Evaluate: base vs base + adapter", "evaluate-adapter")
+    table = wait(browser, lambda d: [t for t in by_css(d, '[data-testid="stTable"]') if "answer F1" in t.text],
+                 timeout=600, what="adapter-eval")[0]
+    assert "base + adapter" in table.text
+    click_button(browser, "Use this adapter in Chat", "use-adapter")
+    wait(browser, lambda d: "Chat now answers with" in body_text(d), what="adapter-chosen")
+    browser.execute_script("arguments[0].scrollIntoView({block: 'center'})", table)
+    browser.save_screenshot(str(ARTIFACTS / "finetune.png"))
+
+    # through the app's own navigation: a new page load would start a new session without the choice
+    wait(browser, lambda d: d.find_elements(By.XPATH, "//*[@data-testid='stSidebarNav']//a[contains(., 'Chat')]"),
+         what="nav-chat")[0].click()
+    wait(browser, lambda d: "Chat with your documents" in body_text(d), what="chat-page")
+    assert "browser-run" in body_text(browser)  # the sidebar names the adapter in use
+    answer = ask(browser, "What does QLoRA quantise the base model to?")
+    assert "+ adapter browser-run" in answer.text  # the answer's caption names the model that wrote it
+    browser.save_screenshot(str(ARTIFACTS / "chat-adapter.png"))

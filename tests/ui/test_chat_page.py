@@ -58,3 +58,47 @@ def test_an_unreachable_api_generator_is_one_readable_error(ui_env):
     assert not at.exception
     errors = texts(at, "error")
     assert len(errors) == 1 and "Traceback" not in errors[0]
+
+
+KEEP_SCRIPT = """
+import streamlit as st
+from ragtune.ui import state
+if KEEP:
+    state.keep_widget_state(("generator_kind",))
+if st.session_state.get("on_chat", True):  # another page draws no such widget
+    st.radio("Generator", ["extractive", "local", "adapter"], key="generator_kind")
+"""
+
+
+def leave_and_return(keep: bool):
+    from streamlit.testing.v1 import AppTest
+
+    at = AppTest.from_string(KEEP_SCRIPT.replace("KEEP", str(keep))).run()
+    at.radio[0].set_value("adapter").run()
+    at.session_state["on_chat"] = False
+    at.run()
+    at.session_state["on_chat"] = True
+    return at.run().radio[0].value
+
+
+def test_the_generator_choice_survives_a_visit_to_another_page():
+    assert leave_and_return(keep=True) == "adapter"
+    assert leave_and_return(keep=False) == "extractive"  # what Streamlit does without it
+
+
+def test_a_default_adapter_of_the_local_model_is_listed_and_plain_local_answers_without_it(ui_env, monkeypatch,
+                                                                                            tmp_path):
+    from ragtune import api
+
+    shipped = tmp_path / "smollm2-raft"
+    shipped.mkdir()
+    (shipped / "adapter_config.json").write_text("{}")
+    real = api.load_generator
+    monkeypatch.setattr(api, "load_generator", lambda config: real({**config, "adapter": str(shipped)})
+                        if isinstance(config, dict) and config.get("kind") == "local" else real(config))
+    at = page("chat")
+    at.sidebar.radio[0].set_value("local").run()
+    assert any("without the default adapter smollm2-raft" in c for c in texts(at.sidebar, "caption"))
+    at.sidebar.radio[0].set_value("adapter").run()
+    assert at.sidebar.selectbox[0].options == ["smollm2-raft"]
+    assert any("adapter **smollm2-raft**" in c for c in texts(at.sidebar, "markdown") + texts(at.sidebar, "caption"))

@@ -21,11 +21,11 @@ def test_qa_file_is_scored_per_mode_against_the_index(ui_env):
                   + json.dumps({"id": "2", "question": "What is BM25?", "answer": "a ranking function", "source": "rag.txt"}) + "\n")
     at = evaluate(page("evaluate"), str(qa))
     assert not at.exception
-    table = at.dataframe[0].value
-    assert list(table["mode"]) == ["dense", "bm25", "hybrid"]
-    bm25 = table[table["mode"] == "bm25"].iloc[0]
-    assert bm25["hit_rate@5"] == 1.0  # both supporting files come back by keyword
+    table = at.table[0].value  # a static table of metrics, not raw JSON
+    assert list(table.index) == ["dense", "bm25", "hybrid"]
+    assert table.loc["bm25", "hit_rate@5"] == 1.0  # both supporting files come back by keyword
     assert at.get("vega_lite_chart")
+    assert not at.json
 
 
 def test_beir_folder_is_indexed_and_scored(ui_env, monkeypatch):
@@ -49,8 +49,8 @@ def test_beir_folder_is_indexed_and_scored(ui_env, monkeypatch):
     (beir / "qrels" / "test.tsv").write_text("query-id\tcorpus-id\tscore\nq1\td1\t1\n")
     at = evaluate(page("evaluate"), str(beir))
     assert not at.exception, at.exception
-    table = at.dataframe[0].value
-    assert "ndcg@10" in table.columns and table[table["mode"] == "bm25"].iloc[0]["ndcg@10"] == 1.0
+    table = at.table[0].value
+    assert "ndcg@10" in table.columns and table.loc["bm25", "ndcg@10"] == 1.0
     assert any("tiny-beir" in m for m in texts(at, "markdown"))
 
 
@@ -68,3 +68,35 @@ def test_a_missing_path_is_one_readable_error(ui_env):
     at.button[0].click()
     at.run()
     assert texts(at, "error") == ["/nonexistent/qa.jsonl: no such file or folder"]
+
+
+def test_an_empty_path_asks_for_one_instead_of_scoring_the_working_folder(ui_env):
+    at = page("evaluate")
+    at.text_input[0].set_value("  ")
+    at.button[0].click()
+    at.run()
+    assert texts(at, "error") == ["enter the path of a BEIR folder or a QA .jsonl file"]
+
+
+def test_a_qa_file_submitted_while_the_index_opens_is_scored_once_it_is_open(ui_env, monkeypatch):
+    import threading
+
+    from streamlit.testing.v1 import AppTest
+
+    from ragtune.ui import state
+
+    gate = threading.Event()
+    real = state._open_index
+    monkeypatch.setattr(state, "_open_index", lambda job, index_dir: (gate.wait(30), real(job, index_dir))[1])
+    qa = ui_env / "qa.jsonl"
+    qa.write_text(json.dumps({"id": "1", "question": "What is BM25?", "answer": "a ranking function",
+                              "source": "rag.txt"}) + "\n")
+    at = AppTest.from_string("from ragtune.ui import evaluate\nevaluate.render()\n", default_timeout=60).run()
+    at.text_input[0].set_value(str(qa))
+    at.button[0].click()
+    at.run()
+    assert not texts(at, "error")  # not refused while the index is still opening
+    gate.set()
+    wait_for_jobs()
+    at.run()
+    assert at.table[0].value.loc["bm25", "hit_rate@5"] == 1.0

@@ -1,5 +1,9 @@
-"""Fine-tune page: says what it will do without the tuning API; with it (faked here), builds data, trains in
-the background with a live loss chart and a stop button, evaluates, and hands the adapter to Chat."""
+"""Fine-tune page: says what it will do without the tuning API; builds data, trains in the background with a
+live loss chart and a stop button, evaluates base vs adapter as a table, and hands the adapter to Chat.
+
+The bookkeeping tests use a fake of the tuning API (instant, and it can hold a run "live"); one test runs the
+real pipeline (template data, peft LoRA training, evaluation) on a tiny random model built in-process.
+"""
 
 from __future__ import annotations
 
@@ -8,7 +12,7 @@ import threading
 from pathlib import Path
 
 import pytest
-from ui_helpers import page, texts, wait_for_jobs
+from ui_helpers import page, texts, tiny_ui_model, wait_for_jobs
 
 
 def test_without_the_tuning_api_the_page_explains_the_steps(ui_env, monkeypatch):
@@ -23,10 +27,11 @@ def test_without_the_tuning_api_the_page_explains_the_steps(ui_env, monkeypatch)
 
 
 class FakeTune:
-    """The tuning API's contract (CONTRACTS.md), doing the bookkeeping without a model."""
+    """The tuning API's contract (CONTRACTS.md) and result shapes, doing the bookkeeping without a model."""
 
     def __init__(self):
         self.configs = []
+        self.evaluated = []
         self.release = threading.Event()
 
     def TrainConfig(self, **fields):
@@ -36,24 +41,33 @@ class FakeTune:
         n = len(index)
         Path(out).write_text("".join(json.dumps({"instruction": f"q{i}", "output": "a"}) + "\n" for i in range(n)))
         progress("write", n, n, "")
-        return {"examples": n, "path": str(out)}
+        return {"records": {"train": n, "validation": 1, "test": 1}, "abstain": {"train": 1}, "chunks": n,
+                "sources": {"train": ["lora.md"], "validation": ["rag.txt"], "test": ["quant.html"]}}
 
     def train_adapter(self, data, out, config=None, *, progress=None, on_log=None, should_stop=None):
         self.configs.append(config)
         steps = config["max_steps"]
         for step in range(1, steps + 1):
             if should_stop():
-                break
+                # like the real one: a cancelled run keeps its checkpoints but writes no adapter
+                return {"out": str(out), "adapter": None, "cancelled": True, "metrics": {"steps": step - 1}}
             on_log({"step": step, "loss": 2.0 / step, "learning_rate": 1e-3, "epoch": step / steps})
             progress("train", step, steps, f"loss {2.0 / step:.2f}")
             if step == 2:
                 self.release.wait(10)  # holds the run "live" until the test has looked at it
-        Path(out).mkdir(parents=True, exist_ok=True)
-        (Path(out) / "adapter_config.json").write_text("{}")
-        return {"adapter": str(out), "steps": step}
+        adapter = Path(out) / "adapter"  # where train_adapter writes it, beside checkpoints and logs
+        adapter.mkdir(parents=True, exist_ok=True)
+        (adapter / "adapter_config.json").write_text("{}")
+        return {"out": str(out), "adapter": str(adapter), "cancelled": False,
+                "metrics": {"steps": steps, "train_loss": 2.0 / steps, "seconds": 1.5, "trainable_fraction": 0.012}}
 
-    def evaluate_adapter(self, adapter, *, index=None, data=None, qa=None, progress=None):
-        return {"base": {"accuracy": 0.2}, "adapter": {"accuracy": 0.5}}
+    def evaluate_adapter(self, adapter, *, data=None, limit=None, without_retrieval=True, progress=None, **kw):
+        self.evaluated.append({"adapter": str(adapter), "data": str(data), "limit": limit,
+                               "without_retrieval": without_retrieval})
+        scores = lambda f1: {"f1": f1, "exact_match": 0.0, "citation_precision": 0.5,  # noqa: E731
+                             "abstain_unanswerable": 1.0, "answerable": 4, "unanswerable": 1}
+        return {"test_split": {"base+rag": scores(0.2), "adapter+rag": scores(0.5)},
+                "validation_perplexity": {"base": 9.5, "adapter": 4.25}, "regressions": []}
 
 
 @pytest.fixture
@@ -72,16 +86,35 @@ def click(at, label):
     return at.run()
 
 
-def test_training_runs_in_the_background_with_live_loss_and_the_adapter_goes_to_chat(ui_env, fake_tune):
-    at = click(page("finetune"), "Build training data from the index")
+def number_input(at, label_start: str):
+    return next(n for n in at.number_input if n.label.startswith(label_start))
+
+
+def build_data(at):
+    at = click(at, "Build training data from the index")
     wait_for_jobs()
-    at.run()
+    return at.run()
+
+
+def test_training_data_is_summarised_per_split(ui_env, fake_tune):
+    at = build_data(page("finetune"))
+    assert not at.exception
+    table = at.table[0].value
+    assert list(table.index) == ["train", "validation", "test"]
+    assert list(table["documents"]) == [1, 1, 1]
+    assert any("examples written" in s for s in texts(at, "success"))
+
+
+def test_training_runs_in_the_background_with_live_loss_and_the_adapter_goes_to_chat(ui_env, fake_tune):
+    at = build_data(page("finetune"))
     data = ui_env / "training-data" / "train.jsonl"
     assert data.exists() and len(data.read_text().splitlines()) >= 3
     at.text_input[0].set_value("my adapter")
-    at.number_input[0].set_value(6)
+    number_input(at, "At most").set_value(6)
     at = click(at, "Start training")
-    assert fake_tune.configs[-1]["max_steps"] == 6 and fake_tune.configs[-1]["rank"] == 16
+    config = fake_tune.configs[-1]
+    assert config["max_steps"] == 6 and config["rank"] == 16 and config["max_minutes"] == 5.0
+    assert config["logging_steps"] == 1  # a point on the live chart for every step
     for _ in range(50):  # the job reports its first steps while the page is live
         at.run()
         if at.get("vega_lite_chart"):
@@ -91,23 +124,29 @@ def test_training_runs_in_the_background_with_live_loss_and_the_adapter_goes_to_
     fake_tune.release.set()
     wait_for_jobs()
     at.run()
-    assert any(s.startswith("Training finished") for s in texts(at, "success"))
-    adapter = ui_env / "adapters" / "my_adapter"
+    adapter = ui_env / "adapters" / "my_adapter" / "adapter"
+    assert any(s.startswith("Training finished") and str(adapter) in s for s in texts(at, "success"))
     assert (adapter / "adapter_config.json").exists()
+    assert at.selectbox[-1].options == ["my_adapter"]  # listed by its run's name, not "adapter"
+
     at = click(at, "Evaluate: base vs base + adapter")
     wait_for_jobs()
     at.run()
-    assert at.json[-1].value and "adapter" in json.loads(at.json[-1].value)
+    assert fake_tune.evaluated[-1] == {"adapter": str(adapter), "data": str(data), "limit": 10,
+                                       "without_retrieval": False}
+    table = at.table[-1].value
+    assert (table.loc["answer F1", "base"], table.loc["answer F1", "base + adapter"]) == (0.2, 0.5)
+    assert "validation perplexity (lower is better)" in list(table.index)
+    assert not at.json  # a table, not raw JSON
+
     at = click(at, "Use this adapter in Chat")
     assert at.session_state["generator_kind"] == "adapter"
     assert at.session_state["chat_adapter"] == str(adapter)
 
 
-def test_stop_button_cancels_a_running_training(ui_env, fake_tune):
-    at = click(page("finetune"), "Build training data from the index")
-    wait_for_jobs()
-    at.run()
-    at.number_input[0].set_value(100)
+def test_stop_button_cancels_a_running_training_and_says_nothing_was_saved(ui_env, fake_tune):
+    at = build_data(page("finetune"))
+    number_input(at, "At most").set_value(100)
     at = click(at, "Start training")
     for _ in range(50):
         at.run()
@@ -117,4 +156,33 @@ def test_stop_button_cancels_a_running_training(ui_env, fake_tune):
     fake_tune.release.set()
     wait_for_jobs()
     at.run()
-    assert any("stopped early" in s for s in texts(at, "success"))
+    assert any("resumes from the last one" in w for w in texts(at, "warning"))
+    assert not (ui_env / "adapters").exists() or not list((ui_env / "adapters").rglob("adapter_config.json"))
+
+
+@pytest.mark.slow
+def test_real_pipeline_on_a_tiny_model_trains_evaluates_and_lists_the_adapter(ui_env, monkeypatch, tmp_path):
+    """No fakes: template data from the index, a peft LoRA run of 3 steps, base vs adapter evaluation."""
+    monkeypatch.setenv("RAGTUNE_UI_MODEL", str(tiny_ui_model(tmp_path / "tiny")))
+    at = build_data(page("finetune", timeout=120))
+    assert not at.exception, at.exception
+    assert at.table[0].value["examples"].sum() > 0
+    at.text_input[0].set_value("tiny")
+    number_input(at, "At most").set_value(3)
+    at = click(at, "Start training")
+    wait_for_jobs(timeout=120)
+    at.run()
+    assert not texts(at, "error"), texts(at, "error")
+    adapter = ui_env / "adapters" / "tiny" / "adapter"
+    assert (adapter / "adapter_config.json").exists() and (adapter / "adapter_model.safetensors").exists()
+    figures = at.table[-1].value
+    assert figures.loc["steps", "value"] == "3"
+    assert at.get("vega_lite_chart")  # the loss chart stays after the run
+    number_input(at, "Test questions").set_value(2)
+    at = click(at, "Evaluate: base vs base + adapter")
+    wait_for_jobs(timeout=120)
+    at.run()
+    assert not texts(at, "error"), texts(at, "error")
+    table = at.table[-1].value
+    assert list(table.columns) == ["base", "base + adapter"]
+    assert "answer F1" in list(table.index)

@@ -28,3 +28,17 @@ def page(name: str, timeout: float = 60.0):
 
 def texts(at, kind: str) -> list[str]:
     return [str(e.value) for e in getattr(at, kind)]
+
+
+def tiny_ui_model(path):
+    """A tiny random Llama (tests/tune/_tiny.py) whose context window fits Chat's prompts: its byte-level
+    tokenizer spends ~1 token per 2 characters, so the 512 positions of the tune tests are too few."""
+    import json
+
+    from _tiny import make_tiny_model
+
+    make_tiny_model(path)
+    config = json.loads((path / "config.json").read_text())
+    config["max_position_embeddings"] = 4096
+    (path / "config.json").write_text(json.dumps(config))
+    return path
