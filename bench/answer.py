@@ -44,10 +44,14 @@ os.environ.setdefault("DO_NOT_TRACK", "1")
 
 ROOT = Path(__file__).resolve().parent.parent
 REALDOCS = ROOT / "bench" / "data" / "realdocs"
+DEV = ROOT / "bench" / "data" / "dev"
 SETS = {
     "shipped": (ROOT / "corpora" / "qa.jsonl", ROOT / "corpora" / "unanswerable.jsonl"),
     "realdocs": (REALDOCS / "questions.jsonl", REALDOCS / "unanswerable.jsonl"),
+    # Development questions: thresholds are chosen here (with "shipped"), never on realdocs.
+    "dev": (DEV / "questions.jsonl", DEV / "unanswerable.jsonl"),
 }
+BUILT = {"realdocs": REALDOCS, "dev": DEV}  # sets whose documents a build.py script makes
 
 
 # -- scoring ---------------------------------------------------------------------------------------------
@@ -104,11 +108,12 @@ def open_index(which: str, path: str | None):
         from ragtune.api import corpus_index
 
         return corpus_index()
-    docs, where = REALDOCS / "docs", REALDOCS / ".index"
+    folder = BUILT[which]
+    docs, where = folder / "docs", folder / ".index"
     if not docs.is_dir():  # the rebuild script fetches the Debian package; never at question time
         import subprocess
 
-        subprocess.run([sys.executable, str(REALDOCS / "build.py")], check=True)
+        subprocess.run([sys.executable, str(folder / "build.py")], check=True)
     if not where.exists():
         index = Index.open(where, create=True)
         index.add([str(docs)])
