@@ -134,6 +134,9 @@ class CachedSearch:
     def __len__(self) -> int:
         return len(self._index)
 
+    def chunks(self):  # corpus-level term statistics (rag.termstats) read every chunk
+        return self._index.chunks()
+
     def search(self, query: str, k: int = 5, filters: dict | None = None, mode: str | None = None, **options):
         from ragtune.rag.types import Chunk, Hit
 
@@ -207,6 +210,47 @@ def run_generator(rag, answerable: list[dict], unanswerable: list[dict], label: 
     }
 
 
+# -- threshold sweep (development sets only) -------------------------------------------------------------
+SUPPORT_VARIANTS = {  # name -> (support_weights, require_type)
+    "sentences": ("sentences", False), "sentences+type": ("sentences", True),
+    "corpus": ("corpus", False), "corpus+type": ("corpus", True),
+}
+
+
+def support_rows(rag, answerable: list[dict], unanswerable: list[dict]) -> list[dict]:
+    """Per question: the extractive answer with the support test off, and the support under each variant,
+    so that every (variant, threshold) can be scored without answering again."""
+    rows = []
+    min_support, rag.min_support = rag.min_support, None
+    try:
+        for item in answerable + unanswerable:
+            answer = rag.ask(item["question"])
+            row = {"id": item["id"], "answerable": bool(item.get("answer")), "abstained": bool(answer.abstained)}
+            if row["answerable"]:
+                row["ok"] = holds_fact(answer.text, item["answer"]) and any(
+                    same_file(c.source, item["source"]) for c in answer.citations)
+            for name, (weights, typed) in SUPPORT_VARIANTS.items():
+                rag.support_weights, rag.require_type = weights, typed
+                row[name] = rag.support(answer.query, answer.hits) if answer.hits else 0.0
+            rows.append(row)
+    finally:
+        rag.min_support = min_support
+    return rows
+
+
+def sweep(rows: list[dict], thresholds: list[float]) -> list[dict]:
+    out = []
+    ans = [r for r in rows if r["answerable"]]
+    una = [r for r in rows if not r["answerable"]]
+    for name in SUPPORT_VARIANTS:
+        for t in thresholds:
+            ok = sum(r["ok"] and r[name] >= t for r in ans) / len(ans)
+            abst = sum(r["abstained"] or r[name] < t for r in una) / len(una)
+            out.append({"variant": name, "threshold": t, "fact_and_citation": ok, "abstain_unanswerable": abst,
+                        "balanced": (ok + abst) / 2})
+    return out
+
+
 def _fmt(value: Any, spec: str = ".3f") -> str:
     return "-" if value is None else format(value, spec)
 
@@ -239,6 +283,11 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--json", action="store_true", help="print the whole report, per-question rows included")
     p.add_argument("--out", type=Path, help="also write the JSON report to this file")
     p.add_argument("--cache-retrieval", type=Path, help="keep search results in this JSON file and reuse them")
+    p.add_argument("--sweep", action="store_true",
+                   help="extractive only: per-question support under each variant, written to --out (for "
+                        "choosing min_support on development sets; never on realdocs)")
+    p.add_argument("--extra-unanswerable", type=Path, action="append", default=[],
+                   help="more unanswerable questions (jsonl) for the set, e.g. bench/data/dev/shipped_unanswerable_dev.jsonl")
     args = p.parse_args(argv)
 
     import ragtune
@@ -246,7 +295,7 @@ def main(argv: list[str] | None = None) -> int:
 
     qa_path, un_path = SETS[args.set]
     answerable = spread(load_jsonl(qa_path), args.limit)
-    unanswerable = load_jsonl(un_path)
+    unanswerable = load_jsonl(un_path) + [q for extra in args.extra_unanswerable for q in load_jsonl(extra)]
     for n, item in enumerate(unanswerable):
         item.setdefault("id", f"u{n}")
     index = open_index(args.set, args.index)
@@ -255,6 +304,13 @@ def main(argv: list[str] | None = None) -> int:
     report: dict[str, Any] = {"set": args.set, "index": str(getattr(index, "root", "")), "chunks": len(index),
                               "k": args.k, "max_new_tokens": args.max_new_tokens,
                               "code": str(Path(ragtune.__file__).parent.parent), "results": []}
+    if args.sweep:
+        if args.set == "realdocs":
+            raise SystemExit("--sweep chooses thresholds: run it on the development sets, not on realdocs")
+        rag = RAG(index, make_generator("extractive", args), k=args.k)
+        report["support_rows"] = support_rows(rag, answerable, unanswerable)
+        args.out.write_text(json.dumps(report, indent=2, ensure_ascii=False))
+        return 0
     for kind in [g.strip() for g in args.generators.split(",") if g.strip()]:
         generator = make_generator(kind, args)
         options = {"k": args.k}

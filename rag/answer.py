@@ -42,6 +42,7 @@ from ragtune.rag.conversation import Conversation, rewrite_query
 from ragtune.rag.generators.extractive import best_sentence_support
 from ragtune.rag.grounding import DEFAULT_MIN_SUPPORT as DEFAULT_GROUNDING_SUPPORT
 from ragtune.rag.grounding import check_grounding
+from ragtune.rag.termstats import corpus_stats
 from ragtune.rag.generators.base import Generator, Message
 from ragtune.rag.prompt import ABSTAIN_TEXT, Prompt, build_prompt
 from ragtune.rag.types import Answer, Hit
@@ -61,6 +62,8 @@ DEFAULT_MIN_SCORE = 0.25
 # generator: at 0.3 gold fact + citation 0.826 and 82.6% abstention on the unanswerable, at 0.35 0.802 and
 # 91.3%, at 0.4 0.802 and 91.3% with more answerable questions refused; 0.35 has the best balance.
 DEFAULT_MIN_SUPPORT = 0.35
+DEFAULT_SUPPORT_WEIGHTS = "sentences"  # "sentences": IDF among the retrieved sentences; "corpus": whole index
+DEFAULT_REQUIRE_TYPE = False
 # A generated answer must have this share of its claimed words in the passage it cites (or, uncited, in
 # one passage shown); see ragtune.rag.grounding. None turns the check off.
 DEFAULT_MIN_GROUNDING = DEFAULT_GROUNDING_SUPPORT
@@ -270,6 +273,8 @@ class RAG:
         self.attribute = attribute
         self.min_grounding = min_grounding
         self.search_options = dict(search_options or {})
+        self.support_weights = DEFAULT_SUPPORT_WEIGHTS
+        self.require_type = DEFAULT_REQUIRE_TYPE
 
     @property
     def checks_grounding(self) -> bool:
@@ -351,8 +356,13 @@ class RAG:
         if self.min_score is not None and dense and max(dense) < self.min_score:
             return False
         if self.min_support is not None:
-            return best_sentence_support(query, [h.text for h in hits]) >= self.min_support
+            return self.support(query, hits) >= self.min_support
         return True
+
+    def support(self, query: str, hits: list[Hit]) -> float:
+        """The best retrieved sentence's share of the question's weighted words (see ``min_support``)."""
+        stats = corpus_stats(self.index) if self.support_weights == "corpus" else None
+        return best_sentence_support(query, [h.text for h in hits], stats=stats, require_type=self.require_type)
 
     def _bounded(self, history: list[Message] | None) -> list[Message]:
         if not history or self.history_turns == 0:

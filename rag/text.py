@@ -49,6 +49,8 @@ _TITLE_START_RE = re.compile(r"(?:how to|step \d+|chapter|section|part|appendix|
                              re.IGNORECASE)
 # Two or more keyword=default parameters inside brackets: a function signature from API documentation.
 _SIGNATURE_RE = re.compile(r"\(\s*[^()]*\b\w+=[^,()]*,\s*[^()]*\b\w+=")
+# A field list entry of a manual or form: a short label, a colon, then a value ("Author : Andrew Dalke").
+_FIELD_RE = re.compile(r"^[A-Z][A-Za-z]*(?: [A-Za-z]+){0,2}\s?:\s+\S")
 _CAPTION_RE = re.compile(r"^(?:figure|fig\.|table|listing|image|diagram)\s*\d*[.:]", re.IGNORECASE)
 _NUMBER_WORDS = ("one two three four five six seven eight nine ten eleven twelve twenty thirty forty fifty "
                  "hundred thousand million billion half dozen").split()
@@ -181,6 +183,8 @@ def is_heading_like(sentence: str) -> bool:
         return True
     if s.endswith((".", "!", "?", ";", ")", '"', "\u201d")) and not _SECTION_NUMBER_RE.fullmatch(s.split()[0]):
         return False
+    if _FIELD_RE.match(s) and not _TITLE_START_RE.match(s):
+        return False  # "Author : Andrew Dalke", "Release: 0.1": a field and its value state a fact
     ws = s.rstrip(":").split()
     if "," in s or len(ws) > 12:
         return False

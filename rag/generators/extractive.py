@@ -25,6 +25,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from ragtune.rag.prompt import ABSTAIN_TEXT, ParsedSource, parse_prompt
+from ragtune.rag.termstats import TermStats
 from ragtune.rag.text import (
     answer_type,
     content_terms,
@@ -54,14 +55,17 @@ _TYPE_PENALTY = 0.4
 _RESTATES_PENALTY = 0.1
 
 
-def best_sentence_support(question: str, texts: list[str]) -> float:
+def best_sentence_support(question: str, texts: list[str], stats: TermStats | None = None,
+                          require_type: bool = False) -> float:
     """The score of the sentence of ``texts`` that best covers ``question`` (0: none; about 1: all of it).
 
     ``rag.answer`` uses it to abstain before generating when no retrieved sentence is about enough of
-    the question, whatever generator then writes the answer.
+    the question, whatever generator then writes the answer. ``stats``: weigh the question's words by
+    their rarity in the whole collection instead of among these sentences (see :mod:`ragtune.rag.termstats`).
+    ``require_type``: only sentences of the answer type asked for ("how many" -> a number) count.
     """
     sources = [ParsedSource(number=i, label="", text=t) for i, t in enumerate(texts, start=1)]
-    scored = ExtractiveGenerator().score(question, sources)
+    scored = ExtractiveGenerator().score(question, sources, stats=stats, require_type=require_type)
     return scored[0].score if scored else 0.0
 
 
@@ -167,19 +171,26 @@ class ExtractiveGenerator:
                 previous = sentence
         return out
 
-    def score(self, question: str, sources: list[ParsedSource]) -> list[ScoredSentence]:
-        """Every candidate sentence with its score, best first."""
+    def score(self, question: str, sources: list[ParsedSource], *, stats: TermStats | None = None,
+              require_type: bool = False) -> list[ScoredSentence]:
+        """Every candidate sentence with its score, best first (``stats`` and ``require_type``: see
+        :func:`best_sentence_support`)."""
         query = set(question_terms(question))
         candidates = self.candidates(sources)
         if not query or not candidates:
             return []
-        n = len(candidates)
-        df = {t: sum(1 for c in candidates if t in c.terms) for t in query}
-        # A question word that no sentence contains weighs like the rarest possible word: a question about
-        # something the sources never mention should not be answerable from its other words.
-        idf = {t: math.log(1.0 + n / (df[t] if df[t] else 0.5)) for t in query}
+        if stats is not None:
+            idf = {t: stats.idf(t) for t in query}
+        else:
+            n = len(candidates)
+            df = {t: sum(1 for c in candidates if t in c.terms) for t in query}
+            # A question word that no sentence contains weighs like the rarest possible word: a question
+            # about something the sources never mention should not be answerable from its other words.
+            idf = {t: math.log(1.0 + n / (df[t] if df[t] else 0.5)) for t in query}
         total = sum(idf.values())
         kind = answer_type(question)
+        if require_type and kind is not None:
+            candidates = [c for c in candidates if has_answer_type(c.text, kind, question)]
         cosines = self._cosines(question, [c.text for c in candidates]) if self.embedder is not None else None
         scored = []
         for i, c in enumerate(candidates):
