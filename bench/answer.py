@@ -162,10 +162,14 @@ def make_generator(kind: str, args: argparse.Namespace):
 
 
 # -- run -------------------------------------------------------------------------------------------------
-def run_generator(rag, answerable: list[dict], unanswerable: list[dict], label: str) -> dict[str, Any]:
+def run_generator(rag, answerable: list[dict], unanswerable: list[dict], label: str,
+                  rows_out: Path | None = None) -> dict[str, Any]:
+    """``rows_out``: append each question's row there as it is answered (a long local run that is stopped
+    still leaves what it measured)."""
     rows, times = [], []
     cite_ok = cite_all = 0
-    for i, item in enumerate(answerable + unanswerable, 1):
+    # Unanswerable first: they are few and mostly fast (abstained before generating); a stopped run keeps them.
+    for i, item in enumerate(unanswerable + answerable, 1):
         answer = rag.ask(item["question"])
         times.append(answer.timings.get("total", 0.0) - answer.timings.get("retrieve", 0.0))
         row = {"id": item["id"], "abstained": bool(answer.abstained), "empty": is_empty(answer.text),
@@ -178,6 +182,9 @@ def run_generator(rag, answerable: list[dict], unanswerable: list[dict], label: 
             cite_all += len(answer.citations)
             cite_ok += sum(same_file(c.source, item["source"]) for c in answer.citations)
         rows.append(row)
+        if rows_out is not None:
+            with rows_out.open("a", encoding="utf-8") as f:
+                f.write(json.dumps({"generator": label, **row}, ensure_ascii=False) + "\n")
         if sys.stderr.isatty():
             print(f"\r{label}: {i}/{len(answerable) + len(unanswerable)}", end="", file=sys.stderr, flush=True)
     print(file=sys.stderr)
@@ -294,6 +301,7 @@ def main(argv: list[str] | None = None) -> int:
                         "choosing min_support on development sets; never on realdocs)")
     p.add_argument("--extra-unanswerable", type=Path, action="append", default=[],
                    help="more unanswerable questions (jsonl) for the set, e.g. bench/data/dev/shipped_unanswerable_dev.jsonl")
+    p.add_argument("--rows-out", type=Path, help="append each question's row to this JSONL file as it is answered")
     p.add_argument("--sweep-report", type=Path, nargs="+", metavar="JSON", help="print the threshold table of --sweep outputs")
     args = p.parse_args(argv)
     if args.sweep_report:
@@ -328,7 +336,7 @@ def main(argv: list[str] | None = None) -> int:
             options["max_new_tokens"] = args.max_new_tokens
         rag = RAG(index, generator, **options)
         questions = spread(answerable, args.local_questions) if kind == "local" else answerable
-        report["results"].append(run_generator(rag, questions, unanswerable, generator.name))
+        report["results"].append(run_generator(rag, questions, unanswerable, generator.name, args.rows_out))
     if args.out:
         args.out.write_text(json.dumps(report, indent=2, ensure_ascii=False))
     if args.json:
