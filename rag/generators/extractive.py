@@ -57,13 +57,15 @@ _NAME_PENALTY = 0.15
 _RESTATES_PENALTY = 0.1
 
 
-def best_sentence_support(question: str, texts: list[str]) -> float:
+def best_sentence_support(question: str, texts: list[str], labels: list[str] | None = None) -> float:
     """The score of the sentence of ``texts`` that best covers ``question`` (0: none; about 1: all of it).
 
     ``rag.answer`` uses it to abstain before generating when no retrieved sentence is about enough of
-    the question, whatever generator then writes the answer.
+    the question, whatever generator then writes the answer. ``labels``: the sources' labels as the
+    prompt shows them (``lora.md, section "LoRA"``), whose words count as context of every sentence.
     """
-    sources = [ParsedSource(number=i, label="", text=t) for i, t in enumerate(texts, start=1)]
+    labels = labels or [""] * len(texts)
+    sources = [ParsedSource(number=i, label=lab, text=t) for i, (t, lab) in enumerate(zip(texts, labels), start=1)]
     scored = ExtractiveGenerator().score(question, sources)
     return scored[0].score if scored else 0.0
 
@@ -157,6 +159,7 @@ class ExtractiveGenerator:
         out: list[_Candidate] = []
         for src in sources:
             section = _section_of(src.label)
+            document = _document_of(src.label)
             previous = ""
             for sentence in split_sentences(src.text):
                 if (len(sentence.split()) < _MIN_SENTENCE_WORDS or is_heading_like(sentence) or is_code(sentence)
@@ -164,8 +167,9 @@ class ExtractiveGenerator:
                     previous = sentence if is_heading_like(sentence) else previous
                     continue
                 # What the sentence is about may be named just before it ("You can also use list.sort().
-                # It modifies the list in-place"), or in its section heading.
-                context = frozenset(content_terms(f"{previous} {section}"))
+                # It modifies the list in-place"), in its section heading, or in its file's name
+                # ("Return an int with k random bits." in library_secrets.html).
+                context = frozenset(content_terms(f"{previous} {section} {document}"))
                 out.append(_Candidate(sentence, src.number, frozenset(content_terms(sentence)), context))
                 previous = sentence
         return out
@@ -265,3 +269,11 @@ def _section_of(label: str) -> str:
     """The section title in a source label (``lora.md, section "LoRA"`` -> ``LoRA``)."""
     at = label.find('section "')
     return label[at + 9 : label.rfind('"')] if at >= 0 and label.endswith('"') else ""
+
+
+def _document_of(label: str) -> str:
+    """The words of the file name in a source label (``library_secrets.html, page 2`` -> ``library secrets``)."""
+    name = label.split(",", 1)[0].strip()
+    if "." in name:
+        name = name.rsplit(".", 1)[0]
+    return re.sub(r"[_\-.]+", " ", name)
