@@ -44,10 +44,14 @@ os.environ.setdefault("DO_NOT_TRACK", "1")
 
 ROOT = Path(__file__).resolve().parent.parent
 REALDOCS = ROOT / "bench" / "data" / "realdocs"
+DEV = ROOT / "bench" / "data" / "dev"
 SETS = {
     "shipped": (ROOT / "corpora" / "qa.jsonl", ROOT / "corpora" / "unanswerable.jsonl"),
     "realdocs": (REALDOCS / "questions.jsonl", REALDOCS / "unanswerable.jsonl"),
+    # Development questions: thresholds are chosen here (with "shipped"), never on realdocs.
+    "dev": (DEV / "questions.jsonl", DEV / "unanswerable.jsonl"),
 }
+BUILT = {"realdocs": REALDOCS, "dev": DEV}  # sets whose documents a build.py script makes
 
 
 # -- scoring ---------------------------------------------------------------------------------------------
@@ -104,11 +108,12 @@ def open_index(which: str, path: str | None):
         from ragtune.api import corpus_index
 
         return corpus_index()
-    docs, where = REALDOCS / "docs", REALDOCS / ".index"
+    folder = BUILT[which]
+    docs, where = folder / "docs", folder / ".index"
     if not docs.is_dir():  # the rebuild script fetches the Debian package; never at question time
         import subprocess
 
-        subprocess.run([sys.executable, str(REALDOCS / "build.py")], check=True)
+        subprocess.run([sys.executable, str(folder / "build.py")], check=True)
     if not where.exists():
         index = Index.open(where, create=True)
         index.add([str(docs)])
@@ -157,10 +162,14 @@ def make_generator(kind: str, args: argparse.Namespace):
 
 
 # -- run -------------------------------------------------------------------------------------------------
-def run_generator(rag, answerable: list[dict], unanswerable: list[dict], label: str) -> dict[str, Any]:
+def run_generator(rag, answerable: list[dict], unanswerable: list[dict], label: str,
+                  rows_out: Path | None = None) -> dict[str, Any]:
+    """``rows_out``: append each question's row there as it is answered (a long local run that is stopped
+    still leaves what it measured)."""
     rows, times = [], []
     cite_ok = cite_all = 0
-    for i, item in enumerate(answerable + unanswerable, 1):
+    # Unanswerable first: they are few and mostly fast (abstained before generating); a stopped run keeps them.
+    for i, item in enumerate(unanswerable + answerable, 1):
         answer = rag.ask(item["question"])
         times.append(answer.timings.get("total", 0.0) - answer.timings.get("retrieve", 0.0))
         row = {"id": item["id"], "abstained": bool(answer.abstained), "empty": is_empty(answer.text),
@@ -173,6 +182,9 @@ def run_generator(rag, answerable: list[dict], unanswerable: list[dict], label: 
             cite_all += len(answer.citations)
             cite_ok += sum(same_file(c.source, item["source"]) for c in answer.citations)
         rows.append(row)
+        if rows_out is not None:
+            with rows_out.open("a", encoding="utf-8") as f:
+                f.write(json.dumps({"generator": label, **row}, ensure_ascii=False) + "\n")
         if sys.stderr.isatty():
             print(f"\r{label}: {i}/{len(answerable) + len(unanswerable)}", end="", file=sys.stderr, flush=True)
     print(file=sys.stderr)
@@ -200,6 +212,56 @@ def run_generator(rag, answerable: list[dict], unanswerable: list[dict], label: 
         "max_ms": 1000 * max(times) if times else None,
         "rows": rows,
     }
+
+
+# -- threshold sweep (development sets only) -------------------------------------------------------------
+def support_rows(rag, answerable: list[dict], unanswerable: list[dict]) -> list[dict]:
+    """Per question: the extractive answer with the support test off, and the support of the best retrieved
+    sentence, so that every threshold can be scored without answering again."""
+    rows = []
+    min_support, rag.min_support = rag.min_support, None
+    try:
+        for item in answerable + unanswerable:
+            answer = rag.ask(item["question"])
+            row = {"id": item["id"], "answerable": bool(item.get("answer")), "abstained": bool(answer.abstained),
+                   "support": rag.support(answer.query, answer.hits) if answer.hits else 0.0}
+            if row["answerable"]:
+                row["ok"] = holds_fact(answer.text, item["answer"]) and any(
+                    same_file(c.source, item["source"]) for c in answer.citations)
+            rows.append(row)
+    finally:
+        rag.min_support = min_support
+    return rows
+
+
+def sweep(rows: list[dict], thresholds: list[float]) -> list[dict]:
+    """Gold fact + citation and abstention on the unanswerable at each ``min_support`` threshold; balanced:
+    their mean (the issue asks for both, so neither is favoured)."""
+    out = []
+    ans = [r for r in rows if r["answerable"]]
+    una = [r for r in rows if not r["answerable"]]
+    for t in thresholds:
+        ok = sum(r["ok"] and r["support"] >= t for r in ans) / len(ans)
+        abst = sum(r["abstained"] or r["support"] < t for r in una) / len(una)
+        out.append({"threshold": t, "fact_and_citation": ok, "abstain_unanswerable": abst, "balanced": (ok + abst) / 2})
+    return out
+
+
+def print_sweep(paths: list[Path]) -> None:
+    """``python bench/answer.py --sweep-report a.json b.json``: the threshold table over all the rows."""
+    rows, per = [], {}
+    for path in paths:
+        got = json.loads(path.read_text())["support_rows"]
+        rows += got
+        per[path.name] = got
+    grid = [round(0.3 + 0.025 * i, 3) for i in range(15)]
+    table = sweep(rows, grid)
+    parts = {name: sweep(r, grid) for name, r in per.items()}
+    print(f"{'min_support':<12}{'fact+cite':>10}{'abst(unans)':>12}{'balanced':>10}   " + "   ".join(parts))
+    for i, r in enumerate(table):
+        each = "   ".join(f"{p[i]['fact_and_citation']:.3f}/{p[i]['abstain_unanswerable']:.3f}" for p in parts.values())
+        print(f"{r['threshold']:<12}{r['fact_and_citation']:>10.3f}{r['abstain_unanswerable']:>12.3f}"
+              f"{r['balanced']:>10.3f}   {each}")
 
 
 def _fmt(value: Any, spec: str = ".3f") -> str:
@@ -234,14 +296,24 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--json", action="store_true", help="print the whole report, per-question rows included")
     p.add_argument("--out", type=Path, help="also write the JSON report to this file")
     p.add_argument("--cache-retrieval", type=Path, help="keep search results in this JSON file and reuse them")
+    p.add_argument("--sweep", action="store_true",
+                   help="extractive only: per-question support under each variant, written to --out (for "
+                        "choosing min_support on development sets; never on realdocs)")
+    p.add_argument("--extra-unanswerable", type=Path, action="append", default=[],
+                   help="more unanswerable questions (jsonl) for the set, e.g. bench/data/dev/shipped_unanswerable_dev.jsonl")
+    p.add_argument("--rows-out", type=Path, help="append each question's row to this JSONL file as it is answered")
+    p.add_argument("--sweep-report", type=Path, nargs="+", metavar="JSON", help="print the threshold table of --sweep outputs")
     args = p.parse_args(argv)
+    if args.sweep_report:
+        print_sweep(args.sweep_report)
+        return 0
 
     import ragtune
     from ragtune.rag.answer import RAG
 
     qa_path, un_path = SETS[args.set]
     answerable = spread(load_jsonl(qa_path), args.limit)
-    unanswerable = load_jsonl(un_path)
+    unanswerable = load_jsonl(un_path) + [q for extra in args.extra_unanswerable for q in load_jsonl(extra)]
     for n, item in enumerate(unanswerable):
         item.setdefault("id", f"u{n}")
     index = open_index(args.set, args.index)
@@ -250,6 +322,13 @@ def main(argv: list[str] | None = None) -> int:
     report: dict[str, Any] = {"set": args.set, "index": str(getattr(index, "root", "")), "chunks": len(index),
                               "k": args.k, "max_new_tokens": args.max_new_tokens,
                               "code": str(Path(ragtune.__file__).parent.parent), "results": []}
+    if args.sweep:
+        if args.set == "realdocs":
+            raise SystemExit("--sweep chooses thresholds: run it on the development sets, not on realdocs")
+        rag = RAG(index, make_generator("extractive", args), k=args.k)
+        report["support_rows"] = support_rows(rag, answerable, unanswerable)
+        args.out.write_text(json.dumps(report, indent=2, ensure_ascii=False))
+        return 0
     for kind in [g.strip() for g in args.generators.split(",") if g.strip()]:
         generator = make_generator(kind, args)
         options = {"k": args.k}
@@ -257,7 +336,7 @@ def main(argv: list[str] | None = None) -> int:
             options["max_new_tokens"] = args.max_new_tokens
         rag = RAG(index, generator, **options)
         questions = spread(answerable, args.local_questions) if kind == "local" else answerable
-        report["results"].append(run_generator(rag, questions, unanswerable, generator.name))
+        report["results"].append(run_generator(rag, questions, unanswerable, generator.name, args.rows_out))
     if args.out:
         args.out.write_text(json.dumps(report, indent=2, ensure_ascii=False))
     if args.json:

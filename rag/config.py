@@ -35,6 +35,17 @@ class ChunkerConfig:
     chunk_overlap: int = 200
     prefix_section: bool = True  # repeat the section title at the top of each chunk
 
+    def in_use(self, window: int | None = None) -> dict:
+        """The settings the named chunker actually reads, with the token bound resolved against the embedding
+        model's ``window``: the structure chunker ignores ``chunk_size``/``chunk_overlap``, the recursive one
+        ignores ``max_tokens``/``overlap_tokens``/``prefix_section`` (it clips to the model's window)."""
+        if self.name == "recursive":
+            return {"name": self.name, "chunk_size": self.chunk_size, "chunk_overlap": self.chunk_overlap,
+                    "max_tokens": window}
+        bound = min(self.max_tokens or window, window) if window else self.max_tokens
+        return {"name": self.name, "max_tokens": bound, "overlap_tokens": self.overlap_tokens,
+                "prefix_section": self.prefix_section}
+
     def validate(self) -> None:
         if self.name not in ("structure", "recursive"):
             raise ConfigError(f"chunker.name: unknown chunker {self.name!r}; choose 'structure' or 'recursive'")

@@ -128,6 +128,19 @@ class SentenceTransformerEmbedder:
         # [CLS] and [SEP] take two positions of max_seq_length.
         return int(self.model.max_seq_length) - 2
 
+    def declared_max_tokens(self) -> int | None:
+        """``max_tokens`` as the model folder declares it, without loading the model (``index info`` uses
+        it: loading all-MiniLM-L6-v2 costs seconds to show one number). None when the folder does not say."""
+        if self._model is not None:
+            return self.max_tokens
+        import json
+
+        try:
+            config = json.loads((self.model_path / "sentence_bert_config.json").read_text(encoding="utf-8"))
+            return int(config["max_seq_length"]) - 2
+        except (OSError, ValueError, KeyError, TypeError):
+            return None
+
     @property
     def tokenizer(self):
         return self.model.tokenizer

@@ -261,7 +261,8 @@ class Index:
                 "store": (gen.manifest.get("store") or {"backend": "faiss"}) if gen else {"backend": self.config.store.backend},
                 "vector_index": getattr(store, "kind", None),
                 "device": getattr(store, "device", None),
-                "chunker": self.config.chunker.__dict__,
+                # Only the settings the chunker that ran reads (no splitter numbers for the structure chunker).
+                "chunker": self.config.chunker.in_use(_window(self.embedder)),
                 "updated": gen.manifest.get("updated") if gen else None,
                 "repairs": list(gen.repairs) if gen else [],
             }
@@ -478,3 +479,10 @@ def _has_surrogates(text: str) -> bool:
 def _display(text: str) -> str:
     return text.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")[:80]
 
+
+def _window(embedder) -> int | None:
+    """The embedding model's token window, without loading the model when its folder declares it."""
+    declared = getattr(embedder, "declared_max_tokens", None)
+    if declared is not None:
+        return declared()
+    return getattr(embedder, "max_tokens", None)

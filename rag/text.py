@@ -42,17 +42,23 @@ _JOINING_WORDS = frozenset(
     "a an the of to and or but with for in on by from that which as than is are was were be like such "
     "called named using via into onto".split()
 )
-# Interactive sessions and shell prompts in manuals: code, not prose.
-_CODE_LINE_RE = re.compile(r"^\s*(?:>>>|\.\.\.\s|\$ |C:\\>|%\s)")
+# Interactive sessions and shell prompts in manuals, and the error lines they print ("ValueError: ...",
+# "Traceback (most recent call last):"): code and its output, not prose.
+_CODE_LINE_RE = re.compile(r"^\s*(?:>>>|\.\.\.\s|\$ |C:\\>|%\s|[A-Z]\w*(?:Error|Exception|Warning): |Traceback \()")
 _SECTION_NUMBER_RE = re.compile(r"(?:\d+\.)+\d*\.?|[IVX]+\.")
 _TITLE_START_RE = re.compile(r"(?:how to|step \d+|chapter|section|part|appendix|introduction|overview)\b",
                              re.IGNORECASE)
 # Two or more keyword=default parameters inside brackets: a function signature from API documentation.
 _SIGNATURE_RE = re.compile(r"\(\s*[^()]*\b\w+=[^,()]*,\s*[^()]*\b\w+=")
+# A field list entry of a manual or form: a short label, a colon, then a value ("Author : Andrew Dalke").
+_FIELD_RE = re.compile(r"^[A-Z][A-Za-z]*(?: [A-Za-z]+){0,2}\s?:\s+\S")
 _CAPTION_RE = re.compile(r"^(?:figure|fig\.|table|listing|image|diagram)\s*\d*[.:]", re.IGNORECASE)
 _NUMBER_WORDS = ("one two three four five six seven eight nine ten eleven twelve twenty thirty forty fifty "
                  "hundred thousand million billion half dozen").split()
-_NUMBER_RE = re.compile(r"\d|\b(?:" + "|".join(_NUMBER_WORDS) + r")\b", re.IGNORECASE)
+# A number is a token that starts with a digit ("4", "3.11", "/64", "UTF-8"), not a digit inside a name
+# ("bz2", "IPv6", "sha256", "MiniLM-L6"), or a number word.
+_DIGITS_RE = re.compile(r"(?<![A-Za-z_])\d")
+_NUMBER_RE = re.compile(r"(?<![A-Za-z_])\d|\b(?:" + "|".join(_NUMBER_WORDS) + r")\b", re.IGNORECASE)
 _MONTHS = ("january february march april may june july august september october november december "
            "jan feb mar apr jun jul aug sep sept oct nov dec").split()
 _TIME_RE = re.compile(
@@ -66,9 +72,14 @@ _ANSWER_TYPES = (
     (re.compile(r"\bhow (?:many|much|large|big|small|long|often|fast|far|high|wide|old|heavy)\b|"
                 r"\bwhat (?:percentage|percent|proportion|share|number|size|amount|fraction|ratio)\b|"
                 r"\bhow many\b", re.IGNORECASE), "number"),
+    # "What is the maximum size of ...", "Which compression level ...", "In which version ...": a measured
+    # or numbered thing, which manuals write in digits ("two other modules" does not name a version).
+    (re.compile(r"\b(?:what|which)\b(?:\s+[\w-]+){0,4}?\s+(?:size|count|length|level|limit|depth|port|"
+                r"version|resolution|rate|percentage|precision)s?\b", re.IGNORECASE), "quantity"),
     (re.compile(r"\bwhen\b|\bwhat (?:year|date|day|month|time)\b|\bwhich (?:year|date|day|month)\b|"
                 r"\bhow soon\b", re.IGNORECASE), "time"),
-    (re.compile(r"^\s*(?:who|whom|whose)\b|\bby whom\b|\bwho (?:wrote|created|invented|developed)\b",
+    (re.compile(r"^\s*(?:who|whom|whose)\b|\bby whom\b|\bwho (?:wrote|created|invented|developed)\b|"
+                r"\b(?:what|which) (?:company|companies|person|people|organi[sz]ation|vendor|author|team)\b",
                 re.IGNORECASE), "name"),
 )
 
@@ -118,12 +129,23 @@ QUESTION_FRAME = frozenset(
 )
 
 
+# "What exception is raised ...?", "Which module makes ...?": the word after what/which names the kind
+# of thing asked for; the answering sentence names an instance of it ("... results in ValueError"), and
+# often not the kind. A number or name asked for this way is checked by the answer type instead.
+_WH_HEAD_RE = re.compile(r"^\s*(?:(?:in|on|at|for|from|with|by|to|of) )?(?:what|which) ([A-Za-z][\w-]*)",
+                         re.IGNORECASE)
+
+
 def question_terms(question: str) -> list[str]:
-    """The content terms of a question that an answering sentence should hold (frame words left out)."""
-    frame = set(content_terms(" ".join(QUESTION_FRAME)))
-    terms = content_terms(question)
-    kept = [t for t in terms if t not in frame]
-    return kept or terms
+    """The content terms of a question that an answering sentence should hold (frame words and the
+    kind named after a leading what/which left out)."""
+    # Frame words are matched as written, not by stem: "page" frames a question, "paged" is its content.
+    frame = set(QUESTION_FRAME)
+    head = _WH_HEAD_RE.match(question)
+    if head:
+        frame.add(head.group(1).lower())
+    kept = [t for w in words(question) if w.lower() not in frame for t in content_terms(w)]
+    return kept or content_terms(question)
 
 
 def key_terms(text: str) -> list[str]:
@@ -146,7 +168,8 @@ def numbers(text: str) -> set[str]:
 
 
 def answer_type(question: str) -> str | None:
-    """What the question asks for: ``"number"`` (how many / how large), ``"time"`` (when), ``"name"``
+    """What the question asks for: ``"number"`` (how many / how large), ``"quantity"`` (what size / which
+    version: written in digits), ``"time"`` (when), ``"name"``
     (who), or None (anything else)."""
     for pattern, kind in _ANSWER_TYPES:
         if pattern.search(question):
@@ -158,6 +181,8 @@ def has_answer_type(sentence: str, kind: str | None, question: str = "") -> bool
     """Whether ``sentence`` holds something of the ``kind`` the question asks for (None: always)."""
     if kind == "number":
         return bool(_NUMBER_RE.search(sentence))
+    if kind == "quantity":
+        return bool(_DIGITS_RE.search(sentence))
     if kind == "time":
         return bool(_TIME_RE.search(sentence))
     if kind == "name":
@@ -181,6 +206,8 @@ def is_heading_like(sentence: str) -> bool:
         return True
     if s.endswith((".", "!", "?", ";", ")", '"', "\u201d")) and not _SECTION_NUMBER_RE.fullmatch(s.split()[0]):
         return False
+    if _FIELD_RE.match(s) and not _TITLE_START_RE.match(s):
+        return False  # "Author : Andrew Dalke", "Release: 0.1": a field and its value state a fact
     ws = s.rstrip(":").split()
     if "," in s or len(ws) > 12:
         return False

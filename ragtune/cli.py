@@ -39,7 +39,9 @@ def build_parser() -> argparse.ArgumentParser:
                 continue
             raise
         module.register(sub)
-    return parser
+    from ragtune.commands.help import finish
+
+    return finish(parser)  # plain text, a description and an example on every command
 
 
 # Arguments that are text (not paths): bytes that are not UTF-8 there are a user mistake, not a file name.

@@ -63,3 +63,31 @@ def test_fingerprint_follows_default_settings(monkeypatch):
     assert before == api.corpus_index_fingerprint()
     monkeypatch.setattr(api, "IndexConfig", other_defaults)
     assert api.corpus_index_fingerprint() != before
+
+
+def test_two_checkouts_sharing_a_cache_keep_separate_corpus_indexes(tmp_path, monkeypatch):
+    # Two checkouts of ragtune (two corpora folders) and one user cache: before the corpora path was part
+    # of the fingerprint, both added their copy of every file to one index and top-5 returned duplicates.
+    monkeypatch.setenv("RAGTUNE_CACHE", str(tmp_path / "cache"))
+    original = Index.open.__func__
+    monkeypatch.setattr(api.Index, "open", classmethod(
+        lambda cls, path, **kw: original(cls, path, **{"embedder": HashEmbedder(dim=64), **kw})))
+    checkouts = []
+    for name in ("checkout-a", "checkout-b"):
+        corpora = tmp_path / name / "corpora"
+        corpora.mkdir(parents=True)
+        (corpora / "lora.md").write_text("# LoRA\n\nLoRA trains low-rank adapters on a frozen base model.\n")
+        checkouts.append(corpora)
+
+    roots, sources = [], []
+    for corpora in checkouts + checkouts:  # a, b, then a and b again
+        monkeypatch.setenv("RAGTUNE_CORPORA", str(corpora))
+        index = api.corpus_index(progress=False)
+        roots.append(index.root)
+        sources.append(sorted(c.source for c in index.chunks()))
+        index.close()
+
+    assert roots[0] != roots[1] and roots[0] == roots[2] and roots[1] == roots[3]
+    for corpora, found in zip(checkouts + checkouts, sources):
+        assert found == [str((corpora / "lora.md").resolve())] or found == [str(corpora / "lora.md")]
+    assert roots[0].exists() and roots[1].exists()  # neither checkout removed the other's index

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 
@@ -94,3 +95,25 @@ def test_import_is_light():
     code = "import sys, ragtune, ragtune.cli; ragtune.cli.build_parser(); print(sorted(m for m in ('torch','transformers','faiss','unstructured','sentence_transformers') if m in sys.modules))"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[]"
+
+
+def test_ask_and_search_refuse_a_missing_index_the_same_way(capsys, tmp_path):
+    missing = str(tmp_path / "none")
+    errors = []
+    for argv in (["search", "LoRA", "--index", missing], ["ask", "What is LoRA?", "--index", missing,
+                                                           "--generator", "extractive"]):
+        code, out, err = _run(capsys, *argv)
+        assert code == 1 and not out
+        assert err.startswith("ragtune: error:") and err.count("\n") == 1 and "ragtune index add" in err
+        errors.append(err)
+    assert errors[0] == errors[1]
+
+
+def test_human_search_output_explains_rank_and_retrievers(capsys, tmp_path, docs_dir):
+    idx = str(tmp_path / "idx")
+    _run(capsys, "index", "add", str(docs_dir), "--index", idx, "--embedder", "hash-64")
+    code, out, _ = _run(capsys, "search", "QLoRA NormalFloat", "--index", idx, "--k", "2")
+    assert code == 0
+    first = out.splitlines()[:2]
+    assert first[0].startswith("[1] ") and "lora.md" in first[0]
+    assert re.search(r"score \d\.\d{4} \(rrf\); dense: rank \d, cosine -?\d\.\d{3}; bm25: rank 1, score", first[1])

@@ -96,7 +96,7 @@ def _add_common(p: argparse.ArgumentParser) -> None:
                    help="abstain when the best chunk's cosine similarity is below X (default 0.25)")
     p.add_argument("--min-support", type=float, default=None, metavar="X",
                    help="abstain when no retrieved sentence holds a share X of the question's words "
-                        "(default 0.35; 0 turns it off)")
+                        "(default 0.525; 0 turns it off)")
 
 
 # -- seams the tests replace ----------------------------------------------------------------------------

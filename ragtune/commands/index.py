@@ -138,8 +138,44 @@ def cmd_info(args) -> int:
         return 0
     width = max(len(k) for k in info)
     for key, value in info.items():
-        print(f"{key:<{width}}  {value}")
+        print(f"{key:<{width}}  {_readable(key, value)}")
     return 0
+
+
+def _readable(key: str, value) -> str:
+    """One value of ``index info`` for a person: times as dates with their age, settings as key=value."""
+    if key == "updated":
+        return when(value)
+    if isinstance(value, dict):
+        return ", ".join(f"{k}={v}" for k, v in value.items()) or "-"
+    if isinstance(value, list):
+        return ", ".join(str(v) for v in value) or "-"
+    return "-" if value is None else str(value)
+
+
+def when(timestamp: float | None, now: float | None = None) -> str:
+    """``2026-11-30 10:41 UTC (3 minutes ago)``: UTC so that it reads the same on a server and a laptop.
+
+    >>> when(0, now=150)
+    '1970-01-01 00:00 UTC (2 minutes ago)'
+    """
+    import time
+
+    if not timestamp:
+        return "never"
+    stamp = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime(timestamp))
+    age = (time.time() if now is None else now) - timestamp
+    return f"{stamp} ({_age(age)})"
+
+
+def _age(seconds: float) -> str:
+    if seconds < 0:
+        return "in the future: check the clock"
+    for unit, size in (("day", 86400), ("hour", 3600), ("minute", 60)):
+        if seconds >= size:
+            n = int(seconds // size)
+            return f"{n} {unit}{'s' if n != 1 else ''} ago"
+    return "just now"
 
 
 def cmd_verify(args) -> int:

@@ -185,3 +185,15 @@ def test_a_status_line_precedes_loading_the_embedding_model(cli, capsys):
     cli("ask", "What does LoRA train?", "--index", "idx", "--generator", "extractive")
     assert "loading the embedding model..." in capsys.readouterr().err
     assert cli.searcher.embedder._model is not None
+
+
+def test_a_status_line_precedes_loading_the_local_model(cli, monkeypatch, capsys):
+    seen: list[str] = []
+
+    class SlowLocal(FakeGenerator):
+        def warm_up(self):  # what the user saw on stderr before the model started loading
+            seen.append(capsys.readouterr().err)
+
+    monkeypatch.setattr(cmd, "load_generator", lambda config: SlowLocal([["LoRA trains matrices [1]."]]))
+    assert cli("ask", "What does LoRA train?", "--index", "idx", "--generator", "local") == 0
+    assert seen and seen[0].strip().endswith("loading the local model...")

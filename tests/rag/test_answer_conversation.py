@@ -135,7 +135,7 @@ def test_multi_turn_transcript_with_pronouns_and_ellipsis_rule_based():
 
 def test_he_or_she_is_replaced_by_the_earlier_topic_and_the_answer_is_not_repeated():
     chat = RAG(FakeSearcher(HANDBOOK), ExtractiveGenerator(max_sentences=1)).conversation()
-    first = chat.ask("Who is paged when an alert gets no acknowledgement?")
+    first = chat.ask("Who is paged when there is no acknowledgement?")
     assert "15 minutes" in first.text
     follow = chat.ask("How long does he or she have to respond before being paged again?")
     assert follow.query == "How long does on-call engineer have to respond before being paged again?"

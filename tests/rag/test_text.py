@@ -50,8 +50,10 @@ def test_headings_captions_and_titles_are_told_apart_from_statements_and_table_r
                     "Sort Stability and Complex Sorts", "Figure 3: latency by model size.", "Note"):
         assert is_heading_like(heading), heading
     for statement in ("Staff get 25 days.", "HNSW, hierarchical navigable small world, an approximate index",
-                      "The recommended method is to build a weighted matrix of options vs factors:"):
+                      "The recommended method is to build a weighted matrix of options vs factors:",
+                      "Author : Andrew Dalke and Raymond Hettinger", "Release: 0.1"):
         assert not is_heading_like(statement), statement
+    assert is_heading_like("Step 1: Install the package")  # a numbered step title, not a field
 
 
 def test_numbers_are_normalised():
