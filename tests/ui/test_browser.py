@@ -280,6 +280,9 @@ def test_finetune_builds_data_trains_evaluates_and_the_adapter_answers_in_chat(a
     assert "base + adapter" in table.text
     click_button(browser, "Use this adapter in Chat", "use-adapter")
     wait(browser, lambda d: "Chat now answers with" in body_text(d), what="adapter-chosen")
+    # the click reran the page, so the table drawn before it is a stale element: find the new one
+    table = wait(browser, lambda d: [t for t in by_css(d, '[data-testid="stTable"]') if "answer F1" in t.text],
+                 what="adapter-eval-redrawn")[0]
     browser.execute_script("arguments[0].scrollIntoView({block: 'center'})", table)
     browser.save_screenshot(str(ARTIFACTS / "finetune.png"))
 
