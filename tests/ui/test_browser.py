@@ -290,7 +290,8 @@ def test_finetune_builds_data_trains_evaluates_and_the_adapter_answers_in_chat(a
     wait(browser, lambda d: d.find_elements(By.XPATH, "//*[@data-testid='stSidebarNav']//a[contains(., 'Chat')]"),
          what="nav-chat")[0].click()
     wait(browser, lambda d: "Chat with your documents" in body_text(d), what="chat-page")
-    assert "browser-run" in body_text(browser)  # the sidebar names the adapter in use
+    # the sidebar names the adapter in use (drawn after the page title on a slow machine: wait, do not race)
+    wait(browser, lambda d: "browser-run" in body_text(d), what="adapter-in-sidebar")
     answer = ask(browser, "What does QLoRA quantise the base model to?")
     assert "+ adapter browser-run" in answer.text  # the answer's caption names the model that wrote it
     browser.save_screenshot(str(ARTIFACTS / "chat-adapter.png"))
