@@ -166,7 +166,8 @@ def test_rm3_weights_by_hand():
     assert sum(weights.values()) == pytest.approx(1.0)
 
 
-def test_bm25_feedback_finds_documents_sharing_no_query_term(hash_index, tmp_path):
+def _flutter_index(hash_index, tmp_path):
+    """Three files: a.txt matches "swept wings"; b.txt shares only feedback terms ("flutter", "speed")."""
     d = tmp_path / "prf"
     d.mkdir()
     (d / "a.txt").write_text("Flutter of swept wings: flutter onset and flutter speed of swept wings.")
@@ -174,26 +175,27 @@ def test_bm25_feedback_finds_documents_sharing_no_query_term(hash_index, tmp_pat
     (d / "c.txt").write_text("Cooking pasta takes ten minutes.")
     index = hash_index()
     index.add([d], progress=False)
+    return index
+
+
+def _names(hits):
+    return [h.source.rsplit("/", 1)[-1] for h in hits]
+
+
+def test_bm25_feedback_finds_documents_sharing_no_query_term(hash_index, tmp_path):
+    index = _flutter_index(hash_index, tmp_path)
     plain = index.search("swept wings", k=5, mode="bm25", bm25_feedback=False)
     expanded = index.search("swept wings", k=5, mode="bm25", bm25_feedback="on")
-    assert [h.source.rsplit("/", 1)[-1] for h in plain] == ["a.txt"]
-    assert [h.source.rsplit("/", 1)[-1] for h in expanded] == ["a.txt", "b.txt"]  # via "flutter", "speed"
+    assert _names(plain) == ["a.txt"]
+    assert _names(expanded) == ["a.txt", "b.txt"]  # via "flutter", "speed"
 
 
 def test_default_feedback_expands_long_queries_only(hash_index, tmp_path):
-    d = tmp_path / "prf"
-    d.mkdir()
-    (d / "a.txt").write_text("Flutter of swept wings: flutter onset and flutter speed of swept wings.")
-    (d / "b.txt").write_text("Aeroelastic flutter speed measured in the tunnel.")
-    (d / "c.txt").write_text("Cooking pasta takes ten minutes.")
-    index = hash_index()
-    index.add([d], progress=False)
-    def names(hits):
-        return [h.source.rsplit("/", 1)[-1] for h in hits]
-    assert names(index.search("swept wings", k=5, mode="bm25")) == ["a.txt"]  # 2 terms: not expanded
+    index = _flutter_index(hash_index, tmp_path)
+    assert _names(index.search("swept wings", k=5, mode="bm25")) == ["a.txt"]  # 2 terms: not expanded
     long = "swept wings onset wings swept wings planform sweep angle wing root wing tip chord"  # >= 10 terms
-    assert names(index.search(long, k=5, mode="bm25")) == ["a.txt", "b.txt"]
-    assert names(index.search(long, k=5, mode="bm25", bm25_feedback="off")) == ["a.txt"]
+    assert _names(index.search(long, k=5, mode="bm25")) == ["a.txt", "b.txt"]
+    assert _names(index.search(long, k=5, mode="bm25", bm25_feedback="off")) == ["a.txt"]
 
 
 def test_bm25_feedback_can_take_its_documents_from_another_ranking():
