@@ -84,7 +84,7 @@ def main() -> int:
     print("warnings:", [w.value for w in at.warning])
 
     click(at, "Use this adapter in Chat").run()
-    print("chat now uses:", at.session_state["generator_kind"], at.session_state["chat_adapter"])
+    print("chat now uses:", at.session_state["choice:generator"], at.session_state["choice:adapter"])
     print(json.dumps({k: round(v, 1) for k, v in figures.items()}))
     return 0
 

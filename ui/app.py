@@ -13,7 +13,6 @@ from ragtune.ui import advisor, chat, documents, evaluate, finetune, state
 
 def main() -> None:
     st.set_page_config(page_title="ragtune", page_icon=":books:", layout="wide")
-    state.keep_widget_state()  # Chat's settings survive visits to the other pages
     pages = [
         st.Page(chat.render, title="Chat", url_path="chat", default=True),
         st.Page(documents.render, title="Documents", url_path="documents"),

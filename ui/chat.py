@@ -20,21 +20,21 @@ def sidebar() -> dict[str, Any]:
     sb = st.sidebar
     sb.header("Answering")
     kinds = list(state.GENERATORS)
-    if "generator_kind" not in st.session_state:
-        st.session_state["generator_kind"] = cfg.generator
-    kind = sb.radio("Generator", kinds, format_func=state.GENERATORS.get, key="generator_kind")
+    kind = state.bound(sb.radio, "Generator", "generator", cfg.generator, options=kinds,
+                       format_func=state.GENERATORS.get)
     options: dict[str, Any] = {"kind": kind}
     if kind == "local" and state.attached_adapter() is not None:
         sb.caption(f"The base model alone, without the default adapter {state.adapter_name(state.attached_adapter())} "
                    "(choose \"+ LoRA adapter\" to use it).")
     if kind == "adapter":
         found = [str(p) for p in state.adapters()]
-        chosen = st.session_state.get("chat_adapter")
+        chosen = state.choice("adapter")
         if chosen and chosen not in found:
             found.insert(0, chosen)
         if found:
-            options["adapter"] = sb.selectbox("Adapter", found, key="chat_adapter", format_func=state.adapter_name,
-                                              help="LoRA adapters trained on the Fine-tune page")
+            options["adapter"] = state.bound(sb.selectbox, "Adapter", "adapter", found[0], options=found,
+                                             format_func=state.adapter_name,
+                                             help="LoRA adapters trained on the Fine-tune page")
             sb.caption(f"Answers come from the local model with the adapter **{state.adapter_name(options['adapter'])}**.")
         else:
             sb.info(f"No adapter yet: train one on the Fine-tune page (saved under {cfg.adapters_dir}).")
@@ -46,11 +46,12 @@ def sidebar() -> dict[str, Any]:
                                          help="the environment variable holding the key (never the key)"),
         }
     sb.header("Retrieval")
-    options["k"] = sb.slider("Passages", 1, 10, 5, key="chat_k", help="how many retrieved passages the answer may use")
-    options["mode"] = sb.selectbox("Search", ["hybrid", "dense", "bm25"], key="chat_mode",
-                                   help="hybrid fuses meaning (dense) and keyword (BM25) search")
-    options["abstain"] = sb.checkbox("Say 'the documents do not say' for off-topic questions", value=True,
-                                     key="chat_abstain")
+    options["k"] = state.bound(sb.slider, "Passages", "k", 5, min_value=1, max_value=10,
+                               help="how many retrieved passages the answer may use")
+    options["mode"] = state.bound(sb.selectbox, "Search", "mode", "hybrid", options=["hybrid", "dense", "bm25"],
+                                  help="hybrid fuses meaning (dense) and keyword (BM25) search")
+    options["abstain"] = state.bound(sb.checkbox, "Say 'the documents do not say' for off-topic questions",
+                                     "abstain", True)
     if sb.button("New conversation"):
         st.session_state[TURNS] = []
     return options

@@ -256,8 +256,8 @@ def use_step(data: Path, adapters: Path) -> None:
     if left.button("Evaluate: base vs base + adapter", disabled=not data.exists()):
         state.start_job("evaluate adapter", _evaluate, Path(chosen), data, int(questions))
     if right.button("Use this adapter in Chat", type="primary"):
-        st.session_state["generator_kind"] = "adapter"
-        st.session_state["chat_adapter"] = chosen
+        state.choose("generator", "adapter")
+        state.choose("adapter", chosen)
         st.success(f"Chat now answers with the local model + {state.adapter_name(chosen)}: open the Chat page.")
     state.follow_job("evaluate adapter", "Evaluating (base, then base + adapter) ...", show_evaluation)
 

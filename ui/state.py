@@ -63,16 +63,32 @@ def settings() -> Settings:
     )
 
 
-# Chat's sidebar choices. Streamlit deletes a widget's state when a run does not draw the widget, so a
-# visit to another page would reset them (and the Fine-tune page's "use this adapter in Chat" would be
-# lost); app.py re-assigns them on every run, Streamlit's documented way to keep them across pages.
-KEPT_KEYS = ("generator_kind", "chat_adapter", "chat_k", "chat_mode", "chat_abstain")
+# Chat's sidebar choices live under plain session keys ("choice:<name>"), never under a widget's own key.
+# Streamlit deletes a widget's state whenever a run does not draw that widget (every visit to another page).
+# Re-assigning the widget keys on every run (the previous way) kept them in quiet runs but twice lost the
+# Fine-tune page's "use this adapter in Chat" on a loaded CI machine; a plain key is never deleted. Each Chat
+# widget is seeded from its choice before it is drawn and copies a new value back in its on_change callback,
+# which Streamlit runs before the script, so the choice is always what the widget shows.
+def choice(name: str, default: Any = None) -> Any:
+    """The session's Chat choice ``name`` (generator, adapter, k, mode, abstain), or ``default``."""
+    return st.session_state.get(f"choice:{name}", default)
 
 
-def keep_widget_state(keys: tuple[str, ...] = KEPT_KEYS) -> None:
-    for key in keys:
-        if key in st.session_state:
-            st.session_state[key] = st.session_state[key]
+def choose(name: str, value: Any) -> None:
+    """Set a Chat choice from any page; Chat's widget shows it the next time it is drawn."""
+    st.session_state[f"choice:{name}"] = value
+
+
+def bound(widget: Any, label: str, name: str, default: Any, **kwargs: Any) -> Any:
+    """Draw ``widget(label, ...)`` showing choice ``name`` (``default`` at first) and keep its changes."""
+    key, widget_key = f"choice:{name}", f"widget:{name}"
+    st.session_state.setdefault(key, default)
+    st.session_state[widget_key] = st.session_state[key]
+
+    def copy_back() -> None:
+        st.session_state[key] = st.session_state[widget_key]
+
+    return widget(label, key=widget_key, on_change=copy_back, **kwargs)
 
 
 def _positive(text: str | None, default: float) -> float:

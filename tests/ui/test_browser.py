@@ -21,6 +21,7 @@ from pathlib import Path
 import pytest
 
 ARTIFACTS = Path(__file__).resolve().parents[1] / "artifacts"
+SERVER_LOG: list[Path] = []  # the running app's log, quoted when a wait times out
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 DRIVER = shutil.which("chromedriver")
 
@@ -72,6 +73,7 @@ def app(tmp_path_factory):
 
     args = type("Args", (), {"address": "127.0.0.1", "port": port})
     log = open(home / "streamlit.log", "w")
+    SERVER_LOG[:] = [home / "streamlit.log"]
     server = subprocess.Popen(streamlit_command(args), env=env, stdout=log, stderr=subprocess.STDOUT)
     url = f"http://127.0.0.1:{port}"
     try:
@@ -122,9 +124,16 @@ def wait(driver, condition, timeout: float = 240, what: str = ""):
     try:
         return WebDriverWait(driver, timeout, poll_frequency=0.2,
                              ignored_exceptions=(WebDriverException,)).until(condition)
-    except Exception:
+    except Exception as exc:
         driver.save_screenshot(str(ARTIFACTS / f"failed-{what or 'wait'}.png"))
-        raise
+        # what the page showed and what the server said: a CI log is all there is to read afterwards
+        try:
+            page = driver.find_element("tag name", "body").text[-1500:]
+        except WebDriverException:
+            page = "(page unreadable)"
+        server = SERVER_LOG[0].read_text()[-1500:] if SERVER_LOG and SERVER_LOG[0].exists() else ""
+        raise AssertionError(f"timed out waiting for {what or 'a condition'} ({timeout:.0f} s)\n"
+                             f"--- page text ---\n{page}\n--- server log ---\n{server}") from exc
 
 
 def by_css(driver, css: str):

@@ -60,30 +60,40 @@ def test_an_unreachable_api_generator_is_one_readable_error(ui_env):
     assert len(errors) == 1 and "Traceback" not in errors[0]
 
 
-KEEP_SCRIPT = """
+CHOICE_SCRIPT = """
 import streamlit as st
 from ragtune.ui import state
-if KEEP:
-    state.keep_widget_state(("generator_kind",))
-if st.session_state.get("on_chat", True):  # another page draws no such widget
-    st.radio("Generator", ["extractive", "local", "adapter"], key="generator_kind")
+page = st.session_state.get("page", "chat")
+if page == "chat":  # another page draws no such widget
+    if BOUND:
+        state.bound(st.radio, "Generator", "generator", "extractive", options=["extractive", "local", "adapter"])
+    else:
+        st.radio("Generator", ["extractive", "local", "adapter"], key="generator_kind")
+elif page == "finetune" and st.session_state.get("use_adapter"):
+    state.choose("generator", "adapter")  # what the Fine-tune page's "use this adapter in Chat" does
 """
 
 
-def leave_and_return(keep: bool):
+def leave_and_return(bound: bool, *, chosen_elsewhere: bool = False):
     from streamlit.testing.v1 import AppTest
 
-    at = AppTest.from_string(KEEP_SCRIPT.replace("KEEP", str(keep))).run()
-    at.radio[0].set_value("adapter").run()
-    at.session_state["on_chat"] = False
+    at = AppTest.from_string(CHOICE_SCRIPT.replace("BOUND", str(bound))).run()
+    at.radio[0].set_value("local" if chosen_elsewhere else "adapter").run()
+    at.session_state["page"] = "finetune"
+    at.session_state["use_adapter"] = chosen_elsewhere
     at.run()
-    at.session_state["on_chat"] = True
+    at.run()  # a second run on the other page: the widget's own state is gone by now
+    at.session_state["page"] = "chat"
     return at.run().radio[0].value
 
 
 def test_the_generator_choice_survives_a_visit_to_another_page():
-    assert leave_and_return(keep=True) == "adapter"
-    assert leave_and_return(keep=False) == "extractive"  # what Streamlit does without it
+    assert leave_and_return(bound=True) == "adapter"
+    assert leave_and_return(bound=False) == "extractive"  # what Streamlit does to a widget's own key
+
+
+def test_a_choice_made_on_another_page_shows_when_chat_is_drawn_again():
+    assert leave_and_return(bound=True, chosen_elsewhere=True) == "adapter"
 
 
 def test_a_default_adapter_of_the_local_model_is_listed_and_plain_local_answers_without_it(ui_env, monkeypatch,
