@@ -53,9 +53,16 @@ _SVO_RE = re.compile(r"^(?P<subj>[A-Z][\w\-]*(?: [\w\-]+){0,3}?) (?P<verb>[a-z]{
 _NOT_VERBS = {"was", "has", "does", "this", "its", "always", "thus", "plus", "less", "across", "perhaps", "process",
               "bias", "gives", "is", "as", "us", "his", "yes", "various", "tokens", "models", "weights", "words"}
 _NUM_RE = re.compile(
-    r"\b\d[\d,.]*(?:\s?%| ?(?:bits?|tokens?|GB|MB|billion|million|times|percent|layers|steps|hours|days|ms|"
+    r"(?:\b(?:about|around|roughly|approximately|nearly|almost|over|under|up to|at least|at most) )?\b\d[\d,.]*(?:\s?%| ?(?:bits?|tokens?|GB|MB|billion|million|times|percent|layers|steps|hours|days|ms|"
     r"seconds|words|dimensions|parameters|examples))?"
 )
+# Where a concise answer ends: "X is a trade-off, which ..." -> "a trade-off".
+_CLAUSE_END_RE = re.compile(r"[,;:]\s|\s[-\u2013\u2014]\s|\s\((?:e\.g|i\.e|see)\b|\s(?:which|because|whereas|while|so that|so)\s")
+# The training answers' length cap, in words. The answer prompt asks for the fact with its citation, and the
+# reference answers of the development documents in corpora/qa.jsonl are short phrases (1-8 words: "around 750
+# words", "the square root of the key dimension d_k"). Whole template sentences (median 15-17 words for name and
+# heading questions) taught the first adapter to answer verbosely, which caps token F1 against such facts.
+MAX_ANSWER_WORDS = 10
 _NAME_RE = re.compile(r"\b(?:[A-Z]{2,}[A-Za-z0-9\-]*|[A-Z][a-z]+[A-Z][A-Za-z0-9\-]*)\b")
 _MODEL_QA_RE = re.compile(r"^\s*Q\d*[:.)]\s*(?P<q>.+?)\s*\n\s*A\d*[:.)]\s*(?P<a>.+?)\s*$", re.MULTILINE)
 
@@ -87,8 +94,13 @@ class DataReport:
 
 
 # ------------------------------------------------------------------------------------- template writer
-def template_questions(text: str, section: str | None = None, limit: int = 4) -> list[QAPair]:
-    """Question/answer pairs read off ``text`` with patterns; no model involved. At most ``limit``."""
+def template_questions(text: str, section: str | None = None, limit: int = 4,
+                       max_answer_words: int | None = MAX_ANSWER_WORDS) -> list[QAPair]:
+    """Question/answer pairs read off ``text`` with patterns; no model involved. At most ``limit``.
+
+    With ``max_answer_words`` (default), answers are the concise fact (see :func:`concise`) and pairs whose answer
+    is still longer are dropped; ``None`` keeps the raw spans (whole clauses, whole sentences for names/headings).
+    """
     sentences = _sentences(text, section)
     found: list[QAPair] = []
     for s in sentences:
@@ -99,6 +111,8 @@ def template_questions(text: str, section: str | None = None, limit: int = 4) ->
                 break
     if section and sentences and len(section.split()) <= 10:
         found.append(QAPair(f"What is {_lower_first(section.rstrip('?.:'))} about?", _strip_end(sentences[0]), "heading"))
+    if max_answer_words is not None:
+        found = [c for c in (concise(qa, max_answer_words) for qa in found) if c is not None]
     seen, out = set(), []
     for qa in found:  # one question per answer; prefer the earlier (more specific) pattern
         key = qa.question.lower()
@@ -115,6 +129,24 @@ def template_questions(text: str, section: str | None = None, limit: int = 4) ->
             if by_kind[kind] and len(picked) < limit:
                 picked.append(by_kind[kind].pop(0))
     return picked
+
+
+def concise(qa: QAPair, max_words: int = MAX_ANSWER_WORDS) -> QAPair | None:
+    """The pair with its answer cut to the asked fact, or None if that is longer than ``max_words`` words.
+
+    Definitions and facts keep their first clause (up to a comma, semicolon, colon, dash or a subordinate
+    "which/because/whereas/while/so"): "the number that decides whether self-hosting is cheap, which is why
+    batching ... matter" -> "the number that decides whether self-hosting is cheap". Name and heading answers are
+    whole sentences, whose first clause need not answer the question at all: they are kept only if already short.
+    """
+    answer = qa.answer
+    if qa.kind in ("definition", "fact", "number"):
+        answer = _strip_end(_CLAUSE_END_RE.split(answer, maxsplit=1)[0])
+        if answer.count("(") > answer.count(")"):  # cut inside a parenthesis: drop the unclosed aside
+            answer = _strip_end(answer[: answer.rfind("(")])
+    if not answer or len(answer.split()) > max_words:
+        return None
+    return QAPair(qa.question, answer, qa.kind)
 
 
 def _sentences(text: str, section: str | None) -> list[str]:
@@ -161,7 +193,7 @@ def _number(s: str) -> QAPair | None:
     if not m or len(s.split()) > 30 or re.fullmatch(r"\d{4}", m.group(0)):  # years are rarely the point
         return None
     cloze = s[: m.start()] + "___" + s[m.end():]
-    return QAPair(f'What figure fills the blank: "{_strip_end(cloze)}"?', m.group(0).strip(), "number")
+    return QAPair(f'What figure fills the blank: "{_strip_end(cloze)}"?', _strip_end(m.group(0)), "number")
 
 
 def _name(s: str) -> QAPair | None:
@@ -240,6 +272,7 @@ def build_training_data(
     # 10%: the model must see abstention, but most questions users ask are answerable; at 20% the starved
     # 13-step adapter of the first run answered "The documents do not say." to 15 of 18 answerable questions.
     abstain_share: float = 0.1,
+    max_answer_words: int | None = MAX_ANSWER_WORDS,
     test_share: float = 0.2,
     val_share: float = 0.1,
     test_sources: Iterable[str] | None = None,
@@ -251,7 +284,7 @@ def build_training_data(
     lo, hi = sources_per_example
     if not (1 <= lo <= hi) or not (0 <= abstain_share < 1):
         raise ConfigError("sources_per_example must be (min, max) with 1 <= min <= max; abstain_share in [0, 1)")
-    writer, writer_name = _writer(generator)
+    writer, writer_name = _writer(generator, max_answer_words)
     chunks = list(index.chunks())
     if not chunks:
         raise ConfigError("the index is empty: add documents first with `ragtune index add PATH`")
@@ -301,13 +334,13 @@ def build_training_data(
         out=str(out), records=dict(counts), abstain=dict(abstains), kinds=dict(kinds), sources=by_split,
         chunks=len(chunks), chunks_without_questions=empty, data_hash=file_hash(out), generator=writer_name,
         settings={"questions_per_chunk": questions_per_chunk, "sources_per_example": [lo, hi],
-                  "abstain_share": abstain_share, "test_share": test_share, "val_share": val_share, "seed": seed},
+                  "abstain_share": abstain_share, "max_answer_words": max_answer_words, "test_share": test_share, "val_share": val_share, "seed": seed},
     )
 
 
-def _writer(generator: Any):
+def _writer(generator: Any, max_answer_words: int | None = MAX_ANSWER_WORDS):
     if generator in (None, "template"):
-        return (lambda chunk, n: template_questions(chunk.text, chunk.section, n)), "template"
+        return (lambda chunk, n: template_questions(chunk.text, chunk.section, n, max_answer_words)), "template"
     if isinstance(generator, str):
         if generator not in ("local", "api"):
             raise ConfigError(f"question writer must be 'template', 'local' or 'api', got {generator!r}")
@@ -315,7 +348,13 @@ def _writer(generator: Any):
 
         generator = load_generator(generator)
     name = getattr(generator, "name", type(generator).__name__)
-    return (lambda chunk, n: model_questions(generator, chunk.text, min(n, 3))), str(name)
+    def write(chunk, n):
+        pairs = model_questions(generator, chunk.text, min(n, 3))
+        if max_answer_words is None:
+            return pairs
+        return [c for c in (concise(qa, max_answer_words) for qa in pairs) if c is not None]
+
+    return write, str(name)
 
 
 def _context(index, chunk, qa: QAPair, split_of: dict, split: str, n_sources: int, abstain: bool, rng) -> list:

@@ -439,6 +439,11 @@ class _Watcher:
         elif self._deadline is not None and time.monotonic() > self._deadline:
             self.out_of_time = True
             control.should_training_stop = True
+            # Score and keep the last steps, as transformers does at max_steps: otherwise the best *evaluated*
+            # checkpoint is reloaded at the end and every step since it is thrown away (the 14:11 RAFT run ran
+            # out of time at step 35 and shipped step 20's weights). Costs one validation pass past the budget.
+            control.should_evaluate = args.eval_strategy != "no" and state.global_step % args.eval_steps != 0
+            control.should_save = True
 
     def on_log(self, args, state, control, logs=None, **kw):
         record = {"step": state.global_step, "epoch": round(state.epoch or 0.0, 4)}

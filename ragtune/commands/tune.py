@@ -51,6 +51,8 @@ def _register_data(verbs) -> None:
                    help="sources shown per example, gold included (default 2 5)")
     p.add_argument("--abstain-share", type=float, default=0.1,
                    help="share of examples without the gold chunk (default 0.1)")
+    p.add_argument("--max-answer-words", type=int, default=10, metavar="N",
+                   help="answers cut to their first clause; longer ones dropped (default 10; 0: keep whole spans)")
     p.add_argument("--test-share", type=float, default=0.2, help="share of documents held out for testing")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--show-example", action="store_true",
@@ -131,6 +133,7 @@ def run_data(args) -> int:
         report = build_training_data(_index(args.index), args.out, generator=args.generator, progress=bar,
                                      questions_per_chunk=args.questions_per_chunk, abstain_share=args.abstain_share,
                                      sources_per_example=tuple(args.sources),
+                                     max_answer_words=args.max_answer_words or None,
                                      test_share=args.test_share, seed=args.seed)
     if args.json:
         print_json(report.to_dict())

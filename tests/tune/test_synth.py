@@ -85,3 +85,62 @@ def test_by_default_about_one_example_in_ten_abstains(hash_index, tmp_path):
     total, abstaining = sum(report.records.values()), sum(report.abstain.values())
     assert report.settings["abstain_share"] == 0.1 and total >= 40
     assert 0 < abstaining / total <= 0.2
+
+
+def test_answers_are_cut_to_the_first_clause_and_long_ones_dropped():
+    text = ("Utilisation is the number that decides the cost, which is why batching matters so much. "
+            "Evaluation is done on queries with known relevant documents (relevance judgements, often called qrels). "
+            "Training took about 750 steps on one GPU. "
+            "Recent models normalise before each sub-layer with RMSNorm and often use a gated feed-forward layer.")
+    pairs = {qa.question: (qa.answer, qa.kind) for qa in template_questions(text, limit=10)}
+    assert pairs["What is utilisation?"] == ("the number that decides the cost", "definition")
+    assert pairs["What is evaluation?"][0] == "done on queries with known relevant documents"
+    assert ("about 750 steps", "number") in pairs.values()
+    # The name question's answer is that whole 17-word sentence: no clause of it is "the fact", so it is dropped.
+    assert all(kind != "name" for _, kind in pairs.values())
+    assert all(len(answer.split()) <= 10 for answer, _ in pairs.values())
+
+
+def test_without_a_word_cap_the_whole_spans_are_kept():
+    text = "Utilisation is the number that decides the cost, which is why batching matters so much."
+    (qa,) = template_questions(text, max_answer_words=None)
+    assert qa.answer == "the number that decides the cost, which is why batching matters so much"
+
+
+
+def test_answer_word_cap_applies_to_every_example_and_is_recorded(hash_index, tmp_path):
+    index = hash_index()
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    for i in range(20):
+        (docs / f"topic{i}.md").write_text(
+            f"# Topic {i}\n\nMethod{i} is a technique for tuning model number {i} cheaply, which saves memory. "
+            f"Training took {i + 4} hours on one GPU. Method{i} freezes the layer.\n")
+    index.add([docs])
+    report = build_training_data(index, tmp_path / "data.jsonl", seed=0, max_answer_words=3)
+    assert report.settings["max_answer_words"] == 3
+    metas = [json.loads(line)["meta"] for line in (tmp_path / "data.jsonl").read_text().splitlines()]
+    answers = [m["answer"] for m in metas if m["answer"] is not None]
+    assert answers and all(len(a.split()) <= 3 for a in answers)
+    # "a technique for tuning model number 0 cheaply" (7 words after the cut) is over the cap: no definitions.
+    assert "definition" not in report.kinds and "number" in report.kinds and "fact" in report.kinds
+
+
+def test_tune_data_cli_passes_the_answer_word_cap(monkeypatch, tmp_path, capsys):
+    from ragtune.cli import main
+    from ragtune.commands import tune as tune_cmd
+    from ragtune.tune import synth
+
+    seen = {}
+
+    def fake_build(index, out, **kw):  # records the wiring only; the building itself is tested above
+        seen.update(kw)
+        return synth.DataReport(out=str(out), records={}, abstain={}, kinds={}, sources={}, chunks=0,
+                                chunks_without_questions=0)
+
+    monkeypatch.setattr(synth, "build_training_data", fake_build)
+    monkeypatch.setattr(tune_cmd, "_index", lambda path: object())
+    assert main(["tune", "data", "--out", str(tmp_path / "d.jsonl"), "--max-answer-words", "7", "--json"]) == 0
+    assert seen["max_answer_words"] == 7
+    assert main(["tune", "data", "--out", str(tmp_path / "d.jsonl"), "--max-answer-words", "0", "--json"]) == 0
+    assert seen["max_answer_words"] is None

@@ -114,6 +114,17 @@ def test_early_stopping_ends_a_run_whose_validation_loss_stops_improving(tiny_mo
     assert result.metrics["stopped_early"] and result.metrics["steps"] < 200
 
 
+def test_a_run_out_of_time_scores_and_keeps_its_last_steps(tiny_model, chat_data, tmp_path):
+    # A budget of a few microseconds ends the run at its first step, long before the first scheduled validation.
+    result = train_adapter(chat_data, tmp_path / "run",
+                           config(tiny_model, max_minutes=1e-7, eval_steps=10, save_steps=10,
+                                  early_stopping_patience=5, select_by="answer_accuracy"))
+    assert result.metrics["out_of_time"] and result.metrics["steps"] == 1
+    # That step was validated and saved, so it is the kept checkpoint instead of an unscored leftover.
+    assert [r["step"] for r in result.log if "eval_answer_accuracy" in r] == [1]
+    assert result.metrics["best_answer_accuracy"] is not None
+
+
 def test_answer_accuracy_counts_only_answer_tokens_shifted_by_one():
     import numpy as np
     from transformers import EvalPrediction
