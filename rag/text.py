@@ -74,10 +74,15 @@ _ANSWER_TYPES = (
                 r"\bhow many\b", re.IGNORECASE), "number"),
     # "What is the maximum size of ...", "Which compression level ...", "In which version ...": a measured
     # or numbered thing, which manuals write in digits ("two other modules" does not name a version).
-    (re.compile(r"\b(?:what|which)\b(?:\s+[\w-]+){0,4}?\s+(?:size|count|length|level|limit|depth|port|"
+    # "level" is not in the list: "what level" asks for a name as often as a number ("the default logging
+    # level" is WARNING, "a higher level interface" is a module).
+    (re.compile(r"\b(?:what|which)\b(?:\s+[\w-]+){0,4}?\s+(?:size|count|length|limit|depth|port|"
                 r"version|resolution|rate|percentage|precision)s?\b", re.IGNORECASE), "quantity"),
-    (re.compile(r"\bwhen\b|\bwhat (?:year|date|day|month|time)\b|\bwhich (?:year|date|day|month)\b|"
-                r"\bhow soon\b", re.IGNORECASE), "time"),
+    # "When" asks for a time only as the question word ("When was QLoRA published?", "Since when ...");
+    # inside a what/which question it opens a condition ("What exception is raised when comparing ...?").
+    (re.compile(r"^\s*(?:(?:since|until|till|and|but|so) )?when\b|\bwhat (?:year|date|day|month|time)\b|"
+                r"\bwhich (?:year|date|day|month)\b|\bhow soon\b|\bin (?:what|which) year\b", re.IGNORECASE),
+     "time"),
     (re.compile(r"^\s*(?:who|whom|whose)\b|\bby whom\b|\bwho (?:wrote|created|invented|developed)\b|"
                 r"\b(?:what|which) (?:company|companies|person|people|organi[sz]ation|vendor|author|team)\b",
                 re.IGNORECASE), "name"),
@@ -146,6 +151,24 @@ def question_terms(question: str) -> list[str]:
         frame.add(head.group(1).lower())
     kept = [t for w in words(question) if w.lower() not in frame for t in content_terms(w)]
     return kept or content_terms(question)
+
+
+def question_term_groups(question: str) -> list[tuple[str, ...]]:
+    """:func:`question_terms` grouped by the question word they come from: a compound ("fine-tuning",
+    "secrets.token_bytes") is one word of the question, held by a sentence that has it whole or has its
+    parts, so it is weighed once rather than once per part."""
+    frame = set(QUESTION_FRAME)
+    head = _WH_HEAD_RE.match(question)
+    if head:
+        frame.add(head.group(1).lower())
+    groups: dict[str, tuple[str, ...]] = {}
+    for w in words(question):
+        if w.lower() in frame:
+            continue
+        terms = tuple(dict.fromkeys(content_terms(w)))
+        if terms and terms[0] not in groups:
+            groups[terms[0]] = terms
+    return list(groups.values()) or [(t,) for t in dict.fromkeys(content_terms(question))]
 
 
 def key_terms(text: str) -> list[str]:

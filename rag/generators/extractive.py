@@ -31,7 +31,7 @@ from ragtune.rag.text import (
     has_answer_type,
     is_code,
     is_heading_like,
-    question_terms,
+    question_term_groups,
     split_sentences,
 )
 
@@ -176,7 +176,8 @@ class ExtractiveGenerator:
 
     def score(self, question: str, sources: list[ParsedSource]) -> list[ScoredSentence]:
         """Every candidate sentence with its score, best first."""
-        query = set(question_terms(question))
+        groups = question_term_groups(question)
+        query = {t for g in groups for t in g}
         candidates = self.candidates(sources)
         if not query or not candidates:
             return []
@@ -187,14 +188,19 @@ class ExtractiveGenerator:
         # rarity in the whole index instead was measured on the development sets: balanced accuracy of
         # answering vs abstaining 0.806 at best against 0.845 this way; not used.)
         idf = {t: math.log(1.0 + n / (df[t] if df[t] else 0.5)) for t in query}
-        total = sum(idf.values())
+        # One weight per question word: a compound ("dot-product", "secrets.token_bytes") weighs the mean
+        # of its whole and its parts, not their sum.
+        weights = [sum(idf[t] for t in g) / len(g) for g in groups]
+        total = sum(weights)
         kind = answer_type(question)
         cosines = self._cosines(question, [c.text for c in candidates]) if self.embedder is not None else None
         scored = []
         for i, c in enumerate(candidates):
             matched = query & c.terms
-            from_context = (query & c.context) - matched
-            coverage = (sum(idf[t] for t in matched) + _CONTEXT_CREDIT * sum(idf[t] for t in from_context)) / total
+            held = sum(w * _held(g, c.terms) for g, w in zip(groups, weights))
+            in_context = sum(w * max(_held(g, c.context | c.terms) - _held(g, c.terms), 0.0)
+                             for g, w in zip(groups, weights))
+            coverage = (held + _CONTEXT_CREDIT * in_context) / total
             # Tie-breaks: a sentence that is mostly about the question, then the higher-ranked source.
             density = len(matched) / max(len(c.terms), 1)
             n_words = len(c.text.split())
@@ -263,6 +269,14 @@ class _Candidate:
     source: int
     terms: frozenset[str]
     context: frozenset[str]  # content terms of the previous sentence and the section heading
+
+
+def _held(group: tuple[str, ...], terms: frozenset[str]) -> float:
+    """How much of one question word ``terms`` holds: 1 for the word itself, else the share of its parts."""
+    if group[0] in terms:
+        return 1.0
+    parts = group[1:]
+    return sum(p in terms for p in parts) / len(parts) if parts else 0.0
 
 
 def _section_of(label: str) -> str:

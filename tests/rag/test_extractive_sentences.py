@@ -9,7 +9,7 @@ import numpy as np
 
 from ragtune.rag.generators.base import Generator
 from ragtune.rag.generators.extractive import ExtractiveGenerator, split_sentences
-from ragtune.rag.prompt import ABSTAIN_TEXT, build_prompt
+from ragtune.rag.prompt import ABSTAIN_TEXT, build_prompt, parse_prompt
 
 # The shared fakes live next to this file; pytest runs with --import-mode=importlib, which does not
 # put test directories on sys.path.
@@ -140,3 +140,15 @@ def test_a_number_question_takes_the_sentence_with_the_number_even_if_its_neighb
     text = ExtractiveGenerator(max_sentences=1).generate(
         _messages("How much water goes into the descaler mix?", [doc]))
     assert text == "Pour in 500 ml of it for a full cycle. [1]"
+
+
+def test_a_compound_word_missing_from_a_sentence_costs_it_one_word_not_one_per_part():
+    # "query-key" is in no sentence; counted once, the sentence with the other words still answers.
+    doc = ("Attention scores are computed for every position. Dividing the scores by the square root of the "
+           "key dimension keeps the softmax from saturating in scaled dot-product attention.")
+    gen = ExtractiveGenerator(max_sentences=1)
+    question = "In scaled dot-product attention, what are the query-key scores divided by?"
+    text = gen.generate(_messages(question, [doc]))
+    assert text.startswith("Dividing the scores by the square root")
+    best = gen.score(question, parse_prompt(_messages(question, [doc])).sources)[0]
+    assert best.score >= 0.85, best  # 0.74 when each part of "query-key" counted as a missing word

@@ -8,6 +8,7 @@ from ragtune.rag.text import (
     has_answer_type,
     is_heading_like,
     numbers,
+    question_term_groups,
     question_terms,
     split_sentences,
 )
@@ -35,6 +36,23 @@ def test_answer_types_from_question_words():
     assert answer_type("When was QLoRA published?") == "time"
     assert answer_type("Who wrote the Sorting HOW TO?") == "name"
     assert answer_type("What does LoRA train?") is None
+
+
+def test_a_when_clause_is_a_condition_and_a_level_is_not_a_quantity():
+    # "when" inside a what/which question opens a condition; the question asks for an exception.
+    assert answer_type("What exception is raised when comparing addresses of different versions?") is None
+    assert answer_type("Since when is the flag accepted?") == "time"
+    assert answer_type("In which year was BM25 first used?") == "time"
+    # "level" asks for a name as often as a number: WARNING is the default logging level.
+    assert answer_type("What is the default logging level?") is None
+    assert answer_type("Which version added the flag?") == "quantity"
+
+
+def test_a_compound_question_word_is_one_group_of_its_whole_and_its_parts():
+    groups = question_term_groups("What does secrets.token_bytes return for fine-tuning?")
+    assert ("secrets.token_byt", "secret", "token_byt") in groups
+    assert ("fine-tun", "fine", "tune") in groups
+    assert ("return",) in groups and len(groups) == 3
 
 
 def test_has_answer_type_looks_for_numbers_times_and_new_names():
