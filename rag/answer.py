@@ -43,7 +43,8 @@ from ragtune.rag.generators.extractive import best_sentence_support
 from ragtune.rag.grounding import DEFAULT_MIN_SUPPORT as DEFAULT_GROUNDING_SUPPORT
 from ragtune.rag.grounding import check_grounding
 from ragtune.rag.generators.base import Generator, Message
-from ragtune.rag.prompt import ABSTAIN_TEXT, Prompt, build_prompt, source_label
+from ragtune.rag.prompt import ABSTAIN_TEXT, Prompt, build_prompt, parse_prompt, source_label
+from ragtune.rag.text import answer_type, has_answer_type
 from ragtune.rag.types import Answer, Hit
 
 # The best hit's dense cosine (all-MiniLM-L6-v2, in [-1, 1]) below which the answer abstains unasked.
@@ -295,9 +296,27 @@ class RAG:
             if self.attribute and verdict.sources and not has_citation(text) and not is_abstention(text):
                 tail = f" [{verdict.sources[0]}]"
             return result, None, tail
-        fallback = self._extractive.generate(p.prompt.messages, max_new_tokens=self.max_new_tokens)
+        fallback = self._fallback(p)
         result["fallback"] = "abstain" if is_abstention(fallback) else "extractive"
         return result, fallback, ""
+
+    def _fallback(self, p: _Prepared) -> str:
+        """The extractive answer that replaces a withdrawn one, or the abstention.
+
+        A quoted sentence stands in for the model only if it passes the gate the extractive generator
+        answers under on its own (its best sentence holds ``min_support`` of the question) and, stricter,
+        holds the kind of answer asked for (a number for "how many", a name for "who"). Otherwise an
+        on-topic sentence that does not answer ("Staff can carry over unused days." for "How many ...?")
+        would be shown with a citation after the model's invention was withdrawn.
+        """
+        parsed = parse_prompt(p.prompt.messages)
+        said = [m["content"] for m in parsed.history if m.get("role") == "assistant"]
+        chosen = self._extractive.select(parsed.question, parsed.sources, already_said=said)
+        gate = max(self._extractive.min_score, self.min_support or 0.0)
+        kind = answer_type(parsed.question)
+        if not chosen or chosen[0].score < gate or not has_answer_type(chosen[0].text, kind, parsed.question):
+            return ABSTAIN_TEXT
+        return self._extractive.generate(p.prompt.messages, max_new_tokens=self.max_new_tokens)
 
     def ask(self, question: str, history: list[Message] | None = None, filters: dict | None = None) -> Answer:
         """Answer ``question`` (a follow-up to ``history``, oldest message first) from the index."""
