@@ -53,8 +53,9 @@ _SIGNATURE_RE = re.compile(r"\(\s*[^()]*\b\w+=[^,()]*,\s*[^()]*\b\w+=")
 # A field list entry of a manual or form: a short label, a colon, then a value ("Author : Andrew Dalke").
 _FIELD_RE = re.compile(r"^[A-Z][A-Za-z]*(?: [A-Za-z]+){0,2}\s?:\s+\S")
 _CAPTION_RE = re.compile(r"^(?:figure|fig\.|table|listing|image|diagram)\s*\d*[.:]", re.IGNORECASE)
+# "once" and "twice" answer "how many times".
 _NUMBER_WORDS = ("one two three four five six seven eight nine ten eleven twelve twenty thirty forty fifty "
-                 "hundred thousand million billion half dozen").split()
+                 "hundred thousand million billion half dozen once twice").split()
 # A number is a token that starts with a digit ("4", "3.11", "/64", "UTF-8"), not a digit inside a name
 # ("bz2", "IPv6", "sha256", "MiniLM-L6"), or a number word.
 _DIGITS_RE = re.compile(r"(?<![A-Za-z_])\d")
@@ -74,8 +75,11 @@ _ANSWER_TYPES = (
                 r"\bhow many\b", re.IGNORECASE), "number"),
     # "What is the maximum size of ...", "Which compression level ...", "In which version ...": a measured
     # or numbered thing, which manuals write in digits ("two other modules" does not name a version).
-    # "level" is not in the list: "what level" asks for a name as often as a number ("the default logging
-    # level" is WARNING, "a higher level interface" is a module).
+    # A level is named by a number or a constant ("compression level 9", "the default level is WARNING"),
+    # and only when the question asks for it: "level" ends the asking phrase ("Which level does ...",
+    # "What is the default logging level?"), it does not describe another noun ("a higher level interface").
+    (re.compile(r"\b(?:what|which)\b(?:\s+[\w-]+){0,4}?\s+levels?(?:\s*\?|\s*$|\s+(?:does|do|is|are|was|"
+                r"were|will|should|can|of|for|in|on|at|by|when)\b)", re.IGNORECASE), "level"),
     (re.compile(r"\b(?:what|which)\b(?:\s+[\w-]+){0,4}?\s+(?:size|count|length|limit|depth|port|"
                 r"version|resolution|rate|percentage|precision)s?\b", re.IGNORECASE), "quantity"),
     # "When" asks for a time only as the question word ("When was QLoRA published?", "Since when ...");
@@ -192,7 +196,7 @@ def numbers(text: str) -> set[str]:
 
 def answer_type(question: str) -> str | None:
     """What the question asks for: ``"number"`` (how many / how large), ``"quantity"`` (what size / which
-    version: written in digits), ``"time"`` (when), ``"name"``
+    version: written in digits), ``"level"`` (a number or a constant name), ``"time"`` (when), ``"name"``
     (who), or None (anything else)."""
     for pattern, kind in _ANSWER_TYPES:
         if pattern.search(question):
@@ -206,6 +210,10 @@ def has_answer_type(sentence: str, kind: str | None, question: str = "") -> bool
         return bool(_NUMBER_RE.search(sentence))
     if kind == "quantity":
         return bool(_DIGITS_RE.search(sentence))
+    if kind == "level":
+        asked = {w.lower() for w in words(question)}
+        return bool(_DIGITS_RE.search(sentence)) or any(
+            len(t) >= 3 and t.isupper() and t.isalpha() and t.lower() not in asked for t in words(sentence))
     if kind == "time":
         return bool(_TIME_RE.search(sentence))
     if kind == "name":

@@ -26,6 +26,7 @@ from typing import Any
 
 from ragtune.rag.prompt import ABSTAIN_TEXT, ParsedSource, parse_prompt
 from ragtune.rag.text import (
+    QUESTION_FRAME,
     answer_type,
     content_terms,
     has_answer_type,
@@ -55,6 +56,7 @@ _TYPE_PENALTY = 0.4
 # recognised, so a sentence without one is only mildly suspect.
 _NAME_PENALTY = 0.15
 _RESTATES_PENALTY = 0.1
+_FRAME_CREDIT = 0.02  # a tie-break, below any difference in coverage of a content word
 
 
 def best_sentence_support(question: str, texts: list[str], labels: list[str] | None = None) -> float:
@@ -193,6 +195,9 @@ class ExtractiveGenerator:
         weights = [sum(idf[t] for t in g) / len(g) for g in groups]
         total = sum(weights)
         kind = answer_type(question)
+        # Frame words ("named", "called") are left out of the coverage, but among sentences that cover the
+        # question equally, one that also has them is more likely the answer ("... is named after ...").
+        frame = {t for w in words(question) if w.lower() in QUESTION_FRAME for t in content_terms(w)}
         cosines = self._cosines(question, [c.text for c in candidates]) if self.embedder is not None else None
         scored = []
         for i, c in enumerate(candidates):
@@ -208,6 +213,8 @@ class ExtractiveGenerator:
             # past 40 (a flattened table or list) more.
             length = 0.002 * max(0, n_words - 25) + 0.01 * max(0, n_words - _LONG_SENTENCE_WORDS)
             score = coverage + 0.05 * density - 0.002 * (c.source - 1) - length
+            if frame:
+                score += _FRAME_CREDIT * len(frame & c.terms) / len(frame)
             if kind is not None:
                 # "How many ...?" is answered by a sentence with a number in it, "who" by one with a name.
                 if has_answer_type(c.text, kind, question):

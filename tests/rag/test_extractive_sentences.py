@@ -152,3 +152,12 @@ def test_a_compound_word_missing_from_a_sentence_costs_it_one_word_not_one_per_p
     assert text.startswith("Dividing the scores by the square root")
     best = gen.score(question, parse_prompt(_messages(question, [doc])).sources)[0]
     assert best.score >= 0.85, best  # 0.74 when each part of "query-key" counted as a missing word
+
+
+def test_among_sentences_that_cover_the_question_equally_the_one_with_its_frame_word_wins():
+    # "named" frames the question and is left out of coverage; every sentence holds "Python" and
+    # "language", so the frame word decides.
+    doc = ("Python is an interpreted language that saves time during development. By the way, the language "
+           "is named after the BBC show Monty Python and has nothing to do with reptiles.")
+    text = ExtractiveGenerator(max_sentences=1).generate(_messages("What is the Python language named after?", [doc]))
+    assert "Monty Python" in text

@@ -43,8 +43,12 @@ def test_a_when_clause_is_a_condition_and_a_level_is_not_a_quantity():
     assert answer_type("What exception is raised when comparing addresses of different versions?") is None
     assert answer_type("Since when is the flag accepted?") == "time"
     assert answer_type("In which year was BM25 first used?") == "time"
-    # "level" asks for a name as often as a number: WARNING is the default logging level.
-    assert answer_type("What is the default logging level?") is None
+    # A level is a number or a constant name (WARNING), asked only when "level" ends the asking phrase.
+    assert answer_type("What is the default logging level?") == "level"
+    assert answer_type("Which module offers a higher level interface?") is None
+    assert has_answer_type("The default level is WARNING.", "level", "What is the default logging level?")
+    assert has_answer_type("It compresses at level 9.", "level", "Which compression level is used?")
+    assert not has_answer_type("The level is set on the logger.", "level", "What is the default level?")
     assert answer_type("Which version added the flag?") == "quantity"
 
 
@@ -58,6 +62,7 @@ def test_a_compound_question_word_is_one_group_of_its_whole_and_its_parts():
 def test_has_answer_type_looks_for_numbers_times_and_new_names():
     assert has_answer_type("Up to five days carry over.", "number")
     assert not has_answer_type("Unused days carry over.", "number")
+    assert has_answer_type("This executes the setup statement once.", "number")  # "how many times"
     assert has_answer_type("Releases are cut every Tuesday.", "time")
     assert has_answer_type("It was written by Andrew Dalke.", "name", "Who wrote the HOW TO?")
     assert not has_answer_type("The guide was written long ago.", "name", "Who wrote the guide?")
