@@ -83,8 +83,8 @@ _ANSWER_TYPES = (
     (re.compile(r"\b(?:what|which)\b(?:\s+[\w-]+){0,4}?\s+(?:size|count|length|limit|depth|port|"
                 r"version|resolution|rate|percentage|precision)s?\b", re.IGNORECASE), "quantity"),
     # "When" asks for a time only as the question word ("When was QLoRA published?", "Since when ...");
-    # inside a what/which question it opens a condition ("What exception is raised when comparing ...?").
-    (re.compile(r"^\s*(?:(?:since|until|till|and|but|so) )?when\b|\bwhat (?:year|date|day|month|time)\b|"
+    # inside a what/which question, or before one ("When n==1, what is ...?"), it opens a condition.
+    (re.compile(r"^\s*(?:(?:since|until|till|and|but|so) )?when\b(?![^?]*,\s*(?:what|which|how|who|where|why)\b)|\bwhat (?:year|date|day|month|time)\b|"
                 r"\bwhich (?:year|date|day|month)\b|\bhow soon\b|\bin (?:what|which) year\b", re.IGNORECASE),
      "time"),
     (re.compile(r"^\s*(?:who|whom|whose)\b|\bby whom\b|\bwho (?:wrote|created|invented|developed)\b|"
@@ -157,6 +157,12 @@ def question_terms(question: str) -> list[str]:
     return kept or content_terms(question)
 
 
+def question_head(question: str) -> str | None:
+    """The kind of thing a leading what/which asks for ("Which hash does uuid3() use?" -> "hash")."""
+    head = _WH_HEAD_RE.match(question)
+    return head.group(1).lower() if head else None
+
+
 def question_term_groups(question: str) -> list[tuple[str, ...]]:
     """:func:`question_terms` grouped by the question word they come from: a compound ("fine-tuning",
     "secrets.token_bytes") is one word of the question, held by a sentence that has it whole or has its
@@ -173,6 +179,18 @@ def question_term_groups(question: str) -> list[tuple[str, ...]]:
         if terms and terms[0] not in groups:
             groups[terms[0]] = terms
     return list(groups.values()) or [(t,) for t in dict.fromkeys(content_terms(question))]
+
+
+# ", and what is its short form?": a second question joined to the first.
+_SECOND_QUESTION_RE = re.compile(r",?\s+(?:and|but)\s+(?=(?:what|which|how|who|whom|when|where|why)\b)", re.IGNORECASE)
+
+
+def question_parts(question: str) -> list[str]:
+    """The questions a two-part question asks, each on its own ("Which option does a program get for
+    free, and what is its short form?" -> two); a one-part question is returned alone."""
+    parts = [p.strip(" ,") for p in _SECOND_QUESTION_RE.split(question)]
+    parts = [p for p in parts if content_terms(p)]
+    return parts if len(parts) > 1 else [question]
 
 
 def key_terms(text: str) -> list[str]:

@@ -32,6 +32,8 @@ from ragtune.rag.text import (
     has_answer_type,
     is_code,
     is_heading_like,
+    question_head,
+    question_parts,
     question_term_groups,
     split_sentences,
 )
@@ -68,8 +70,16 @@ def best_sentence_support(question: str, texts: list[str], labels: list[str] | N
     """
     labels = labels or [""] * len(texts)
     sources = [ParsedSource(number=i, label=lab, text=t) for i, (t, lab) in enumerate(zip(texts, labels), start=1)]
-    scored = ExtractiveGenerator().score(question, sources)
-    return scored[0].score if scored else 0.0
+    generator = ExtractiveGenerator()
+    scored = generator.score(question, sources)
+    best = scored[0].score if scored else 0.0
+    parts = question_parts(question)
+    if len(parts) > 1:
+        # A two-part question is supported when each part is, by its own sentence: no single sentence
+        # usually covers both ("What do LoRA and QLoRA do?" abstained when scored whole).
+        each = [generator.score(part, sources) for part in parts]
+        best = max(best, min(s[0].score if s else 0.0 for s in each))
+    return best
 
 
 @dataclass
@@ -197,7 +207,10 @@ class ExtractiveGenerator:
         kind = answer_type(question)
         # Frame words ("named", "called") are left out of the coverage, but among sentences that cover the
         # question equally, one that also has them is more likely the answer ("... is named after ...").
-        frame = {t for w in words(question) if w.lower() in QUESTION_FRAME for t in content_terms(w)}
+        # The kind named after what/which ("Which hash ...") is one of them: the answer names an instance
+        # ("MD5") and sometimes the kind too ("the MD5 hash").
+        framing = [w for w in words(question) if w.lower() in QUESTION_FRAME] + [question_head(question) or ""]
+        frame = {t for w in framing for t in content_terms(w)}
         cosines = self._cosines(question, [c.text for c in candidates]) if self.embedder is not None else None
         scored = []
         for i, c in enumerate(candidates):
@@ -236,12 +249,14 @@ class ExtractiveGenerator:
         Sentences in ``already_said`` (earlier answers of the conversation) are passed over while others
         qualify: a follow-up ("How many of them can be carried over?") asks for something new.
         """
-        scored = self.score(question, sources)
-        if already_said:
-            said = " ".join(" ".join(a.split()) for a in already_said)
-            fresh = [s for s in scored if " ".join(s.text.split()) not in said]
-            if fresh and fresh[0].score >= self.min_score:
-                scored = fresh
+        parts = question_parts(question)
+        if len(parts) > 1:
+            # Each part's best sentence, when every part has one; else the question scored whole.
+            tops = [self._ranked(part, sources, already_said)[:1] for part in parts]
+            if all(t and t[0].score >= self.min_score for t in tops):
+                unique = {t[0].text: t[0] for t in tops}
+                return list(unique.values())[: max(self.max_sentences, len(parts))]
+        scored = self._ranked(question, sources, already_said)
         if not scored or scored[0].score < self.min_score:
             return []
         chosen = [scored[0]]
@@ -255,6 +270,16 @@ class ExtractiveGenerator:
                 chosen.append(s)
                 covered |= s.terms
         return chosen
+
+    def _ranked(self, question: str, sources: list[ParsedSource],
+                already_said: list[str] | None) -> list[ScoredSentence]:
+        scored = self.score(question, sources)
+        if already_said:
+            said = " ".join(" ".join(a.split()) for a in already_said)
+            fresh = [s for s in scored if " ".join(s.text.split()) not in said]
+            if fresh and fresh[0].score >= self.min_score:
+                scored = fresh
+        return scored
 
     def with_embedder(self, embedder: Any) -> ExtractiveGenerator:
         """A copy of this generator that blends in ``embedder``'s cosine similarity."""

@@ -161,3 +161,17 @@ def test_among_sentences_that_cover_the_question_equally_the_one_with_its_frame_
            "is named after the BBC show Monty Python and has nothing to do with reptiles.")
     text = ExtractiveGenerator(max_sentences=1).generate(_messages("What is the Python language named after?", [doc]))
     assert "Monty Python" in text
+
+
+def test_a_two_part_question_is_answered_and_supported_part_by_part():
+    from ragtune.rag.generators.extractive import best_sentence_support
+
+    docs = ["The program gets the --help option for free. Nothing else is added by default.",
+            "Every option also has a short form; for --help it is -h."]
+    question = "Which option does the program get for free, and what is its short form?"
+    text = ExtractiveGenerator().generate(_messages(question, docs))
+    assert "--help option for free. [1]" in text and "-h. [2]" in text
+    # Each part is held by its own sentence: supported as well as its weaker part, not as the whole
+    # question scored against one sentence.
+    whole = ExtractiveGenerator().score(question, parse_prompt(_messages(question, docs)).sources)[0].score
+    assert best_sentence_support(question, docs) > whole

@@ -8,6 +8,7 @@ from ragtune.rag.text import (
     has_answer_type,
     is_heading_like,
     numbers,
+    question_parts,
     question_term_groups,
     question_terms,
     split_sentences,
@@ -42,6 +43,7 @@ def test_a_when_clause_is_a_condition_and_a_level_is_not_a_quantity():
     # "when" inside a what/which question opens a condition; the question asks for an exception.
     assert answer_type("What exception is raised when comparing addresses of different versions?") is None
     assert answer_type("Since when is the flag accepted?") == "time"
+    assert answer_type("When n==1, what is faster than nsmallest()?") is None  # a condition before "what"
     assert answer_type("In which year was BM25 first used?") == "time"
     # A level is a number or a constant name (WARNING), asked only when "level" ends the asking phrase.
     assert answer_type("What is the default logging level?") == "level"
@@ -89,3 +91,10 @@ def test_api_signatures_are_code_not_sentences():
     assert is_code("json.loads(s, *, cls=None, object_hook=None, parse_float=None)")
     assert is_code("class json.JSONDecoder(*, object_hook=None)\u00b6")
     assert not is_code("Pass key=len to sorted() to sort by length.")
+
+
+def test_a_two_part_question_is_split_into_its_questions():
+    assert question_parts("Which option does a program get for free, and what is its short form?") == [
+        "Which option does a program get for free", "what is its short form?"]
+    assert question_parts("What shorthand does the guide give for what RAG and fine-tuning are for?") == [
+        "What shorthand does the guide give for what RAG and fine-tuning are for?"]
