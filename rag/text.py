@@ -268,9 +268,19 @@ def is_heading_like(sentence: str) -> bool:
 
 
 def is_code(sentence: str) -> bool:
-    """An interactive-session or shell line (">>> sorted(x)", "$ pip install") or an API signature
-    ("json.loads(s, *, cls=None, object_hook=None)"), not prose."""
-    return bool(_CODE_LINE_RE.match(sentence) or _SIGNATURE_RE.search(sentence) or sentence.rstrip().endswith("\u00b6"))
+    """An interactive-session or shell line (">>> sorted(x)", "$ pip install"), an API signature
+    ("json.loads(s, *, cls=None, object_hook=None)") or a list of API names, not prose."""
+    return bool(_CODE_LINE_RE.match(sentence) or _SIGNATURE_RE.search(sentence) or sentence.rstrip().endswith("\u00b6")
+                or _is_name_list(sentence))
+
+
+def _is_name_list(sentence: str) -> bool:
+    """A run of API names: the table of contents a manual's HTML page carries in its sidebar, flattened
+    into text ("bisect_left() bisect_right() bisect() insort_left() insort()"). It names every function
+    of the page, so it matches many questions while answering none."""
+    tokens = sentence.split()
+    calls = sum(t.rstrip(",;") .endswith("()") for t in tokens)
+    return calls >= 4 and calls >= 0.4 * len(tokens)
 
 
 def split_sentences(text: str) -> list[str]:

@@ -6,6 +6,7 @@ from ragtune.rag.text import (
     answer_type,
     content_terms,
     has_answer_type,
+    is_code,
     is_heading_like,
     numbers,
     question_parts,
@@ -98,3 +99,9 @@ def test_a_two_part_question_is_split_into_its_questions():
         "Which option does a program get for free", "what is its short form?"]
     assert question_parts("What shorthand does the guide give for what RAG and fine-tuning are for?") == [
         "What shorthand does the guide give for what RAG and fine-tuning are for?"]
+
+
+def test_a_flattened_table_of_contents_of_api_names_is_not_prose():
+    assert is_code("Table of Contents bisect — Array bisection algorithm bisect_left() bisect_right() bisect() "
+                   "insort_left() insort_right() insort()")
+    assert not is_code("Also, when n==1, it is more efficient to use the built-in min() and max() functions.")
