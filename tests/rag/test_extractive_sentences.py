@@ -14,7 +14,8 @@ from ragtune.rag.prompt import ABSTAIN_TEXT, build_prompt, parse_prompt
 # The shared fakes live next to this file; pytest runs with --import-mode=importlib, which does not
 # put test directories on sys.path.
 sys.path.insert(0, str(Path(__file__).parent))
-from _answer_fakes import make_hit  # noqa: E402
+from _answer_fakes import FakeSearcher, make_hit  # noqa: E402
+from ragtune.rag.answer import RAG  # noqa: E402
 
 LORA = (
     "## LoRA\n\nLow-rank adaptation was proposed in 2021. LoRA freezes the pretrained weights and trains two\n"
@@ -175,3 +176,12 @@ def test_a_two_part_question_is_answered_and_supported_part_by_part():
     # question scored against one sentence.
     whole = ExtractiveGenerator().score(question, parse_prompt(_messages(question, docs)).sources)[0].score
     assert best_sentence_support(question, docs) > whole
+
+
+def test_a_level_question_is_answered_by_a_constant_name_not_only_by_digits():
+    # "level" used to be read as a quantity written in digits, so a level named WARNING lost to a
+    # sentence with a number and the support test then abstained.
+    doc = ("Events are tracked from a threshold that you set on the logger. The default level is WARNING, so "
+           "only events of this level and above are tracked. Handlers were added in version 2.3 of the module.")
+    answer = RAG(FakeSearcher([make_hit(1, doc, section="Logging levels")])).ask("What is the default logging level?")
+    assert not answer.abstained and answer.text.startswith("The default level is WARNING")
