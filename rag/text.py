@@ -53,8 +53,9 @@ _SIGNATURE_RE = re.compile(r"\(\s*[^()]*\b\w+=[^,()]*,\s*[^()]*\b\w+=")
 # A field list entry of a manual or form: a short label, a colon, then a value ("Author : Andrew Dalke").
 _FIELD_RE = re.compile(r"^[A-Z][A-Za-z]*(?: [A-Za-z]+){0,2}\s?:\s+\S")
 _CAPTION_RE = re.compile(r"^(?:figure|fig\.|table|listing|image|diagram)\s*\d*[.:]", re.IGNORECASE)
+# "once" and "twice" answer "how many times".
 _NUMBER_WORDS = ("one two three four five six seven eight nine ten eleven twelve twenty thirty forty fifty "
-                 "hundred thousand million billion half dozen").split()
+                 "hundred thousand million billion half dozen once twice").split()
 # A number is a token that starts with a digit ("4", "3.11", "/64", "UTF-8"), not a digit inside a name
 # ("bz2", "IPv6", "sha256", "MiniLM-L6"), or a number word.
 _DIGITS_RE = re.compile(r"(?<![A-Za-z_])\d")
@@ -74,10 +75,18 @@ _ANSWER_TYPES = (
                 r"\bhow many\b", re.IGNORECASE), "number"),
     # "What is the maximum size of ...", "Which compression level ...", "In which version ...": a measured
     # or numbered thing, which manuals write in digits ("two other modules" does not name a version).
-    (re.compile(r"\b(?:what|which)\b(?:\s+[\w-]+){0,4}?\s+(?:size|count|length|level|limit|depth|port|"
+    # A level is named by a number or a constant ("compression level 9", "the default level is WARNING"),
+    # and only when the question asks for it: "level" ends the asking phrase ("Which level does ...",
+    # "What is the default logging level?"), it does not describe another noun ("a higher level interface").
+    (re.compile(r"\b(?:what|which)\b(?:\s+[\w-]+){0,4}?\s+levels?(?:\s*\?|\s*$|\s+(?:does|do|is|are|was|"
+                r"were|will|should|can|of|for|in|on|at|by|when)\b)", re.IGNORECASE), "level"),
+    (re.compile(r"\b(?:what|which)\b(?:\s+[\w-]+){0,4}?\s+(?:size|count|length|limit|depth|port|"
                 r"version|resolution|rate|percentage|precision)s?\b", re.IGNORECASE), "quantity"),
-    (re.compile(r"\bwhen\b|\bwhat (?:year|date|day|month|time)\b|\bwhich (?:year|date|day|month)\b|"
-                r"\bhow soon\b", re.IGNORECASE), "time"),
+    # "When" asks for a time only as the question word ("When was QLoRA published?", "Since when ...");
+    # inside a what/which question, or before one ("When n==1, what is ...?"), it opens a condition.
+    (re.compile(r"^\s*(?:(?:since|until|till|and|but|so) )?when\b(?![^?]*,\s*(?:what|which|how|who|where|why)\b)|\bwhat (?:year|date|day|month|time)\b|"
+                r"\bwhich (?:year|date|day|month)\b|\bhow soon\b|\bin (?:what|which) year\b", re.IGNORECASE),
+     "time"),
     (re.compile(r"^\s*(?:who|whom|whose)\b|\bby whom\b|\bwho (?:wrote|created|invented|developed)\b|"
                 r"\b(?:what|which) (?:company|companies|person|people|organi[sz]ation|vendor|author|team)\b",
                 re.IGNORECASE), "name"),
@@ -148,6 +157,42 @@ def question_terms(question: str) -> list[str]:
     return kept or content_terms(question)
 
 
+def question_head(question: str) -> str | None:
+    """The kind of thing a leading what/which asks for ("Which hash does uuid3() use?" -> "hash")."""
+    head = _WH_HEAD_RE.match(question)
+    return head.group(1).lower() if head else None
+
+
+def question_term_groups(question: str) -> list[tuple[str, ...]]:
+    """:func:`question_terms` grouped by the question word they come from: a compound ("fine-tuning",
+    "secrets.token_bytes") is one word of the question, held by a sentence that has it whole or has its
+    parts, so it is weighed once rather than once per part."""
+    frame = set(QUESTION_FRAME)
+    head = _WH_HEAD_RE.match(question)
+    if head:
+        frame.add(head.group(1).lower())
+    groups: dict[str, tuple[str, ...]] = {}
+    for w in words(question):
+        if w.lower() in frame:
+            continue
+        terms = tuple(dict.fromkeys(content_terms(w)))
+        if terms and terms[0] not in groups:
+            groups[terms[0]] = terms
+    return list(groups.values()) or [(t,) for t in dict.fromkeys(content_terms(question))]
+
+
+# ", and what is its short form?": a second question joined to the first.
+_SECOND_QUESTION_RE = re.compile(r",?\s+(?:and|but)\s+(?=(?:what|which|how|who|whom|when|where|why)\b)", re.IGNORECASE)
+
+
+def question_parts(question: str) -> list[str]:
+    """The questions a two-part question asks, each on its own ("Which option does a program get for
+    free, and what is its short form?" -> two); a one-part question is returned alone."""
+    parts = [p.strip(" ,") for p in _SECOND_QUESTION_RE.split(question)]
+    parts = [p for p in parts if content_terms(p)]
+    return parts if len(parts) > 1 else [question]
+
+
 def key_terms(text: str) -> list[str]:
     """Content words of ``text`` as written (first occurrence of each stem), for query expansion."""
     stem = _stemmer()
@@ -169,7 +214,7 @@ def numbers(text: str) -> set[str]:
 
 def answer_type(question: str) -> str | None:
     """What the question asks for: ``"number"`` (how many / how large), ``"quantity"`` (what size / which
-    version: written in digits), ``"time"`` (when), ``"name"``
+    version: written in digits), ``"level"`` (a number or a constant name), ``"time"`` (when), ``"name"``
     (who), or None (anything else)."""
     for pattern, kind in _ANSWER_TYPES:
         if pattern.search(question):
@@ -183,6 +228,10 @@ def has_answer_type(sentence: str, kind: str | None, question: str = "") -> bool
         return bool(_NUMBER_RE.search(sentence))
     if kind == "quantity":
         return bool(_DIGITS_RE.search(sentence))
+    if kind == "level":
+        asked = {w.lower() for w in words(question)}
+        return bool(_DIGITS_RE.search(sentence)) or any(
+            len(t) >= 3 and t.isupper() and t.isalpha() and t.lower() not in asked for t in words(sentence))
     if kind == "time":
         return bool(_TIME_RE.search(sentence))
     if kind == "name":
@@ -219,9 +268,19 @@ def is_heading_like(sentence: str) -> bool:
 
 
 def is_code(sentence: str) -> bool:
-    """An interactive-session or shell line (">>> sorted(x)", "$ pip install") or an API signature
-    ("json.loads(s, *, cls=None, object_hook=None)"), not prose."""
-    return bool(_CODE_LINE_RE.match(sentence) or _SIGNATURE_RE.search(sentence) or sentence.rstrip().endswith("\u00b6"))
+    """An interactive-session or shell line (">>> sorted(x)", "$ pip install"), an API signature
+    ("json.loads(s, *, cls=None, object_hook=None)") or a list of API names, not prose."""
+    return bool(_CODE_LINE_RE.match(sentence) or _SIGNATURE_RE.search(sentence) or sentence.rstrip().endswith("\u00b6")
+                or _is_name_list(sentence))
+
+
+def _is_name_list(sentence: str) -> bool:
+    """A run of API names: the table of contents a manual's HTML page carries in its sidebar, flattened
+    into text ("bisect_left() bisect_right() bisect() insort_left() insort()"). It names every function
+    of the page, so it matches many questions while answering none."""
+    tokens = sentence.split()
+    calls = sum(t.rstrip(",;") .endswith("()") for t in tokens)
+    return calls >= 4 and calls >= 0.4 * len(tokens)
 
 
 def split_sentences(text: str) -> list[str]:

@@ -26,12 +26,15 @@ from typing import Any
 
 from ragtune.rag.prompt import ABSTAIN_TEXT, ParsedSource, parse_prompt
 from ragtune.rag.text import (
+    QUESTION_FRAME,
     answer_type,
     content_terms,
     has_answer_type,
     is_code,
     is_heading_like,
-    question_terms,
+    question_head,
+    question_parts,
+    question_term_groups,
     split_sentences,
 )
 
@@ -55,6 +58,7 @@ _TYPE_PENALTY = 0.4
 # recognised, so a sentence without one is only mildly suspect.
 _NAME_PENALTY = 0.15
 _RESTATES_PENALTY = 0.1
+_FRAME_CREDIT = 0.02  # a tie-break, below any difference in coverage of a content word
 
 
 def best_sentence_support(question: str, texts: list[str], labels: list[str] | None = None) -> float:
@@ -66,8 +70,16 @@ def best_sentence_support(question: str, texts: list[str], labels: list[str] | N
     """
     labels = labels or [""] * len(texts)
     sources = [ParsedSource(number=i, label=lab, text=t) for i, (t, lab) in enumerate(zip(texts, labels), start=1)]
-    scored = ExtractiveGenerator().score(question, sources)
-    return scored[0].score if scored else 0.0
+    generator = ExtractiveGenerator()
+    scored = generator.score(question, sources)
+    best = scored[0].score if scored else 0.0
+    parts = question_parts(question)
+    if len(parts) > 1:
+        # A two-part question is supported when each part is, by its own sentence: no single sentence
+        # usually covers both ("What do LoRA and QLoRA do?" abstained when scored whole).
+        each = [generator.score(part, sources) for part in parts]
+        best = max(best, min(s[0].score if s else 0.0 for s in each))
+    return best
 
 
 @dataclass
@@ -176,7 +188,8 @@ class ExtractiveGenerator:
 
     def score(self, question: str, sources: list[ParsedSource]) -> list[ScoredSentence]:
         """Every candidate sentence with its score, best first."""
-        query = set(question_terms(question))
+        groups = question_term_groups(question)
+        query = {t for g in groups for t in g}
         candidates = self.candidates(sources)
         if not query or not candidates:
             return []
@@ -187,14 +200,25 @@ class ExtractiveGenerator:
         # rarity in the whole index instead was measured on the development sets: balanced accuracy of
         # answering vs abstaining 0.806 at best against 0.845 this way; not used.)
         idf = {t: math.log(1.0 + n / (df[t] if df[t] else 0.5)) for t in query}
-        total = sum(idf.values())
+        # One weight per question word: a compound ("dot-product", "secrets.token_bytes") weighs the mean
+        # of its whole and its parts, not their sum.
+        weights = [sum(idf[t] for t in g) / len(g) for g in groups]
+        total = sum(weights)
         kind = answer_type(question)
+        # Frame words ("named", "called") are left out of the coverage, but among sentences that cover the
+        # question equally, one that also has them is more likely the answer ("... is named after ...").
+        # The kind named after what/which ("Which hash ...") is one of them: the answer names an instance
+        # ("MD5") and sometimes the kind too ("the MD5 hash").
+        framing = [w for w in words(question) if w.lower() in QUESTION_FRAME] + [question_head(question) or ""]
+        frame = {t for w in framing for t in content_terms(w)}
         cosines = self._cosines(question, [c.text for c in candidates]) if self.embedder is not None else None
         scored = []
         for i, c in enumerate(candidates):
             matched = query & c.terms
-            from_context = (query & c.context) - matched
-            coverage = (sum(idf[t] for t in matched) + _CONTEXT_CREDIT * sum(idf[t] for t in from_context)) / total
+            held = sum(w * _held(g, c.terms) for g, w in zip(groups, weights))
+            in_context = sum(w * max(_held(g, c.context | c.terms) - _held(g, c.terms), 0.0)
+                             for g, w in zip(groups, weights))
+            coverage = (held + _CONTEXT_CREDIT * in_context) / total
             # Tie-breaks: a sentence that is mostly about the question, then the higher-ranked source.
             density = len(matched) / max(len(c.terms), 1)
             n_words = len(c.text.split())
@@ -202,6 +226,8 @@ class ExtractiveGenerator:
             # past 40 (a flattened table or list) more.
             length = 0.002 * max(0, n_words - 25) + 0.01 * max(0, n_words - _LONG_SENTENCE_WORDS)
             score = coverage + 0.05 * density - 0.002 * (c.source - 1) - length
+            if frame:
+                score += _FRAME_CREDIT * len(frame & c.terms) / len(frame)
             if kind is not None:
                 # "How many ...?" is answered by a sentence with a number in it, "who" by one with a name.
                 if has_answer_type(c.text, kind, question):
@@ -223,12 +249,14 @@ class ExtractiveGenerator:
         Sentences in ``already_said`` (earlier answers of the conversation) are passed over while others
         qualify: a follow-up ("How many of them can be carried over?") asks for something new.
         """
-        scored = self.score(question, sources)
-        if already_said:
-            said = " ".join(" ".join(a.split()) for a in already_said)
-            fresh = [s for s in scored if " ".join(s.text.split()) not in said]
-            if fresh and fresh[0].score >= self.min_score:
-                scored = fresh
+        parts = question_parts(question)
+        if len(parts) > 1:
+            # Each part's best sentence, when every part has one; else the question scored whole.
+            tops = [self._ranked(part, sources, already_said)[:1] for part in parts]
+            if all(t and t[0].score >= self.min_score for t in tops):
+                unique = {t[0].text: t[0] for t in tops}
+                return list(unique.values())[: max(self.max_sentences, len(parts))]
+        scored = self._ranked(question, sources, already_said)
         if not scored or scored[0].score < self.min_score:
             return []
         chosen = [scored[0]]
@@ -242,6 +270,16 @@ class ExtractiveGenerator:
                 chosen.append(s)
                 covered |= s.terms
         return chosen
+
+    def _ranked(self, question: str, sources: list[ParsedSource],
+                already_said: list[str] | None) -> list[ScoredSentence]:
+        scored = self.score(question, sources)
+        if already_said:
+            said = " ".join(" ".join(a.split()) for a in already_said)
+            fresh = [s for s in scored if " ".join(s.text.split()) not in said]
+            if fresh and fresh[0].score >= self.min_score:
+                scored = fresh
+        return scored
 
     def with_embedder(self, embedder: Any) -> ExtractiveGenerator:
         """A copy of this generator that blends in ``embedder``'s cosine similarity."""
@@ -263,6 +301,14 @@ class _Candidate:
     source: int
     terms: frozenset[str]
     context: frozenset[str]  # content terms of the previous sentence and the section heading
+
+
+def _held(group: tuple[str, ...], terms: frozenset[str]) -> float:
+    """How much of one question word ``terms`` holds: 1 for the word itself, else the share of its parts."""
+    if group[0] in terms:
+        return 1.0
+    parts = group[1:]
+    return sum(p in terms for p in parts) / len(parts) if parts else 0.0
 
 
 def _section_of(label: str) -> str:

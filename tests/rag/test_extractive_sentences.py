@@ -9,12 +9,13 @@ import numpy as np
 
 from ragtune.rag.generators.base import Generator
 from ragtune.rag.generators.extractive import ExtractiveGenerator, split_sentences
-from ragtune.rag.prompt import ABSTAIN_TEXT, build_prompt
+from ragtune.rag.prompt import ABSTAIN_TEXT, build_prompt, parse_prompt
 
 # The shared fakes live next to this file; pytest runs with --import-mode=importlib, which does not
 # put test directories on sys.path.
 sys.path.insert(0, str(Path(__file__).parent))
-from _answer_fakes import make_hit  # noqa: E402
+from _answer_fakes import FakeSearcher, make_hit  # noqa: E402
+from ragtune.rag.answer import RAG  # noqa: E402
 
 LORA = (
     "## LoRA\n\nLow-rank adaptation was proposed in 2021. LoRA freezes the pretrained weights and trains two\n"
@@ -140,3 +141,47 @@ def test_a_number_question_takes_the_sentence_with_the_number_even_if_its_neighb
     text = ExtractiveGenerator(max_sentences=1).generate(
         _messages("How much water goes into the descaler mix?", [doc]))
     assert text == "Pour in 500 ml of it for a full cycle. [1]"
+
+
+def test_a_compound_word_missing_from_a_sentence_costs_it_one_word_not_one_per_part():
+    # "query-key" is in no sentence; counted once, the sentence with the other words still answers.
+    doc = ("Attention scores are computed for every position. Dividing the scores by the square root of the "
+           "key dimension keeps the softmax from saturating in scaled dot-product attention.")
+    gen = ExtractiveGenerator(max_sentences=1)
+    question = "In scaled dot-product attention, what are the query-key scores divided by?"
+    text = gen.generate(_messages(question, [doc]))
+    assert text.startswith("Dividing the scores by the square root")
+    best = gen.score(question, parse_prompt(_messages(question, [doc])).sources)[0]
+    assert best.score >= 0.85, best  # 0.74 when each part of "query-key" counted as a missing word
+
+
+def test_among_sentences_that_cover_the_question_equally_the_one_with_its_frame_word_wins():
+    # "named" frames the question and is left out of coverage; every sentence holds "Python" and
+    # "language", so the frame word decides.
+    doc = ("Python is an interpreted language that saves time during development. By the way, the language "
+           "is named after the BBC show Monty Python and has nothing to do with reptiles.")
+    text = ExtractiveGenerator(max_sentences=1).generate(_messages("What is the Python language named after?", [doc]))
+    assert "Monty Python" in text
+
+
+def test_a_two_part_question_is_answered_and_supported_part_by_part():
+    from ragtune.rag.generators.extractive import best_sentence_support
+
+    docs = ["The program gets the --help option for free. Nothing else is added by default.",
+            "Every option also has a short form; for --help it is -h."]
+    question = "Which option does the program get for free, and what is its short form?"
+    text = ExtractiveGenerator().generate(_messages(question, docs))
+    assert "--help option for free. [1]" in text and "-h. [2]" in text
+    # Each part is held by its own sentence: supported as well as its weaker part, not as the whole
+    # question scored against one sentence.
+    whole = ExtractiveGenerator().score(question, parse_prompt(_messages(question, docs)).sources)[0].score
+    assert best_sentence_support(question, docs) > whole
+
+
+def test_a_level_question_is_answered_by_a_constant_name_not_only_by_digits():
+    # "level" used to be read as a quantity written in digits, so a level named WARNING lost to a
+    # sentence with a number and the support test then abstained.
+    doc = ("Events are tracked from a threshold that you set on the logger. The default level is WARNING, so "
+           "only events of this level and above are tracked. Handlers were added in version 2.3 of the module.")
+    answer = RAG(FakeSearcher([make_hit(1, doc, section="Logging levels")])).ask("What is the default logging level?")
+    assert not answer.abstained and answer.text.startswith("The default level is WARNING")

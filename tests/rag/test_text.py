@@ -6,8 +6,11 @@ from ragtune.rag.text import (
     answer_type,
     content_terms,
     has_answer_type,
+    is_code,
     is_heading_like,
     numbers,
+    question_parts,
+    question_term_groups,
     question_terms,
     split_sentences,
 )
@@ -37,9 +40,32 @@ def test_answer_types_from_question_words():
     assert answer_type("What does LoRA train?") is None
 
 
+def test_a_when_clause_is_a_condition_and_a_level_is_not_a_quantity():
+    # "when" inside a what/which question opens a condition; the question asks for an exception.
+    assert answer_type("What exception is raised when comparing addresses of different versions?") is None
+    assert answer_type("Since when is the flag accepted?") == "time"
+    assert answer_type("When n==1, what is faster than nsmallest()?") is None  # a condition before "what"
+    assert answer_type("In which year was BM25 first used?") == "time"
+    # A level is a number or a constant name (WARNING), asked only when "level" ends the asking phrase.
+    assert answer_type("What is the default logging level?") == "level"
+    assert answer_type("Which module offers a higher level interface?") is None
+    assert has_answer_type("The default level is WARNING.", "level", "What is the default logging level?")
+    assert has_answer_type("It compresses at level 9.", "level", "Which compression level is used?")
+    assert not has_answer_type("The level is set on the logger.", "level", "What is the default level?")
+    assert answer_type("Which version added the flag?") == "quantity"
+
+
+def test_a_compound_question_word_is_one_group_of_its_whole_and_its_parts():
+    groups = question_term_groups("What does secrets.token_bytes return for fine-tuning?")
+    assert ("secrets.token_byt", "secret", "token_byt") in groups
+    assert ("fine-tun", "fine", "tune") in groups
+    assert ("return",) in groups and len(groups) == 3
+
+
 def test_has_answer_type_looks_for_numbers_times_and_new_names():
     assert has_answer_type("Up to five days carry over.", "number")
     assert not has_answer_type("Unused days carry over.", "number")
+    assert has_answer_type("This executes the setup statement once.", "number")  # "how many times"
     assert has_answer_type("Releases are cut every Tuesday.", "time")
     assert has_answer_type("It was written by Andrew Dalke.", "name", "Who wrote the HOW TO?")
     assert not has_answer_type("The guide was written long ago.", "name", "Who wrote the guide?")
@@ -66,3 +92,16 @@ def test_api_signatures_are_code_not_sentences():
     assert is_code("json.loads(s, *, cls=None, object_hook=None, parse_float=None)")
     assert is_code("class json.JSONDecoder(*, object_hook=None)\u00b6")
     assert not is_code("Pass key=len to sorted() to sort by length.")
+
+
+def test_a_two_part_question_is_split_into_its_questions():
+    assert question_parts("Which option does a program get for free, and what is its short form?") == [
+        "Which option does a program get for free", "what is its short form?"]
+    assert question_parts("What shorthand does the guide give for what RAG and fine-tuning are for?") == [
+        "What shorthand does the guide give for what RAG and fine-tuning are for?"]
+
+
+def test_a_flattened_table_of_contents_of_api_names_is_not_prose():
+    assert is_code("Table of Contents bisect — Array bisection algorithm bisect_left() bisect_right() bisect() "
+                   "insort_left() insort_right() insort()")
+    assert not is_code("Also, when n==1, it is more efficient to use the built-in min() and max() functions.")
