@@ -68,13 +68,11 @@ class Postings:
             self.vocab[_EMPTY] = len(self.vocab)
         n_docs, n_vocab = len(self._ids), len(self.vocab)
         terms = np.frombuffer(self._terms, dtype=np.int32) if len(self._terms) else np.zeros(0, np.int32)
-        tf = np.frombuffer(self._counts, dtype=np.float32) if len(self._counts) else np.zeros(0, np.float32)
-        lengths = np.frombuffer(self._lengths, dtype=np.int32).astype(np.float64)
         df = np.bincount(terms, minlength=n_vocab)
         idf = _idf(config.method, df, n_docs)
-        avg = float(lengths.mean())
-        doc_len = np.repeat(lengths, np.frombuffer(self._n_terms, dtype=np.int32))
-        scores = (idf[terms] * _tfc(config.method, tf, doc_len, avg, config.k1, config.b)).astype(np.float32)
+        lengths = np.frombuffer(self._lengths, dtype=np.int32)
+        avg = float(lengths.mean(dtype=np.float64))
+        scores = self._scores(config, terms, idf, avg)
         bm25 = bm25s.BM25(k1=config.k1, b=config.b, method=config.method)
         nonoccurrence = None
         if config.method in ("bm25l", "bm25+"):  # bm25s subtracts the absent-term score and adds it back per query
@@ -83,14 +81,36 @@ class Postings:
             scores -= nonoccurrence[terms]
         indptr = np.zeros(n_docs + 1, dtype=np.int64)
         np.cumsum(np.frombuffer(self._n_terms, dtype=np.int32), out=indptr[1:])
-        del doc_len, tf  # the CSC conversion below is the peak; drop what it no longer needs
-        matrix = sp.csr_matrix((scores, terms, indptr), shape=(n_docs, n_vocab)).tocsc()
-        bm25.scores = {"data": matrix.data.astype(np.float32), "indices": matrix.indices.astype(np.int32),
-                       "indptr": matrix.indptr, "num_docs": n_docs}
+        # The CSC conversion is the build's peak: postings (8 B each) + scores (4) + the CSC copy (8).
+        matrix = sp.csr_matrix((scores, terms, indptr), shape=(n_docs, n_vocab), copy=False).tocsc()
+        del scores, terms
+        bm25.scores = {"data": matrix.data.astype(np.float32, copy=False),
+                       "indices": matrix.indices.astype(np.int32, copy=False), "indptr": matrix.indptr,
+                       "num_docs": n_docs}
         bm25.vocab_dict = dict(self.vocab)
         bm25.unique_token_ids_set = set(self.vocab.values())
         bm25.nonoccurrence_array = nonoccurrence
         return bm25
+
+    def _scores(self, config: LexicalConfig, terms: np.ndarray, idf: np.ndarray, avg: float) -> np.ndarray:
+        """idf x tf component of every posting, in float32, a block of chunks at a time so the temporaries
+        stay a few MB whatever the collection's size."""
+        out = np.empty(len(terms), dtype=np.float32)
+        tf = np.frombuffer(self._counts, dtype=np.float32) if len(self._counts) else np.zeros(0, np.float32)
+        lengths = np.frombuffer(self._lengths, dtype=np.int32)
+        n_terms = np.frombuffer(self._n_terms, dtype=np.int32)
+        start = 0
+        for first in range(0, len(lengths), _BLOCK):
+            widths = n_terms[first:first + _BLOCK]
+            stop = start + int(widths.sum())
+            doc_len = np.repeat(lengths[first:first + _BLOCK].astype(np.float32), widths)
+            part = _tfc(config.method, tf[start:stop], doc_len, np.float32(avg), config.k1, config.b)
+            out[start:stop] = idf[terms[start:stop]] * part
+            start = stop
+        return out
+
+
+_BLOCK = 65_536  # chunks per scoring block
 
 
 def _idf(method: str, df: np.ndarray, n: int) -> np.ndarray:
