@@ -79,11 +79,14 @@ class Postings:
             nonoccurrence = (idf * _tfc(config.method, np.float32(0), avg, avg, config.k1, config.b)).astype(np.float32)
             nonoccurrence[df == 0] = 0.0
             scores -= nonoccurrence[terms]
-        indptr = np.zeros(n_docs + 1, dtype=np.int64)
+        # int32 offsets when they fit, so scipy keeps the term ids as they are instead of widening a copy
+        indptr = np.zeros(n_docs + 1, dtype=np.int32 if len(terms) < 2**31 else np.int64)
         np.cumsum(np.frombuffer(self._n_terms, dtype=np.int32), out=indptr[1:])
-        # The CSC conversion is the build's peak: postings (8 B each) + scores (4) + the CSC copy (8).
+        self._counts = array("f")  # folded into the scores: free it before the conversion, the build's peak
+        # Peak: term ids (4 B a posting) + scores (4) + the CSC matrix (8) = twice the postings' 8 B.
         matrix = sp.csr_matrix((scores, terms, indptr), shape=(n_docs, n_vocab), copy=False).tocsc()
         del scores, terms
+        self._terms = array("i")
         bm25.scores = {"data": matrix.data.astype(np.float32, copy=False),
                        "indices": matrix.indices.astype(np.int32, copy=False), "indptr": matrix.indptr,
                        "num_docs": n_docs}
@@ -110,7 +113,7 @@ class Postings:
         return out
 
 
-_BLOCK = 65_536  # chunks per scoring block
+_BLOCK = 1024  # chunks per scoring block: temporaries of a few MB (5 float32 arrays of ~200k postings)
 
 
 def _idf(method: str, df: np.ndarray, n: int) -> np.ndarray:

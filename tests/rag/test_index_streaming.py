@@ -94,8 +94,9 @@ def _write_notes(folder, n: int, words_per_note: int = 20, seed: int = 0):
     rng = random.Random(seed)
     vocab = [f"term{k}" for k in range(3000)]
     folder.mkdir()
+    weights = [1 / (k + 1) for k in range(len(vocab))]  # Zipf, as in prose: a chunk repeats its common words
     for i in range(n):
-        body = " ".join(rng.choice(vocab) for _ in range(words_per_note))
+        body = " ".join(rng.choices(vocab, weights, k=words_per_note))
         (folder / f"note-{i:05d}.txt").write_text(f"Note {i} on topic {i % 17}.\n\n{body} marker{i}.\n")
     return folder
 
@@ -121,3 +122,53 @@ def test_documents_texts_and_vectors_held_at_once_stay_within_one_batch(hash_ind
     assert hit.source.endswith("note-00777.txt")
     stored = next(c for c in index.chunks() if c.source == hit.source)  # its vector is the one stored for it
     assert index.search(stored.text, k=1, mode="dense")[0].chunk_id == stored.id
+
+
+def _traced(work) -> tuple[int, object]:
+    """(peak bytes Python allocated during ``work()`` beyond what was allocated before, its result)."""
+    tracemalloc.start()
+    try:
+        base = tracemalloc.get_traced_memory()[0]
+        result = work()
+        return tracemalloc.get_traced_memory()[1] - base, result
+    finally:
+        tracemalloc.stop()
+
+
+def _bm25_build_peak(index) -> int:
+    """What building this index's BM25 side alone peaks at (its postings and their conversion)."""
+    from ragtune.rag.chunkdb import ChunkDB
+    from ragtune.rag.lexical import BM25Index
+
+    db = ChunkDB(index.root / index.generation / "chunks.sqlite", readonly=True)
+    try:
+        return _traced(lambda: BM25Index(index.config.lexical).build_from(db.iter_texts()))[0]
+    finally:
+        db.close()
+
+
+@pytest.mark.parametrize("lexical", [True, False], ids=["bm25", "no-bm25"])
+def test_adding_four_times_the_documents_grows_the_peak_only_by_what_bm25_needs(hash_index, tmp_path, lexical,
+                                                                             monkeypatch):
+    """tracemalloc peak of Index.add on n vs 4n files (~6 KB of text each). FAISS only: Milvus Lite runs
+    in this process in the tests, and its own segments would be counted as the write's. A batch of 16 so that
+    the n-file write already fills its (constant) batch buffers."""
+    monkeypatch.setattr(writer_module, "stream_batch_size", lambda embedder: 16)
+    hash_index("warm").add([_write_notes(tmp_path / "docs-warm", 20, seed=9)], progress=False)  # lazy imports
+    n, peaks, bm25_peaks, text = 30, [], [], []
+    for size, seed in ((n, 1), (4 * n, 2)):
+        index = hash_index(f"index-{size}", ingest__fast_text_mb=0.0, lexical__enabled=lexical)
+        folder = _write_notes(tmp_path / f"docs-{size}", size, words_per_note=900, seed=seed)
+        peak, report = _traced(lambda: index.add([folder], progress=False))
+        assert len(report.added) == size
+        peaks.append(peak)
+        bm25_peaks.append(_bm25_build_peak(index) if lexical else 0)
+        text.append(sum(p.stat().st_size for p in folder.iterdir()))
+    growth, bm25_growth, text_growth = peaks[1] - peaks[0], bm25_peaks[1] - bm25_peaks[0], text[1] - text[0]
+    # Per added file the report keeps its name and a warning (<1 KB); 0.25 MB for the rest.
+    allowed = bm25_growth + 3 * n * 1024 + 250_000
+    print(f"peak {peaks[0] / 1e6:.2f} -> {peaks[1] / 1e6:.2f} MB; BM25 build alone {bm25_peaks[0] / 1e6:.2f} -> "
+          f"{bm25_peaks[1] / 1e6:.2f} MB; text +{text_growth / 1e6:.2f} MB; allowed growth {allowed / 1e6:.2f} MB")
+    assert growth <= allowed
+    if not lexical:  # before, the write held every added text at least twice (documents and chunks)
+        assert allowed < text_growth
