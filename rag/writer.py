@@ -1,13 +1,19 @@
-"""Writing an index generation: the writer lock, chunk + embed, and the publish sequence.
+"""Writing an index generation: the writer lock, the streamed write, and the publish sequence.
+
+One write streams (rag/feed.py): files are parsed one at a time, each document is chunked, its rows go into
+the new generation's chunk table and its chunk texts into batches that are embedded and stored, then dropped;
+BM25 is built afterwards by streaming the table's texts (only its postings stay in RAM). What a write holds
+at once is one document, one batch of texts and three batches of vectors, not the whole call.
 
 The order of the publish steps is the crash-safety argument, so it lives in one place
-(:meth:`Writer._publish`):
+(:meth:`Writer._publish`, one method per stage):
 
-1. take the chunk ids from the high-water mark (``ids.reserved``) and write the new mark *before* any
-   vector is stored, so an id is never handed out twice, even by a writer killed mid-way;
+1. take the chunk ids from the high-water mark (``ids.reserved``) and raise the mark *before* an id reaches
+   the vector store (a batch ahead at a time, exact at the end), so an id is never handed out twice, even by
+   a writer killed mid-way;
 2. build ``tmp-gen-N-PID/``: a copy of the chunk table with the changes, the vectors (embedded and stored
-   batch by batch through rag/bulk_ingest.py, so a write never holds more than three batches of them), BM25, the manifest
-   (counts, ids digest, size + SHA-256 of every file, the store's description); verify it by opening it;
+   batch by batch through rag/bulk_ingest.py), BM25, the manifest (counts, ids digest, size + SHA-256 of
+   every file, the store's description); verify it by opening it;
 3. rename it to ``gen-N`` and replace ``CURRENT`` (atomic): the publish;
 4. for a server-side store only, remove the replaced ids now (a reader of the previous generation may
    still need them until this point), and record them as ``pending_remove`` so a writer killed between
