@@ -30,7 +30,9 @@ def chunk_stream(docs: Iterable[Document], chunker, report, emit) -> Iterator[tu
     """(document, its chunks) for each document that yields any; a chunking failure is that file's
     problem (reported), never the batch's."""
     report.timings.setdefault("chunk", 0.0)
-    for n, doc in enumerate(docs, 1):
+    n = 0
+    for doc in docs:  # not enumerate(): it keeps its last (n, doc) tuple, and so the document, alive
+        n += 1
         t0 = time.perf_counter()
         try:
             chunks = chunker.chunk(doc)
