@@ -398,8 +398,8 @@ class Writer:
                 store, shared = self._store(dim)
             feed = self._ingest(db, store, chunked, stale)
             self.emit("write", 0, 1, "writing and verifying the new generation")
-            bm25 = self._seal(tmp, db, store, feed.old_ids, shared)
-            self._write_manifest(tmp, db, store, int(dim), feed, shared)
+            bm25, description = self._seal(tmp, db, store, feed.old_ids, shared)
+            self._write_manifest(tmp, db, store, description, int(dim), feed, shared)
         finally:
             db.close()
         self._verify_and_point(tmp, name, store, bm25, feed.old_ids if shared else None)
@@ -431,21 +431,22 @@ class Writer:
         reserve(feed.next_id)  # every id below it is stored or dropped; a crash from here undoes [published, next_id)
         return feed
 
-    def _seal(self, tmp: Path, db: ChunkDB, store, old_ids, shared: bool) -> BM25Index:
+    def _seal(self, tmp: Path, db: ChunkDB, store, old_ids, shared: bool) -> tuple[BM25Index, dict]:
         """Finish the data files: the in-generation store loses the replaced vectors and is written; BM25
         is built by streaming the new table's texts (only its postings stay in RAM: rag/bm25_postings.py)."""
         if not shared:
             store.remove(np.frombuffer(old_ids, dtype=np.int64) if len(old_ids) else np.zeros(0, np.int64))
-        self.description = store.persist(tmp)
+        description = store.persist(tmp)
         bm25 = BM25Index(self.index.config.lexical)
         if self.index.config.lexical.enabled:
             t0 = time.perf_counter()
             self.report.bm25_postings_bytes = bm25.build_from(db.iter_texts())
             bm25.save(tmp / "bm25")
             self.report.timings["bm25"] = time.perf_counter() - t0
-        return bm25
+        return bm25, description
 
-    def _write_manifest(self, tmp: Path, db: ChunkDB, store, dim: int, feed: Feed, shared: bool) -> None:
+    def _write_manifest(self, tmp: Path, db: ChunkDB, store, description: dict, dim: int, feed: Feed,
+                        shared: bool) -> None:
         index, manifest = self.index, self.base_manifest
         count, digest = db.count(), ids_digest(db.ids_array())
         db.close()  # the table's bytes are final: its size and checksum go into the manifest
@@ -460,8 +461,8 @@ class Writer:
             "chunks": count,
             "next_id": feed.next_id,
             "ids_sha256": digest,
-            "store": self.description,
-            "vector_index": getattr(store, "kind", self.description.get("backend")),
+            "store": description,
+            "vector_index": getattr(store, "kind", description.get("backend")),
             "pending_remove": [int(i) for i in feed.old_ids] if shared else [],
             "files": file_records(tmp),
         }
