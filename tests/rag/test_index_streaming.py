@@ -173,3 +173,21 @@ def test_adding_four_times_the_documents_grows_the_peak_only_by_what_bm25_needs(
     assert growth <= allowed
     if not lexical:  # before, the write held every added text at least twice (documents and chunks)
         assert allowed < text_growth
+
+
+def test_add_documents_reads_a_generator_once_and_prunes_what_it_did_not_yield(hash_index):
+    from ragtune.rag.types import Document, Element
+
+    def notes(numbers, pulled):
+        for i in numbers:
+            pulled.append(i)
+            yield Document(source=f"note-{i}", type="txt", elements=[Element(f"Note {i} is about subject {i}.")])
+
+    index, pulled = hash_index(), []
+    first = index.add_documents(notes(range(5), pulled), progress=False)
+    assert pulled == [0, 1, 2, 3, 4] and sorted(first.added) == [f"note-{i}" for i in range(5)]
+    second = index.add_documents(notes([0, 1, 2, 4], pulled), prune=True, progress=False)
+    assert second.removed == ["note-3"] and len(second.unchanged) == 4 and not second.added
+    assert sorted(index.files()) == ["note-0", "note-1", "note-2", "note-4"]
+    hits = index.search("note subject 3", k=5, mode="bm25")
+    assert len(hits) == 4 and "note-3" not in {h.source for h in hits}
