@@ -63,9 +63,13 @@ def run_add(corpus: Path, index: Path, pythonpath: Path | None) -> dict:
         env["PYTHONPATH"] = str(pythonpath)
     argv = [sys.executable, "-c", CLI, "index", "add", str(corpus), "--index", str(index), "--embedder", "hash-64",
             "--no-progress", "--json"]
+    # cwd outside the repository: `python -c` puts the cwd first on sys.path, which would shadow PYTHONPATH
+    cwd = corpus.parent
+    where = subprocess.run([sys.executable, "-c", "import ragtune.rag.index as m; print(m.__file__)"], env=env,
+                           cwd=cwd, capture_output=True, text=True, check=True).stdout.strip()
     out = tempfile.TemporaryFile()
     started = time.perf_counter()
-    proc = subprocess.Popen(argv, stdout=out, stderr=subprocess.DEVNULL, env=env)
+    proc = subprocess.Popen(argv, stdout=out, stderr=subprocess.DEVNULL, env=env, cwd=cwd)
     _, status, usage = os.wait4(proc.pid, 0)
     seconds = time.perf_counter() - started
     out.seek(0)
@@ -73,7 +77,7 @@ def run_add(corpus: Path, index: Path, pythonpath: Path | None) -> dict:
         raise SystemExit(f"index add failed ({status}) on {corpus}")
     report = json.loads(out.read())
     return {"peak_rss_mb": usage.ru_maxrss / 1024, "seconds": seconds, "chunks": report["chunks_added"],
-            "files": len(report["added"])}
+            "files": len(report["added"]), "code_path": where}
 
 
 def traced(work):
