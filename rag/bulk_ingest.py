@@ -128,6 +128,7 @@ def stream_into_store(
             report.embed_seconds += time.perf_counter() - t0
             ids = np.fromiter((r.id for r in batch), dtype=np.int64, count=len(batch))
             pending.put((ids, vectors, [r.metadata for r in batch]))
+            del batch, vectors  # the texts go now, not when the next batch has been filled beside them
     finally:
         pending.put(_DONE)
         thread.join()

@@ -20,6 +20,8 @@ import time
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 
+import numpy as np
+
 from ragtune.errors import IndexFormatError
 
 from .types import Chunk
@@ -89,6 +91,17 @@ class ChunkDB:
     def all_ids(self) -> list[int]:
         return [r[0] for r in self._rows("SELECT id FROM chunks ORDER BY id")]
 
+    def ids_array(self, page: int = 100_000) -> np.ndarray:
+        """Every chunk id, ascending, as int64: 8 bytes a chunk where a list of ints takes ~36."""
+        out, last = [], -1
+        while True:
+            rows = self._rows("SELECT id FROM chunks WHERE id > ? ORDER BY id LIMIT ?", (last, page))
+            if rows:
+                out.append(np.fromiter((r[0] for r in rows), dtype=np.int64, count=len(rows)))
+                last = rows[-1][0]
+            if len(rows) < page:
+                return np.concatenate(out) if out else np.zeros(0, dtype=np.int64)
+
     def existing(self, ids: list[int]) -> list[int]:
         """Those of ``ids`` that this table holds."""
         out: list[int] = []
@@ -126,6 +139,21 @@ class ChunkDB:
             batch = ids[start : start + 900]
             out.update(self._rows(f"SELECT id, source FROM chunks WHERE id IN ({','.join('?' * len(batch))})", batch))
         return out
+
+    def file(self, source: str) -> dict | None:
+        """The ``files`` record of one source (None when it is not indexed): a lookup, not the whole table."""
+        rows = self._rows("SELECT sha256, size, mtime, type, n_chunks, added_at FROM files WHERE source = ?", (source,))
+        return dict(zip(("sha256", "size", "mtime", "type", "n_chunks", "added_at"), rows[0])) if rows else None
+
+    def iter_texts(self, page: int = 1000) -> Iterator[tuple[int, str]]:
+        """(id, text) of every chunk, paged by id: what BM25 is built from, one page in memory at a time."""
+        last = -1
+        while True:
+            rows = self._rows("SELECT id, text FROM chunks WHERE id > ? ORDER BY id LIMIT ?", (last, page))
+            yield from rows
+            if len(rows) < page:
+                return
+            last = rows[-1][0]
 
     def ids_and_texts(self) -> tuple[list[int], list[str]]:
         rows = self._rows("SELECT id, text FROM chunks ORDER BY id")

@@ -139,7 +139,7 @@ class Generation:
             if not (gen_dir / "bm25" / "ids.npy").is_file():
                 raise IndexFormatError(f"{gen_dir / 'bm25'} is missing")
             bm25 = BM25Index.load(gen_dir / "bm25", self.config.lexical)
-            if len(bm25) != self.db.count() or ids_digest(bm25.ids) != ids_digest(self.db.all_ids()):
+            if len(bm25) != self.db.count() or ids_digest(bm25.ids) != ids_digest(self.db.ids_array()):
                 raise IndexFormatError(f"{gen_dir / 'bm25'} does not hold the same chunks as chunks.sqlite")
             return bm25
         except IndexFormatError as exc:
@@ -148,8 +148,7 @@ class Generation:
             log.warning("%s", message)
             self.repairs.append(message)
             bm25 = BM25Index(self.config.lexical)
-            ids, texts = self.db.ids_and_texts()
-            bm25.build(np.asarray(ids, dtype=np.int64), texts)
+            bm25.build_from(self.db.iter_texts())
             return bm25
 
     # -- sharing ----------------------------------------------------------------------------------
@@ -187,6 +186,10 @@ class Generation:
 
     def files(self) -> dict[str, dict]:
         return self.db.files()
+
+    def file(self, source: str) -> dict | None:
+        """One source's record (hash, size, type, chunks), or None when it is not indexed."""
+        return self.db.file(source)
 
     def get_chunks(self, ids) -> dict:
         return self.db.get(ids)
@@ -269,5 +272,5 @@ def verify_counts(gen: Generation) -> None:
                                f"{gen.manifest['chunks']}: damaged; {fix}")
     if not gen.shared_store and len(gen.store) != count:
         raise IndexFormatError(f"{gen_dir}: {len(gen.store)} vectors for {count} chunks: damaged; {fix}")
-    if gen.manifest.get("ids_sha256") and ids_digest(gen.db.all_ids()) != gen.manifest["ids_sha256"]:
+    if gen.manifest.get("ids_sha256") and ids_digest(gen.db.ids_array()) != gen.manifest["ids_sha256"]:
         raise IndexFormatError(f"{gen_dir}/chunks.sqlite holds other chunk ids than the manifest records: damaged; {fix}")

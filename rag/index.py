@@ -38,7 +38,7 @@ import shutil
 import sqlite3
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 import numpy as np
@@ -331,34 +331,40 @@ class Index:
             report.timings["total"] = time.perf_counter() - started
             return report
 
-    def _parse(self, files: list[Path], report: AddReport, emit) -> list[Document]:
+    def _parse(self, files: list[Path], report: AddReport, emit) -> Iterator[Document]:
+        """The new and changed files' documents, parsed one at a time as the writer asks for them (a write
+        never holds more than one parsed document; rag/feed.py). Unchanged files are not parsed."""
         from .ingest import display_path
 
-        known = self.files()
-        docs: list[Document] = []
-        t0 = time.perf_counter()
+        report.timings.setdefault("parse", 0.0)
         for n, path in enumerate(files):
             source = display_path(path)
             emit("parse", n, len(files), Path(source).name)
-            try:
-                digest = sha256_file(path)
-            except OSError as exc:
-                report.problems.append(Problem(source, f"cannot read: {exc.strerror or exc}"))
-                continue
-            if known.get(source, {}).get("sha256") == digest:
-                report.unchanged.append(source)
-                continue
-            try:
-                doc, warnings = parse_file(path, self.config.ingest)
-            except IngestError as exc:
-                report.problems.append(Problem(source, exc.reason))
-                continue
-            doc.source = source
-            report.warnings.extend(warnings)
-            docs.append(doc)
+            t0 = time.perf_counter()
+            doc = self._parse_one(path, source, report)
+            report.timings["parse"] += time.perf_counter() - t0
+            if doc is not None:
+                yield doc
+                del doc  # before the next file is read
         emit("parse", len(files), len(files), "")
-        report.timings["parse"] = time.perf_counter() - t0
-        return docs
+
+    def _parse_one(self, path: Path, source: str, report: AddReport) -> Document | None:
+        try:
+            digest = sha256_file(path)
+        except OSError as exc:
+            report.problems.append(Problem(source, f"cannot read: {exc.strerror or exc}"))
+            return None
+        if (self._read("file", source) or {}).get("sha256") == digest:  # one lookup, not the whole table
+            report.unchanged.append(source)
+            return None
+        try:
+            doc, warnings = parse_file(path, self.config.ingest)
+        except IngestError as exc:
+            report.problems.append(Problem(source, exc.reason))
+            return None
+        doc.source = source
+        report.warnings.extend(warnings)
+        return doc
 
     def _stale(self, paths, files: list[Path]) -> list[str]:
         from .ingest import display_path
@@ -372,30 +378,35 @@ class Index:
                 stale.append(source)
         return stale
 
-    def add_documents(self, documents: list[Document], *, prune: bool = False, progress=None) -> AddReport:
-        """Index already-parsed documents (their ``source`` is kept verbatim as the key)."""
-        import hashlib
-
+    def add_documents(self, documents: Iterable[Document], *, prune: bool = False, progress=None) -> AddReport:
+        """Index already-parsed documents (their ``source`` is kept verbatim as the key). ``documents`` may be
+        any iterable, a generator included: it is read one document at a time, during the write."""
         with write_lock(self.root):
             self.refresh()
             started = time.perf_counter()
             report = AddReport()
-            known = self.files()
-            docs = []
-            for doc in documents:
-                if not doc.sha256:
-                    doc.sha256 = hashlib.sha256(doc.text.encode("utf-8", "surrogatepass")).hexdigest()
-                if known.get(doc.source, {}).get("sha256") == doc.sha256:
-                    report.unchanged.append(doc.source)
-                elif not doc.text.strip():
-                    report.problems.append(Problem(doc.source, "no text"))
-                else:
-                    docs.append(doc)
-            stale = sorted(set(known) - {d.source for d in documents}) if prune else []
+            seen: set[str] = set()
+            stale = (lambda: sorted(set(self.files()) - seen)) if prune else ()
             with progress_fn(progress) as emit:
-                self._writer(report, emit).apply(docs, stale)
+                self._writer(report, emit).apply(self._fresh(documents, report, seen), stale)
             report.timings["total"] = time.perf_counter() - started
             return report
+
+    def _fresh(self, documents: Iterable[Document], report: AddReport, seen: set[str]) -> Iterator[Document]:
+        """The documents that are new or changed (by content hash), lazily."""
+        import hashlib
+
+        for doc in documents:
+            seen.add(doc.source)
+            if not doc.sha256:
+                doc.sha256 = hashlib.sha256(doc.text.encode("utf-8", "surrogatepass")).hexdigest()
+            if (self._read("file", doc.source) or {}).get("sha256") == doc.sha256:
+                report.unchanged.append(doc.source)
+            elif not doc.text.strip():
+                report.problems.append(Problem(doc.source, "no text"))
+            else:
+                yield doc
+            del doc
 
     def remove(self, sources: list[str]) -> AddReport:
         """Drop the given sources (paths as listed by ``files()``) from the index."""

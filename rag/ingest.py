@@ -64,10 +64,13 @@ def file_type(path: Path) -> str | None:
 
 
 def sha256_file(path: Path) -> str:
-    digest = hashlib.sha256()
+    # One reused 256 KB buffer: reading 1 MB blocks allocated a new block per read (a file's size, up to
+    # 1 MB, counted in every index write's memory peak).
+    digest, buffer = hashlib.sha256(), bytearray(1 << 18)
+    view = memoryview(buffer)
     with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(block)
+        while n := fh.readinto(buffer):
+            digest.update(view[:n])
     return digest.hexdigest()
 
 

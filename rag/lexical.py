@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Iterable
 from functools import lru_cache
 from pathlib import Path
 
@@ -35,9 +36,6 @@ def _stopwords() -> frozenset[str]:
     from bm25s.stopwords import STOPWORDS_EN
 
     return frozenset(STOPWORDS_EN)
-
-
-
 
 
 def tokenize(text: str, language: str = "english", stemmer: str = "snowball", stopwords: bool = True) -> list[str]:
@@ -127,16 +125,24 @@ class BM25Index:
         return len(self.ids)
 
     def build(self, ids: np.ndarray, texts: list[str]) -> None:
-        import bm25s
+        """Index ``texts`` (row i has chunk id ``ids[i]``); see :meth:`build_from` for a stream of rows."""
+        self.build_from(zip(np.asarray(ids, dtype=np.int64).tolist(), texts))
 
-        self.ids = np.asarray(ids, dtype=np.int64)
-        if not texts:
-            self._bm25 = None
-            return
-        tokens = [self.tokenize(t) or [""] for t in texts]
-        bm25 = bm25s.BM25(k1=self.config.k1, b=self.config.b, method=self.config.method)
-        bm25.index(tokens, show_progress=False)
-        self._bm25 = bm25
+    def build_from(self, rows: Iterable[tuple[int, str]]) -> int:
+        """Index (chunk id, text) pairs read once, one at a time (e.g. ``ChunkDB.iter_texts()``): only the
+        postings stay in RAM, never the texts or their token lists (rag/bm25_postings.py). Returns the
+        bytes the postings held, for the caller's report."""
+        from .bm25_postings import Postings
+
+        postings = Postings()
+        settings = (self.config.language, self.config.stemmer, self.config.stopwords)
+        for chunk_id, text in rows:
+            # The uncached tokenizer: the query cache (8192 entries) would otherwise fill with chunk texts.
+            postings.add(chunk_id, tokenize(text, *settings))
+        self.ids = postings.ids()
+        held = postings.nbytes()
+        self._bm25 = postings.to_bm25s(self.config) if len(postings) else None
+        return held
 
     def scores(self, query: str) -> np.ndarray:
         """BM25 score of every row for ``query`` (zeros when no query term is indexed)."""

@@ -1,13 +1,19 @@
-"""Writing an index generation: the writer lock, chunk + embed, and the publish sequence.
+"""Writing an index generation: the writer lock, the streamed write, and the publish sequence.
+
+One write streams (rag/feed.py): files are parsed one at a time, each document is chunked, its rows go into
+the new generation's chunk table and its chunk texts into batches that are embedded and stored, then dropped;
+BM25 is built afterwards by streaming the table's texts (only its postings stay in RAM). What a write holds
+at once is one document, one batch of texts and three batches of vectors, not the whole call.
 
 The order of the publish steps is the crash-safety argument, so it lives in one place
-(:meth:`Writer._publish`):
+(:meth:`Writer._publish`, one method per stage):
 
-1. take the chunk ids from the high-water mark (``ids.reserved``) and write the new mark *before* any
-   vector is stored, so an id is never handed out twice, even by a writer killed mid-way;
+1. take the chunk ids from the high-water mark (``ids.reserved``) and raise the mark *before* an id reaches
+   the vector store (a batch ahead at a time, exact at the end), so an id is never handed out twice, even by
+   a writer killed mid-way;
 2. build ``tmp-gen-N-PID/``: a copy of the chunk table with the changes, the vectors (embedded and stored
-   batch by batch through rag/bulk_ingest.py, so a write never holds more than three batches of them), BM25, the manifest
-   (counts, ids digest, size + SHA-256 of every file, the store's description); verify it by opening it;
+   batch by batch through rag/bulk_ingest.py), BM25, the manifest (counts, ids digest, size + SHA-256 of
+   every file, the store's description); verify it by opening it;
 3. rename it to ``gen-N`` and replace ``CURRENT`` (atomic): the publish;
 4. for a server-side store only, remove the replaced ids now (a reader of the previous generation may
    still need them until this point), and record them as ``pending_remove`` so a writer killed between
@@ -20,6 +26,7 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import functools
 import json
 import logging
 import os
@@ -27,7 +34,7 @@ import shutil
 import sqlite3
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -38,11 +45,12 @@ from ragtune.errors import IndexFormatError, IndexLockedError, IndexWriteError, 
 from .bulk_ingest import Record, stream_into_store
 from .chunk import make_chunker
 from .chunkdb import ChunkDB
+from .feed import Feed, chunk_stream
 from .generation import FORMAT, FORMAT_VERSION, MANIFEST, Generation, file_records, ids_digest, read_manifest
 from .ingest import Problem
 from .lexical import BM25Index
 from .store import create_store, open_store
-from .types import Chunk, Document
+from .types import Document
 
 log = logging.getLogger(__name__)
 _KEEP_GENERATIONS = 2  # the published one and its predecessor (a reader may still be opening it)
@@ -64,6 +72,7 @@ class AddReport:
     chunks_added: int = 0
     chunks_removed: int = 0
     timings: dict[str, float] = field(default_factory=dict)
+    bm25_postings_bytes: int = 0  # what the BM25 build held in RAM (its postings); not in to_dict
 
     @property
     def changed(self) -> bool:
@@ -281,22 +290,32 @@ class Writer:
         self.emit = emit
         self.base_manifest = base_manifest if base_manifest is not None else index.manifest
 
-    def apply(self, docs: list[Document], stale: list[str]) -> None:
-        """Chunk + embed ``docs``, replace their old chunks, drop ``stale``, publish a new generation."""
-        if not docs and not stale:
-            return
-        per_doc = self._chunk(docs)
-        if not per_doc and not stale:
-            return
-        self._guarded(lambda: self._publish(per_doc, stale))
+    def apply(self, docs: Iterable[Document], stale: list[str] | Callable[[], list[str]] = ()) -> None:
+        """Chunk + embed ``docs``, replace their old chunks, drop ``stale``, publish a new generation.
+
+        ``docs`` is read lazily, one document at a time, inside the write (rag/feed.py); ``stale`` is a list,
+        or a function called once ``docs`` is exhausted (a pruning caller knows what is gone only then).
+        Nothing is published when no document yields chunks and nothing is stale."""
+        started = time.perf_counter()
+        chunked = chunk_stream(docs, make_chunker(self.index.config.chunker, self.index.embedder), self.report,
+                               self.emit)
+        first = next(chunked, None)  # parse until the first change: an unchanged tree publishes nothing
+        if first is None:
+            stale = stale() if callable(stale) else list(stale)
+            if not stale:
+                return
+            feed = iter(())
+        else:
+            feed = _prepend(first, chunked)
+            del first
+        self._guarded(lambda: self._publish(feed, stale), started)
 
     def rebuild(self) -> None:
         """Re-embed every stored chunk text of the published generation into a fresh store (repair),
         with the metadata a server-side store filters on (a Milvus repair without it broke filters)."""
-        self._guarded(lambda: self._publish([], [], rebuild=True))
+        self._guarded(lambda: self._publish(iter(()), [], rebuild=True), time.perf_counter())
 
-    def _guarded(self, publish) -> None:
-        t0 = time.perf_counter()
+    def _guarded(self, publish, started: float) -> None:
         current = self.base_manifest.get("generation")
         try:
             publish()
@@ -313,49 +332,35 @@ class Writer:
         except BaseException:
             clean_debris(self.root, current)
             raise
-        # Embedding streams inside the publish (see _stream); "write" is the rest of it.
-        self.report.timings["write"] = time.perf_counter() - t0 - self.report.timings.get("embed", 0.0)
+        # Parsing, chunking and embedding stream inside the publish; "write" is the rest of it.
+        timings = self.report.timings
+        streamed = sum(timings.get(stage, 0.0) for stage in ("parse", "chunk", "embed"))
+        timings["write"] = max(0.0, time.perf_counter() - started - streamed)
         self.emit("write", 1, 1, "published")
 
-    def _chunk(self, docs: list[Document]) -> list[tuple[Document, list[Chunk]]]:
-        t0 = time.perf_counter()
-        chunker = make_chunker(self.index.config.chunker, self.index.embedder)
-        per_doc = []
-        for n, doc in enumerate(docs):
-            self.emit("chunk", n, len(docs), "")
-            try:
-                chunks = chunker.chunk(doc)
-            except Exception as exc:  # a chunking failure is this file's problem, not the batch's
-                self.report.problems.append(Problem(doc.source, f"could not chunk: {exc}"))
-                continue
-            if not chunks:
-                self.report.problems.append(Problem(doc.source, "no text left after chunking"))
-                continue
-            per_doc.append((doc, chunks))
-        self.report.timings["chunk"] = time.perf_counter() - t0
-        return per_doc
-
-    def _stream(self, store, records, total: int) -> None:
+    def _stream(self, store, records: Iterable[Record]) -> int:
         """Embed ``records`` batch by batch straight into ``store`` (rag/bulk_ingest.py): at most
         ``queue_depth + 2`` = 3 batches of vectors exist at once, whatever the size of the write, and
         embedding overlaps the store's insert (an RPC for Milvus). Before, a write held every new vector
         at once and then a second copy of them (the concatenation): 2 x 1.5 GB for 1M chunks at 384-d.
         A FAISS store switches to IVF only when persisted (``FaissStore.seal``), so its cells are still
-        trained on every vector of the write, not on the first batch."""
+        trained on every vector of the write, not on the first batch. Returns the rows stored."""
         embedder = self.index.embedder
         done = [0]
 
         def encode(texts: list[str]) -> np.ndarray:
-            self.emit("embed", done[0], total, "")
+            self.emit("embed", done[0], None, "")  # the total is known only at the end: documents stream in
             vectors = embedder.encode(texts)
             done[0] += len(texts)
             return vectors
 
-        stream = stream_into_store(store, records, encode, batch_size=stream_batch_size(embedder), total=total)
-        self.emit("embed", total, total, "")
-        self.report.timings["embed"] = stream.embed_seconds
+        stream = stream_into_store(store, records, encode, batch_size=stream_batch_size(embedder))
+        if stream.rows:
+            self.emit("embed", stream.rows, stream.rows, "")
+        self.report.timings["embed"] = self.report.timings.get("embed", 0.0) + stream.embed_seconds
+        return stream.rows
 
-    # -- publish ------------------------------------------------------------------------------------
+    # -- publish: one method per stage, in the order the module docstring argues ----------------------
     def _store(self, dim: int):
         """The store this write edits: a fork of the published in-generation store, the shared server
         store (after undoing what a crashed writer left in it), or a new one."""
@@ -378,66 +383,96 @@ class Writer:
             store.remove(np.asarray(manifest["pending_remove"], dtype=np.int64))
         return store, True
 
-    def _publish(self, per_doc, stale: list[str], rebuild: bool = False) -> None:
-        index, manifest, report = self.index, self.base_manifest, self.report
+    def _publish(self, chunked, stale, rebuild: bool = False) -> None:
+        manifest = self.base_manifest
         current = manifest.get("generation")
         name = f"gen-{(_number(current) if current else 0) + 1:06d}"
+        tmp = self._begin(name)
+        db = ChunkDB(tmp / "chunks.sqlite")
+        try:
+            dim = (manifest.get("embedder") or {}).get("dim") or self.index.embedder.dim
+            if rebuild:  # a fresh store (for Milvus a new collection: the old one may be the damage)
+                store, shared = create_store(self.index.config.store, dim), False
+                self._stream(store, (Record(*row) for row in db.iter_store_rows()))
+            else:
+                store, shared = self._store(dim)
+            feed = self._ingest(db, store, chunked, stale)
+            self.emit("write", 0, 1, "writing and verifying the new generation")
+            bm25, description = self._seal(tmp, db, store, feed.old_ids, shared)
+            self._write_manifest(tmp, db, store, description, int(dim), feed, shared)
+        finally:
+            db.close()
+        self._verify_and_point(tmp, name, store, bm25, feed.old_ids if shared else None)
+
+    def _begin(self, name: str) -> Path:
+        """``tmp-gen-N-PID/`` with a copy of the published chunk table: the generation being built."""
+        current = self.base_manifest.get("generation")
         clean_debris(self.root, current)
         tmp = self.root / f"tmp-{name}-{os.getpid()}"
         tmp.mkdir()
         if current:
             shutil.copyfile(self.root / current / "chunks.sqlite", tmp / "chunks.sqlite")
-        db = ChunkDB(tmp / "chunks.sqlite")
-        dim = (manifest.get("embedder") or {}).get("dim") or index.embedder.dim
-        if rebuild:  # a fresh store (for Milvus a new collection: the old one may be the damage)
-            store, shared = create_store(index.config.store, dim), False
-            self._stream(store, (Record(*row) for row in db.iter_store_rows()), db.count())
-        else:
-            store, shared = self._store(dim)
-        known = db.files()
-        replaced = [d.source for d, _ in per_doc if d.source in known]
-        old_ids = db.delete_sources(replaced + stale)
+        return tmp
+
+    def _ingest(self, db: ChunkDB, store, chunked, stale) -> Feed:
+        """Rows into the table and vectors into the store, document by document (rag/feed.py); then the
+        stale files' rows go. The id mark is exact afterwards (the feed reserves a batch ahead)."""
+        manifest = self.base_manifest
         next_id = max(int(manifest.get("next_id", 1)), read_reserved(self.root), 1)
-        rows, records = self._new_rows(db, per_doc, known, next_id)
-        next_id += len(rows)
-        _reserve(self.root, next_id)  # before any vector is stored: ids are never handed out twice
-        db.insert(rows)
+        reserve = functools.partial(_reserve, self.root)
+        reserve(next_id)
+        feed = Feed(db, self.report, next_id, reserve, step=stream_batch_size(self.index.embedder))
+        self._stream(store, feed.records(chunked))
+        stale = stale() if callable(stale) else list(stale)
+        feed.remove_sources(stale)
+        self.report.removed.extend(stale)
+        self.report.chunks_removed += len(feed.old_ids)
         db.commit()
-        if records:
-            self._stream(store, iter(records), len(records))
-        self.emit("write", 0, 1, "writing and verifying the new generation")
+        reserve(feed.next_id)  # every id below it is stored or dropped; a crash from here undoes [published, next_id)
+        return feed
+
+    def _seal(self, tmp: Path, db: ChunkDB, store, old_ids, shared: bool) -> tuple[BM25Index, dict]:
+        """Finish the data files: the in-generation store loses the replaced vectors and is written; BM25
+        is built by streaming the new table's texts (only its postings stay in RAM: rag/bm25_postings.py)."""
         if not shared:
-            store.remove(np.asarray(old_ids, dtype=np.int64))
+            store.remove(np.frombuffer(old_ids, dtype=np.int64) if len(old_ids) else np.zeros(0, np.int64))
         description = store.persist(tmp)
-        bm25 = BM25Index(index.config.lexical)
-        if index.config.lexical.enabled:
-            all_ids, texts = db.ids_and_texts()
-            bm25.build(np.asarray(all_ids, dtype=np.int64), texts)
+        bm25 = BM25Index(self.index.config.lexical)
+        if self.index.config.lexical.enabled:
+            t0 = time.perf_counter()
+            self.report.bm25_postings_bytes = bm25.build_from(db.iter_texts())
             bm25.save(tmp / "bm25")
-        count, all_ids = db.count(), db.all_ids()
-        db.close()
-        report.removed.extend(stale)
-        report.chunks_added += len(rows)
-        report.chunks_removed += len(old_ids)
+            self.report.timings["bm25"] = time.perf_counter() - t0
+        return bm25, description
+
+    def _write_manifest(self, tmp: Path, db: ChunkDB, store, description: dict, dim: int, feed: Feed,
+                        shared: bool) -> None:
+        index, manifest = self.index, self.base_manifest
+        count, digest = db.count(), ids_digest(db.ids_array())
+        db.close()  # the table's bytes are final: its size and checksum go into the manifest
         new_manifest = {
             "format": FORMAT,
             "format_version": FORMAT_VERSION,
             "created": manifest.get("created", time.time()),
             "updated": time.time(),
-            "embedder": {"model_id": index.embedder.model_id, "dim": int(dim),
+            "embedder": {"model_id": index.embedder.model_id, "dim": dim,
                          "fingerprint": getattr(index.embedder, "fingerprint", None)},
             "config": index.config.to_dict(),
             "chunks": count,
-            "next_id": next_id,
-            "ids_sha256": ids_digest(all_ids),
+            "next_id": feed.next_id,
+            "ids_sha256": digest,
             "store": description,
             "vector_index": getattr(store, "kind", description.get("backend")),
-            "pending_remove": [int(i) for i in old_ids] if shared else [],
+            "pending_remove": [int(i) for i in feed.old_ids] if shared else [],
             "files": file_records(tmp),
         }
         (tmp / MANIFEST).write_text(json.dumps(new_manifest, indent=2))
         _fsync_tree(tmp)
-        # Verify before publishing: a generation that does not reopen cleanly is never published.
+
+    def _verify_and_point(self, tmp: Path, name: str, store, bm25: BM25Index, shared_old_ids) -> None:
+        """Reopen the generation (one that does not open cleanly is never published), publish it, and for a
+        server-side store only now remove the replaced vectors (no published generation refers to them)."""
+        index = self.index
         gen = Generation(self.root, read_manifest(self.root, tmp.name), index.config, index.embedder,
                          store=store, bm25=bm25)
         try:
@@ -446,27 +481,11 @@ class Writer:
             gen.retire()
             raise
         gen.name = gen.manifest["generation"] = name
-        if shared:  # only now may the replaced vectors go: no published generation refers to them
-            store.remove(np.asarray(old_ids, dtype=np.int64))
+        if shared_old_ids is not None:
+            store.remove(np.frombuffer(shared_old_ids, dtype=np.int64) if len(shared_old_ids) else np.zeros(0, np.int64))
             store.persist(self.root / name)
         index._swap(gen)
         drop_old_generations(self.root, name)
-
-    def _new_rows(self, db: ChunkDB, per_doc, known: dict, next_id: int) -> tuple[list, list[Record]]:
-        """Chunk-table rows (id, chunk) from ``next_id`` on, and the records the vector store gets (text and
-        the metadata a server-side store filters on); records each file in the table and the report."""
-        rows, records = [], []
-        for doc, chunks in per_doc:
-            for c in chunks:
-                i = next_id + len(rows)
-                rows.append((i, c))
-                meta = {"source": c.source, "file_type": c.metadata.get("file_type", doc.type), "page": c.page,
-                        "section": c.section}
-                records.append(Record(i, c.text, meta))
-            db.upsert_file(doc.source, doc.sha256, doc.metadata.get("size"), doc.metadata.get("mtime"), doc.type,
-                           len(chunks))
-            (self.report.updated if doc.source in known else self.report.added).append(doc.source)
-        return rows, records
 
     def _rename_and_point(self, tmp: Path, name: str) -> None:
         os.replace(tmp, self.root / name)
@@ -478,6 +497,12 @@ class Writer:
             os.fsync(fh.fileno())
         os.replace(current_tmp, self.root / "CURRENT")
         _fsync_dir(self.root)
+
+
+def _prepend(first, rest: Iterator) -> Iterator:
+    yield first
+    first = None  # noqa: F841 - drop it: the stream must not pin the first document for the whole write
+    yield from rest
 
 
 def _reason(exc: BaseException) -> str:

@@ -79,3 +79,25 @@ def test_retrieval_defaults_feed_back_long_queries_only():
     assert (lexical.stemmer, lexical.stopwords, lexical.method) == ("snowball", True, "lucene")
     with pytest.raises(ConfigError, match="feedback_min_doc_terms"):
         RetrievalConfig(feedback_min_doc_terms=-1).validate()
+
+
+@pytest.mark.parametrize("method", ["lucene", "robertson", "atire", "bm25l", "bm25+"])
+def test_the_streamed_build_scores_exactly_like_bm25s_own_index(method, tmp_path):
+    import bm25s
+
+    texts = ["swept wing flutter wing", "heat transfer at the wall", "", "wing lift and drag of a swept wing",
+             "boundary layer heat transfer", "the of and", "flutter of panels in supersonic flow"]
+    config = LexicalConfig(method=method)
+    streamed = BM25Index(config)
+    held = streamed.build_from(iter(zip(range(100, 107), texts)))  # a one-pass iterator, as from the chunk table
+    reference = bm25s.BM25(k1=config.k1, b=config.b, method=method)
+    reference.index([tokenize(t) or [""] for t in texts], show_progress=False)
+    assert held > 0 and streamed.ids.tolist() == list(range(100, 107))
+    streamed.save(tmp_path / "bm25")
+    reloaded = BM25Index.load(tmp_path / "bm25", config)
+    for query in ["wing", "heat transfer wall", "flutter supersonic panel", "drag"]:
+        terms = tokenize(query)
+        want = reference.get_scores(terms)
+        np.testing.assert_allclose(streamed.scores(query), want, rtol=1e-5, atol=1e-6)
+        np.testing.assert_allclose(reloaded.scores(query), want, rtol=1e-5, atol=1e-6)
+    assert streamed.search("wing", 2)[0][0] in (100, 103)
