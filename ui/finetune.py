@@ -161,8 +161,12 @@ def show_evaluation(report: Any) -> None:
     st.write(f"Held-out test questions: {answered.get('answerable', 0)} answerable, "
              f"{answered.get('unanswerable', 0)} unanswerable, with retrieval")
     table(rows, "metric")
-    scores = pd.DataFrame([r for r in rows if "perplexity" not in r["metric"]]).set_index("metric")
-    st.bar_chart(scores.astype(float), stack=False, horizontal=True)
+    scored = [r for r in rows if "perplexity" not in r["metric"]]
+    if scored:
+        st.bar_chart(pd.DataFrame(scored).set_index("metric").astype(float), stack=False, horizontal=True)
+    else:  # e.g. the held-out documents yielded no question short enough to train on
+        st.info("No held-out test question was scored, so only validation perplexity is compared: index more "
+                "documents (whole documents are held out for testing).")
     for line in report.get("regressions", []):
         st.warning(f"Worse than the base model: {line}")
 

@@ -56,8 +56,11 @@ def app(tmp_path_factory):
     (docs / "lora.md").write_text("# LoRA\n\nLoRA trains two low-rank matrices per adapted layer.\n\n"
                                   "## QLoRA\n\nQLoRA quantises the frozen base model to 4-bit NormalFloat.\n")
     (docs / "rag.txt").write_text("Retrieval\n\nBM25 is a lexical ranking function that rewards rare terms.\n")
+    # the second sentence holds a short fact, so the held-out document yields a test question (training
+    # answers are at most 10 words: tune/synth.py)
     (docs / "quant.html").write_text("<html><body><h1>Quantisation</h1><p>Int8 and int4 quantisation shrink "
-                                     "models so they fit on smaller GPUs.</p></body></html>")
+                                     "models so they fit on smaller GPUs. Int4 quantisation stores each weight "
+                                     "in 4 bits.</p></body></html>")
     (docs / "distill.md").write_text("# Distillation\n\nDistillation trains a small student model to imitate "
                                      "a larger teacher model.\n")
     index = Index.open(home / "index", create=True)
@@ -179,8 +182,8 @@ def test_uploaded_document_is_indexed_and_then_cited_in_chat(app, browser, tmp_p
     button = wait(browser, lambda d: d.find_elements(By.XPATH, "//button[contains(., 'Add to the index')]"),
                   what="add-button")[0]
     button.click()
-    wait(browser, lambda d: "1 added" in d.find_element(By.TAG_NAME, "body").text, what="indexed")
-    assert "zorblax.md" in browser.find_element(By.TAG_NAME, "body").text
+    # one condition: the page reruns when the indexing job ends, so a second read could land mid-redraw
+    wait(browser, lambda d: "1 added" in (text := body_text(d)) and "zorblax.md" in text, what="indexed")
     browser.save_screenshot(str(ARTIFACTS / "documents.png"))
 
     browser.get(app)
@@ -247,13 +250,12 @@ def test_evaluate_page_shows_the_metrics_table_and_chart(app, browser, tmp_path)
                what="eval-path")[0]
     replace_text(box, str(qa))
     click_button(browser, "Evaluate", "eval-button")
-    table = wait(browser, lambda d: [t for t in by_css(d, '[data-testid="stTable"]') if "hit_rate@5" in t.text],
-                 what="eval-table")[0]
-    assert all(mode in table.text for mode in ("dense", "bm25", "hybrid"))
+    # every mode, and a table rather than raw JSON, in one condition (a later read may hit a redrawn element)
+    wait(browser, lambda d: [t for t in by_css(d, '[data-testid="stTable"]')
+                             if "hit_rate@5" in (text := t.text) and "{" not in text
+                             and all(mode in text for mode in ("dense", "bm25", "hybrid"))], what="eval-table")
     wait(browser, lambda d: by_css(d, '[data-testid="stVegaLiteChart"] canvas, [data-testid="stVegaLiteChart"] svg'),
          timeout=60, what="eval-chart")  # the chart's library loads after the table is drawn
-    assert "{" not in table.text  # a table, not raw JSON
-    browser.execute_script("arguments[0].scrollIntoView({block: 'center'})", table)
     browser.save_screenshot(str(ARTIFACTS / "evaluate.png"))
 
 
@@ -266,6 +268,7 @@ def replace_text(box, text: str) -> None:
 
 
 def test_finetune_builds_data_trains_evaluates_and_the_adapter_answers_in_chat(app, browser):
+    from selenium.common.exceptions import WebDriverException
     from selenium.webdriver.common.by import By
 
     browser.get(f"{app}/finetune")
@@ -277,22 +280,29 @@ def test_finetune_builds_data_trains_evaluates_and_the_adapter_answers_in_chat(a
     set_number(browser, "At most this many steps", 3)
     click_button(browser, "Start training", "start-training")
     wait(browser, lambda d: "Training finished" in body_text(d), timeout=600, what="trained")
+    # The page reruns once when training ends (so step 3 lists the new adapter); text read during that rerun
+    # is half drawn (a CI run read "No adapter yet" there), so wait for the settled page, not assert at once.
+    wait(browser, lambda d: "training loss" in body_text(d) and "browser-run" in body_text(d)
+         and "No adapter yet" not in body_text(d), what="trained-settled")
     wait(browser, lambda d: by_css(d, '[data-testid="stVegaLiteChart"] canvas, [data-testid="stVegaLiteChart"] svg'),
          timeout=60, what="loss-chart")
-    assert "training loss" in body_text(browser)
     browser.save_screenshot(str(ARTIFACTS / "finetune-trained.png"))
 
     set_number(browser, "Test questions", 2)
     click_button(browser, "Evaluate: base vs base + adapter", "evaluate-adapter")
-    table = wait(browser, lambda d: [t for t in by_css(d, '[data-testid="stTable"]') if "answer F1" in t.text],
-                 timeout=600, what="adapter-eval")[0]
-    assert "base + adapter" in table.text
+    # both columns in one condition: a table read after the wait may already be a stale, redrawn element
+    wait(browser, lambda d: [t for t in by_css(d, '[data-testid="stTable"]')
+                             if "answer F1" in t.text and "base + adapter" in t.text],
+         timeout=600, what="adapter-eval")
     click_button(browser, "Use this adapter in Chat", "use-adapter")
     wait(browser, lambda d: "Chat now answers with" in body_text(d), what="adapter-chosen")
     # the click reran the page, so the table drawn before it is a stale element: find the new one
     table = wait(browser, lambda d: [t for t in by_css(d, '[data-testid="stTable"]') if "answer F1" in t.text],
                  what="adapter-eval-redrawn")[0]
-    browser.execute_script("arguments[0].scrollIntoView({block: 'center'})", table)
+    try:  # only for the screenshot: a rerun may have replaced the element since
+        browser.execute_script("arguments[0].scrollIntoView({block: 'center'})", table)
+    except WebDriverException:
+        pass
     browser.save_screenshot(str(ARTIFACTS / "finetune.png"))
 
     # through the app's own navigation: a new page load would start a new session without the choice
