@@ -189,3 +189,19 @@ def test_real_pipeline_on_a_tiny_model_trains_evaluates_and_lists_the_adapter(ui
     table = at.table[-1].value
     assert list(table.columns) == ["base", "base + adapter"]
     assert "answer F1" in list(table.index)
+
+
+def _perplexity_only_report():
+    from ragtune.ui import finetune
+
+    finetune.show_evaluation({"test_split": {}, "validation_perplexity": {"base": 9.5, "adapter": 4.25},
+                              "regressions": []})
+
+
+def test_an_evaluation_without_scored_test_questions_shows_perplexity_and_says_why():
+    from streamlit.testing.v1 import AppTest
+
+    at = AppTest.from_function(_perplexity_only_report).run()
+    assert not at.exception  # it raised a pandas KeyError drawing the score chart of no scores
+    assert list(at.table[0].value.index) == ["validation perplexity (lower is better)"]
+    assert any("No held-out test question was scored" in i for i in texts(at, "info"))
