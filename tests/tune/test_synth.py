@@ -8,6 +8,23 @@ import os
 from ragtune.tune.synth import build_training_data, split_sources, template_questions
 
 
+# One document per topic, built from ``text(i)``: the data builder splits train/validation/test by document.
+TOPICS = ("# Topic {i}\n\nMethod{i} freezes the layer number {i} and trains adapters of rank {r}. "
+          "Method{i} is a technique for tuning model number {i} cheaply.\n")
+TOPICS_WITH_CLAUSES = ("# Topic {i}\n\nMethod{i} is a technique for tuning model number {i} cheaply, which saves "
+                       "memory. Training took {r} hours on one GPU. Method{i} freezes the layer.\n")
+
+
+def topic_index(index, tmp_path, n: int, template: str):
+    """``index`` with ``n`` topic documents written from ``template`` ({i}: topic number, {r}: i + 4)."""
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    for i in range(n):
+        (docs / f"topic{i}.md").write_text(template.format(i=i, r=i + 4))
+    index.add([docs])
+    return index
+
+
 def test_definitions_facts_numbers_and_headings_become_questions():
     text = ("LoRA\nLoRA freezes the pretrained weights and trains small matrices. "
             "A rank is the inner dimension of the two matrices. "
@@ -42,14 +59,7 @@ def test_documents_are_split_whole_and_pinned_test_files_are_honoured():
 
 
 def test_examples_cite_the_gold_chunk_and_test_documents_never_reach_training(hash_index, tmp_path):
-    index = hash_index()
-    docs = tmp_path / "docs"
-    docs.mkdir()
-    for i in range(6):
-        (docs / f"topic{i}.md").write_text(
-            f"# Topic {i}\n\nMethod{i} freezes the layer number {i} and trains adapters of rank {i + 4}. "
-            f"Method{i} is a technique for tuning model number {i} cheaply.\n")
-    index.add([docs])
+    index = topic_index(hash_index(), tmp_path, 6, TOPICS)
     out = tmp_path / "data.jsonl"
     report = build_training_data(index, out, abstain_share=0.3, seed=1)
     records = [json.loads(line) for line in out.read_text().splitlines()]
@@ -73,14 +83,7 @@ def test_examples_cite_the_gold_chunk_and_test_documents_never_reach_training(ha
 
 
 def test_by_default_about_one_example_in_ten_abstains(hash_index, tmp_path):
-    index = hash_index()
-    docs = tmp_path / "docs"
-    docs.mkdir()
-    for i in range(20):
-        (docs / f"topic{i}.md").write_text(
-            f"# Topic {i}\n\nMethod{i} freezes the layer number {i} and trains adapters of rank {i + 4}. "
-            f"Method{i} is a technique for tuning model number {i} cheaply.\n")
-    index.add([docs])
+    index = topic_index(hash_index(), tmp_path, 20, TOPICS)
     report = build_training_data(index, tmp_path / "data.jsonl", seed=0)
     total, abstaining = sum(report.records.values()), sum(report.abstain.values())
     assert report.settings["abstain_share"] == 0.1 and total >= 40
@@ -109,14 +112,7 @@ def test_without_a_word_cap_the_whole_spans_are_kept():
 
 
 def test_answer_word_cap_applies_to_every_example_and_is_recorded(hash_index, tmp_path):
-    index = hash_index()
-    docs = tmp_path / "docs"
-    docs.mkdir()
-    for i in range(20):
-        (docs / f"topic{i}.md").write_text(
-            f"# Topic {i}\n\nMethod{i} is a technique for tuning model number {i} cheaply, which saves memory. "
-            f"Training took {i + 4} hours on one GPU. Method{i} freezes the layer.\n")
-    index.add([docs])
+    index = topic_index(hash_index(), tmp_path, 20, TOPICS_WITH_CLAUSES)
     report = build_training_data(index, tmp_path / "data.jsonl", seed=0, max_answer_words=3)
     assert report.settings["max_answer_words"] == 3
     metas = [json.loads(line)["meta"] for line in (tmp_path / "data.jsonl").read_text().splitlines()]
