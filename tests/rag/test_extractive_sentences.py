@@ -49,6 +49,26 @@ def test_second_sentence_is_added_only_when_it_covers_other_question_words():
     assert "popular" not in text
 
 
+def test_a_second_sentence_from_another_document_must_be_nearly_as_good_as_the_best():
+    from ragtune.rag.prompt import ParsedSource
+
+    question = "How many retrieved chunks is a cross-encoder reranker applied to?"
+    best = ("Because it reads both texts at once it is accurate but slow, so it is applied only to the top 20 "
+            "to 100 retrieved chunks.")
+    second = "A cross-encoder reranker was first described for passage ranking in 2019."  # ~0.79 of the best
+    gen = ExtractiveGenerator()
+
+    def chosen(labels):
+        sources = [ParsedSource(number=i, label=label, text=text)
+                   for i, (label, text) in enumerate(zip(labels, [best, second]), start=1)]
+        return [s.source for s in gen.select(question, sources)]
+
+    # The same document: the second sentence completes the answer with the words the best one lacks.
+    assert chosen(["guide.md, section \"Reranking\"", "guide.md, page 2"]) == [1, 2]
+    # Another document: at 0.79 of the best's score it is a weaker second answer, and is left out.
+    assert chosen(["guide.md", "history.md"]) == [1]
+
+
 def test_abstains_when_no_sentence_covers_the_question():
     gen = ExtractiveGenerator()
     assert gen.generate(_messages("Who won the 1998 football world cup?", [QUANT, LORA])) == ABSTAIN_TEXT
