@@ -23,8 +23,9 @@ def sidebar() -> dict[str, Any]:
     kind = state.bound(sb.radio, "Generator", "generator", cfg.generator, options=kinds,
                        format_func=state.GENERATORS.get)
     options: dict[str, Any] = {"kind": kind}
-    if kind == "local" and state.attached_adapter() is not None:
-        sb.caption(f"The base model alone, without the default adapter {state.adapter_name(state.attached_adapter())} "
+    shipped = state.attached_adapter() if kind == "local" else None
+    if shipped is not None:
+        sb.caption(f"The base model alone, without the default adapter {state.adapter_name(shipped)} "
                    "(choose \"+ LoRA adapter\" to use it).")
     if kind == "adapter":
         found = [str(p) for p in state.adapters()]
