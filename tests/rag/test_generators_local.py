@@ -21,27 +21,17 @@ transformers = pytest.importorskip("transformers")
 from ragtune.errors import ConfigError, GeneratorError, ModelLoadError  # noqa: E402
 from ragtune.rag.generators import LocalGenerator  # noqa: E402
 from ragtune.rag.generators.base import Generator  # noqa: E402
-from ragtune.rag.generators.models import CHATML_TEMPLATE  # noqa: E402
 
-SPECIALS = ["<|endoftext|>", "<|im_start|>", "<|im_end|>"]  # ids 0, 1, 2
+from _tiny_llm import SPECIALS  # noqa: E402
+from _tiny_llm import build_tokenizer as _build_tokenizer  # noqa: E402
+
 ASK = [{"role": "user", "content": "What is the capital of France?"}]
 
 
 def build_tokenizer():
-    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
-    from transformers import PreTrainedTokenizerFast
-
-    tok = Tokenizer(models.BPE())
-    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
-    tok.decoder = decoders.ByteLevel()
-    trainer = trainers.BpeTrainer(vocab_size=400, special_tokens=SPECIALS,
-                                  initial_alphabet=pre_tokenizers.ByteLevel.alphabet(), show_progress=False)
-    corpus = ["The capital of France is Paris.", "Hello world, this is a tiny model.", "user assistant system"]
-    tok.train_from_iterator(corpus * 20, trainer)
-    fast = PreTrainedTokenizerFast(tokenizer_object=tok, bos_token="<|im_start|>", eos_token="<|im_end|>",
-                                   unk_token="<|endoftext|>", pad_token="<|im_end|>")
-    fast.chat_template = CHATML_TEMPLATE
-    return fast
+    # Its own vocabulary and padding: token counts and stop strings below are checked against it.
+    return _build_tokenizer(400, ["The capital of France is Paris.", "Hello world, this is a tiny model.",
+                                  "user assistant system"], pad_token="<|im_end|>")
 
 
 def tiny_llama(vocab_size: int, hidden: int = 32, seed: int = 0, layers: int = 2):

@@ -5,27 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-SPECIALS = ["<|endoftext|>", "<|im_start|>", "<|im_end|>"]
-
-
-def build_tokenizer():
-    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
-    from transformers import PreTrainedTokenizerFast
-
-    from ragtune.rag.generators.models import CHATML_TEMPLATE
-
-    tok = Tokenizer(models.BPE())
-    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
-    tok.decoder = decoders.ByteLevel()
-    trainer = trainers.BpeTrainer(vocab_size=300, special_tokens=SPECIALS,
-                                  initial_alphabet=pre_tokenizers.ByteLevel.alphabet(), show_progress=False)
-    corpus = ["LoRA trains two small matrices.", "The capital of France is Paris.", "user assistant system",
-              "Sources: Question: The documents do not say."]
-    tok.train_from_iterator(corpus * 20, trainer)
-    fast = PreTrainedTokenizerFast(tokenizer_object=tok, bos_token="<|im_start|>", eos_token="<|im_end|>",
-                                   unk_token="<|endoftext|>", pad_token="<|endoftext|>")
-    fast.chat_template = CHATML_TEMPLATE
-    return fast
+from _tiny_llm import SPECIALS, build_tokenizer  # noqa: F401  (re-exported for the tune tests)
 
 
 def make_tiny_model(path: Path, seed: int = 0, hidden: int = 32) -> Path:
