@@ -11,7 +11,6 @@ with ``apt-get download``, into the realdocs cache folder and shared).
 
 from __future__ import annotations
 
-import argparse
 import importlib.util
 import sys
 from pathlib import Path
@@ -48,15 +47,8 @@ def _realdocs_build():
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--out", type=Path, default=HERE / "docs")
-    p.add_argument("--cache", type=Path, default=REALDOCS / ".deb-cache")
-    args = p.parse_args(argv)
-    realdocs = _realdocs_build()
-    realdocs.PAGES = PAGES  # the same converters over other pages
-    for path in realdocs.build(args.out, args.cache):
-        print(path)
-    return 0
+    # The same converters and .deb cache as realdocs, over other pages.
+    return _realdocs_build().main(argv, pages=PAGES, out=HERE / "docs", description=__doc__)
 
 
 if __name__ == "__main__":

@@ -137,11 +137,11 @@ def write_docx(bl, path: Path) -> None:
 WRITERS = {"md": write_md, "txt": write_txt, "pdf": write_pdf, "docx": write_docx}
 
 
-def build(out: Path, cache: Path) -> list[Path]:
+def build(out: Path, cache: Path, pages: dict[str, str] | None = None) -> list[Path]:
     html = fetch(cache)
     out.mkdir(parents=True, exist_ok=True)
     written = []
-    for page, fmt in PAGES.items():
+    for page, fmt in (pages or PAGES).items():
         src = html / page
         name = page.replace("/", "_").rsplit(".", 1)[0] + "." + fmt
         target = out / name
@@ -153,12 +153,15 @@ def build(out: Path, cache: Path) -> list[Path]:
     return written
 
 
-def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--out", type=Path, default=HERE / "docs")
+def main(argv: list[str] | None = None, *, pages: dict[str, str] | None = None, out: Path = HERE / "docs",
+         description: str | None = None) -> int:
+    """The command line of this script, and of bench/data/dev/build.py (other ``pages``, ``out``, text)."""
+    p = argparse.ArgumentParser(description=description or __doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--out", type=Path, default=out)
     p.add_argument("--cache", type=Path, default=HERE / ".deb-cache")
     args = p.parse_args(argv)
-    for path in build(args.out, args.cache):
+    for path in build(args.out, args.cache, pages):
         print(path)
     return 0
 
