@@ -61,7 +61,8 @@ for _key, _value in {"HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1", "DO_NOT
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # bench/embcache.py, also when loaded by path
 
 from ragtune.errors import RagtuneError
-from ragtune.rag.evaluate import BeirDataset, docs_from_beir, evaluate_index, evaluate_run, is_beir_dir, load_beir
+from ragtune.rag.evaluate import (BeirDataset, docs_from_beir, evaluate_index, evaluate_run, is_beir_dir, load_beir,
+                                  per_query_metrics)
 
 REPO = Path(__file__).resolve().parents[1]
 BASELINES = ("langchain", "bm25")
@@ -83,6 +84,7 @@ class Result:
     baseline: bool = False  # counts towards "best baseline"
     diagnostic: bool = False  # tuned on the test queries: printed, never a result
     note: str | None = None
+    paired: dict | None = None  # per-query nDCG@10 difference to the base-embedder system of the same mode
 
 
 def default_dataset_dirs() -> list[Path]:
@@ -258,8 +260,9 @@ def ragtune_systems(dataset: BeirDataset, k: int, reranker: str | None, ceiling:
             index.add_documents(docs_from_beir(dataset), progress=False)
             build_s = time.perf_counter() - t0
             print(f"  ragtune: {len(dataset.corpus)} documents -> {len(index)} chunks", file=sys.stderr)
-            results = []
-            for mode, metrics in evaluate_index(index, dataset, modes=("dense", "bm25", "hybrid"), k=k).items():
+            results, base_runs = [], {}
+            modes = ("dense", "bm25", "hybrid")
+            for mode, metrics in evaluate_index(index, dataset, modes=modes, k=k, runs=base_runs).items():
                 label = f"ragtune {mode}" + (" (default)" if mode == DEFAULT_MODE else "")
                 results.append(Result(label, metrics, build_s, metrics["p50_ms"]))
             if reranker:
@@ -278,7 +281,8 @@ def ragtune_systems(dataset: BeirDataset, k: int, reranker: str | None, ceiling:
                                       diagnostic=True))
             if tune_steps is not None:
                 try:
-                    results.extend(tuned_embedder_systems(index, dataset, k, Path(tmp), cache_dir, tune_steps))
+                    results.extend(tuned_embedder_systems(index, dataset, k, Path(tmp), cache_dir, tune_steps,
+                                                          base_runs))
                 except Exception as exc:
                     results.append(Result("ragtune + tuned embedder", error=_not_available(exc)))
             return results
@@ -320,8 +324,21 @@ else:
     return json.loads(proc.stdout.strip().splitlines()[-1])
 
 
+def paired_difference(run: dict, base: dict, qrels: dict) -> dict:
+    """Mean and standard error of the per-query nDCG@10 difference ``run - base`` (same queries)."""
+    a, b = (per_query_metrics(r, qrels) for r in (run, base))
+    diffs = [a[q]["ndcg@10"] - b[q]["ndcg@10"] for q in b]
+    n = len(diffs)
+    mean = statistics.mean(diffs) if n else 0.0
+    se = statistics.stdev(diffs) / n ** 0.5 if n > 1 else 0.0
+    return {"mean": mean, "se": se, "queries": n, "better": sum(d > 0 for d in diffs),
+            "worse": sum(d < 0 for d in diffs)}
+
+
 def tuned_embedder_systems(index, dataset: BeirDataset, k: int, work: Path, cache_dir: Path | None,
-                           steps: int) -> list[Result]:
+                           steps: int, base_runs: dict | None = None) -> list[Result]:
+    """ragtune dense and hybrid with the embedder tuned on this collection's chunks, each paired query by
+    query with the same mode on the base embedder (``base_runs``, from the same run)."""
     from ragtune.rag.index import Index
 
     out = TUNED_DIR / dataset.name
@@ -336,8 +353,12 @@ def tuned_embedder_systems(index, dataset: BeirDataset, k: int, work: Path, cach
         build_s = time.perf_counter() - t0
         note = (f"trained {info['train_seconds']:.0f} s, peak memory {info['peak_memory_mb']:.0f} MB, "
                 f"{info['pairs']} inverse-cloze pairs, {info['steps']} steps")
-        return [Result(f"ragtune {mode} + tuned embedder", metrics, build_s, metrics["p50_ms"], note=note)
-                for mode, metrics in evaluate_index(tuned, dataset, modes=("dense", DEFAULT_MODE), k=k).items()]
+        runs: dict = {}
+        evaluated = evaluate_index(tuned, dataset, modes=("dense", DEFAULT_MODE), k=k, runs=runs)
+        return [Result(f"ragtune {mode} + tuned embedder", metrics, build_s, metrics["p50_ms"], note=note,
+                       paired=paired_difference(runs[mode], base_runs[mode], dataset.qrels)
+                       if base_runs and mode in base_runs else None)
+                for mode, metrics in evaluated.items()]
     finally:
         tuned.close()
 
@@ -371,9 +392,11 @@ def run_collection(path: Path, systems: tuple[str, ...], k: int, limit: int | No
     p50 = {r.system: r.p50_ms for r in results if r.metrics and not r.diagnostic}
     lc = next((v for name, v in p50.items() if name.startswith("LangChain")), None)
     dflt = next((v for name, v in p50.items() if name.endswith("(default)")), None)
-    tuned = next((r.metrics["ndcg@10"] for r in results if r.system == f"ragtune {DEFAULT_MODE} + tuned embedder"
-                  and r.metrics), None)
+    tuned_result = next((r for r in results if r.system == f"ragtune {DEFAULT_MODE} + tuned embedder"
+                         and r.metrics), None)
+    tuned = tuned_result.metrics["ndcg@10"] if tuned_result else None
     return {"latency_ratio": dflt / lc if dflt and lc else None, "tuned_ndcg@10": tuned,
+            "tuned_paired": tuned_result.paired if tuned_result else None,
             "cached_embeddings": cache_dir is not None,"dataset": dataset.name, "path": str(path), "documents": len(dataset.corpus),
             "queries": len(dataset.qrels), "k": k, "systems": [asdict(r) for r in results],
             "best_baseline_ndcg@10": baseline, "ragtune_default_ndcg@10": default, "ratio": ratio,
@@ -400,6 +423,10 @@ def print_table(report: dict, out=sys.stdout) -> None:
     for r in report["systems"]:
         if r.get("note") and not r["error"]:
             notes.append(f"  {r['system']}: {r['note']}")
+        if r.get("paired") and not r["error"]:
+            p = r["paired"]
+            notes.append(f"  {r['system']}: nDCG@10 minus the base embedder's, paired over {p['queries']} queries: "
+                         f"{p['mean']:+.4f} (SE {p['se']:.4f}; {p['better']} better, {p['worse']} worse)")
     for note in notes:
         print(note, file=out)
     if report["ratio"] is not None:
@@ -418,8 +445,8 @@ def summarize(reports: list[dict]) -> dict:
     """The targets on the mean of the collections: ragtune's default against the baseline that is better on
     that mean, the smallest per-collection ratio, the latency ratios and the tuned embedder's gain."""
     done = [r for r in reports if r["ratio"] is not None]
-    if not done:
-        return {}
+    if not done:  # no baseline measured (e.g. --systems ragtune): only the tuned embedder's gain
+        return _tuned_summary(reports, {})
     def ndcg(report, name):
         return next((s["metrics"]["ndcg@10"] for s in report["systems"] if s["system"] == name and s["metrics"]), None)
     names = {s["system"] for r in done for s in r["systems"] if s["baseline"] and s["metrics"]}
@@ -432,15 +459,35 @@ def summarize(reports: list[dict]) -> dict:
            "mean_of_ratios": statistics.mean(r["ratio"] for r in done),
            "min_ratio": min(r["ratio"] for r in done),
            "latency_ratios": {r["dataset"]: r["latency_ratio"] for r in done}}
-    tuned = [r for r in done if r.get("tuned_ndcg@10") is not None]
+    return _tuned_summary(done, out)
+
+
+def _tuned_summary(reports: list[dict], out: dict) -> dict:
+    tuned = [r for r in reports if r.get("tuned_ndcg@10") is not None and r.get("ragtune_default_ndcg@10") is not None]
     if tuned:
         out["tuned_delta"] = {r["dataset"]: r["tuned_ndcg@10"] - r["ragtune_default_ndcg@10"] for r in tuned}
+        paired = [r["tuned_paired"] for r in tuned if r.get("tuned_paired")]
+        if len(paired) == len(tuned):  # the mean of the collections' differences; SE = sqrt(sum SE_i^2) / n
+            out["tuned_paired"] = {r["dataset"]: r["tuned_paired"] for r in tuned}
+            out["tuned_mean_delta"] = statistics.mean(p["mean"] for p in paired)
+            out["tuned_mean_delta_se"] = sum(p["se"] ** 2 for p in paired) ** 0.5 / len(paired)
     return out
 
 
 def print_summary(summary: dict, out=sys.stdout) -> None:
     if not summary:
         return
+    if "collections" in summary:
+        _print_targets(summary, out)
+    if summary.get("tuned_delta"):
+        print("tuned embedder, hybrid nDCG@10 minus default: " + ", ".join(
+            f"{k} {v:+.3f}" for k, v in summary["tuned_delta"].items()), file=out)
+    if summary.get("tuned_mean_delta") is not None:
+        print(f"tuned embedder, hybrid, mean of the collections' paired differences: "
+              f"{summary['tuned_mean_delta']:+.4f} (SE {summary['tuned_mean_delta_se']:.4f})", file=out)
+
+
+def _print_targets(summary: dict, out) -> None:
     print(f"\nmean of {', '.join(summary['collections'])}: ragtune default nDCG@10 "
           f"{summary['default_mean_ndcg@10']:.3f}; baselines " + ", ".join(
               f"{n} {v:.3f}" for n, v in summary["baseline_mean_ndcg@10"].items()), file=out)
@@ -452,9 +499,6 @@ def print_summary(summary: dict, out=sys.stdout) -> None:
     lat = {k: v for k, v in summary["latency_ratios"].items() if v is not None}
     if lat:
         print("p50 latency / LangChain: " + ", ".join(f"{k} {v:.2f}x" for k, v in lat.items()), file=out)
-    if summary.get("tuned_delta"):
-        print("tuned embedder, hybrid nDCG@10 minus default: " + ", ".join(
-            f"{k} {v:+.3f}" for k, v in summary["tuned_delta"].items()), file=out)
 
 
 def main(argv: list[str] | None = None) -> int:

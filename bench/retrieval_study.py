@@ -14,7 +14,8 @@ on the mean of the four and loses on no collection beyond noise (a loss larger t
 
 Groups (``--only``): rm3, fusion, depth, bm25, tokens, units, sides, and (issue 10, second round) cc
 (convex combination of min-max / z-score / theoretical-min-max normalised scores, alpha 0.5), doclevel
-(document-level fusion, whole-document dense vectors; needs ``--doc-unit``) and rm3w (RM3's query weight).
+(document-level fusion, whole-document dense vectors; needs ``--doc-unit``), rm3w (RM3's query weight) and
+(third round) rm3agree (RM3 when the dense and BM25 first passes agree).
 
 ``--combine a.json b.json`` merges runs over disjoint collections (the four were run as 3 + 1 here).
 Whole-document vectors are embedded only with ``--doc-unit``.
@@ -59,7 +60,8 @@ class Variant:
     dense: bool = True
     bm25: bool = True
     lexical: LexicalConfig = field(default_factory=LexicalConfig)
-    rm3: str = "on"  # on | off | long (queries of >= LONG_QUERY content terms) | short
+    rm3: str = "on"  # on | off | long (queries of >= LONG_QUERY content terms) | short | agree (third round, below LONG_QUERY)
+    rm3_agree: int = 5  # rm3="agree": RM3 when at least this many of the dense top FEEDBACK are in BM25's
     rm3_min_doc_terms: int = 0  # skip RM3 when its feedback documents hold fewer content terms on average
     rrf_k: int = 60
     dense_weight: float = 1.0
@@ -81,6 +83,12 @@ class Variant:
 
 
 LONG_QUERY = 10  # content terms; RM3 adds 10 terms, so from here on the query is at least as long as its expansion
+# Issue 10, third round (principle written before the run): RM3 is only as good as the first pass it reads,
+# its top FEEDBACK fused chunks. Two independent retrievers agreeing on them is a label-free sign that the
+# first pass found the topic; when they disagree, most of the feedback set is one retriever's guess and the
+# expansion drifts. rm3="agree": RM3 when at least half (a majority: 5 of 10, not searched) of the dense top
+# 10 chunks are also in BM25's first-pass top 10, whatever the query's length.
+FEEDBACK = 10  # RM3's feedback chunks (BM25Index.search's feedback_docs)
 
 
 @dataclass
@@ -156,7 +164,12 @@ def _bm25(col: Collection, unit: str, lexical: LexicalConfig) -> BM25Index:
     return col.bm25[key]
 
 
-def _use_rm3(v: Variant, index: BM25Index, query: str) -> bool:
+def _use_rm3(v: Variant, index: BM25Index, query: str, dense: list[tuple] | None = None) -> bool:
+    if v.rm3 == "agree":
+        if dense is None:  # no second retriever to agree with
+            return False
+        first = {i for i, _ in index.search(query, FEEDBACK)}
+        return len(first & {i for i, _ in dense[:FEEDBACK]}) >= v.rm3_agree
     cfg = RetrievalConfig(bm25_feedback=v.rm3, feedback_min_terms=LONG_QUERY)
     return wants_feedback(cfg, index.tokenize(query))
 
@@ -217,7 +230,7 @@ def run_variant(col: Collection, v: Variant) -> dict[str, float]:
     whole = _vectors(col, "doc") if v.dense and v.level == "doc" and v.doc_dense != "best" else None
     whole_ids = col.units["doc"][0]
     index = _bm25(col, v.unit, v.lexical) if v.bm25 else None
-    run = {}
+    run, expanded = {}, 0
     for qid, (text, qvec) in col.queries.items():
         sides = {}
         if v.dense:
@@ -225,7 +238,9 @@ def run_variant(col: Collection, v: Variant) -> dict[str, float]:
             top = np.argsort(-sims, kind="stable")[: v.depth]
             sides["dense"] = [(int(i), float(sims[i])) for i in top]
         if index is not None:
-            feedback = (lambda ids: [texts[i] for i in ids]) if _use_rm3(v, index, text) else None
+            use = _use_rm3(v, index, text, sides.get("dense"))
+            expanded += use
+            feedback = (lambda ids: [texts[i] for i in ids]) if use else None
             first = None
             if v.dense and feedback:
                 def first(pairs, dense=sides["dense"]):
@@ -242,6 +257,8 @@ def run_variant(col: Collection, v: Variant) -> dict[str, float]:
             run[qid] = dict(fuse(v, sides)[:KEEP])
         else:
             run[qid] = _documents(fuse(v, sides)[:ASK], doc_of, v.doc_score)
+    if index is not None and v.rm3 not in ("on", "off"):
+        print(f"  {col.name}: {v.name}: RM3 on {expanded} of {len(col.queries)} queries", file=sys.stderr)
     return {qid: m["ndcg@10"] for qid, m in per_query_metrics(run, col.dataset.qrels).items()}
 
 
@@ -322,6 +339,10 @@ def variants(reference: Variant) -> dict[str, list[Variant]]:
                      replace(r, name="doc-level tmm, dense = best chunk + whole doc", level="doc",
                              doc_dense="best+whole", fusion="tmm")],
         "rm3w": [replace(r, name=f"RM3 original-query weight {w}", rm3_weight=w) for w in (0.3, 0.7)],
+        # Issue 10, third round: RM3 when the first pass is trustworthy (note under LONG_QUERY); 3 and 7 of 10 are a
+        # sensitivity check reported beside it, never a choice.
+        "rm3agree": [replace(r, name=f"RM3 when dense & BM25 top 10 share >= {n}", rm3="agree", rm3_agree=n)
+                     for n in (5, 3, 7)],
     }
 
 

@@ -174,6 +174,7 @@ def evaluate_index(
     chunks_per_doc: int = 3,
     search_kwargs: Mapping[str, Any] | None = None,
     progress: ProgressFn | None = None,
+    runs: dict[str, dict[str, dict[str, float]]] | None = None,
 ) -> dict[str, dict[str, float]]:
     """Search every evaluated query of ``dataset`` in each mode and score the runs.
 
@@ -181,7 +182,8 @@ def evaluate_index(
     top ``k`` (a document split into several chunks would otherwise crowd out others). Returns, per mode, the metrics
     of :func:`evaluate_run` (``recall@k``) plus ``p50_ms`` / ``p95_ms``: search latency per query.
     ``search_kwargs`` are passed to every ``index.search`` call (e.g. ``{"rerank": True}``);
-    ``progress`` is called once per query with the stage ``search <mode>``.
+    ``progress`` is called once per query with the stage ``search <mode>``. ``runs``, when given, receives
+    each mode's run (query id -> {document id: score}) so that callers can pair systems query by query.
     """
     # Documents at their best chunk among the top k * chunks_per_doc fused chunks; the index does the
     # grouping so that it reads texts for the k returned chunks only, not for the whole pool.
@@ -200,6 +202,8 @@ def evaluate_index(
             hits_per_query[qid] = hits
         emit(progress, f"search {mode}", len(queries), len(queries), "")
         run = {qid: dict(list(docs.items())[:k]) for qid, docs in run_from_hits(hits_per_query).items()}
+        if runs is not None:
+            runs[mode] = run
         metrics = evaluate_run(run, dataset.qrels, recall_k=k)
         metrics["p50_ms"] = _percentile_ms(latencies, 50)
         metrics["p95_ms"] = _percentile_ms(latencies, 95)

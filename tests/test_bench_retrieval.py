@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import math
+import statistics
 import sys
 from pathlib import Path
 
@@ -96,3 +98,27 @@ def test_a_model_tuned_on_the_same_pairs_for_as_many_steps_is_reused(tmp_path, m
     assert info == {"pairs": 40, "steps": 7, "train_seconds": 12.5, "peak_memory_mb": 900.0, "reused": True}
     with pytest.raises(RuntimeError, match="tuning failed"):
         bench.train_in_child(index.root, out, 8)
+
+
+def test_tuned_embedder_is_paired_query_by_query_and_summarised_without_baselines(monkeypatch, capsys):
+    """The tuned embedder's gain is the per-query nDCG@10 difference to the base embedder (mean and SE per
+    collection, and on the mean of the collections); a run without baselines (--systems ragtune) still sums it."""
+    bench = load_bench(monkeypatch)
+    qrels = {"q1": {"d1": 1}, "q2": {"d2": 1}, "q3": {"d3": 1}}
+    base = {"q1": {"d1": 2.0, "d2": 1.0}, "q2": {"d1": 2.0, "d2": 1.0}, "q3": {"d3": 1.0}}
+    tuned = {"q1": {"d1": 2.0, "d2": 1.0}, "q2": {"d2": 2.0, "d1": 1.0}, "q3": {"d3": 1.0}}
+    p = bench.paired_difference(tuned, base, qrels)
+    gain = 1 - 1 / math.log2(3)  # q2's relevant document moves from rank 2 to rank 1
+    assert p["mean"] == pytest.approx(gain / 3) and p["queries"] == 3
+    assert p["se"] == pytest.approx(statistics.stdev([0, gain, 0]) / 3 ** 0.5)
+    assert (p["better"], p["worse"]) == (1, 0)
+    worse = bench.paired_difference(base, tuned, qrels)
+    assert worse["mean"] == pytest.approx(-p["mean"]) and (worse["better"], worse["worse"]) == (0, 1)
+
+    reports = [{"dataset": name, "ratio": None, "ragtune_default_ndcg@10": 0.5, "tuned_ndcg@10": 0.5 + d["mean"],
+                "tuned_paired": d} for name, d in (("a", p), ("b", worse))]
+    summary = bench.summarize(reports)
+    assert summary["tuned_mean_delta"] == pytest.approx(0.0)
+    assert summary["tuned_mean_delta_se"] == pytest.approx((p["se"] ** 2 + worse["se"] ** 2) ** 0.5 / 2)
+    bench.print_summary(summary)
+    assert "mean of the collections' paired differences: +0.0000" in capsys.readouterr().out

@@ -27,7 +27,7 @@ def register(tune_subparsers: argparse._SubParsersAction) -> None:
     )
     add_index_option(p)
     p.add_argument("--out", metavar="DIR", type=Path, required=True, help="the model directory to write")
-    p.add_argument("--steps", type=int, metavar="N", help="training steps (default 200: minutes on a CPU)")
+    p.add_argument("--steps", type=int, metavar="N", help="training steps (default 40: ~10 minutes on a 2-core CPU)")
     p.add_argument("--batch-size", type=int, metavar="N", help="pairs per step (default 32; in-batch negatives)")
     p.add_argument("--generator", choices=("local", "api"), default=None,
                    help="write questions with this generator (default: none, inverse-cloze pairs)")

@@ -95,6 +95,18 @@ def test_evaluate_index_collapses_chunks_to_documents_and_scores_each_mode(tmp_p
     assert index.options == [{"per_source": 1, "candidates": 30}] * 4
 
 
+def test_evaluate_index_hands_back_each_mode_s_run_for_paired_comparisons(tmp_path):
+    ds = load_beir(write_beir(tmp_path / "tiny"))
+    index = OverlapIndex()
+    index.add_documents([Document(source=d, type="beir", elements=[Element(e["text"])]) for d, e in ds.corpus.items()])
+    runs: dict = {}
+    results = evaluate_index(index, ds, modes=("bm25", "dense"), k=10, runs=runs)
+    assert set(runs) == {"bm25", "dense"}
+    assert list(runs["bm25"]["q1"])[0] == "d1" and list(runs["bm25"]["q2"]) == ["d2"]
+    assert runs["dense"] == {"q1": {}, "q2": {}}  # every query is in the run; the fake's dense finds nothing
+    assert results["bm25"]["ndcg@10"] > 0
+
+
 def test_evaluate_index_passes_search_options_to_every_query(tmp_path):
     ds = load_beir(write_beir(tmp_path / "tiny"))
     index = OverlapIndex()
