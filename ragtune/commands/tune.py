@@ -178,7 +178,8 @@ def _kept_line(m: dict) -> str:
         return (f"kept checkpoint{step}: validation answer F1 {m['best_answer_f1']}, "
                 f"answer accuracy {m['best_answer_accuracy']}, loss {m['best_eval_loss']}")
     if m.get("selected_by") == "answer_accuracy":
-        return f"kept checkpoint{step}: validation answer accuracy {m['best_answer_accuracy']}, loss {m['best_eval_loss']}"
+        return (f"kept checkpoint{step}: validation answer accuracy {m['best_answer_accuracy']}, "
+                f"loss {m['best_eval_loss']}")
     return f"kept checkpoint{step}: validation loss {m['best_eval_loss']}"
 
 
