@@ -135,7 +135,8 @@ def _fsync_parent(path: Path) -> None:
         os.close(fd)
 
 
-LOG_FIELDS = ["step", "epoch", "loss", "eval_loss", "eval_answer_accuracy", "learning_rate", "grad_norm"]
+LOG_FIELDS = ["step", "epoch", "loss", "eval_loss", "eval_answer_accuracy", "eval_answer_f1", "learning_rate",
+              "grad_norm"]
 
 
 def write_log_csv(records: list[dict], path: Path) -> None:

@@ -156,30 +156,78 @@ def _use(gen, config: str) -> None:
 
 
 def _run_records(gen, configs, records, max_new_tokens, progress, without_retrieval=True) -> dict:
-    from ragtune.rag.prompt import format_user_message
-
     out = {}
     total = len(records) * len(configs) * (2 if without_retrieval else 1)
     done = 0
     for config in configs:
         _use(gen, config)
         for rag in (True, False) if without_retrieval else (True,):
-            scores = Scores()
-            for r in records:
-                meta = r.meta
-                messages = r.messages[:-1]
-                if not rag:
-                    messages = [messages[0], {"role": "user", "content": format_user_message(meta["question"], [])}]
-                answer = gen.generate(messages, max_new_tokens=max_new_tokens)
-                # Without sources there is nothing to abstain from: only the answerable questions count.
-                gold = meta.get("answer")
-                if gold is None and not rag:
-                    continue
-                scores.add(answer, gold, lambda n, g=meta.get("gold_marker"): rag and n == g)
-                done += 1
-                emit(progress, "evaluate", done, total, f"{config}{'+rag' if rag else ''}")
-            out[f"{config}{'+rag' if rag else ''}"] = scores.result()
+            label = f"{config}{'+rag' if rag else ''}"
+            out[label] = score_records(gen, records, max_new_tokens, rag=rag, progress=progress,
+                                       label=label, done=done, total=total).result()
+            done += len(records)
     return out
+
+
+def score_records(gen, records, max_new_tokens: int, *, rag: bool = True, progress: ProgressFn | None = None,
+                  label: str = "", done: int = 0, total: int | None = None) -> Scores:
+    """Greedy answers of ``gen`` to chat ``records`` (their messages minus the answer), scored against their gold.
+
+    The gold answer is ``meta["answer"]`` for ``ragtune tune data`` records (None: must abstain), else the
+    record's own assistant answer. Used by ``tune eval`` and by training's answer-F1 checkpoint selection, so
+    both score the same prompts with the same decoding.
+    """
+    from ragtune.rag.prompt import format_user_message
+
+    scores = Scores()
+    for i, r in enumerate(records, start=1):
+        meta = r.meta
+        messages = r.messages[:-1]
+        if not rag:
+            messages = [messages[0], {"role": "user", "content": format_user_message(meta["question"], [])}]
+        answer = gen.generate(messages, max_new_tokens=max_new_tokens)
+        gold = meta["answer"] if "answer" in meta else r.messages[-1]["content"]
+        # Without sources there is nothing to abstain from: only the answerable questions count.
+        if gold is not None or rag:
+            scores.add(answer, gold, lambda n, g=meta.get("gold_marker"): rag and n == g)
+        emit(progress, "evaluate", done + i, total, label)
+    return scores
+
+
+def generator_for(model, tokenizer):
+    """A :class:`LocalGenerator` around an already loaded model (e.g. the one being trained), so that validation
+    during training decodes exactly as ``tune eval`` and ``ragtune ask`` do (greedy, n-gram ban, repetition stop).
+    """
+    from ragtune.rag.generators import LocalGenerator
+
+    gen = LocalGenerator(device="cpu")
+    # LocalGenerator has no public constructor from a loaded model; these are the three things warm_up() sets.
+    gen._model, gen._tokenizer = model, tokenizer
+    gen._eos_ids = gen._find_eos_ids()
+    return gen
+
+
+def validation_answer_f1(model, tokenizer, records, max_new_tokens: int) -> dict:
+    """Generated-answer figures of ``model`` on validation ``records``, for checkpoint selection during training.
+
+    Returns ``answer_f1`` (mean token F1 of the answerable records, citations stripped; 0.0 when none is
+    answerable), ``abstain_unanswerable`` and ``answer_f1_seconds``. The model's train/eval mode and KV-cache
+    setting are restored afterwards.
+    """
+    import time
+
+    gen = generator_for(model, tokenizer)
+    was_training, cache = model.training, model.config.use_cache
+    model.eval()
+    model.config.use_cache = True  # training turns the cache off; without it every new token re-reads the prompt
+    started = time.perf_counter()
+    try:
+        result = score_records(gen, records, max_new_tokens).result()
+    finally:
+        model.config.use_cache = cache
+        model.train(was_training)
+    return {"answer_f1": result["f1"] or 0.0, "abstain_unanswerable": result["abstain_unanswerable"],
+            "answer_f1_seconds": round(time.perf_counter() - started, 1)}
 
 
 def _qa_items(path, sources: list[str] | None) -> list[dict]:

@@ -8,7 +8,7 @@ The run directory ``out`` holds::
     adapter/             the peft adapter (safetensors) + ragtune_adapter.json (config, data hash, base model
                          identity and fingerprint, metrics); replaced atomically at the end of a run
     checkpoints/         Trainer checkpoints; a rerun with the same data and config resumes from the last one
-    training_log.csv     step, epoch, loss, eval_loss, eval_answer_accuracy, learning_rate per logged step
+    training_log.csv     step, epoch, loss, eval_loss, eval_answer_accuracy, eval_answer_f1, learning_rate per step
     loss_curve.png       training and validation loss
     metrics.json         the run's figures (also inside ragtune_adapter.json)
 
@@ -125,6 +125,9 @@ def train_adapter(
     collator = Collator(tokenizer.pad_token_id)
     watcher = _watcher(progress, on_log, should_stop, config.max_minutes)
     trainer = _trainer(model, tokenizer, config, ckpt_dir, mode, train_set, val_set, collator, watcher)
+    if config.select_by == "answer_f1" and val_set:
+        trainer.f1_records = _f1_sample(groups["validation"], config)
+        trainer.f1_max_new_tokens = config.f1_max_new_tokens
     started = time.perf_counter()
     trainer.train(resume_from_checkpoint=resume_from)
     seconds = time.perf_counter() - started
@@ -137,6 +140,8 @@ def train_adapter(
         "best_eval_loss": (trainer.state.best_metric if config.select_by == "eval_loss" else
                            _at_best(watcher.log, trainer, "eval_loss")),
         "best_answer_accuracy": _at_best(watcher.log, trainer, "eval_answer_accuracy"),
+        "best_answer_f1": _at_best(watcher.log, trainer, "eval_answer_f1"),
+        "best_step": _best_step(trainer),
         "final_eval_loss": _last(watcher.log, "eval_loss"), "seconds": round(seconds, 1),
         "tokens": watcher.tokens, "tokens_per_s": round(watcher.tokens / seconds, 1) if seconds else None,
         "peak_memory_mb": _peak_memory_mb(torch), "trainable_params": trainable, "total_params": total,
@@ -299,8 +304,10 @@ def _trainer(model, tokenizer, config: TrainConfig, ckpt_dir: Path, mode: str, t
         report_to=[], disable_tqdm=True, dataloader_num_workers=0, save_only_model=False,
     )
     callbacks = [watcher] + ([EarlyStoppingCallback(config.early_stopping_patience)] if early else [])
-    scored = has_eval and config.select_by == "answer_accuracy"
-    trainer = Trainer(model=model, args=args, data_collator=collator, train_dataset=train_set,
+    # answer_f1 runs also log the (free) teacher-forced accuracy, to compare the two signals.
+    scored = has_eval and config.select_by in ("answer_accuracy", "answer_f1")
+    trainer_class = _answer_f1_trainer() if has_eval and config.select_by == "answer_f1" else Trainer
+    trainer = trainer_class(model=model, args=args, data_collator=collator, train_dataset=train_set,
                       eval_dataset=val_set if has_eval else None, processing_class=tokenizer, callbacks=callbacks,
                       compute_metrics=answer_accuracy if scored else None,
                       preprocess_logits_for_metrics=_argmax if scored else None)
@@ -311,7 +318,45 @@ def _trainer(model, tokenizer, config: TrainConfig, ckpt_dir: Path, mode: str, t
 
 
 def _metric_name(config: TrainConfig) -> str:
-    return "eval_loss" if config.select_by == "eval_loss" else "eval_answer_accuracy"
+    return {"eval_loss": "eval_loss", "answer_accuracy": "eval_answer_accuracy",
+            "answer_f1": "eval_answer_f1"}[config.select_by]
+
+
+def _f1_sample(records, config: TrainConfig) -> list:
+    """The validation questions answered at each evaluation: a fixed, seeded sample, in file order."""
+    import random
+
+    chat = [r for r in records if r.messages]
+    if len(chat) <= config.f1_questions:
+        return chat
+    keep = set(random.Random(config.seed).sample(range(len(chat)), config.f1_questions))
+    return [r for i, r in enumerate(chat) if i in keep]
+
+
+def _answer_f1_trainer():
+    """A Trainer whose evaluations also generate answers and report ``eval_answer_f1`` (select_by=answer_f1).
+
+    It hooks ``evaluation_loop``: ``evaluate()`` logs the loop's metrics and hands them to the callbacks (early
+    stopping) and to the best-checkpoint choice (``metric_for_best_model``), so the figure reaches all three.
+    """
+    from transformers import Trainer
+
+    from .evaluate import validation_answer_f1
+
+    class AnswerF1Trainer(Trainer):
+        f1_records: list = []
+        f1_max_new_tokens: int = 48
+
+        def evaluation_loop(self, *args, **kwargs):
+            output = super().evaluation_loop(*args, **kwargs)
+            prefix = kwargs.get("metric_key_prefix", "eval")
+            if prefix == "eval" and self.f1_records:
+                figures = validation_answer_f1(self.model, self.processing_class, self.f1_records,
+                                               self.f1_max_new_tokens)
+                output.metrics.update({f"{prefix}_{k}": v for k, v in figures.items() if v is not None})
+            return output
+
+    return AnswerF1Trainer
 
 
 def _argmax(logits, labels):
@@ -398,6 +443,11 @@ def _at_best(log: list[dict], trainer, key: str):
     step = int(best.rsplit("-", 1)[-1]) if best else None
     values = [r[key] for r in log if key in r and (step is None or r.get("step") == step)]
     return values[-1] if values else _last(log, key)
+
+
+def _best_step(trainer) -> int | None:
+    best = trainer.state.best_model_checkpoint
+    return int(best.rsplit("-", 1)[-1]) if best else None
 
 
 def _last(log: list[dict], key: str):

@@ -165,17 +165,27 @@ def run_train(args) -> int:
     else:
         m = result.metrics
         print(f"mode: {result.mode_reason}")
-        kept = (f"kept checkpoint: validation loss {m['best_eval_loss']}" if m.get("selected_by") != "answer_accuracy"
-                else f"kept checkpoint: validation answer accuracy {m['best_answer_accuracy']}, "
-                     f"loss {m['best_eval_loss']}")
+        kept = _kept_line(m)
         print(f"{m['steps']} steps, train loss {m['train_loss']}, {kept}, "
               f"{m['tokens_per_s']} tokens/s, trainable {m['trainable_fraction']:.2%}")
         print(f"adapter: {result.adapter or '(cancelled: not written; rerun to resume)'}")
     return 0
 
 
+def _kept_line(m: dict) -> str:
+    step = f" (step {m['best_step']})" if m.get("best_step") else ""
+    if m.get("selected_by") == "answer_f1":
+        return (f"kept checkpoint{step}: validation answer F1 {m['best_answer_f1']}, "
+                f"answer accuracy {m['best_answer_accuracy']}, loss {m['best_eval_loss']}")
+    if m.get("selected_by") == "answer_accuracy":
+        return (f"kept checkpoint{step}: validation answer accuracy {m['best_answer_accuracy']}, "
+                f"loss {m['best_eval_loss']}")
+    return f"kept checkpoint{step}: validation loss {m['best_eval_loss']}"
+
+
 def _log_line(record: dict) -> str:
-    keys = ("step", "epoch", "loss", "eval_loss", "eval_answer_accuracy", "learning_rate", "train_tokens_per_second")
+    keys = ("step", "epoch", "loss", "eval_loss", "eval_answer_accuracy", "eval_answer_f1", "eval_answer_f1_seconds",
+            "learning_rate", "train_tokens_per_second")
     return "train " + " ".join(f"{k}={record[k]:.4g}" if isinstance(record[k], float) else f"{k}={record[k]}"
                                for k in keys if k in record)
 

@@ -189,3 +189,69 @@ def test_qlora_and_bf16_train_on_cuda(tiny_model, chat_data, tmp_path):
     assert result.mode.startswith("qlora-4bit") and result.adapter
     bf16 = train_adapter(chat_data, tmp_path / "run2", config(tiny_model, max_steps=2, precision="bf16"))
     assert bf16.mode == "bf16-lora-cuda"
+
+
+def test_answer_f1_selection_generates_logs_and_keeps_the_best_checkpoint(tiny_model, chat_data, tmp_path):
+    from safetensors.torch import load_file
+
+    result = train_adapter(chat_data, tmp_path / "run",
+                           config(tiny_model, select_by="answer_f1", early_stopping_patience=5, f1_questions=3,
+                                  f1_max_new_tokens=8))
+    f1 = {r["step"]: r["eval_answer_f1"] for r in result.log if "eval_answer_f1" in r}
+    assert set(f1) == {4, 8, 12} and all(0.0 <= v <= 1.0 for v in f1.values())
+    assert all(r["eval_answer_f1_seconds"] > 0 for r in result.log if "eval_answer_f1" in r)
+    assert result.metrics["selected_by"] == "answer_f1"
+    assert result.metrics["best_answer_f1"] == max(f1.values())
+    # Ties keep the earliest: transformers replaces the best only on a strictly greater figure.
+    assert result.metrics["best_step"] == min(s for s, v in f1.items() if v == max(f1.values()))
+    header = (tmp_path / "run" / "training_log.csv").read_text().splitlines()[0]
+    assert "eval_answer_f1" in header.split(",")
+    kept = load_file(tmp_path / "run" / "adapter" / "adapter_model.safetensors")
+    best = load_file(tmp_path / "run" / "checkpoints" / f"checkpoint-{result.metrics['best_step']}"
+                     / "adapter_model.safetensors")
+    assert kept.keys() == best.keys() and all((kept[k] == best[k]).all() for k in kept)
+
+
+def test_the_kept_checkpoint_is_the_one_whose_generated_answers_score_best(tiny_model, chat_data, tmp_path,
+                                                                            monkeypatch):
+    # Real training and real generation; the scores are replaced by a script so that the best evaluation is the
+    # middle one (step 4), neither the first nor the last, whatever the tiny model happens to answer.
+    from safetensors.torch import load_file
+
+    import ragtune.tune.evaluate as evaluate
+
+    scripted = iter([0.2, 0.7, 0.1])
+    real = evaluate.score_records
+
+    def score_then_script(*args, **kwargs):
+        scores = real(*args, **kwargs)
+        scores.f1 = [next(scripted)]
+        return scores
+
+    monkeypatch.setattr(evaluate, "score_records", score_then_script)
+    result = train_adapter(chat_data, tmp_path / "run",
+                           config(tiny_model, max_steps=6, eval_steps=2, save_steps=2, select_by="answer_f1",
+                                  early_stopping_patience=5, f1_questions=2, f1_max_new_tokens=4))
+    assert [r["eval_answer_f1"] for r in result.log if "eval_answer_f1" in r] == [0.2, 0.7, 0.1]
+    assert result.metrics["best_step"] == 4 and result.metrics["best_answer_f1"] == 0.7
+    kept = load_file(tmp_path / "run" / "adapter" / "adapter_model.safetensors")
+    last = load_file(tmp_path / "run" / "checkpoints" / "checkpoint-6" / "adapter_model.safetensors")
+    best = load_file(tmp_path / "run" / "checkpoints" / "checkpoint-4" / "adapter_model.safetensors")
+    assert all((kept[k] == best[k]).all() for k in kept) and not all((kept[k] == last[k]).all() for k in kept)
+
+
+def test_answer_f1_is_generated_with_the_model_back_in_training_mode_afterwards(tiny_model):
+    from transformers import AutoModelForCausalLM
+
+    from ragtune.tune.data import Record
+    from ragtune.tune.evaluate import validation_answer_f1
+    from ragtune.tune.train import _tokenizer
+
+    model = AutoModelForCausalLM.from_pretrained(str(tiny_model))
+    model.config.use_cache = False
+    model.train()
+    records = [Record(messages=r["messages"]) for r in chat_records(4, split=False)]
+    figures = validation_answer_f1(model, _tokenizer(tiny_model), records, max_new_tokens=4)
+    assert 0.0 <= figures["answer_f1"] <= 1.0 and figures["abstain_unanswerable"] is None
+    assert model.training and model.config.use_cache is False
+    assert isinstance(figures["answer_f1_seconds"], float)

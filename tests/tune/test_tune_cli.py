@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 
@@ -47,8 +48,18 @@ def test_run_summary_names_how_the_kept_checkpoint_was_chosen(tiny_model, chat_d
     code = main(["tune", "run", "--data", str(chat_data), "--out", str(tmp_path / "run"), "--base-model",
                  str(tiny_model), "--max-steps", "4", "--config", str(cfg)])
     printed = capsys.readouterr()
-    assert code == 0 and "kept checkpoint: validation answer accuracy 0." in printed.out
+    assert code == 0 and re.search(r"kept checkpoint \(step [24]\): validation answer accuracy 0\.", printed.out)
     assert "eval_answer_accuracy=" in printed.err  # the progress line of each evaluation
+
+
+def test_run_summary_and_progress_show_the_generated_answer_f1(tiny_model, chat_data, tmp_path, capsys):
+    cfg = tmp_path / "train.yaml"
+    cfg.write_text("eval_steps: 2\nsave_steps: 2\nselect_by: answer_f1\nf1_questions: 2\nf1_max_new_tokens: 4\n")
+    code = main(["tune", "run", "--data", str(chat_data), "--out", str(tmp_path / "run"), "--base-model",
+                 str(tiny_model), "--max-steps", "4", "--config", str(cfg)])
+    printed = capsys.readouterr()
+    assert code == 0 and re.search(r"kept checkpoint \(step [24]\): validation answer F1 [01]", printed.out)
+    assert printed.err.count("eval_answer_f1=") == 2  # one progress line per evaluation (steps 2 and 4)
 
 
 def test_show_example_prints_the_masked_answer(tiny_model, tmp_path, capsys):
