@@ -200,11 +200,7 @@ def generator_for(model, tokenizer):
     """
     from ragtune.rag.generators import LocalGenerator
 
-    gen = LocalGenerator(device="cpu")
-    # LocalGenerator has no public constructor from a loaded model; these are the three things warm_up() sets.
-    gen._model, gen._tokenizer = model, tokenizer
-    gen._eos_ids = gen._find_eos_ids()
-    return gen
+    return LocalGenerator.from_loaded(model, tokenizer)
 
 
 def validation_answer_f1(model, tokenizer, records, max_new_tokens: int) -> dict:

@@ -100,6 +100,16 @@ class LocalGenerator:
         self._adapters: dict[str, Path] = {}
         self._active: str | None = None
 
+    @classmethod
+    def from_loaded(cls, model: Any, tokenizer: Any, **options: Any) -> LocalGenerator:
+        """A generator around a model and tokenizer already in memory (for example the model being fine-tuned),
+        decoding exactly as one loaded from disk does (stop ids, n-gram ban, repetition stop). ``options`` are
+        the constructor's decoding options; nothing is read from disk and no adapter is attached."""
+        gen = cls(**options)
+        gen._model, gen._tokenizer = model, tokenizer
+        gen._eos_ids = gen._find_eos_ids()
+        return gen
+
     def __repr__(self) -> str:
         return f"LocalGenerator(model={str(self.model_path or DEFAULT_MODEL_NAME)!r}, device={self.requested_device!r})"
 

@@ -381,3 +381,13 @@ def test_local_generator_names_a_short_default_answer_length():
     from ragtune.rag.answer import RAG
 
     assert RAG(FakeSearcher(), LocalGenerator()).max_new_tokens == LocalGenerator.default_max_new_tokens == 128
+
+
+def test_from_loaded_wraps_a_model_in_memory_and_decodes_as_a_loaded_generator(tiny_dir, gen):
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    model = AutoModelForCausalLM.from_pretrained(tiny_dir)
+    wrapped = LocalGenerator.from_loaded(model, AutoTokenizer.from_pretrained(tiny_dir), no_repeat_ngram=0,
+                                         stop_on_repetition=False)
+    assert wrapped.loaded and wrapped.model is model
+    assert wrapped.generate(ASK, max_new_tokens=6) == gen.generate(ASK, max_new_tokens=6)
