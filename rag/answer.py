@@ -19,6 +19,9 @@ Grounding rules, applied here whatever the generator:
   markers are removed from the text, also while streaming, so the streamed pieces join to the final text.
   An answer that cites nothing gets the sources that contain its words appended (``attribute=False``
   turns this off); one whose words are in no source stays uncited, which is itself a signal.
+- **Echoes** of the prompt end the answer: generation stops where the model starts writing a source block
+  (``<source>``, ``</source>``, or a new line opening with ``[n] ``; see :func:`echo_stops`), and what
+  remains is checked like any other answer.
 - **Follow-ups** are rewritten into a standalone query before retrieval (see :mod:`ragtune.rag.conversation`).
 """
 
@@ -43,7 +46,8 @@ from ragtune.rag.generators.extractive import best_sentence_support
 from ragtune.rag.grounding import DEFAULT_MIN_SUPPORT as DEFAULT_GROUNDING_SUPPORT
 from ragtune.rag.grounding import check_grounding
 from ragtune.rag.generators.base import Generator, Message
-from ragtune.rag.prompt import ABSTAIN_TEXT, Prompt, build_prompt, parse_prompt, source_label
+from ragtune.rag.generators.common import StopMatcher
+from ragtune.rag.prompt import ABSTAIN_TEXT, Prompt, build_prompt, echo_stops, parse_prompt, source_label
 from ragtune.rag.text import answer_type, has_answer_type
 from ragtune.rag.types import Answer, Hit
 
@@ -147,16 +151,29 @@ class AnswerStream:
         """The generator's pieces with invalid citation markers removed; timings recorded."""
         p, rag = self._prepared, self._rag
         filt = CitationFilter({s.number for s in p.prompt.sources})
+        # A model that starts copying a source block has stopped answering (see echo_stops). The stops go to
+        # the generator, so it stops early, and are applied here too, for a generator that ignores them. The
+        # extractive generator quotes the sources themselves and never continues the prompt.
+        stops = [] if getattr(rag.generator, "extractive", False) else echo_stops(len(p.prompt.sources))
+        echo = StopMatcher(stops)
         began = time.perf_counter()
-        for raw in rag.generator.stream(
-            p.prompt.messages, max_new_tokens=rag.max_new_tokens, temperature=rag.temperature
-        ):
-            if "first_token" not in p.timings and raw:
-                p.timings["first_token"] = time.perf_counter() - p.started
-            piece = filt.feed(raw)
-            if piece:
-                yield piece
-        tail = filt.flush()
+        pieces = rag.generator.stream(
+            p.prompt.messages, max_new_tokens=rag.max_new_tokens, temperature=rag.temperature, stop=stops or None
+        )
+        try:
+            for raw in pieces:
+                if "first_token" not in p.timings and raw:
+                    p.timings["first_token"] = time.perf_counter() - p.started
+                piece = filt.feed(echo.feed(raw))
+                if piece:
+                    yield piece
+                if echo.stopped:
+                    break
+        finally:
+            close = getattr(pieces, "close", None)
+            if close is not None:
+                close()  # a local model's worker thread stops when its stream is closed
+        tail = filt.feed(echo.flush()) + filt.flush()
         if tail:
             yield tail
         p.timings["generate"] = time.perf_counter() - began
@@ -318,7 +335,7 @@ class RAG:
         kind = answer_type(parsed.question)
         if not chosen or chosen[0].score < gate or not has_answer_type(chosen[0].text, kind, parsed.question):
             return ABSTAIN_TEXT
-        return self._extractive.generate(p.prompt.messages, max_new_tokens=self.max_new_tokens)
+        return self._extractive.render(chosen, self.max_new_tokens)  # the sentences just chosen, not chosen again
 
     def ask(self, question: str, history: list[Message] | None = None, filters: dict | None = None) -> Answer:
         """Answer ``question`` (a follow-up to ``history``, oldest message first) from the index."""

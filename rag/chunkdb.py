@@ -51,6 +51,8 @@ CREATE TABLE IF NOT EXISTS files (
 """
 
 
+_FILE_KEYS = ("sha256", "size", "mtime", "type", "n_chunks", "added_at")  # a files record, in column order
+
 class ChunkDB:
     def __init__(self, path: Path, readonly: bool = False):
         self.path = path
@@ -88,19 +90,23 @@ class ChunkDB:
     def count(self) -> int:
         return self._rows("SELECT COUNT(*) FROM chunks")[0][0]
 
-    def all_ids(self) -> list[int]:
-        return [r[0] for r in self._rows("SELECT id FROM chunks ORDER BY id")]
+    def _pages(self, select: str, page: int, id_column: str = "id") -> Iterator[list[tuple]]:
+        """The rows of ``select`` (first column: the chunk id) one page at a time, in id order. Paged by id,
+        so no cursor stays open between pages (another thread may close a retired table)."""
+        last = -1
+        while True:
+            rows = self._rows(f"{select} WHERE {id_column} > ? ORDER BY {id_column} LIMIT ?", (last, page))
+            if rows:
+                yield rows
+            if len(rows) < page:
+                return
+            last = rows[-1][0]
 
     def ids_array(self, page: int = 100_000) -> np.ndarray:
         """Every chunk id, ascending, as int64: 8 bytes a chunk where a list of ints takes ~36."""
-        out, last = [], -1
-        while True:
-            rows = self._rows("SELECT id FROM chunks WHERE id > ? ORDER BY id LIMIT ?", (last, page))
-            if rows:
-                out.append(np.fromiter((r[0] for r in rows), dtype=np.int64, count=len(rows)))
-                last = rows[-1][0]
-            if len(rows) < page:
-                return np.concatenate(out) if out else np.zeros(0, dtype=np.int64)
+        out = [np.fromiter((r[0] for r in rows), dtype=np.int64, count=len(rows))
+               for rows in self._pages("SELECT id FROM chunks", page)]
+        return np.concatenate(out) if out else np.zeros(0, dtype=np.int64)
 
     def existing(self, ids: list[int]) -> list[int]:
         """Those of ``ids`` that this table holds."""
@@ -111,9 +117,8 @@ class ChunkDB:
         return out
 
     def files(self) -> dict[str, dict]:
-        rows = self._rows("SELECT source, sha256, size, mtime, type, n_chunks, added_at FROM files")
-        keys = ("sha256", "size", "mtime", "type", "n_chunks", "added_at")
-        return {r[0]: dict(zip(keys, r[1:])) for r in rows}
+        rows = self._rows(f"SELECT source, {', '.join(_FILE_KEYS)} FROM files")
+        return {r[0]: dict(zip(_FILE_KEYS, r[1:])) for r in rows}
 
     def get(self, ids: Iterable[int]) -> dict[int, Chunk]:
         ids = [int(i) for i in ids]
@@ -142,38 +147,23 @@ class ChunkDB:
 
     def file(self, source: str) -> dict | None:
         """The ``files`` record of one source (None when it is not indexed): a lookup, not the whole table."""
-        rows = self._rows("SELECT sha256, size, mtime, type, n_chunks, added_at FROM files WHERE source = ?", (source,))
-        return dict(zip(("sha256", "size", "mtime", "type", "n_chunks", "added_at"), rows[0])) if rows else None
+        rows = self._rows(f"SELECT {', '.join(_FILE_KEYS)} FROM files WHERE source = ?", (source,))
+        return dict(zip(_FILE_KEYS, rows[0])) if rows else None
 
     def iter_texts(self, page: int = 1000) -> Iterator[tuple[int, str]]:
         """(id, text) of every chunk, paged by id: what BM25 is built from, one page in memory at a time."""
-        last = -1
-        while True:
-            rows = self._rows("SELECT id, text FROM chunks WHERE id > ? ORDER BY id LIMIT ?", (last, page))
+        for rows in self._pages("SELECT id, text FROM chunks", page):
             yield from rows
-            if len(rows) < page:
-                return
-            last = rows[-1][0]
-
-    def ids_and_texts(self) -> tuple[list[int], list[str]]:
-        rows = self._rows("SELECT id, text FROM chunks ORDER BY id")
-        return [r[0] for r in rows], [r[1] for r in rows]
 
     def iter_store_rows(self, page: int = 1000) -> Iterator[tuple[int, str, dict]]:
         """(id, text, store metadata) of every chunk, paged by id: what a vector store is rebuilt from.
         The metadata is what a server-side store filters on (source, file_type, page, section); a chunk
         without its own file type takes its file's."""
-        last = -1
-        while True:
-            rows = self._rows(
-                "SELECT c.id, c.text, c.source, c.page, c.section, COALESCE(c.file_type, f.type) FROM chunks c "
-                "LEFT JOIN files f ON f.source = c.source WHERE c.id > ? ORDER BY c.id LIMIT ?", (last, page),
-            )
+        select = ("SELECT c.id, c.text, c.source, c.page, c.section, COALESCE(c.file_type, f.type) FROM chunks c "
+                  "LEFT JOIN files f ON f.source = c.source")
+        for rows in self._pages(select, page, id_column="c.id"):
             for i, text, source, pg, section, file_type in rows:
                 yield i, text, {"source": source, "file_type": file_type, "page": pg, "section": section}
-            if len(rows) < page:
-                return
-            last = rows[-1][0]
 
     def ids_for_sources(self, sources: Iterable[str]) -> list[int]:
         out: list[int] = []
@@ -185,19 +175,10 @@ class ChunkDB:
         return out
 
     def iter_chunks(self, page: int = 1000) -> Iterator[Chunk]:
-        # Pages by id, so no cursor stays open between yields (another thread may close a retired table).
-        last = -1
-        while True:
-            rows = self._rows(
-                "SELECT id, chunk_id, source, page, section, text, hash, metadata FROM chunks WHERE id > ? "
-                "ORDER BY id LIMIT ?", (last, page),
-            )
+        for rows in self._pages("SELECT id, chunk_id, source, page, section, text, hash, metadata FROM chunks", page):
             for row in rows:
                 yield Chunk(id=row[1], source=row[2], page=row[3], section=row[4], text=row[5], hash=row[6],
                             metadata=json.loads(row[7]))
-            if len(rows) < page:
-                return
-            last = rows[-1][0]
 
     def filter_ids(self, filters: dict) -> list[int]:
         """Ids of the chunks matching every filter.

@@ -20,6 +20,8 @@ import time
 from array import array
 from collections.abc import Callable, Iterable, Iterator
 
+import numpy as np
+
 from .bulk_ingest import Record
 from .chunkdb import ChunkDB
 from .ingest import Problem
@@ -93,3 +95,7 @@ class Feed:
 
     def remove_sources(self, sources: list[str]) -> None:
         self.old_ids.extend(self.db.delete_sources(sources))
+
+    def removed_ids(self) -> np.ndarray:
+        """The ids of every replaced or removed chunk, as int64 (what the vector store must drop)."""
+        return np.frombuffer(self.old_ids, dtype=np.int64).copy() if len(self.old_ids) else np.zeros(0, np.int64)

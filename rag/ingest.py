@@ -238,6 +238,26 @@ def parse_file(path: Path, config: IngestConfig | None = None) -> tuple[Document
     kind = file_type(path)
     if kind is None:
         raise IngestError(str(path), _unsupported(path))
+    stat, data = _read_within_limits(path, config)
+    warnings: list[Problem] = []
+    elements = _elements(path, kind, data, config, warnings)
+    if not any(e.text.strip() for e in elements):
+        if kind == "pdf":
+            _check_pdf_structure(path)
+        hint = " (a scanned PDF? OCR is not enabled)" if kind == "pdf" else ""
+        raise IngestError(str(path), f"no text could be extracted{hint}")
+    doc = Document(
+        source=str(path.resolve()),
+        type=kind,
+        elements=elements,
+        sha256=hashlib.sha256(data).hexdigest(),
+        metadata={"size": stat.st_size, "mtime": stat.st_mtime},
+    )
+    return doc, warnings
+
+
+def _read_within_limits(path: Path, config: IngestConfig) -> tuple[os.stat_result, bytes]:
+    """The file's stat and bytes, after refusing an unreadable, empty or over-limit file."""
     try:
         stat = path.stat()
     except OSError as exc:
@@ -252,51 +272,40 @@ def parse_file(path: Path, config: IngestConfig | None = None) -> tuple[Document
             "(raise it with --max-file-mb or IngestConfig.max_file_mb to index it)",
         )
     try:
-        data = path.read_bytes()
+        return stat, path.read_bytes()
     except OSError as exc:
         raise IngestError(str(path), f"cannot read: {exc.strerror or exc}") from exc
-    warnings: list[Problem] = []
-    digest = hashlib.sha256(data).hexdigest()
-    if kind in TEXT_TYPES:
-        text, warning = decode_text(path, data)
-        if warning:
-            warnings.append(Problem(str(path), warning, level="warning"))
-        if not text.strip():
-            raise IngestError(str(path), "no text in file (only whitespace)")
-        if kind == "txt" and size > config.fast_text_mb * 1e6:
-            elements = paragraphs(text)
-            warnings.append(
-                Problem(
-                    str(path),
-                    f"large text file ({size / 1e6:.1f} MB): split into paragraphs without "
-                    "unstructured's element classification",
-                    level="warning",
-                )
-            )
-        else:
-            elements = _partition(path, kind, text=text)
-    else:
+
+
+def _elements(path: Path, kind: str, data: bytes, config: IngestConfig, warnings: list[Problem]) -> list:
+    """The file's elements: text formats decoded here (a large .txt split into paragraphs without
+    unstructured), binary formats checked (magic bytes, PDF encryption) before unstructured reads them."""
+    if kind not in TEXT_TYPES:
         _check_magic(path, kind, data)
         if kind == "pdf":
             _check_pdf_encryption(path)
-        elements = _partition(path, kind)
+        return _partition(path, kind)
+    text, warning = decode_text(path, data)
+    if warning:
+        warnings.append(Problem(str(path), warning, level="warning"))
+    if not text.strip():
+        raise IngestError(str(path), "no text in file (only whitespace)")
+    if kind == "txt" and len(data) > config.fast_text_mb * 1e6:
+        warnings.append(
+            Problem(
+                str(path),
+                f"large text file ({len(data) / 1e6:.1f} MB): split into paragraphs without "
+                "unstructured's element classification",
+                level="warning",
+            )
+        )
+        return paragraphs(text)
+    elements = _partition(path, kind, text=text)
     if kind == "html" and not any(e.text.strip() for e in elements):
         from .html_text import html_fallback
 
         elements = html_fallback(path, text, warnings)
-    if not any(e.text.strip() for e in elements):
-        if kind == "pdf":
-            _check_pdf_structure(path)
-        hint = " (a scanned PDF? OCR is not enabled)" if kind == "pdf" else ""
-        raise IngestError(str(path), f"no text could be extracted{hint}")
-    doc = Document(
-        source=str(path.resolve()),
-        type=kind,
-        elements=elements,
-        sha256=digest,
-        metadata={"size": size, "mtime": stat.st_mtime},
-    )
-    return doc, warnings
+    return elements
 
 
 def _check_magic(path: Path, kind: str, data: bytes) -> None:

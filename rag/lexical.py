@@ -38,13 +38,16 @@ def _stopwords() -> frozenset[str]:
     return frozenset(STOPWORDS_EN)
 
 
-def tokenize(text: str, language: str = "english", stemmer: str = "snowball", stopwords: bool = True) -> list[str]:
+def tokenize(text: str, language: str = "english", stemmer: str = "snowball", stopwords: bool = True,
+             min_chars: int = 1) -> list[str]:
     """Lower-case alphanumeric words, stop words removed (English list), stemmed.
 
     ``stemmer``: ``snowball`` (PyStemmer's algorithm for ``language``), ``porter`` (the original Porter
-    algorithm, English only) or ``none``.
+    algorithm, English only) or ``none``. ``min_chars``: shorter words are dropped before stemming.
     """
     words = _TOKEN.findall(text.lower())
+    if min_chars > 1:
+        words = [w for w in words if len(w) >= min_chars]
     if stopwords:
         stop = _stopwords()
         words = [w for w in words if w not in stop]
@@ -53,13 +56,18 @@ def tokenize(text: str, language: str = "english", stemmer: str = "snowball", st
     return _stemmer("porter" if stemmer == "porter" else language).stemWords(words)
 
 
+def _settings(config: LexicalConfig) -> tuple:
+    """:func:`tokenize`'s arguments after the text, from ``config``."""
+    return config.language, config.stemmer, config.stopwords, config.min_token_chars
+
+
 def config_tokenizer(config: LexicalConfig):
     """``text -> tokens`` with the settings of ``config`` (index and queries must use the same one)."""
 
     # Cached: RM3 re-reads the same top chunks for many queries (tokenizing them was half its time).
     @lru_cache(maxsize=8192)
     def cached(text: str) -> tuple[str, ...]:
-        return tuple(tokenize(text, config.language, config.stemmer, config.stopwords))
+        return tuple(tokenize(text, *_settings(config)))
 
     def run(text: str) -> list[str]:
         return list(cached(text))
@@ -135,7 +143,7 @@ class BM25Index:
         from .bm25_postings import Postings
 
         postings = Postings()
-        settings = (self.config.language, self.config.stemmer, self.config.stopwords)
+        settings = _settings(self.config)
         for chunk_id, text in rows:
             # The uncached tokenizer: the query cache (8192 entries) would otherwise fill with chunk texts.
             postings.add(chunk_id, tokenize(text, *settings))

@@ -158,35 +158,8 @@ def build_prompt(
             "for the answer); shorten the question, lower --max-new-tokens, or use a model with a longer context"
         )
 
-    kept: list[tuple[Hit, str]] = []
-    trimmed = False
-    dropped: list[Hit] = []
-    for i, hit in enumerate(hits):
-        text = hit.text.strip()
-        if generator.count_message_tokens(render([*kept, (hit, text)], [])) <= budget:
-            kept.append((hit, text))
-            continue
-        # This chunk does not fit whole: keep as much of its head as fits, drop it and every lower one.
-        head = _longest_fitting_head(text, lambda t: render([*kept, (hit, t)], []), generator, budget)
-        if head is not None:
-            kept.append((hit, head))
-            trimmed = True
-            dropped.extend(hits[i + 1 :])
-        else:
-            dropped.extend(hits[i:])
-        break
-
-    # History fills what room is left, most recent messages first, oldest dropped first.
-    used: list[Message] = []
-    for start in range(len(history) - 1, -1, -1):
-        candidate = history[start:]
-        if generator.count_message_tokens(render(kept, candidate)) > budget:
-            break
-        used = candidate
-    # Never start the kept history with an assistant message: it would answer nothing.
-    while used and used[0]["role"] == "assistant":
-        used = used[1:]
-
+    kept, trimmed, dropped = _fit_sources(hits, render, generator, budget)
+    used = _fit_history(history, lambda hist: render(kept, hist), generator, budget)
     messages = render(kept, used)
     sources = [
         PromptSource(number=n, hit=hit, text=text, trimmed=trimmed and n == len(kept))
@@ -200,6 +173,50 @@ def build_prompt(
         tokens=generator.count_message_tokens(messages),
         budget=budget,
     )
+
+
+def _fit_sources(hits: list[Hit], render, generator: Generator,
+                 budget: int) -> tuple[list[tuple[Hit, str]], bool, list[Hit]]:
+    """The hits that fit, in rank order, with the text each keeps; whether the last was cut to its head;
+    the hits dropped. The first hit that does not fit whole keeps its head (if any fits); every lower one goes."""
+    kept: list[tuple[Hit, str]] = []
+    for i, hit in enumerate(hits):
+        text = hit.text.strip()
+        if generator.count_message_tokens(render([*kept, (hit, text)], [])) <= budget:
+            kept.append((hit, text))
+            continue
+        head = _longest_fitting_head(text, lambda t: render([*kept, (hit, t)], []), generator, budget)
+        if head is None:
+            return kept, False, list(hits[i:])
+        return [*kept, (hit, head)], True, list(hits[i + 1 :])
+    return kept, False, []
+
+
+def _fit_history(history: list[Message], render, generator: Generator, budget: int) -> list[Message]:
+    """The most recent history that fits beside the sources, oldest turns dropped first; never starting with
+    an assistant message (it would answer nothing)."""
+    used: list[Message] = []
+    for start in range(len(history) - 1, -1, -1):
+        candidate = history[start:]
+        if generator.count_message_tokens(render(candidate)) > budget:
+            break
+        used = candidate
+    while used and used[0]["role"] == "assistant":
+        used = used[1:]
+    return used
+
+
+def echo_stops(n_sources: int) -> list[str]:
+    """Stop strings that begin a copy of the prompt's own scaffolding rather than an answer.
+
+    A source block is ``[n] label``, then ``<source>`` ... ``</source>`` on their own lines. Nothing a model
+    writes after one of those tags, or after a new line that opens with ``[n] `` (the label line of a block,
+    for a shown source or the next number), is part of its answer. On the 83 development questions of
+    bench/data/dev, the RAFT adapter trained with rank 4 on all layers went on with such a block in 5 answers
+    (the base SmolLM2 in none), e.g. "<source>\n5.6. Looping Techniques" for "Which function pairs the
+    entries ...?"; cut there, those answers go to the grounding check empty or short, as any other answer.
+    """
+    return [_OPEN, _CLOSE] + [f"\n[{n}] " for n in range(1, n_sources + 2)]
 
 
 def format_user_message(question: str, sources: list[tuple[Hit, str]]) -> str:
@@ -257,13 +274,19 @@ def _longest_fitting_head(text, render, generator: Generator, budget: int) -> st
     return " ".join(words[:lo]).rstrip() + _TRIM_MARK
 
 
+# Every "<source>"-like tag, with any number of spaces after "<" (or "</"), gets one more space, so no text can
+# close its own block early, and taking that one space away restores the text exactly: a document that itself
+# says "< source>" is shown as "<  source>" and parsed back as "< source>" (found by the property test).
+_TAG_RE = re.compile(r"<(/?)( *)source>")
+_DEFUSED_TAG_RE = re.compile(r"<(/?) ( *)source>")
+
+
 def _defuse(text: str) -> str:
-    # A chunk that contains the delimiter must not be able to close its own block early.
-    return text.replace(_CLOSE, "</ source>").replace(_OPEN, "< source>")
+    return _TAG_RE.sub(lambda m: f"<{m[1]} {m[2]}source>", text)
 
 
 def _undefuse(text: str) -> str:
-    return text.replace("</ source>", _CLOSE).replace("< source>", _OPEN)
+    return _DEFUSED_TAG_RE.sub(lambda m: f"<{m[1]}{m[2]}source>", text)
 
 
 def _one_line(text: str) -> str:

@@ -71,12 +71,24 @@ def load_reranker(path: str):
         raise ModelLoadError(f"could not load the reranker from {path}: {exc}") from exc
 
 
-def wants_feedback(cfg: RetrievalConfig, query_terms: list[str]) -> bool:
-    """Whether RM3 expands this query: always, never, or by the query's number of content terms."""
-    if cfg.bm25_feedback in ("on", "off"):
-        return cfg.bm25_feedback == "on"
+def wants_feedback(cfg: RetrievalConfig, query_terms: list[str], setting: str | None = None) -> bool:
+    """Whether feedback expands this query: always, never, or by the query's number of content terms.
+    ``setting`` is the mode to apply (default ``cfg.bm25_feedback``, RM3's; dense PRF passes its own)."""
+    setting = setting or cfg.bm25_feedback
+    if setting in ("on", "off"):
+        return setting == "on"
     long = len(query_terms) >= cfg.feedback_min_terms
-    return long if cfg.bm25_feedback == "long" else not long
+    return long if setting == "long" else not long
+
+
+def rocchio_query(query_vec: np.ndarray, feedback: np.ndarray, alpha: float, beta: float) -> np.ndarray:
+    """``alpha * q + beta * mean(feedback rows)``, renormalised to unit length (the stores score by inner
+    product over unit vectors); ``query_vec`` unchanged when there is no feedback."""
+    if not len(feedback):
+        return query_vec
+    q = alpha * np.asarray(query_vec, dtype=np.float32) + beta * np.asarray(feedback, dtype=np.float32).mean(axis=0)
+    norm = float(np.linalg.norm(q))
+    return (q / norm).astype(np.float32) if norm > 0 else query_vec
 
 
 class Retriever:
@@ -102,7 +114,36 @@ class Retriever:
         ``dense_weight``, ``bm25_weight``, ``reranker`` (a path, or ``rerank=True`` to use the configured
         one), ``rerank_depth``, ``mmr``, ``mmr_lambda``, ``per_source`` (at most that many hits per source
         file, taken from the top ``candidates`` fused chunks: ``per_source=1`` ranks documents by their best
-        chunk)."""
+        chunk), ``bm25_feedback`` (RM3) and ``dense_feedback`` (vector Rocchio; where it ran, a hit's
+        ``scores["dense"]`` is its cosine to the fed-back query)."""
+        cfg, mode = self._settings(query, k, mode, options)
+        if len(self.index) == 0:
+            return []
+        allowed = None
+        if filters:
+            allowed = np.asarray(self.index.filter_ids(filters), dtype=np.int64)
+            if not len(allowed):
+                return []
+        depth = max(cfg.candidates, k, cfg.rerank_depth if cfg.reranker else 0)
+        rankings, scores, query_vec = self._rankings(query, mode, cfg, depth, allowed, filters)
+        if mode == "hybrid":
+            fused = rrf_fuse(rankings, {"dense": cfg.dense_weight, "bm25": cfg.bm25_weight}, cfg.rrf_k)
+            scores["rrf"] = dict(fused)
+        else:
+            (name,) = rankings
+            fused = [(i, scores[name][i]) for i in rankings[name]]
+        ranks = {name: {doc: r for r, doc in enumerate(ids, 1)} for name, ids in rankings.items()}
+        if cfg.reranker:
+            fused = self._rerank(query, fused[: cfg.rerank_depth], cfg.reranker, scores)
+        pool = fused[: max(depth, k)]  # the candidates; hits are only ever taken from here
+        if cfg.per_source:
+            pool = self._per_source(pool, cfg.per_source)
+        if cfg.mmr and pool:
+            pool = self._mmr(query, query_vec, pool, k, cfg.mmr_lambda)
+        return self._hits(pool[:k], scores, ranks)
+
+    def _settings(self, query: str, k: int, mode: str | None, options: dict) -> tuple[RetrievalConfig, str]:
+        """The index's retrieval config with this call's options applied, and the mode; every argument checked."""
         rerank = options.pop("rerank", None)
         unknown = set(options) - {f.name for f in dataclasses.fields(RetrievalConfig)}
         if unknown:
@@ -122,69 +163,79 @@ class Retriever:
         elif isinstance(rerank, str):
             cfg.reranker = rerank
         cfg.validate()
-        if len(self.index) == 0:
-            return []
-        allowed = None
-        if filters:
-            allowed = np.asarray(self.index.filter_ids(filters), dtype=np.int64)
-            if not len(allowed):
-                return []
-        depth = max(cfg.candidates, k, cfg.rerank_depth if cfg.reranker else 0)
+        return cfg, mode
+
+    def _rankings(self, query: str, mode: str, cfg: RetrievalConfig, depth: int, allowed, filters):
+        """Each retriever's ranking and scores (``{"dense": [...], "bm25": [...]}``), feedback included, and
+        the query's vector (None in BM25 mode)."""
         rankings: dict[str, list[int]] = {}
         scores: dict[str, dict[int, float]] = {}
-        weights = {"dense": cfg.dense_weight, "bm25": cfg.bm25_weight}
         query_vec = None
         if mode in ("dense", "hybrid"):
             query_vec = self.index.embedder.encode([query])[0]
-            sims, ids = self.index.vector_search(query_vec[None, :], depth, allowed, filters)
-            pairs = [(int(i), float(s)) for i, s in zip(ids[0], sims[0]) if i >= 0]
-            rankings["dense"] = [i for i, _ in pairs]
-            scores["dense"] = dict(pairs)
+            pairs = list(zip(*self._dense_pairs(query_vec, depth, allowed, filters)))
+            rankings["dense"], scores["dense"] = [i for i, _ in pairs], dict(pairs)
         if mode in ("bm25", "hybrid"):
-            bm25 = self.index.bm25
-            rows = None if allowed is None else np.flatnonzero(np.isin(bm25.ids, allowed))
-            feedback = self._texts if wants_feedback(cfg, bm25.tokenize(query)) else None
-            fuse_first_pass = None
-            if mode == "hybrid":
-                # RM3 feeds on the best first pass there is: in hybrid mode, BM25 fused with dense.
-                def fuse_first_pass(first: list[tuple[int, float]]) -> list[tuple[int, float]]:
-                    return rrf_fuse({"dense": rankings["dense"], "bm25": [i for i, _ in first]}, weights, cfg.rrf_k)
-            pairs = bm25.search(query, depth, rows, feedback_texts=feedback, feedback_ranking=fuse_first_pass,
-                                feedback_min_terms=cfg.feedback_min_doc_terms)
-            rankings["bm25"] = [i for i, _ in pairs]
-            scores["bm25"] = dict(pairs)
-        if mode == "hybrid":
-            fused = rrf_fuse(rankings, weights, cfg.rrf_k)
-        else:
-            (name,) = rankings
-            fused = [(i, scores[name][i]) for i in rankings[name]]
-        ranks = {name: {doc: r for r, doc in enumerate(ids, 1)} for name, ids in rankings.items()}
-        if mode == "hybrid":
-            scores["rrf"] = dict(fused)
-        if cfg.reranker:
-            fused = self._rerank(query, fused[: cfg.rerank_depth], cfg.reranker, scores)
-        pool = fused[: max(depth, k)]  # the candidates; hits are only ever taken from here
-        if cfg.per_source:
-            pool = self._per_source(pool, cfg.per_source)
-        if cfg.mmr and pool:
-            pool = self._mmr(query, query_vec, pool, k, cfg.mmr_lambda)
-        top = pool[:k]
-        # Text and metadata are read for the returned hits only: on MED (loaded CPU, query embedding aside)
-        # a hybrid search returning 300 hits took 9.3 ms p50 against 3.3 ms for 10 (SQLite rows, JSON, Hits).
+            pairs, first_pass = self._bm25_side(query, cfg, depth, allowed, rankings.get("dense"))
+            rankings["bm25"], scores["bm25"] = [i for i, _ in pairs], dict(pairs)
+            if mode == "hybrid" and wants_feedback(cfg, self.index.bm25.tokenize(query), cfg.dense_feedback):
+                if not first_pass:  # RM3 did not run: BM25's ranking is its own first pass
+                    weights = {"dense": cfg.dense_weight, "bm25": cfg.bm25_weight}
+                    first_pass = rrf_fuse({"dense": rankings["dense"], "bm25": rankings["bm25"]}, weights, cfg.rrf_k)
+                pairs = self._dense_feedback(query_vec, first_pass, cfg, depth, allowed, filters)
+                rankings["dense"], scores["dense"] = [i for i, _ in pairs], dict(pairs)
+        return rankings, scores, query_vec
+
+    def _hits(self, top: list[tuple[int, float]], scores: dict, ranks: dict) -> list[Hit]:
+        """``Hit``s for the returned chunks, each with every retriever's score and rank.
+
+        Text and metadata are read for these only: on MED (loaded CPU, query embedding aside) a hybrid
+        search returning 300 hits took 9.3 ms p50 against 3.3 ms for 10 (SQLite rows, JSON, Hits)."""
         chunks = self.index.get_chunks([i for i, _ in top])
-        hits = []
-        for doc, score in top:
-            if doc not in chunks:  # pragma: no cover - the stores disagree; never return a ghost
-                continue
-            hits.append(
-                Hit(
-                    chunk=chunks[doc],
-                    score=float(score),
-                    scores={name: table[doc] for name, table in scores.items() if doc in table},
-                    ranks={name: table[doc] for name, table in ranks.items() if doc in table},
-                )
+        return [
+            Hit(
+                chunk=chunks[doc],
+                score=float(score),
+                scores={name: table[doc] for name, table in scores.items() if doc in table},
+                ranks={name: table[doc] for name, table in ranks.items() if doc in table},
             )
-        return hits
+            for doc, score in top
+            if doc in chunks  # the stores disagree (never seen): never return a ghost
+        ]
+
+    def _bm25_side(self, query: str, cfg: RetrievalConfig, depth: int, allowed, dense: list[int] | None):
+        """BM25's ranking (with RM3 where ``cfg`` wants it) and, when RM3 ran in hybrid mode (``dense``
+        given), the fused first pass it read, so dense feedback can read the same one."""
+        bm25 = self.index.bm25
+        rows = None if allowed is None else np.flatnonzero(np.isin(bm25.ids, allowed))
+        feedback = self._texts if wants_feedback(cfg, bm25.tokenize(query)) else None
+        weights = {"dense": cfg.dense_weight, "bm25": cfg.bm25_weight}
+        first_pass: list[tuple[int, float]] = []
+        fuse_first_pass = None
+        if dense is not None:
+            # RM3 feeds on the best first pass there is: in hybrid mode, BM25 fused with dense.
+            def fuse_first_pass(first: list[tuple[int, float]]) -> list[tuple[int, float]]:
+                first_pass[:] = rrf_fuse({"dense": dense, "bm25": [i for i, _ in first]}, weights, cfg.rrf_k)
+                return first_pass
+        pairs = bm25.search(query, depth, rows, feedback_texts=feedback, feedback_ranking=fuse_first_pass,
+                            feedback_min_terms=cfg.feedback_min_doc_terms)
+        return pairs, first_pass
+
+    def _dense_feedback(self, query_vec, first_pass, cfg: RetrievalConfig, depth: int, allowed, filters):
+        """The dense side searched again with the Rocchio query built from the first pass's top chunks
+        (their stored vectors; embedded again where the store cannot return them)."""
+        ids = [i for i, _ in first_pass[: cfg.dense_feedback_chunks]]
+        try:
+            vectors = self.index.reconstruct(ids)
+        except Exception:  # a store or index type without reconstruct
+            vectors = self.index.embedder.encode(self._texts(ids))
+        q = rocchio_query(query_vec, vectors, cfg.dense_feedback_alpha, cfg.dense_feedback_beta)
+        return list(zip(*self._dense_pairs(q, depth, allowed, filters)))
+
+    def _dense_pairs(self, query_vec, depth: int, allowed, filters) -> tuple[list[int], list[float]]:
+        sims, ids = self.index.vector_search(np.asarray(query_vec)[None, :], depth, allowed, filters)
+        keep = ids[0] >= 0
+        return [int(i) for i in ids[0][keep]], [float(s) for s in sims[0][keep]]
 
     def _per_source(self, ranked: list[tuple[int, float]], limit: int) -> list[tuple[int, float]]:
         """The best ``limit`` chunks of each source file, in rank order (reads sources, not texts)."""

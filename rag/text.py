@@ -148,11 +148,7 @@ _WH_HEAD_RE = re.compile(r"^\s*(?:(?:in|on|at|for|from|with|by|to|of) )?(?:what|
 def question_terms(question: str) -> list[str]:
     """The content terms of a question that an answering sentence should hold (frame words and the
     kind named after a leading what/which left out)."""
-    # Frame words are matched as written, not by stem: "page" frames a question, "paged" is its content.
-    frame = set(QUESTION_FRAME)
-    head = _WH_HEAD_RE.match(question)
-    if head:
-        frame.add(head.group(1).lower())
+    frame = _frame_words(question)
     kept = [t for w in words(question) if w.lower() not in frame for t in content_terms(w)]
     return kept or content_terms(question)
 
@@ -163,14 +159,18 @@ def question_head(question: str) -> str | None:
     return head.group(1).lower() if head else None
 
 
+def _frame_words(question: str) -> set[str]:
+    """The words that frame ``question`` rather than say what it is about: QUESTION_FRAME and the kind after
+    a leading what/which. Matched as written, not by stem: "page" frames a question, "paged" is its content."""
+    head = question_head(question)
+    return set(QUESTION_FRAME) | ({head} if head else set())
+
+
 def question_term_groups(question: str) -> list[tuple[str, ...]]:
     """:func:`question_terms` grouped by the question word they come from: a compound ("fine-tuning",
     "secrets.token_bytes") is one word of the question, held by a sentence that has it whole or has its
     parts, so it is weighed once rather than once per part."""
-    frame = set(QUESTION_FRAME)
-    head = _WH_HEAD_RE.match(question)
-    if head:
-        frame.add(head.group(1).lower())
+    frame = _frame_words(question)
     groups: dict[str, tuple[str, ...]] = {}
     for w in words(question):
         if w.lower() in frame:

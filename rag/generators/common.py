@@ -11,7 +11,7 @@ definition of "the answer ends before the first stop string".
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 
 from ragtune.errors import ConfigError
 
@@ -35,6 +35,48 @@ def check_messages(messages: Sequence[Message]) -> list[Message]:
         if not isinstance(m["content"], str):
             raise ConfigError(f"messages[{i}]['content'] must be a string, got {type(m['content']).__name__}")
     return list(messages)
+
+
+class GeneratorBase:
+    """The public ``stream``/``generate`` of :class:`~ragtune.rag.generators.base.Generator`, written once.
+
+    Both check their arguments here (so a bad call fails when it is made, not when a stream is first read),
+    then call the kind's own ``_stream`` and ``_generate``. ``_generate`` joins ``_stream`` unless a kind has a
+    cheaper way to get the whole answer (the API's non-streaming request, the extractive selection).
+    """
+
+    def stream(
+        self,
+        messages: list[Message],
+        *,
+        max_new_tokens: int = 256,
+        temperature: float = 0.0,
+        stop: list[str] | None = None,
+    ) -> Iterator[str]:
+        """Yield the answer piece by piece as it is produced (``"".join`` gives :meth:`generate`)."""
+        messages = check_messages(messages)
+        stops = check_sampling(max_new_tokens, temperature, stop)
+        return self._stream(messages, max_new_tokens, float(temperature), stops)
+
+    def generate(
+        self,
+        messages: list[Message],
+        *,
+        max_new_tokens: int = 256,
+        temperature: float = 0.0,
+        stop: list[str] | None = None,
+    ) -> str:
+        """The whole answer at once: the same text as joining :meth:`stream`."""
+        messages = check_messages(messages)
+        stops = check_sampling(max_new_tokens, temperature, stop)
+        return self._generate(messages, max_new_tokens, float(temperature), stops)
+
+    def _stream(self, messages: list[Message], max_new_tokens: int, temperature: float,
+                stops: list[str]) -> Iterator[str]:
+        raise NotImplementedError
+
+    def _generate(self, messages: list[Message], max_new_tokens: int, temperature: float, stops: list[str]) -> str:
+        return "".join(self._stream(messages, max_new_tokens, temperature, stops))
 
 
 def check_sampling(max_new_tokens: int, temperature: float, stop: Sequence[str] | None) -> list[str]:

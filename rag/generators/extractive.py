@@ -39,6 +39,7 @@ from ragtune.rag.text import (
 )
 
 from .base import Message
+from .common import GeneratorBase
 
 # Kept importable from here for code written before rag/text.py existed.
 from ragtune.rag.text import STOPWORDS, key_terms, words  # noqa: E402,F401
@@ -99,7 +100,7 @@ class ScoredSentence:
     terms: frozenset[str]
 
 
-class ExtractiveGenerator:
+class ExtractiveGenerator(GeneratorBase):
     """A :class:`~ragtune.rag.generators.base.Generator` that quotes sentences instead of writing.
 
     ``min_score`` is the share of the question's IDF weight the best sentence must cover (0..1);
@@ -133,46 +134,36 @@ class ExtractiveGenerator:
         return sum(self.count_tokens(m.get("content", "")) + 4 for m in messages)
 
     # -- generation ---------------------------------------------------------------------------------------
-    def generate(
-        self,
-        messages: list[Message],
-        *,
-        max_new_tokens: int = 256,
-        temperature: float = 0.0,
-        stop: list[str] | None = None,
-    ) -> str:
+    def _generate(self, messages: list[Message], max_new_tokens: int, temperature: float, stops: list[str]) -> str:
         parsed = parse_prompt(messages)
         said = [m["content"] for m in parsed.history if m.get("role") == "assistant"]
-        chosen = self.select(parsed.question, parsed.sources, already_said=said)
-        if not chosen:
-            text = ABSTAIN_TEXT
-        else:
-            parts: list[str] = []
-            used = 0
-            for s in chosen:
-                n_words = len(s.text.split())
-                if parts and used + n_words + 1 > max_new_tokens:
-                    break
-                body = s.text if n_words < max_new_tokens else " ".join(s.text.split()[: max(max_new_tokens - 1, 1)])
-                parts.append(f"{body} [{s.source}]")
-                used += n_words + 1
-            text = " ".join(parts)
-        for marker in stop or []:
-            if marker and marker in text:
+        text = self.render(self.select(parsed.question, parsed.sources, already_said=said), max_new_tokens)
+        for marker in stops:
+            if marker in text:
                 text = text[: text.index(marker)]
         return text
 
-    def stream(
-        self,
-        messages: list[Message],
-        *,
-        max_new_tokens: int = 256,
-        temperature: float = 0.0,
-        stop: list[str] | None = None,
-    ) -> Iterator[str]:
-        text = self.generate(messages, max_new_tokens=max_new_tokens, temperature=temperature, stop=stop)
+    @staticmethod
+    def render(chosen: list[ScoredSentence], max_new_tokens: int) -> str:
+        """The answer text of selected sentences: each followed by its ``[n]``, cut to ``max_new_tokens``
+        words; the abstention when nothing was selected."""
+        if not chosen:
+            return ABSTAIN_TEXT
+        parts: list[str] = []
+        used = 0
+        for s in chosen:
+            n_words = len(s.text.split())
+            if parts and used + n_words + 1 > max_new_tokens:
+                break
+            body = s.text if n_words < max_new_tokens else " ".join(s.text.split()[: max(max_new_tokens - 1, 1)])
+            parts.append(f"{body} [{s.source}]")
+            used += n_words + 1
+        return " ".join(parts)
+
+    def _stream(self, messages: list[Message], max_new_tokens: int, temperature: float,
+                stops: list[str]) -> Iterator[str]:
         # Word by word, so a caller that streams sees the same shape of output as from an LLM.
-        yield from re.findall(r"\S+\s*", text)
+        yield from re.findall(r"\S+\s*", self._generate(messages, max_new_tokens, temperature, stops))
 
     # -- scoring ------------------------------------------------------------------------------------------
     def candidates(self, sources: list[ParsedSource]) -> list[_Candidate]:
@@ -272,7 +263,7 @@ class ExtractiveGenerator:
             return []
         chosen = [scored[0]]
         covered = set(scored[0].terms)
-        document = {src.number: src.label.split(",", 1)[0].strip() for src in sources}
+        document = {src.number: _file_of(src.label) for src in sources}
         for s in scored[1:]:
             if len(chosen) >= self.max_sentences:
                 break
@@ -332,9 +323,14 @@ def _section_of(label: str) -> str:
     return label[at + 9 : label.rfind('"')] if at >= 0 and label.endswith('"') else ""
 
 
+def _file_of(label: str) -> str:
+    """The file name in a source label (``library_secrets.html, page 2`` -> ``library_secrets.html``)."""
+    return label.split(",", 1)[0].strip()
+
+
 def _document_of(label: str) -> str:
     """The words of the file name in a source label (``library_secrets.html, page 2`` -> ``library secrets``)."""
-    name = label.split(",", 1)[0].strip()
+    name = _file_of(label)
     if "." in name:
         name = name.rsplit(".", 1)[0]
     return re.sub(r"[_\-.]+", " ", name)

@@ -24,7 +24,7 @@ from typing import Any
 from ragtune.errors import ConfigError, GeneratorError, ModelLoadError
 
 from .base import Message
-from .common import RepetitionGuard, StopMatcher, check_messages, check_sampling
+from .common import GeneratorBase, RepetitionGuard, StopMatcher, check_messages
 from .models import DEFAULT_MODEL_NAME, resolve_model_path
 
 log = logging.getLogger(__name__)
@@ -39,7 +39,7 @@ _PLAIN_TEMPLATE = (
 )
 
 
-class LocalGenerator:
+class LocalGenerator(GeneratorBase):
     """Generate with a local transformers model; see the module docstring for an example.
 
     ``default_max_new_tokens`` (128) is the answer length ``RAG`` uses when none is given: a grounded
@@ -266,19 +266,6 @@ class LocalGenerator:
         return tokenizer.encode(prompt, add_special_tokens=False)
 
     # -------------------------------------------------------------------------------- generation
-    def stream(
-        self,
-        messages: list[Message],
-        *,
-        max_new_tokens: int = 256,
-        temperature: float = 0.0,
-        stop: list[str] | None = None,
-    ) -> Iterator[str]:
-        """Yield the answer piece by piece as tokens are produced (``"".join`` gives :meth:`generate`)."""
-        messages = check_messages(messages)
-        stops = check_sampling(max_new_tokens, temperature, stop)
-        return self._stream(messages, max_new_tokens, float(temperature), stops)
-
     def _stream(self, messages: list[Message], max_new_tokens: int, temperature: float,
                 stops: list[str]) -> Iterator[str]:
         import torch
@@ -340,17 +327,6 @@ class LocalGenerator:
                 yield tail
         finally:
             pieces.close()  # stops and joins the worker thread when we end early
-
-    def generate(
-        self,
-        messages: list[Message],
-        *,
-        max_new_tokens: int = 256,
-        temperature: float = 0.0,
-        stop: list[str] | None = None,
-    ) -> str:
-        """The whole answer at once; exactly ``"".join(self.stream(...))``."""
-        return "".join(self.stream(messages, max_new_tokens=max_new_tokens, temperature=temperature, stop=stop))
 
     def _pad_id(self) -> int | None:
         pad = self._model.generation_config.pad_token_id

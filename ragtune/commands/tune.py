@@ -44,8 +44,9 @@ def _register_data(verbs) -> None:
                          "print one formatted example with its trained tokens in [[...]].")
     p.add_argument("--index", metavar="DIR", default=None, help="index to read chunks from (env RAGTUNE_INDEX)")
     p.add_argument("--out", metavar="FILE", type=Path, required=True, help="the JSONL file to write (or read with --show-example)")
-    p.add_argument("--generator", default="template", choices=("template", "local", "api"),
-                   help="who writes the questions: template (no model, default), the local model, or the API")
+    p.add_argument("--generator", default="template", choices=("template", "parsed", "local", "api"),
+                   help="who writes the questions: template (patterns, no model, default), parsed (the same "
+                        "from a spaCy dependency parse: grammatical), the local model, or the API")
     p.add_argument("--questions-per-chunk", type=int, default=4)
     p.add_argument("--sources", type=int, nargs=2, default=(2, 5), metavar=("MIN", "MAX"),
                    help="sources shown per example, gold included (default 2 5)")
@@ -55,9 +56,15 @@ def _register_data(verbs) -> None:
                    help="answers cut to their first clause; longer ones dropped (default 10; 0: keep whole spans)")
     p.add_argument("--test-share", type=float, default=0.2, help="share of documents held out for testing")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--questions", type=Path, metavar="FILE", default=None,
+                   help="a QA jsonl (question, answer, source): questions about validation documents are stored "
+                   "with the RAG prompt `ask` would build, for checkpoint selection (select_by: answer_f1); "
+                   "questions about test or training documents are skipped")
     p.add_argument("--show-example", action="store_true",
                    help="do not build: validate FILE and print one example as the model sees it")
-    p.add_argument("--model", default=None, help="--show-example: the tokenizer's model folder (default SmolLM2)")
+    p.add_argument("--model", default=None,
+                   help="the model folder whose tokenizer formats --show-example and --questions prompts "
+                   "(default SmolLM2)")
     p.add_argument("--json", action="store_true", help="print the report as JSON")
     p.set_defaults(func=run_data)
 
@@ -134,12 +141,17 @@ def run_data(args) -> int:
                                      questions_per_chunk=args.questions_per_chunk, abstain_share=args.abstain_share,
                                      sources_per_example=tuple(args.sources),
                                      max_answer_words=args.max_answer_words or None,
-                                     test_share=args.test_share, seed=args.seed)
+                                     test_share=args.test_share, seed=args.seed, questions=args.questions,
+                                     prompt_model=args.model)
     if args.json:
         print_json(report.to_dict())
     else:
         counts = ", ".join(f"{k} {v} ({report.abstain.get(k, 0)} abstain)" for k, v in sorted(report.records.items()))
         print(f"wrote {report.out}: {counts}; test documents: {', '.join(report.sources.get('test', []))}")
+        if report.questions is not None:
+            q = report.questions
+            print(f"questions: {q['validation']} validation records ({q['gated']} abstained by the gates); skipped "
+                  f"{q['skipped_test']} test, {q['skipped_train']} training, {q['skipped_unknown']} not in the index")
     return 0
 
 

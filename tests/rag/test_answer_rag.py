@@ -191,3 +191,37 @@ def test_generator_failure_mid_stream_propagates_and_leaves_no_half_answer():
         list(stream)
     with pytest.raises(RagtuneError, match="ended before the answer was complete"):
         stream.answer
+
+
+def test_an_answer_ends_where_the_model_starts_copying_a_source_block():
+    # Seen on development data: after a short answer the model wrote a new source block, label line and all.
+    raw = 'LoRA trains low-rank matrices [1].\n\n[4] /d/other.md, section "Intro"\n<source>\nMore text'
+    rag = RAG(FakeSearcher(HITS), FakeGenerator([list(raw)]), min_grounding=None)
+    stream = rag.stream("What does LoRA train?")
+    pieces = list(stream)
+    assert "".join(pieces) == stream.answer.text == "LoRA trains low-rank matrices [1]."
+    whole = RAG(FakeSearcher(HITS), FakeGenerator([raw]), min_grounding=None).ask("What does LoRA train?")
+    assert whole.text == "LoRA trains low-rank matrices [1]."
+    closing = RAG(FakeSearcher(HITS), FakeGenerator(["4 bits [2] </source> junk"]), min_grounding=None)
+    assert closing.ask("What does QLoRA use?").text == "4 bits [2]"
+
+
+def test_the_stops_reach_the_generator_so_it_can_stop_early_and_a_nested_label_is_kept():
+    class Recording(FakeGenerator):
+        def stream(self, messages, **kwargs):
+            self.stop = kwargs.get("stop")
+            yield from super().stream(messages, **kwargs)
+
+    gen = Recording(["Two parts: [1] LoRA, and [2] QLoRA."])  # "[n] " inside a line is not a label line
+    answer = RAG(FakeSearcher(HITS), gen, min_grounding=None, min_support=None).ask("What are LoRA and QLoRA?")
+    assert answer.text == "Two parts: [1] LoRA, and [2] QLoRA."
+    assert "<source>" in gen.stop and "</source>" in gen.stop and "\n[1] " in gen.stop and "\n[4] " in gen.stop
+
+
+def test_an_answer_that_is_only_a_copied_source_block_is_replaced_as_any_unsupported_answer():
+    # Grounding off: an empty answer says so. Grounding on: the extractive fallback over the same passages.
+    raw = "<source>\nLoRA trains two small low-rank matrices.\n</source>"
+    plain = RAG(FakeSearcher(HITS), FakeGenerator([raw]), min_grounding=None).ask("What does LoRA train?")
+    assert plain.text == ABSTAIN_TEXT and plain.abstained
+    grounded = RAG(FakeSearcher(HITS), FakeGenerator([raw])).ask("What does LoRA train?")
+    assert "<source>" not in grounded.text and grounded.grounding["fallback"] in ("extractive", "abstain")

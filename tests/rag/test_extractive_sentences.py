@@ -6,7 +6,9 @@ import sys
 from pathlib import Path
 
 import numpy as np
+import pytest
 
+from ragtune.errors import ConfigError
 from ragtune.rag.generators.base import Generator
 from ragtune.rag.generators.extractive import ExtractiveGenerator, split_sentences
 from ragtune.rag.prompt import ABSTAIN_TEXT, build_prompt, parse_prompt
@@ -81,6 +83,19 @@ def test_stream_joins_to_generate_and_respects_stop():
     assert "".join(gen.stream(messages)) == gen.generate(messages)
     assert len(list(gen.stream(messages))) > 3  # word by word
     assert gen.generate(messages, stop=["pretrained"]) == "LoRA freezes the "
+
+
+def test_bad_arguments_fail_when_stream_is_called_as_for_every_generator():
+    # The checks live in GeneratorBase, shared with the local and API generators: a bad call raises at
+    # once, not when a caller first reads the stream (a UI would otherwise fail mid-render).
+    gen = ExtractiveGenerator()
+    good = _messages("When was LoRA proposed?", [LORA])
+    with pytest.raises(ConfigError, match="max_new_tokens"):
+        gen.stream(good, max_new_tokens=0)
+    with pytest.raises(ConfigError, match="messages"):
+        gen.stream("When was LoRA proposed?")
+    with pytest.raises(ConfigError, match="stop"):
+        gen.generate(good, stop=[""])
 
 
 def test_sentences_rejoin_hard_wrapped_lines_and_skip_headings():

@@ -44,6 +44,18 @@ def test_an_index_written_before_the_tokenizer_settings_keeps_its_tokens():
     old = {"lexical": {"enabled": True, "language": "english", "k1": 1.2, "b": 0.75}}
     lexical = IndexConfig.from_dict(old).lexical
     assert (lexical.stemmer, lexical.stopwords, lexical.method) == ("snowball", True, "lucene")
+    assert lexical.min_token_chars == 1  # one-character words stay indexed, as they were
+
+
+def test_min_token_chars_drops_short_words_from_index_and_queries():
+    text = "I'm reading Newton's method, e.g. in I/O x2 3"
+    assert tokenize(text) == ["i", "m", "read", "newton", "s", "method", "e", "g", "i", "o", "x2", "3"]
+    assert tokenize(text, min_chars=2) == ["read", "newton", "method", "x2"]
+    index = BM25Index(LexicalConfig(min_token_chars=2))
+    index.build(np.array([1, 2]), ["x y z vectors", "the s of it"])
+    assert index.search("s vectors", 5) == index.search("vectors", 5) and index.search("s", 5) == []
+    with pytest.raises(ConfigError, match="min_token_chars"):
+        LexicalConfig(min_token_chars=0).validate()
 
 
 def test_feedback_setting_accepts_the_old_bool_and_the_query_length_rule():
@@ -75,8 +87,12 @@ def test_retrieval_defaults_feed_back_long_queries_only():
     cfg = RetrievalConfig()
     assert (cfg.bm25_feedback, cfg.feedback_min_terms, cfg.feedback_min_doc_terms) == ("long", 10, 0)
     assert (cfg.mode, cfg.rrf_k, cfg.dense_weight, cfg.bm25_weight) == ("hybrid", 60, 1.0, 1.0)
+    # dense PRF: the same length rule, pyserini's Rocchio parameters (bench/retrieval_study.py, fourth round)
+    assert (cfg.dense_feedback, cfg.dense_feedback_chunks, cfg.dense_feedback_alpha, cfg.dense_feedback_beta) == (
+        "long", 3, 0.9, 0.1)
     lexical = LexicalConfig()
-    assert (lexical.stemmer, lexical.stopwords, lexical.method) == ("snowball", True, "lucene")
+    assert (lexical.stemmer, lexical.stopwords, lexical.method, lexical.min_token_chars) == (
+        "snowball", True, "lucene", 1)
     with pytest.raises(ConfigError, match="feedback_min_doc_terms"):
         RetrievalConfig(feedback_min_doc_terms=-1).validate()
 

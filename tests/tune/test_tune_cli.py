@@ -42,22 +42,24 @@ def test_run_prints_json_result(tiny_model, chat_data, tmp_path, capsys):
     assert code == 0 and result["metrics"]["steps"] == 2 and result["adapter"].endswith("adapter")
 
 
-def test_run_summary_names_how_the_kept_checkpoint_was_chosen(tiny_model, chat_data, tmp_path, capsys):
+def _run_four_steps(config_yaml: str, tiny_model, chat_data, tmp_path, capsys):
+    """``tune run`` for 4 steps, validating every 2, with ``config_yaml`` added: (exit code, printed output)."""
     cfg = tmp_path / "train.yaml"
-    cfg.write_text("eval_steps: 2\nsave_steps: 2\nselect_by: answer_accuracy\n")
+    cfg.write_text("eval_steps: 2\nsave_steps: 2\n" + config_yaml)
     code = main(["tune", "run", "--data", str(chat_data), "--out", str(tmp_path / "run"), "--base-model",
                  str(tiny_model), "--max-steps", "4", "--config", str(cfg)])
-    printed = capsys.readouterr()
+    return code, capsys.readouterr()
+
+
+def test_run_summary_names_how_the_kept_checkpoint_was_chosen(tiny_model, chat_data, tmp_path, capsys):
+    code, printed = _run_four_steps("select_by: answer_accuracy\n", tiny_model, chat_data, tmp_path, capsys)
     assert code == 0 and re.search(r"kept checkpoint \(step [24]\): validation answer accuracy 0\.", printed.out)
     assert "eval_answer_accuracy=" in printed.err  # the progress line of each evaluation
 
 
 def test_run_summary_and_progress_show_the_generated_answer_f1(tiny_model, chat_data, tmp_path, capsys):
-    cfg = tmp_path / "train.yaml"
-    cfg.write_text("eval_steps: 2\nsave_steps: 2\nselect_by: answer_f1\nf1_questions: 2\nf1_max_new_tokens: 4\n")
-    code = main(["tune", "run", "--data", str(chat_data), "--out", str(tmp_path / "run"), "--base-model",
-                 str(tiny_model), "--max-steps", "4", "--config", str(cfg)])
-    printed = capsys.readouterr()
+    code, printed = _run_four_steps("select_by: answer_f1\nf1_questions: 2\nf1_max_new_tokens: 4\n", tiny_model,
+                                    chat_data, tmp_path, capsys)
     assert code == 0 and re.search(r"kept checkpoint \(step [24]\): validation answer F1 [01]", printed.out)
     assert printed.err.count("eval_answer_f1=") == 2  # one progress line per evaluation (steps 2 and 4)
 
