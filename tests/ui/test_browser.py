@@ -227,16 +227,29 @@ def click_button(driver, label: str, what: str):
     button.click()
 
 
-def set_number(driver, label: str, value: int) -> None:
-    """Type into the number input labelled ``label`` (Streamlit commits it on Enter)."""
-    from selenium.webdriver.common.by import By
+def fill(driver, css: str, text: str, *, enter: bool, what: str):
+    """Type ``text`` into the first input matching ``css`` until the input reads it back.
+
+    A rerun can replace an input between finding it and typing (a CI run got a stale element while clearing the
+    steps box, the page still redrawing after the training data was built), so every try finds the input
+    afresh, and ``wait`` retries on a stale element. ``enter`` commits a widget outside a form; inside a form
+    Enter would submit it, so there the form's own button sends the values.
+    """
     from selenium.webdriver.common.keys import Keys
 
-    box = wait(driver, lambda d: d.find_elements(
-        By.XPATH, f"//div[@data-testid='stNumberInput'][.//*[contains(text(), '{label}')]]//input"), what=label)[0]
-    box.send_keys(Keys.CONTROL, "a")
-    box.send_keys(Keys.DELETE)
-    box.send_keys(str(value), Keys.ENTER)
+    def typed(d):
+        boxes = by_css(d, css)
+        if not boxes:
+            return False
+        box = boxes[0]
+        if box.get_attribute("value") == text:
+            return box
+        box.send_keys(Keys.CONTROL, "a")  # one call: a modifier stays pressed until its send_keys call ends
+        box.send_keys(Keys.DELETE)
+        box.send_keys(text, *([Keys.ENTER] if enter else []))
+        return False  # read it back on the next poll
+
+    return wait(driver, typed, what=what)
 
 
 def test_evaluate_page_shows_the_metrics_table_and_chart(app, browser, tmp_path):
@@ -246,9 +259,7 @@ def test_evaluate_page_shows_the_metrics_table_and_chart(app, browser, tmp_path)
     qa.write_text('{"id": "1", "question": "What does QLoRA quantise?", "answer": "4-bit", "source": "lora.md"}\n'
                   '{"id": "2", "question": "What is BM25?", "answer": "a ranking function", "source": "rag.txt"}\n')
     browser.get(f"{app}/evaluate")
-    box = wait(browser, lambda d: d.find_elements(By.CSS_SELECTOR, 'input[aria-label="BEIR folder or QA .jsonl file"]'),
-               what="eval-path")[0]
-    replace_text(box, str(qa))
+    fill(browser, 'input[aria-label="BEIR folder or QA .jsonl file"]', str(qa), enter=False, what="eval-path")
     click_button(browser, "Evaluate", "eval-button")
     # every mode, and a table rather than raw JSON, in one condition (a later read may hit a redrawn element)
     wait(browser, lambda d: [t for t in by_css(d, '[data-testid="stTable"]')
@@ -259,14 +270,6 @@ def test_evaluate_page_shows_the_metrics_table_and_chart(app, browser, tmp_path)
     browser.save_screenshot(str(ARTIFACTS / "evaluate.png"))
 
 
-def replace_text(box, text: str) -> None:
-    from selenium.webdriver.common.keys import Keys
-
-    box.send_keys(Keys.CONTROL, "a")  # one call: a modifier stays pressed until its send_keys call ends
-    box.send_keys(Keys.DELETE)
-    box.send_keys(text)
-
-
 def test_finetune_builds_data_trains_evaluates_and_the_adapter_answers_in_chat(app, browser):
     from selenium.common.exceptions import WebDriverException
     from selenium.webdriver.common.by import By
@@ -274,10 +277,11 @@ def test_finetune_builds_data_trains_evaluates_and_the_adapter_answers_in_chat(a
     browser.get(f"{app}/finetune")
     click_button(browser, "Build training data from the index", "build-data")
     wait(browser, lambda d: "examples written" in body_text(d), what="data-built")
-    name = wait(browser, lambda d: d.find_elements(By.CSS_SELECTOR, 'input[aria-label="Adapter name"]'),
-                what="adapter-name")[0]
-    replace_text(name, "browser-run")
-    set_number(browser, "At most this many steps", 3)
+    # the form is drawn again once the data exists (its button is enabled then): type only after that
+    wait(browser, lambda d: [b for b in d.find_elements(By.XPATH, "//button[contains(., 'Start training')]")
+                             if b.is_enabled()], what="train-form")
+    fill(browser, 'input[aria-label="Adapter name"]', "browser-run", enter=False, what="adapter-name")
+    fill(browser, 'input[aria-label="At most this many steps"]', "3", enter=False, what="max-steps")
     click_button(browser, "Start training", "start-training")
     wait(browser, lambda d: "Training finished" in body_text(d), timeout=600, what="trained")
     # The page reruns once when training ends (so step 3 lists the new adapter); text read during that rerun
@@ -288,7 +292,7 @@ def test_finetune_builds_data_trains_evaluates_and_the_adapter_answers_in_chat(a
          timeout=60, what="loss-chart")
     browser.save_screenshot(str(ARTIFACTS / "finetune-trained.png"))
 
-    set_number(browser, "Test questions", 2)
+    fill(browser, 'input[aria-label="Test questions"]', "2", enter=True, what="test-questions")
     click_button(browser, "Evaluate: base vs base + adapter", "evaluate-adapter")
     # both columns in one condition: a table read after the wait may already be a stale, redrawn element
     wait(browser, lambda d: [t for t in by_css(d, '[data-testid="stTable"]')
