@@ -33,7 +33,8 @@ from dataclasses import dataclass, field
 from typing import Protocol
 
 from ragtune.errors import ConfigError, RagtuneError
-from ragtune.rag.citations import (
+
+from .citations import (
     CitationFilter,
     attribute_sources,
     has_citation,
@@ -41,15 +42,15 @@ from ragtune.rag.citations import (
     resolve_citations,
     strip_citations,
 )
-from ragtune.rag.conversation import Conversation, rewrite_query
-from ragtune.rag.generators.extractive import best_sentence_support
-from ragtune.rag.grounding import DEFAULT_MIN_SUPPORT as DEFAULT_GROUNDING_SUPPORT
-from ragtune.rag.grounding import check_grounding
-from ragtune.rag.generators.base import Generator, Message
-from ragtune.rag.generators.common import StopMatcher
-from ragtune.rag.prompt import ABSTAIN_TEXT, Prompt, build_prompt, echo_stops, parse_prompt, source_label
-from ragtune.rag.text import answer_type, has_answer_type
-from ragtune.rag.types import Answer, Hit
+from .conversation import Conversation, rewrite_query
+from .generators.base import Generator, Message
+from .generators.common import StopMatcher
+from .generators.extractive import best_sentence_support
+from .grounding import DEFAULT_MIN_SUPPORT as DEFAULT_GROUNDING_SUPPORT
+from .grounding import check_grounding
+from .prompt import ABSTAIN_TEXT, Prompt, build_prompt, echo_stops, parse_prompt, source_label
+from .text import answer_type, has_answer_type
+from .types import Answer, Hit
 
 # The best hit's dense cosine (all-MiniLM-L6-v2, in [-1, 1]) below which the answer abstains unasked.
 # For this model, off-topic question/passage pairs score about 0.0-0.15 and passages on the question's
@@ -274,7 +275,7 @@ class RAG:
             raise ConfigError(f"history_turns must be 0 or more, got {history_turns}")
         if mode not in (None, "dense", "bm25", "hybrid"):
             raise ConfigError(f"mode must be dense, bm25 or hybrid, got {mode!r}")
-        from ragtune.rag.generators.extractive import ExtractiveGenerator
+        from .generators.extractive import ExtractiveGenerator
 
         if generator is None:
             generator = ExtractiveGenerator()

@@ -20,9 +20,9 @@ import hashlib
 import re
 from dataclasses import dataclass
 
-from ragtune.rag.config import ChunkerConfig, check_overlap
-from ragtune.rag.embed import Embedder
-from ragtune.rag.types import Chunk, Document
+from .config import ChunkerConfig, check_overlap
+from .embed import Embedder
+from .types import Chunk, Document
 
 # A sentence ends at . ! ? (optionally followed by a closing quote/bracket) before whitespace and an
 # upper-case letter, digit or opening bracket; good enough for packing, no model needed.

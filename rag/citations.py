@@ -14,9 +14,9 @@ from __future__ import annotations
 
 import re
 
-from ragtune.rag.text import content_terms
-from ragtune.rag.prompt import ABSTAIN_TEXT, Prompt
-from ragtune.rag.types import Citation
+from .prompt import ABSTAIN_TEXT, Prompt
+from .text import content_terms
+from .types import Citation
 
 _MARKER_RE = re.compile(r"\[\s*(\d+(?:\s*[,;\-\u2013]\s*\d+)*)\s*\]")
 # What the start of a marker looks like while it is still arriving: "[", "[1", "[1,", "[1, 2".

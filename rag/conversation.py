@@ -19,14 +19,15 @@ from collections import deque
 from typing import TYPE_CHECKING
 
 from ragtune.errors import RagtuneError
-from ragtune.rag.citations import strip_citations
-from ragtune.rag.generators.base import Generator, Message
-from ragtune.rag.text import QUESTION_FRAME, STOPWORDS, content_terms, key_terms, words
-from ragtune.rag.prompt import ABSTAIN_TEXT
+
+from .citations import strip_citations
+from .generators.base import Generator, Message
+from .prompt import ABSTAIN_TEXT
+from .text import QUESTION_FRAME, STOPWORDS, content_terms, key_terms, words
 
 if TYPE_CHECKING:  # pragma: no cover
-    from ragtune.rag.answer import RAG, AnswerStream
-    from ragtune.rag.types import Answer
+    from .answer import RAG, AnswerStream
+    from .types import Answer
 
 # Words that point back into the conversation: a question containing one is not standalone.
 _REFERRING = frozenset(

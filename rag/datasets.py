@@ -27,7 +27,8 @@ from pathlib import Path
 from typing import Any, Iterator
 
 from ragtune.errors import DatasetError
-from ragtune.rag.types import Document, Element
+
+from .types import Document, Element
 
 QRELS_RELATIVE = Path("qrels") / "test.tsv"
 

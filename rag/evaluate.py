@@ -25,7 +25,9 @@ import time
 from pathlib import PurePath
 from typing import Any, Iterable, Mapping, Protocol, Sequence
 
-from ragtune.rag.datasets import (  # re-exported: one import for evaluation users
+from ragtune.progress import ProgressFn, emit
+
+from .datasets import (  # re-exported: one import for evaluation users
     BeirDataset,
     QAItem,
     docs_from_beir,
@@ -33,8 +35,7 @@ from ragtune.rag.datasets import (  # re-exported: one import for evaluation use
     load_beir,
     load_qa,
 )
-from ragtune.progress import ProgressFn, emit
-from ragtune.rag.types import Hit
+from .types import Hit
 
 __all__ = [
     "BeirDataset", "QAItem", "load_beir", "load_qa", "docs_from_beir", "is_beir_dir",

@@ -26,8 +26,8 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
 
-from ragtune.rag.citations import _MARKER_RE, is_abstention, marker_numbers, strip_citations
-from ragtune.rag.text import content_terms, numbers, split_sentences
+from .citations import _MARKER_RE, is_abstention, marker_numbers, strip_citations
+from .text import content_terms, numbers, split_sentences
 
 # Share of an answer's claimed content words that one passage must hold: half is lenient enough for
 # paraphrase ("stores" for "keeps") and still rejects answers built from outside knowledge, whose claimed

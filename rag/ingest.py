@@ -20,9 +20,10 @@ from functools import lru_cache
 from pathlib import Path
 
 from ragtune.errors import IngestError
-from ragtune.rag.config import IngestConfig
-from ragtune.rag.offline import prepare_unstructured
-from ragtune.rag.types import Document, Element
+
+from .config import IngestConfig
+from .offline import prepare_unstructured
+from .types import Document, Element
 
 #: extension -> file type
 SUPPORTED_TYPES: dict[str, str] = {

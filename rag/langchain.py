@@ -15,10 +15,11 @@ from functools import lru_cache
 from typing import TYPE_CHECKING, Any
 
 from ragtune.errors import ConfigError
-from ragtune.rag.types import Hit
+
+from .types import Hit
 
 if TYPE_CHECKING:  # pragma: no cover
-    from ragtune.rag.answer import RAG
+    from .answer import RAG
 
 
 def _import_core():

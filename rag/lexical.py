@@ -19,7 +19,8 @@ from pathlib import Path
 import numpy as np
 
 from ragtune.errors import IndexFormatError
-from ragtune.rag.config import LexicalConfig
+
+from .config import LexicalConfig
 
 _TOKEN = re.compile(r"[a-z0-9]+")
 

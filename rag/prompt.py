@@ -38,8 +38,9 @@ import re
 from dataclasses import dataclass, field
 
 from ragtune.errors import ConfigError
-from ragtune.rag.generators.base import Generator, Message
-from ragtune.rag.types import Hit
+
+from .generators.base import Generator, Message
+from .types import Hit
 
 ABSTAIN_TEXT = "The documents do not say."
 

@@ -16,8 +16,9 @@ from functools import lru_cache
 import numpy as np
 
 from ragtune.errors import ConfigError, ModelLoadError
-from ragtune.rag.config import MODES, RetrievalConfig
-from ragtune.rag.types import Hit
+
+from .config import MODES, RetrievalConfig
+from .types import Hit
 
 
 def rrf_fuse(rankings: dict[str, list[int]], weights: dict[str, float], k: int = 60) -> list[tuple[int, float]]:

@@ -32,7 +32,7 @@ from typing import Any, Callable
 from ragtune.errors import ConfigError, TrainingDataError
 from ragtune.progress import ProgressFn, emit
 
-from .artifacts import (FORMAT_VERSION, META_FILE, base_identity, plot_loss, publish_dir, read_meta, recover_dir,
+from .artifacts import (FORMAT_VERSION, META_FILE, base_identity, plot_loss, publish_dir, recover_dir,
                         write_json, write_log_csv)
 from .config import TrainConfig, default_target_modules
 from .data import IGNORE, encode_record, file_hash, load_records, split_records

@@ -24,8 +24,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
-from ragtune.rag.prompt import ABSTAIN_TEXT, ParsedSource, parse_prompt
-from ragtune.rag.text import (
+from ..prompt import ABSTAIN_TEXT, ParsedSource, parse_prompt
+from ..text import (
     QUESTION_FRAME,
     answer_type,
     content_terms,
@@ -36,13 +36,10 @@ from ragtune.rag.text import (
     question_parts,
     question_term_groups,
     split_sentences,
+    words,
 )
-
 from .base import Message
 from .common import GeneratorBase
-
-# Kept importable from here for code written before rag/text.py existed.
-from ragtune.rag.text import STOPWORDS, key_terms, words  # noqa: E402,F401
 
 _MIN_SENTENCE_WORDS = 4
 _LONG_SENTENCE_WORDS = 40
