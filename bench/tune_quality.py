@@ -33,6 +33,9 @@ def main() -> None:
     ap.add_argument("--unseen-qa")
     ap.add_argument("--unseen-unanswerable")
     ap.add_argument("--max-new-tokens", type=int, default=48)
+    ap.add_argument("--adapter-scales", type=float, nargs="+", default=[1.0], metavar="X",
+                    help="adapter strengths scored in the same run: the first gives the 'adapter' rows, the others "
+                         "'adapter@X' rows (default 1)")
     ap.add_argument("--sections", default="heldout,unseen,split",
                     help="comma-separated sections to run, in this order (default heldout,unseen,split)")
     ap.add_argument("--out", default=str(ROOT / "bench" / "out" / "tune-quality.json"))
@@ -53,16 +56,17 @@ def main() -> None:
         out.write_text(json.dumps(results, indent=2))
         print(name, json.dumps(report, indent=1), flush=True)
 
+    scales = {"adapter_scale": args.adapter_scales[0], "also_scales": args.adapter_scales[1:]}
     runs = {
         "heldout": lambda: evaluate_adapter(
             args.adapter, index=Index.open(args.index), qa=ROOT / "corpora" / "qa.jsonl",
             unanswerable=ROOT / "corpora" / "unanswerable.jsonl", qa_sources=test_docs, limit=None,
-            without_retrieval=False, max_new_tokens=args.max_new_tokens),
+            without_retrieval=False, max_new_tokens=args.max_new_tokens, **scales),
         "split": lambda: evaluate_adapter(args.adapter, data=args.data, limit=args.split_limit,
-                                          without_retrieval=False, max_new_tokens=args.max_new_tokens),
+                                          without_retrieval=False, max_new_tokens=args.max_new_tokens, **scales),
         "unseen": lambda: evaluate_adapter(
             args.adapter, index=Index.open(args.unseen_index), qa=args.unseen_qa, unanswerable=args.unseen_unanswerable,
-            limit=None, without_retrieval=False, max_new_tokens=args.max_new_tokens),
+            limit=None, without_retrieval=False, max_new_tokens=args.max_new_tokens, **scales),
     }
     for name in [s.strip() for s in args.sections.split(",") if s.strip()]:
         if name not in runs:

@@ -62,7 +62,7 @@ _LAZY: dict[str, tuple[str, str | None]] = {
     "ABSTAIN_TEXT": ("ragtune.rag.prompt", "ABSTAIN_TEXT"),
     "load_generator": ("ragtune.rag.generators", "load_generator"),
     "GeneratorConfig": ("ragtune.rag.generators", "GeneratorConfig"),
-    "LocalGenerator": ("ragtune.rag.generators", "LocalGenerator"),  # .load_adapter/.set_adapter
+    "LocalGenerator": ("ragtune.rag.generators", "LocalGenerator"),  # .load_adapter/.set_adapter/.set_adapter_scale
     "APIGenerator": ("ragtune.rag.generators", "APIGenerator"),
     # advisor
     "advise": ("ragtune.advisor", "advise"),

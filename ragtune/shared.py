@@ -89,11 +89,17 @@ class SharedGenerator:
     def loaded(self) -> bool:
         return bool(getattr(self.generator, "loaded", True))
 
-    def view(self, adapter: str | Path | None = None) -> GeneratorView:
-        """A :class:`Generator` for one session: the base model, or the base model with ``adapter``."""
+    def view(self, adapter: str | Path | None = None, scale: float = 1.0) -> GeneratorView:
+        """A :class:`Generator` for one session: the base model, or the base model with ``adapter`` at
+        strength ``scale`` (1: as trained; see ``LocalGenerator.set_adapter_scale``)."""
         if adapter is not None and not hasattr(self.generator, "load_adapter"):
             raise RagtuneError(f"adapters apply to local generators only, not {self.generator.name}")
-        return GeneratorView(self, None if adapter is None else str(Path(adapter).expanduser().resolve()))
+        if adapter is not None and scale != 1:
+            from ragtune.rag.generators.adapters import check_scale
+
+            check_scale(scale, "scale")
+        path = None if adapter is None else str(Path(adapter).expanduser().resolve())
+        return GeneratorView(self, path, float(scale) if adapter is not None else 1.0)
 
     def _locked(self):
         shared = self
@@ -111,8 +117,9 @@ class SharedGenerator:
 
         return _Guard()
 
-    def _use_adapter(self, adapter: str | None) -> None:
-        """Switch the model to ``adapter`` (loaded once, then kept attached); call with the lock held."""
+    def _use_adapter(self, adapter: str | None, scale: float = 1.0) -> None:
+        """Switch the model to ``adapter`` at strength ``scale`` (loaded once, then kept attached); call with
+        the lock held. Sessions may use one adapter at different strengths: it is rescaled, not reloaded."""
         gen = self.generator
         if not hasattr(gen, "set_adapter"):
             return
@@ -125,6 +132,8 @@ class SharedGenerator:
             name = self._adapter_names[adapter] = gen.load_adapter(adapter, name=_adapter_name(adapter, gen.adapters))
         elif gen.active_adapter != name:
             gen.set_adapter(name)
+        if hasattr(gen, "set_adapter_scale") and gen.adapter_scale(name) != scale:
+            gen.set_adapter_scale(name, scale)
 
 
 def _adapter_name(path: str, taken: list[str]) -> str:
@@ -143,9 +152,10 @@ class GeneratorView:
 
     thread_safe = True
 
-    def __init__(self, shared: SharedGenerator, adapter: str | None):
+    def __init__(self, shared: SharedGenerator, adapter: str | None, scale: float = 1.0):
         self.shared = shared
         self.adapter = adapter
+        self.scale = scale
         self.extractive = bool(getattr(shared.generator, "extractive", False))
         # RAG sizes answers by this (LocalGenerator: 128 tokens); without it a view answered with RAG's
         # generic 256, so the app wrote twice the answer the same question gets through the Python API.
@@ -156,7 +166,8 @@ class GeneratorView:
     @property
     def name(self) -> str:
         base = self.shared.generator.name.split("+")[0]
-        return base + (f"+{Path(self.adapter).name}" if self.adapter else "")
+        strength = f"@{self.scale:g}" if self.scale != 1 else ""
+        return base + (f"+{Path(self.adapter).name}{strength}" if self.adapter else "")
 
     @property
     def context_window(self) -> int:
@@ -178,7 +189,7 @@ class GeneratorView:
         """Pieces of the answer; the model is held for this session until the stream ends or is closed."""
         shared = self.shared
         with shared._locked():
-            shared._use_adapter(self.adapter)
+            shared._use_adapter(self.adapter, self.scale)
             inner = shared.generator.stream(messages, **options)
             try:
                 yield from inner

@@ -175,3 +175,39 @@ def test_a_view_answers_with_the_generators_own_answer_length():
     assert RAG(index, SharedGenerator(Sized()).view()).max_new_tokens == 128
     assert RAG(index, Sized()).max_new_tokens == 128  # the same as the bare generator
     assert not hasattr(SharedGenerator(FakeLocal()).view(), "default_max_new_tokens")
+
+
+def test_sessions_use_one_adapter_at_their_own_strengths(tmp_path):
+    class ScaledLocal(FakeLocal):
+        def __init__(self):
+            super().__init__()
+            self.scales = {}
+            self.rescaled = 0
+
+        def load_adapter(self, path, name=None):
+            self.scales[name] = 1.0
+            return super().load_adapter(path, name)
+
+        def adapter_scale(self, name):
+            return self.scales[name]
+
+        def set_adapter_scale(self, name, scale):
+            self.scales[name] = scale
+            self.rescaled += 1
+
+        def stream(self, messages, **options):
+            yield f"{self.active_adapter}@{self.scales.get(self.active_adapter)}"
+
+    fake = ScaledLocal()
+    shared = SharedGenerator(fake)
+    a = tmp_path / "support-v1"
+    full, half, base = shared.view(a), shared.view(a, scale=0.5), shared.view()
+    messages = [{"role": "user", "content": "hi"}]
+    assert half.generate(messages) == "support-v1@0.5"
+    assert full.generate(messages) == "support-v1@1.0"
+    assert base.generate(messages) == "None@None"
+    assert half.generate(messages) == "support-v1@0.5"
+    assert fake.loaded_paths == [str(a.resolve())] and fake.rescaled == 3  # loaded once, rescaled on each change
+    assert half.name == "local:fake+support-v1@0.5" and full.name == "local:fake+support-v1"
+    with pytest.raises(Exception, match="scale must be a number"):
+        shared.view(a, scale=3)

@@ -26,6 +26,7 @@ import os
 import re
 import string
 from collections import Counter
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -110,8 +111,14 @@ def evaluate_adapter(
     without_retrieval: bool = True,
     qa_sources: list[str] | None = None,
     progress: ProgressFn | None = None,
+    adapter_scale: float = 1.0,
+    also_scales: Sequence[float] = (),
 ) -> dict:
-    """Figures for base and adapter (``adapter=None``: base only), with and without retrieval; see module doc."""
+    """Figures for base and adapter (``adapter=None``: base only), with and without retrieval; see module doc.
+
+    ``adapter_scale`` is the strength the "adapter" rows use (see ``LocalGenerator.set_adapter_scale``);
+    each of ``also_scales`` adds rows "adapter@S", from the same loaded adapter, in the same run.
+    """
     from ragtune.rag.generators import LocalGenerator
     from ragtune.rag.generators.models import resolve_model_path
 
@@ -122,12 +129,14 @@ def evaluate_adapter(
         if base_model and not Path(base_model).exists():
             base_model = None  # trained elsewhere on the shipped model: use the local copy (fingerprint checked)
     gen = LocalGenerator(base_model, device="cpu" if not _cuda() else None)
-    configs = ["base"]
+    configs: dict[str, float | None] = {"base": None}  # label -> adapter strength (None: adapter off)
     if adapter is not None:
         check_base(adapter, resolve_model_path(base_model))
-        gen.load_adapter(adapter, name="adapter")
-        configs.append("adapter")
-    report: dict[str, Any] = {"adapter": str(adapter) if adapter else None, "limit": limit}
+        gen.load_adapter(adapter, name="adapter", scale=adapter_scale)
+        configs["adapter"] = adapter_scale
+        configs.update({f"adapter@{s:g}": s for s in also_scales if s != adapter_scale})
+    report: dict[str, Any] = {"adapter": str(adapter) if adapter else None, "limit": limit,
+                              "adapter_scale": adapter_scale if adapter is not None else None}
     test_sources = None
     if data is not None:
         records = load_records(data)
@@ -135,7 +144,7 @@ def evaluate_adapter(
         test_sources = sorted({r.meta.get("source") for r in records if r.split == "test"} - {None})
         report["test_split"] = _run_records(gen, configs, test, max_new_tokens, progress, without_retrieval)
         val = [r for r in records if r.split == "validation" and r.messages and not is_question(r)][: limit or None]
-        report["validation_perplexity"] = {c: _perplexity(gen, c, val) for c in configs}
+        report["validation_perplexity"] = {c: _perplexity(gen, c, val, configs[c]) for c in configs}
     if qa is not None and index is not None:
         test_sources = qa_sources if qa_sources is not None else test_sources
         items = _qa_items(qa, test_sources) + (_qa_items(unanswerable, None) if unanswerable else [])
@@ -152,8 +161,11 @@ def _cuda() -> bool:
     return torch.cuda.is_available()
 
 
-def _use(gen, config: str) -> None:
-    gen.set_adapter("adapter" if config == "adapter" else None)
+def _use(gen, config: str, scale: float | None) -> None:
+    """Answer as ``config``: the base model (``scale`` None) or the adapter at strength ``scale``."""
+    gen.set_adapter(None if scale is None else "adapter")
+    if scale is not None and gen.adapter_scale("adapter") != scale:
+        gen.set_adapter_scale("adapter", scale)
 
 
 def _run_records(gen, configs, records, max_new_tokens, progress, without_retrieval=True) -> dict:
@@ -161,7 +173,7 @@ def _run_records(gen, configs, records, max_new_tokens, progress, without_retrie
     total = len(records) * len(configs) * (2 if without_retrieval else 1)
     done = 0
     for config in configs:
-        _use(gen, config)
+        _use(gen, config, configs[config])
         for rag in (True, False) if without_retrieval else (True,):
             label = f"{config}{'+rag' if rag else ''}"
             out[label] = score_records(gen, records, max_new_tokens, rag=rag, progress=progress,
@@ -252,7 +264,7 @@ def _run_qa(gen, configs, index, items, max_new_tokens, progress, without_retrie
     total = len(items) * len(configs) * (2 if without_retrieval else 1)
     done = 0
     for config in configs:
-        _use(gen, config)
+        _use(gen, config, configs[config])
         # attribute=False: only the citations the model wrote itself are scored.
         rag = RAG(index, gen, max_new_tokens=max_new_tokens, attribute=False)
         for with_rag in (True, False) if without_retrieval else (True,):
@@ -280,13 +292,13 @@ def score_answer(scores: Scores, answer, gold: str | None, source: str) -> None:
     scores.add(answer.text, gold, lambda n: n in cited and os.path.basename(cited[n]) == source)
 
 
-def _perplexity(gen, config: str, records) -> float | None:
-    """exp(mean loss) over the answer tokens of ``records``."""
+def _perplexity(gen, config: str, records, scale: float | None) -> float | None:
+    """exp(mean loss) over the answer tokens of ``records``, answered as ``config`` (see :func:`_use`)."""
     import torch
 
     if not records:
         return None
-    _use(gen, config)
+    _use(gen, config, scale)
     model, tok = gen.model, gen.tokenizer
     total, count = 0.0, 0
     with torch.no_grad():

@@ -68,9 +68,19 @@ def greedy(model: Any, tokenizer: Any, messages: list[dict] = PROBE, max_new_tok
     return out[0, ids.shape[1]:].tolist()
 
 
-def merge_adapter(adapter: str | Path, out: str | Path, *, base_model: str | Path | None = None) -> Path:
-    """Write base + ``adapter`` merged into one model folder at ``out``; see the module docstring."""
+def merge_adapter(adapter: str | Path, out: str | Path, *, base_model: str | Path | None = None,
+                  scale: float = 1.0) -> Path:
+    """Write base + ``adapter`` merged into one model folder at ``out``; see the module docstring.
+
+    ``scale`` merges the adapter at that strength (``LocalGenerator.set_adapter_scale``: 1 as trained, 0.5
+    halfway between the base and the fine-tuned weights), so a chosen strength can ship as one model.
+    """
+    from ragtune.rag.generators.adapters import check_scale, scale_adapter
+
+    scale = check_scale(scale, "scale")
     model, tokenizer = load_with_adapter(adapter, base_model)
+    if scale != 1:
+        scale_adapter(model, model.active_adapter, scale)
     expected = greedy(model, tokenizer)
     merged = model.merge_and_unload()
     out = Path(out)
@@ -81,7 +91,8 @@ def merge_adapter(adapter: str | Path, out: str | Path, *, base_model: str | Pat
     try:
         merged.save_pretrained(str(tmp), safe_serialization=True)
         tokenizer.save_pretrained(str(tmp))
-        write_json(tmp / "ragtune_merged.json", {"adapter": str(adapter), "adapter_meta": read_meta(adapter)})
+        write_json(tmp / "ragtune_merged.json", {"adapter": str(adapter), "scale": scale,
+                                                 "adapter_meta": read_meta(adapter)})
         _check_same_output(tmp, tokenizer, expected)
         publish_dir(tmp, out)
     finally:

@@ -36,6 +36,10 @@ def sidebar() -> dict[str, Any]:
             options["adapter"] = state.bound(sb.selectbox, "Adapter", "adapter", found[0], options=found,
                                              format_func=state.adapter_name,
                                              help="LoRA adapters trained on the Fine-tune page")
+            options["adapter_scale"] = state.bound(
+                sb.slider, "Adapter strength", "adapter_scale", 1.0, min_value=0.0, max_value=1.0, step=0.1,
+                help="1: the adapter as trained; lower moves halfway (0.5) or all the way (0) back to the base "
+                     "model, which can answer better on documents unlike the ones it was trained on")
             sb.caption(f"Answers come from the local model with the adapter **{state.adapter_name(options['adapter'])}**.")
         else:
             sb.info(f"No adapter yet: train one on the Fine-tune page (saved under {cfg.adapters_dir}).")
@@ -91,6 +95,7 @@ def _ask(question: str, index: Any, options: dict[str, Any], turns: list[dict]) 
         st.error("No adapter is chosen: train one on the Fine-tune page, or pick the local model without one.")
         return
     gen, loading = state.generator(options["kind"], adapter=options.get("adapter"),
+                                   adapter_scale=options.get("adapter_scale", 1.0),
                                    api_config=options.get("api_config"))
     if loading is not None and loading.running:
         with st.spinner("Loading the local model (once per server, ~10-30 s on a CPU) ..."):
@@ -104,8 +109,11 @@ def _ask(question: str, index: Any, options: dict[str, Any], turns: list[dict]) 
     if stream.query != question:
         st.caption(f"Follow-up read as: *{stream.query}*")
     st.write_stream(iter(stream))
-    label = gen.name.split("+")[0] + (f" + adapter {state.adapter_name(options['adapter'])}"
-                                      if options.get("adapter") and options["kind"] == "adapter" else "")
+    label = gen.name.split("+")[0]
+    if options.get("adapter") and options["kind"] == "adapter":
+        scale = options.get("adapter_scale", 1.0)
+        label += f" + adapter {state.adapter_name(options['adapter'])}"
+        label += f" at strength {scale:g}" if scale != 1 else ""
     turn = {"question": question, "text": stream.answer.text, "answer": stream.answer, "generator": label}
     turns.append(turn)
     show_details(turn)

@@ -148,7 +148,8 @@ def _warm_job(model: str | None) -> api.Job:
     return api.jobs.start(lambda job: shared.warm_up(), name="load local model")
 
 
-def generator(kind: str, *, adapter: str | None = None, api_config: dict | None = None) -> tuple[Any, api.Job | None]:
+def generator(kind: str, *, adapter: str | None = None, adapter_scale: float = 1.0,
+              api_config: dict | None = None) -> tuple[Any, api.Job | None]:
     """The generator for a chat turn and, for a local model still loading, the job loading it."""
     if kind == "extractive":
         return api.load_generator("extractive"), None
@@ -158,7 +159,9 @@ def generator(kind: str, *, adapter: str | None = None, api_config: dict | None 
     job = _warm_job(model)
     if job.state == "failed":
         _warm_job.clear()
-    return _local_generator(model).view(adapter=adapter if kind == "adapter" else None), job
+    if kind != "adapter":
+        return _local_generator(model).view(), job
+    return _local_generator(model).view(adapter=adapter, scale=adapter_scale), job
 
 
 def adapters() -> list[Path]:

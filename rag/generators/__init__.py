@@ -45,6 +45,7 @@ class GeneratorConfig:
     # local
     model_path: str | None = None  # model folder or .gguf file; None = the shipped SmolLM2
     adapter: str | None = None  # peft LoRA adapter folder attached at load time
+    adapter_scale: float = 1.0  # the adapter's strength: 1 as trained, 0 the base model (WiSE-FT in between)
     device: str | None = None  # "auto" | "cpu" | "cuda" | "cuda:N" | "mps"
     dtype: str | None = None  # "auto" | "float32" | "bfloat16" | "float16"
     load_in_4bit: bool = False  # bitsandbytes 4-bit weights, CUDA only
@@ -73,6 +74,8 @@ class GeneratorConfig:
                 ok = not isinstance(value, bool) and isinstance(value, int) and value >= 0
             elif f.name == "context_window":
                 ok = value is None or (not isinstance(value, bool) and isinstance(value, int) and value >= 16)
+            elif f.name == "adapter_scale":
+                ok = not isinstance(value, bool) and isinstance(value, (int, float)) and 0 <= value <= 2
             elif f.name == "load_in_4bit":
                 ok = isinstance(value, bool)
             else:
@@ -112,6 +115,7 @@ _EXPECTED = {
     "kind": f"one of {', '.join(KINDS)}",
     "model_path": "a model folder or .gguf file path",
     "adapter": "a LoRA adapter folder path",
+    "adapter_scale": "a number from 0 (the base model) to 2; 1 is the adapter as trained",
     "device": "'auto', 'cpu', 'cuda', 'cuda:N' or 'mps'",
     "dtype": "'auto', 'float32', 'bfloat16' or 'float16'",
     "load_in_4bit": "true or false",
@@ -152,5 +156,5 @@ def load_generator(config: dict[str, Any] | GeneratorConfig | str) -> Generator:
         )
     return LocalGenerator(
         config.model_path, config.adapter, config.device, config.dtype,
-        load_in_4bit=config.load_in_4bit, context_window=config.context_window,
+        load_in_4bit=config.load_in_4bit, context_window=config.context_window, adapter_scale=config.adapter_scale,
     )

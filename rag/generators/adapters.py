@@ -9,12 +9,13 @@ as it was (no half-attached adapter).
 from __future__ import annotations
 
 import json
+import math
 import os
 import warnings
 from pathlib import Path
 from typing import Any
 
-from ragtune.errors import ModelLoadError
+from ragtune.errors import ConfigError, ModelLoadError
 
 ADAPTER_CONFIG = "adapter_config.json"
 ADAPTER_WEIGHTS = ("adapter_model.safetensors", "adapter_model.bin")
@@ -62,6 +63,32 @@ def attach_adapter(model: Any, path: Path, name: str) -> None:
             f"Adapter {path} does not fit this base model ({problems}); it was probably trained on a "
             "different model."
         )
+
+
+def check_scale(scale: Any, field: str = "adapter_scale") -> float:
+    """``scale`` as a float in [0, 2], or ConfigError naming ``field``."""
+    ok = not isinstance(scale, bool) and isinstance(scale, (int, float)) and math.isfinite(scale) and 0 <= scale <= 2
+    if not ok:
+        raise ConfigError(f"{field} must be a number from 0 (the base model) to 2, with 1 the adapter as trained; "
+                          f"got {scale!r}")
+    return float(scale)
+
+
+def scale_adapter(model: Any, name: str, scale: float) -> None:
+    """Set adapter ``name``'s strength: its LoRA update is multiplied by ``scale`` (1: as trained, 0: none).
+
+    For LoRA this is WiSE-FT's weight-space interpolation between the base and the fine-tuned model (peft's
+    ``rescale_adapter_scale`` says the same): the update is linear in the scaling, so 0.5 is exactly halfway.
+    It is set per adapter and kept across ``set_adapter`` switches; nothing is reloaded. (A DoRA adapter's
+    learned magnitudes are not scaled, so there 0 is near the base model, not equal to it.)
+    """
+    from peft.tuners.lora import LoraLayer
+
+    layers = [m for m in model.modules() if isinstance(m, LoraLayer) and name in m.scaling]
+    if not layers:
+        raise ConfigError(f"No LoRA layers of adapter {name!r} to scale (is it a LoRA adapter?)")
+    for layer in layers:
+        layer.set_scale(name, scale)  # absolute: scale * alpha / r, whatever was set before
 
 
 def _load_problems(info: Any, name: str) -> str:

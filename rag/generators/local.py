@@ -47,7 +47,9 @@ class LocalGenerator(GeneratorBase):
     old 256 let one looping answer run for over a minute.
 
     ``model_path``: a model folder (``save_pretrained`` layout) or a ``.gguf`` file; ``None`` is the
-    shipped SmolLM2-135M-Instruct. ``adapter``: a peft LoRA folder attached at load time.
+    shipped SmolLM2-135M-Instruct. ``adapter``: a peft LoRA folder attached at load time, at strength
+    ``adapter_scale`` (1: as trained; 0.5: halfway between the base and the fine-tuned model, see
+    :meth:`set_adapter_scale`).
     ``device``: "auto" (default), "cpu", "cuda", "cuda:N" or "mps". ``dtype``: "auto" (default),
     "float32", "bfloat16" or "float16". ``load_in_4bit``: bitsandbytes 4-bit weights (CUDA only).
     ``context_window``: overrides the model config's ``max_position_embeddings``.
@@ -62,6 +64,7 @@ class LocalGenerator(GeneratorBase):
         device: str | None = None,
         dtype: Any = None,
         *,
+        adapter_scale: float = 1.0,
         load_in_4bit: bool = False,
         context_window: int | None = None,
         no_repeat_ngram: int = 5,
@@ -71,6 +74,9 @@ class LocalGenerator(GeneratorBase):
             raise ModelLoadError(f"Model path {model_path} does not exist. Pass a model folder or a .gguf file.")
         if adapter is not None and not Path(adapter).expanduser().exists():
             raise ModelLoadError(f"Adapter directory {adapter} does not exist.")
+        from .adapters import check_scale
+
+        self.initial_adapter_scale = check_scale(adapter_scale)
         if device is not None and not (isinstance(device, str) and DEVICE_RE.match(device)):
             raise ConfigError(f"device must be 'auto', 'cpu', 'cuda', 'cuda:N' or 'mps', got {device!r}")
         torch_dtype = type(dtype).__module__ == "torch" and type(dtype).__name__ == "dtype"
@@ -98,6 +104,7 @@ class LocalGenerator(GeneratorBase):
         self._resolved: Path | None = None
         self._eos_ids: list[int] = []
         self._adapters: dict[str, Path] = {}
+        self._scales: dict[str, float] = {}
         self._active: str | None = None
 
     @classmethod
@@ -117,7 +124,8 @@ class LocalGenerator(GeneratorBase):
     @property
     def name(self) -> str:
         base = self.model_path.name if self.model_path is not None else DEFAULT_MODEL_NAME
-        return f"local:{base}" + (f"+{self._active}" if self._active else "")
+        scale = self._scales.get(self._active, 1.0) if self._active else 1.0
+        return f"local:{base}" + (f"+{self._active}" if self._active else "") + (f"@{scale:g}" if scale != 1 else "")
 
     @property
     def model(self) -> Any:
@@ -148,7 +156,7 @@ class LocalGenerator(GeneratorBase):
         self._eos_ids = self._find_eos_ids()
         if self.initial_adapter is not None:
             try:
-                self.load_adapter(self.initial_adapter)
+                self.load_adapter(self.initial_adapter, scale=self.initial_adapter_scale)
             except Exception:
                 self._model = None  # never answer silently without the adapter that was asked for
                 raise
@@ -347,14 +355,17 @@ class LocalGenerator(GeneratorBase):
         """The adapter in use, or None when the base model answers."""
         return self._active
 
-    def load_adapter(self, path: str | os.PathLike, name: str | None = None, *, activate: bool = True) -> str:
+    def load_adapter(self, path: str | os.PathLike, name: str | None = None, *, activate: bool = True,
+                     scale: float = 1.0) -> str:
         """Attach a peft LoRA adapter folder to the loaded base model and (by default) switch to it.
 
-        Returns the adapter's name (default: the folder's name). Raises ModelLoadError naming the
-        folder when it is not a peft adapter or does not fit this base model.
+        Returns the adapter's name (default: the folder's name). ``scale``: its strength, as in
+        :meth:`set_adapter_scale`. Raises ModelLoadError naming the folder when it is not a peft adapter or
+        does not fit this base model.
         """
-        from .adapters import attach_adapter, check_adapter_dir
+        from .adapters import attach_adapter, check_adapter_dir, check_scale, detach_adapter, scale_adapter
 
+        scale = check_scale(scale, "scale")
         path = check_adapter_dir(path)
         name = name if name is not None else re.sub(r"[^A-Za-z0-9_-]", "_", path.name) or "adapter"
         if not re.fullmatch(r"[A-Za-z0-9_-]+", name):
@@ -368,7 +379,15 @@ class LocalGenerator(GeneratorBase):
         except ModelLoadError:
             self.set_adapter(self._active)  # a failed injection may have touched which adapter is on
             raise
+        if scale != 1:
+            try:
+                scale_adapter(self._model, name, scale)
+            except ConfigError:  # e.g. not a LoRA-family adapter: never keep it at a strength not asked for
+                detach_adapter(self._model, name)
+                self.set_adapter(self._active)
+                raise
         self._adapters[name] = path
+        self._scales[name] = scale
         self.set_adapter(name if activate else self._active)
         return name
 
@@ -385,13 +404,36 @@ class LocalGenerator(GeneratorBase):
                 self._model.set_adapter(name)
         self._active = name
 
-    def unload_adapter(self, name: str) -> None:
-        """Detach adapter ``name`` and free its weights; the base model answers if it was active."""
+    def adapter_scale(self, name: str) -> float:
+        """The strength adapter ``name`` answers with (1 unless :meth:`set_adapter_scale` changed it)."""
+        self._check_attached(name)
+        return self._scales[name]
+
+    def set_adapter_scale(self, name: str, scale: float) -> None:
+        """Answer with adapter ``name``'s update multiplied by ``scale``, from 0 (the base model) to 2.
+
+        Between 0 and 1 this interpolates the base and the fine-tuned weights (WiSE-FT, Wortsman et al.
+        2022): a fine-tuned model is often best on data like its training data at 1 and more robust on other
+        data somewhat below 1. Nothing reloads, and each adapter keeps its own strength across switches.
+        """
+        from .adapters import check_scale, scale_adapter
+
+        self._check_attached(name)
+        scale = check_scale(scale, "scale")
+        scale_adapter(self._model, name, scale)
+        self._scales[name] = scale
+
+    def _check_attached(self, name: str) -> None:
         if name not in self._adapters:
             loaded = ", ".join(self._adapters) or "none"
             raise ConfigError(f"No adapter named {name!r} is attached (attached: {loaded}).")
+
+    def unload_adapter(self, name: str) -> None:
+        """Detach adapter ``name`` and free its weights; the base model answers if it was active."""
+        self._check_attached(name)
         from .adapters import detach_adapter
 
         detach_adapter(self._model, name)
         del self._adapters[name]
+        self._scales.pop(name, None)
         self.set_adapter(None if self._active == name else self._active)

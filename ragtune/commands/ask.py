@@ -85,6 +85,8 @@ def _add_common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--model", metavar="DIR", default=None,
                    help="local model folder or .gguf file (default: the shipped SmolLM2-135M-Instruct)")
     p.add_argument("--adapter", metavar="DIR", default=None, help="a LoRA adapter folder for the local model")
+    p.add_argument("--adapter-scale", type=float, default=None, metavar="X",
+                   help="the adapter's strength: 1 as trained (default), 0 the base model, 0.5 halfway (WiSE-FT)")
     p.add_argument("--base-url", metavar="URL", default=None,
                    help="API base URL (default: $OPENAI_BASE_URL, then $RAGTUNE_API_BASE)")
     p.add_argument("--api-model", metavar="NAME", default=None, help="API model name (default: $RAGTUNE_API_MODEL)")
@@ -210,7 +212,9 @@ def generator_config(args: argparse.Namespace, kind: str) -> dict[str, Any]:
     """The ``load_generator`` config for the options given (unset options are left out)."""
     config: dict[str, Any] = {"kind": kind}
     if kind == "local":
-        config.update(model_path=args.model, adapter=args.adapter)
+        config.update(model_path=args.model, adapter=args.adapter, adapter_scale=args.adapter_scale)
+        if args.adapter_scale is not None and args.adapter is None:
+            raise ConfigError("--adapter-scale needs --adapter DIR (the adapter it scales)")
     elif kind == "api":
         config.update(
             base_url=args.base_url or os.environ.get("OPENAI_BASE_URL") or os.environ.get("RAGTUNE_API_BASE"),

@@ -99,6 +99,10 @@ def _register_eval(verbs) -> None:
     p.add_argument("--unanswerable", type=Path, help="a jsonl of questions the documents do not answer")
     p.add_argument("--index", metavar="DIR", default=None, help="index for --qa (env RAGTUNE_INDEX)")
     p.add_argument("--limit", type=int, default=60, help="questions per set (default 60; 0 = all)")
+    p.add_argument("--adapter-scale", type=float, default=1.0, metavar="X",
+                   help="the adapter's strength: 1 as trained (default), 0.5 halfway to the base model (WiSE-FT)")
+    p.add_argument("--also-scales", type=float, nargs="+", default=[], metavar="X",
+                   help="also score the adapter at these strengths, in the same run (rows adapter@X)")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=run_eval)
 
@@ -107,6 +111,8 @@ def _register_merge(verbs) -> None:
     p = verbs.add_parser("merge", help="merge an adapter into its base model as a standalone model folder")
     p.add_argument("--adapter", type=Path, required=True)
     p.add_argument("--out", type=Path, required=True)
+    p.add_argument("--scale", type=float, default=1.0, metavar="X",
+                   help="merge the adapter at this strength: 1 as trained (default), 0.5 halfway to the base model")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=run_merge)
 
@@ -208,7 +214,8 @@ def run_eval(args) -> int:
     index = _index(args.index) if args.qa else None
     with _progress() as bar:
         report = evaluate_adapter(args.adapter, index=index, data=args.data, qa=args.qa,
-                                  unanswerable=args.unanswerable, limit=args.limit or None, progress=bar)
+                                  unanswerable=args.unanswerable, limit=args.limit or None, progress=bar,
+                                  adapter_scale=args.adapter_scale, also_scales=args.also_scales)
     if args.json:
         print_json(report)
     else:
@@ -226,6 +233,6 @@ def run_eval(args) -> int:
 def run_merge(args) -> int:
     from ragtune.tune.export import merge_adapter
 
-    out = merge_adapter(args.adapter, args.out)
+    out = merge_adapter(args.adapter, args.out, scale=args.scale)
     print_json({"merged": str(out)}) if args.json else print(f"merged model: {out}")
     return 0

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from ragtune.commands import ask as cmd
-from ragtune.errors import ModelLoadError, RagtuneError
+from ragtune.errors import ConfigError, ModelLoadError, RagtuneError
 
 # The shared fakes live next to this file; pytest runs with --import-mode=importlib, which does not
 # put test directories on sys.path.
@@ -81,6 +81,13 @@ def test_api_options_and_environment_fallbacks_reach_the_generator_config(cli, m
     assert cli.configs == [{"kind": "api", "base_url": "http://localhost:8000/v1", "model": "m1",
                             "api_key_env": "MY_KEY"}]
     assert capsys.readouterr().out.startswith("LoRA trains matrices [1].\n")
+
+
+def test_adapter_scale_reaches_the_generator_config_and_needs_an_adapter(cli, capsys):
+    cli("ask", "What does LoRA train?", "--index", "idx", "--adapter", "runs/a", "--adapter-scale", "0.5")
+    assert cli.configs == [{"kind": "local", "adapter": "runs/a", "adapter_scale": 0.5}]
+    with pytest.raises(ConfigError, match="--adapter-scale needs --adapter"):
+        cli("ask", "What does LoRA train?", "--index", "idx", "--adapter-scale", "0.5")
 
 
 def test_local_model_that_fails_to_load_falls_back_to_extractive_unless_asked_for(cli, monkeypatch, capsys):

@@ -60,6 +60,8 @@ def test_extractive_kind_loads_the_extractive_generator():
     ({"kind": "api", "base_url": "http://x/v1", "model": "m", "timeout": -1}, "timeout=-1 is invalid"),
     ({"kind": "api", "base_url": "http://x/v1", "model": "m", "max_retries": 1.5}, "max_retries=1.5 is invalid"),
     ({"kind": "local", "context_window": 4}, "context_window=4 is invalid"),
+    ({"kind": "local", "adapter_scale": 2.5}, "adapter_scale=2.5 is invalid"),
+    ({"kind": "local", "adapter_scale": -0.1}, "adapter_scale=-0.1 is invalid"),
     ("api:gpt", "only 'local:PATH'"),
 ])
 def test_invalid_configs_are_config_errors(config, message):

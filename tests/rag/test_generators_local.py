@@ -276,6 +276,61 @@ def test_adapter_given_at_construction_is_active_after_loading(tiny_dir, adapter
     assert g.adapters == ["beta"] and g.active_adapter == "beta"
 
 
+def lora_output(g, name="q_proj"):
+    """The adapted projection of layer 0 on a fixed input: linear in the adapter's scale."""
+    layer = getattr(g.model.model.layers[0].self_attn, name)
+    x = torch.ones(1, 3, layer.in_features)
+    with torch.no_grad():
+        return layer(x)
+
+
+def test_adapter_scale_interpolates_between_the_base_and_the_adapter(tiny_dir, adapter_dirs):
+    g = LocalGenerator(tiny_dir, device="cpu")
+    base_logits = logits(g)
+    g.load_adapter(adapter_dirs["alpha"])
+    full_logits, full = logits(g), lora_output(g)
+    assert g.adapter_scale("alpha") == 1.0 and g.name.endswith("+alpha")
+
+    g.set_adapter_scale("alpha", 0)
+    assert torch.allclose(logits(g), base_logits, atol=1e-6)  # 0: the base model, nothing unloaded
+    none = lora_output(g)
+    g.set_adapter_scale("alpha", 0.5)
+    assert g.name.endswith("+alpha@0.5") and g.adapter_scale("alpha") == 0.5
+    assert torch.allclose(lora_output(g), (none + full) / 2, atol=1e-6)  # halfway, as WiSE-FT interpolates
+    half_logits = logits(g)
+    assert not torch.allclose(half_logits, full_logits) and not torch.allclose(half_logits, base_logits)
+    g.set_adapter_scale("alpha", 1)
+    assert torch.equal(logits(g), full_logits)
+
+
+def test_each_adapter_keeps_its_scale_across_switches(tiny_dir, adapter_dirs):
+    g = LocalGenerator(tiny_dir, device="cpu")
+    g.load_adapter(adapter_dirs["alpha"], scale=0.5)
+    half = logits(g)
+    g.load_adapter(adapter_dirs["beta"], name="b")
+    beta = logits(g)
+    assert g.adapter_scale("b") == 1.0
+    g.set_adapter("alpha")
+    assert torch.equal(logits(g), half) and g.adapter_scale("alpha") == 0.5
+    g.set_adapter("b")
+    assert torch.equal(logits(g), beta)
+    g.unload_adapter("alpha")
+    with pytest.raises(ConfigError, match="No adapter named 'alpha'"):
+        g.set_adapter_scale("alpha", 1)
+
+
+def test_adapter_scale_given_at_construction_and_bad_scales(tiny_dir, adapter_dirs):
+    base = logits(LocalGenerator(tiny_dir, device="cpu"))
+    g = LocalGenerator(tiny_dir, adapter=adapter_dirs["beta"], device="cpu", adapter_scale=0)
+    assert torch.allclose(logits(g), base, atol=1e-6) and g.adapter_scale("beta") == 0
+    for bad in (-0.1, 2.5, float("nan"), True, "half"):
+        with pytest.raises(ConfigError, match="scale"):
+            g.set_adapter_scale("beta", bad)
+        with pytest.raises(ConfigError, match="adapter_scale must be a number"):
+            LocalGenerator(tiny_dir, adapter=adapter_dirs["beta"], adapter_scale=bad)
+    assert g.adapter_scale("beta") == 0  # a refused scale changes nothing
+
+
 def test_broken_adapter_at_construction_fails_every_load(tiny_dir, tmp_path):
     (tmp_path / "adapter_config.json").write_text("{not json")
     g = LocalGenerator(tiny_dir, adapter=tmp_path, device="cpu")

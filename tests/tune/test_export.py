@@ -39,3 +39,41 @@ def test_merge_onto_another_base_model_is_refused(adapter, other_tiny_model, tmp
     with pytest.raises(ModelMismatchError, match="fingerprint"):
         merge_adapter(adapter, tmp_path / "merged", base_model=other_tiny_model)
     assert not (tmp_path / "merged").exists()
+
+
+def test_evaluation_scores_the_adapter_at_other_strengths_in_the_same_run(adapter, tmp_path):
+    from _tiny import chat_records, write_jsonl
+
+    from ragtune.tune.evaluate import evaluate_adapter
+
+    records = chat_records(8)
+    for i, r in enumerate(records):
+        r["split"] = "test" if i < 3 else "validation"
+    data = write_jsonl(tmp_path / "eval.jsonl", records)
+    report = evaluate_adapter(adapter, data=data, without_retrieval=False, max_new_tokens=6, also_scales=[0, 0.5])
+    rows = report["test_split"]
+    assert set(rows) == {"base+rag", "adapter+rag", "adapter@0+rag", "adapter@0.5+rag"}
+    assert report["adapter_scale"] == 1.0
+    ppl = report["validation_perplexity"]
+    assert ppl["adapter@0"] == pytest.approx(ppl["base"], rel=1e-4)  # strength 0 is the base model
+    assert ppl["adapter"] != pytest.approx(ppl["base"], rel=1e-4)  # the trained adapter is not
+    assert rows["adapter@0+rag"] == rows["base+rag"]
+
+
+def test_merge_at_a_strength_writes_the_interpolated_weights(adapter, tmp_path):
+    from safetensors.torch import load_file
+
+    from ragtune.tune.export import base_model_dir
+
+    base = load_file(str(base_model_dir(adapter) / "model.safetensors"))
+    full = load_file(str(merge_adapter(adapter, tmp_path / "full") / "model.safetensors"))
+    half_dir = merge_adapter(adapter, tmp_path / "half", scale=0.5)
+    half = load_file(str(half_dir / "model.safetensors"))
+    changed = [k for k in base if k in full and not (full[k] == base[k]).all()]
+    assert changed  # the adapter moved some weights
+    for k in changed:  # merging is linear in the strength: halfway between the base and the full merge
+        assert (half[k] - (base[k] + full[k]) / 2).abs().max() < 1e-5, k
+    assert json.loads((half_dir / "ragtune_merged.json").read_text())["scale"] == 0.5
+    with pytest.raises(Exception, match="scale must be a number"):
+        merge_adapter(adapter, tmp_path / "bad", scale=-1)
+    assert not (tmp_path / "bad").exists()

@@ -112,3 +112,9 @@ def test_a_default_adapter_of_the_local_model_is_listed_and_plain_local_answers_
     at.sidebar.radio[0].set_value("adapter").run()
     assert at.sidebar.selectbox[0].options == ["smollm2-raft"]
     assert any("adapter **smollm2-raft**" in c for c in texts(at.sidebar, "markdown") + texts(at.sidebar, "caption"))
+    strength = [s for s in at.sidebar.slider if s.label == "Adapter strength"]
+    assert len(strength) == 1 and strength[0].value == 1.0  # as trained, unless the user lowers it
+    strength[0].set_value(0.5).run()
+    assert [s.value for s in at.sidebar.slider if s.label == "Adapter strength"] == [0.5]
+    at.sidebar.radio[0].set_value("local").run()
+    assert not [s for s in at.sidebar.slider if s.label == "Adapter strength"]  # no adapter, nothing to scale
