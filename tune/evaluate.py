@@ -128,6 +128,10 @@ def evaluate_adapter(
         base_model = (read_meta(adapter).get("base_model") or {}).get("path")
         if base_model and not Path(base_model).exists():
             base_model = None  # trained elsewhere on the shipped model: use the local copy (fingerprint checked)
+    from ragtune.rag.generators.adapters import check_scale
+
+    for s in also_scales:  # before any answer is generated, not after the base rows
+        check_scale(s, "also_scales")
     gen = LocalGenerator(base_model, device="cpu" if not _cuda() else None)
     configs: dict[str, float | None] = {"base": None}  # label -> adapter strength (None: adapter off)
     if adapter is not None:
@@ -144,7 +148,7 @@ def evaluate_adapter(
         test_sources = sorted({r.meta.get("source") for r in records if r.split == "test"} - {None})
         report["test_split"] = _run_records(gen, configs, test, max_new_tokens, progress, without_retrieval)
         val = [r for r in records if r.split == "validation" and r.messages and not is_question(r)][: limit or None]
-        report["validation_perplexity"] = {c: _perplexity(gen, c, val, configs[c]) for c in configs}
+        report["validation_perplexity"] = {c: _perplexity(gen, val, configs[c]) for c in configs}
     if qa is not None and index is not None:
         test_sources = qa_sources if qa_sources is not None else test_sources
         items = _qa_items(qa, test_sources) + (_qa_items(unanswerable, None) if unanswerable else [])
@@ -161,8 +165,8 @@ def _cuda() -> bool:
     return torch.cuda.is_available()
 
 
-def _use(gen, config: str, scale: float | None) -> None:
-    """Answer as ``config``: the base model (``scale`` None) or the adapter at strength ``scale``."""
+def _use(gen, scale: float | None) -> None:
+    """Answer with the base model (``scale`` None) or with the adapter at strength ``scale``."""
     gen.set_adapter(None if scale is None else "adapter")
     if scale is not None and gen.adapter_scale("adapter") != scale:
         gen.set_adapter_scale("adapter", scale)
@@ -173,7 +177,7 @@ def _run_records(gen, configs, records, max_new_tokens, progress, without_retrie
     total = len(records) * len(configs) * (2 if without_retrieval else 1)
     done = 0
     for config in configs:
-        _use(gen, config, configs[config])
+        _use(gen, configs[config])
         for rag in (True, False) if without_retrieval else (True,):
             label = f"{config}{'+rag' if rag else ''}"
             out[label] = score_records(gen, records, max_new_tokens, rag=rag, progress=progress,
@@ -264,7 +268,7 @@ def _run_qa(gen, configs, index, items, max_new_tokens, progress, without_retrie
     total = len(items) * len(configs) * (2 if without_retrieval else 1)
     done = 0
     for config in configs:
-        _use(gen, config, configs[config])
+        _use(gen, configs[config])
         # attribute=False: only the citations the model wrote itself are scored.
         rag = RAG(index, gen, max_new_tokens=max_new_tokens, attribute=False)
         for with_rag in (True, False) if without_retrieval else (True,):
@@ -292,13 +296,13 @@ def score_answer(scores: Scores, answer, gold: str | None, source: str) -> None:
     scores.add(answer.text, gold, lambda n: n in cited and os.path.basename(cited[n]) == source)
 
 
-def _perplexity(gen, config: str, records, scale: float | None) -> float | None:
-    """exp(mean loss) over the answer tokens of ``records``, answered as ``config`` (see :func:`_use`)."""
+def _perplexity(gen, records, scale: float | None) -> float | None:
+    """exp(mean loss) over the answer tokens of ``records``, with the adapter at ``scale`` (see :func:`_use`)."""
     import torch
 
     if not records:
         return None
-    _use(gen, config, scale)
+    _use(gen, scale)
     model, tok = gen.model, gen.tokenizer
     total, count = 0.0, 0
     with torch.no_grad():

@@ -58,6 +58,8 @@ def test_evaluation_scores_the_adapter_at_other_strengths_in_the_same_run(adapte
     assert ppl["adapter@0"] == pytest.approx(ppl["base"], rel=1e-4)  # strength 0 is the base model
     assert ppl["adapter"] != pytest.approx(ppl["base"], rel=1e-4)  # the trained adapter is not
     assert rows["adapter@0+rag"] == rows["base+rag"]
+    with pytest.raises(Exception, match="also_scales must be a number"):  # refused before any answer
+        evaluate_adapter(adapter, data=data, also_scales=[3])
 
 
 def test_merge_at_a_strength_writes_the_interpolated_weights(adapter, tmp_path):
