@@ -75,11 +75,11 @@ def load_records(path: str | Path) -> list[Record]:
         raw = path.read_text(encoding="utf-8")
     except UnicodeDecodeError as e:
         raise TrainingDataError(f"{path}: not UTF-8 text ({e.reason} at byte {e.start})") from None
-    items = _json_array(path, raw) if path.suffix.lower() == ".json" else _json_lines(path, raw)
+    items = _json_array(path, raw) if path.suffix.lower() == ".json" else json_lines(path, raw)
     records, problems = [], []
-    for where, obj in items:
-        if isinstance(obj, str):  # a parse error already described
-            problems.append(f"{where}: {obj}")
+    for where, obj, error in items:
+        if error is not None:
+            problems.append(f"{where}: {error}")
             continue
         try:
             records.append(parse_record(obj, where))
@@ -96,26 +96,29 @@ def load_records(path: str | Path) -> list[Record]:
     return records
 
 
-def _json_lines(path: Path, raw: str) -> list[tuple[str, Any]]:
+def json_lines(path: Path, raw: str) -> list[tuple[str, Any, str | None]]:
+    """(``file:line``, object, None) per non-blank line of ``raw``, or (``file:line``, None, what is wrong) for a
+    line that is not JSON: every bad line is reported, not only the first. The error is its own field, so a
+    line holding a JSON string is never mistaken for a parse error."""
     items = []
     for n, line in enumerate(raw.splitlines(), start=1):
         if not line.strip():
             continue
         try:
-            items.append((f"{path}:{n}", json.loads(line)))
+            items.append((f"{path}:{n}", json.loads(line), None))
         except json.JSONDecodeError as e:
-            items.append((f"{path}:{n}", f"not valid JSON ({e.msg} at column {e.colno})"))
+            items.append((f"{path}:{n}", None, f"not valid JSON ({e.msg} at column {e.colno})"))
     return items
 
 
-def _json_array(path: Path, raw: str) -> list[tuple[str, Any]]:
+def _json_array(path: Path, raw: str) -> list[tuple[str, Any, str | None]]:
     try:
         data = json.loads(raw)
     except json.JSONDecodeError as e:
         raise TrainingDataError(f"{path}:{e.lineno}: not valid JSON ({e.msg})") from None
     if not isinstance(data, list):
         raise TrainingDataError(f"{path}: expected a JSON array of records (or use .jsonl, one record per line)")
-    return [(f"{path}[{i}]", obj) for i, obj in enumerate(data)]
+    return [(f"{path}[{i}]", obj, None) for i, obj in enumerate(data)]
 
 
 def _text_file(path: Path) -> list[Record]:

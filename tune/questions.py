@@ -19,14 +19,13 @@ stays held out); those of training documents are skipped too (the adapter traine
 
 from __future__ import annotations
 
-import json
 import os
 from pathlib import Path
 from typing import Any
 
 from ragtune.errors import TrainingDataError
 
-from .data import Record
+from .data import Record, json_lines
 
 QUESTION_KIND = "question"  # meta["kind"] of these records
 # The answer length the held-out bench decodes with (bench/tune_quality.py --max-new-tokens): the prompt's
@@ -42,22 +41,18 @@ def load_questions(path: str | Path) -> list[dict]:
     """The question/answer/source objects of a QA JSONL file; every bad line is reported as ``file:line``."""
     path = Path(path)
     try:
-        lines = path.read_text(encoding="utf-8").splitlines()
+        text = path.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as e:
         raise TrainingDataError(f"questions file {path}: cannot read it ({getattr(e, 'strerror', None) or e})") from None
     items, problems = [], []
-    for n, line in enumerate(lines, start=1):
-        if not line.strip():
-            continue
-        try:
-            obj = json.loads(line)
-        except json.JSONDecodeError as e:
-            problems.append(f"{path}:{n}: not valid JSON ({e.msg} at column {e.colno})")
+    for where, obj, error in json_lines(path, text):
+        if error is not None:
+            problems.append(f"{where}: {error}")
             continue
         bad = [key for key in ("question", "answer", "source")
                if not isinstance(obj, dict) or not isinstance(obj.get(key), str) or not obj[key].strip()]
         if bad:
-            problems.append(f"{path}:{n}: needs non-empty strings 'question', 'answer' and 'source' "
+            problems.append(f"{where}: needs non-empty strings 'question', 'answer' and 'source' "
                             f"(missing or empty: {', '.join(bad)})")
             continue
         items.append(obj)

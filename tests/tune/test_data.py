@@ -43,6 +43,7 @@ def test_plain_text_file_is_split_into_blocks(tmp_path):
     (json.dumps({"question": "?"}), "unknown format"),
     (json.dumps({"text": "ok", "split": "dev"}), "split"),
     (json.dumps([1, 2]), "JSON object"),
+    (json.dumps("not valid JSON"), "expected a JSON object, got str"),  # a string line is a record, not an error
 ])
 def test_bad_record_is_reported_with_file_and_line(tmp_path, bad, message):
     good = json.dumps({"text": "fine"})
