@@ -94,7 +94,7 @@ class SharedGenerator:
         strength ``scale`` (1: as trained; see ``LocalGenerator.set_adapter_scale``)."""
         if adapter is not None and not hasattr(self.generator, "load_adapter"):
             raise RagtuneError(f"adapters apply to local generators only, not {self.generator.name}")
-        if adapter is not None and scale != 1:
+        if adapter is not None:
             from ragtune.rag.generators.adapters import check_scale
 
             check_scale(scale, "scale")

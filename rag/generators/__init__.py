@@ -25,6 +25,7 @@ from typing import Any
 
 from ragtune.errors import ConfigError
 
+from .adapters import is_scale
 from .api import APIGenerator
 from .base import Generator, Message
 from .local import DEVICE_RE, DTYPES, LocalGenerator
@@ -75,7 +76,7 @@ class GeneratorConfig:
             elif f.name == "context_window":
                 ok = value is None or (not isinstance(value, bool) and isinstance(value, int) and value >= 16)
             elif f.name == "adapter_scale":
-                ok = not isinstance(value, bool) and isinstance(value, (int, float)) and 0 <= value <= 2
+                ok = is_scale(value)
             elif f.name == "load_in_4bit":
                 ok = isinstance(value, bool)
             else:

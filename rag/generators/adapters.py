@@ -65,10 +65,14 @@ def attach_adapter(model: Any, path: Path, name: str) -> None:
         )
 
 
+def is_scale(value: Any) -> bool:
+    """Whether ``value`` is an adapter strength: a number in [0, 2] (1: the adapter as trained)."""
+    return not isinstance(value, bool) and isinstance(value, (int, float)) and math.isfinite(value) and 0 <= value <= 2
+
+
 def check_scale(scale: Any, field: str = "adapter_scale") -> float:
     """``scale`` as a float in [0, 2], or ConfigError naming ``field``."""
-    ok = not isinstance(scale, bool) and isinstance(scale, (int, float)) and math.isfinite(scale) and 0 <= scale <= 2
-    if not ok:
+    if not is_scale(scale):
         raise ConfigError(f"{field} must be a number from 0 (the base model) to 2, with 1 the adapter as trained; "
                           f"got {scale!r}")
     return float(scale)

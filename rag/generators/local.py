@@ -393,9 +393,8 @@ class LocalGenerator(GeneratorBase):
 
     def set_adapter(self, name: str | None) -> None:
         """Answer with adapter ``name``, or with the base model when ``name`` is None (nothing reloads)."""
-        if name is not None and name not in self._adapters:
-            loaded = ", ".join(self._adapters) or "none"
-            raise ConfigError(f"No adapter named {name!r} is attached (attached: {loaded}).")
+        if name is not None:
+            self._check_attached(name)
         if self._adapters:  # peft layers exist only once an adapter was attached
             if name is None:
                 self._model.disable_adapters()
