@@ -39,6 +39,8 @@ def main() -> None:
     ap.add_argument("--sections", default="heldout,unseen,split",
                     help="comma-separated sections to run, in this order (default heldout,unseen,split)")
     ap.add_argument("--out", default=str(ROOT / "bench" / "out" / "tune-quality.json"))
+    ap.add_argument("--answers", metavar="DIR",
+                    help="also write every answer of each section to DIR/SECTION.jsonl (tune eval --answers)")
     args = ap.parse_args()
 
     from ragtune.rag.index import Index
@@ -57,16 +59,21 @@ def main() -> None:
         print(name, json.dumps(report, indent=1), flush=True)
 
     scales = {"adapter_scale": args.adapter_scales[0], "also_scales": args.adapter_scales[1:]}
+
+    def answers(section: str) -> dict:
+        return {"answers": Path(args.answers) / f"{section}.jsonl"} if args.answers else {}
+
     runs = {
         "heldout": lambda: evaluate_adapter(
             args.adapter, index=Index.open(args.index), qa=ROOT / "corpora" / "qa.jsonl",
             unanswerable=ROOT / "corpora" / "unanswerable.jsonl", qa_sources=test_docs, limit=None,
-            without_retrieval=False, max_new_tokens=args.max_new_tokens, **scales),
+            without_retrieval=False, max_new_tokens=args.max_new_tokens, **scales, **answers("heldout")),
         "split": lambda: evaluate_adapter(args.adapter, data=args.data, limit=args.split_limit,
-                                          without_retrieval=False, max_new_tokens=args.max_new_tokens, **scales),
+                                          without_retrieval=False, max_new_tokens=args.max_new_tokens, **scales,
+                                          **answers("split")),
         "unseen": lambda: evaluate_adapter(
             args.adapter, index=Index.open(args.unseen_index), qa=args.unseen_qa, unanswerable=args.unseen_unanswerable,
-            limit=None, without_retrieval=False, max_new_tokens=args.max_new_tokens, **scales),
+            limit=None, without_retrieval=False, max_new_tokens=args.max_new_tokens, **scales, **answers("unseen")),
     }
     for name in [s.strip() for s in args.sections.split(",") if s.strip()]:
         if name not in runs:

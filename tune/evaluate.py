@@ -11,7 +11,9 @@ Figures per configuration: answer token F1 and exact match (SQuAD normalisation,
 gold-fact rate (the gold answer appears whole in the answer), citation precision (share of the ``[n]`` markers the
 model wrote that point at the gold source; no attribution is added), abstention on answerable and unanswerable
 questions, and validation perplexity (answer tokens of the validation split). A regression -- the adapter worse
-than the base model on a headline figure -- is listed in ``regressions``.
+than the base model on a headline figure -- is listed in ``regressions``. With ``answers`` given, every answer
+is also written there (JSON lines: section, configuration, question, gold, answer and its scores), so a
+regression can be read question by question.
 
     >>> report = evaluate_adapter("runs/raft/adapter", data="data.jsonl", index=index,
     ...                           qa="corpora/qa.jsonl")                             # doctest: +SKIP
@@ -75,9 +77,12 @@ class Scores:
         self.f1, self.em, self.fact, self.abst_ans = [], [], [], []
         self.abst_unans: list[bool] = []
         self.cited = self.cited_ok = 0
+        self.rows: list[dict] = []  # one per answer, for ``evaluate_adapter(answers=...)``
 
-    def add(self, prediction: str, gold: str | None, correct_citation) -> None:
+    def add(self, prediction: str, gold: str | None, correct_citation, question: str | None = None) -> None:
         abstained = is_abstention(prediction)
+        row = {"question": question, "gold": gold, "answer": prediction, "abstained": abstained}
+        self.rows.append(row)
         if gold is None:
             self.abst_unans.append(abstained)
             return
@@ -85,9 +90,12 @@ class Scores:
         self.f1.append(token_f1(prediction, gold))
         self.em.append(float(normalize(prediction) == normalize(gold)))
         self.fact.append(float(bool(normalize(gold)) and normalize(gold) in normalize(prediction)))
-        for n in cited_numbers(prediction):
-            self.cited += 1
-            self.cited_ok += bool(correct_citation(n))
+        markers = cited_numbers(prediction)
+        right = sum(bool(correct_citation(n)) for n in markers)
+        self.cited += len(markers)
+        self.cited_ok += right
+        row.update(f1=round(self.f1[-1], 4), gold_fact=bool(self.fact[-1]), citations=len(markers),
+                   citations_right=right)
 
     def result(self) -> dict:
         mean = lambda xs: round(sum(xs) / len(xs), 4) if xs else None  # noqa: E731
@@ -113,11 +121,13 @@ def evaluate_adapter(
     progress: ProgressFn | None = None,
     adapter_scale: float = 1.0,
     also_scales: Sequence[float] = (),
+    answers: str | Path | None = None,
 ) -> dict:
     """Figures for base and adapter (``adapter=None``: base only), with and without retrieval; see module doc.
 
     ``adapter_scale`` is the strength the "adapter" rows use (see ``LocalGenerator.set_adapter_scale``);
     each of ``also_scales`` adds rows "adapter@S", from the same loaded adapter, in the same run.
+    ``answers``: a JSON-lines file to write every answer to (replaced whole at the end of the run).
     """
     from ragtune.rag.generators import LocalGenerator
     from ragtune.rag.generators.models import resolve_model_path
@@ -141,22 +151,43 @@ def evaluate_adapter(
         configs.update({f"adapter@{s:g}": s for s in also_scales if s != adapter_scale})
     report: dict[str, Any] = {"adapter": str(adapter) if adapter else None, "limit": limit,
                               "adapter_scale": adapter_scale if adapter is not None else None}
+    rows: list[dict] = []  # every answer, tagged with its section and configuration
     test_sources = None
     if data is not None:
         records = load_records(data)
         test = [r for r in records if r.split == "test" and r.messages][: limit or None]
         test_sources = sorted({r.meta.get("source") for r in records if r.split == "test"} - {None})
-        report["test_split"] = _run_records(gen, configs, test, max_new_tokens, progress, without_retrieval)
+        report["test_split"] = _run_records(gen, configs, test, max_new_tokens, progress, without_retrieval,
+                                            rows=rows)
         val = [r for r in records if r.split == "validation" and r.messages and not is_question(r)][: limit or None]
         report["validation_perplexity"] = {c: _perplexity(gen, val, configs[c]) for c in configs}
     if qa is not None and index is not None:
         test_sources = qa_sources if qa_sources is not None else test_sources
         items = _qa_items(qa, test_sources) + (_qa_items(unanswerable, None) if unanswerable else [])
         report["qa"] = _run_qa(gen, configs, index, items[: limit * 2 if limit else None], max_new_tokens, progress,
-                               without_retrieval)
+                               without_retrieval, rows=rows)
         report["qa"]["sources"] = test_sources or "all"
     report["regressions"] = _regressions(report)
+    if answers is not None:
+        _write_answers(Path(answers), rows)
+        report["answers"] = str(answers)
     return report
+
+
+def _write_answers(path: Path, rows: list[dict]) -> None:
+    """``rows`` as JSON lines, written to a temporary file and renamed: a crash never leaves half a file."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    try:
+        tmp.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows), encoding="utf-8")
+    except OSError as e:
+        tmp.unlink(missing_ok=True)
+        raise DatasetError(f"answers file {path}: {e}") from None
+    os.replace(tmp, path)
+
+
+def _tagged(scores: Scores, section: str, label: str) -> list[dict]:
+    return [{"section": section, "config": label, **row} for row in scores.rows]
 
 
 def _cuda() -> bool:
@@ -172,7 +203,7 @@ def _use(gen, scale: float | None) -> None:
         gen.set_adapter_scale("adapter", scale)
 
 
-def _run_records(gen, configs, records, max_new_tokens, progress, without_retrieval=True) -> dict:
+def _run_records(gen, configs, records, max_new_tokens, progress, without_retrieval=True, rows=None) -> dict:
     out = {}
     total = len(records) * len(configs) * (2 if without_retrieval else 1)
     done = 0
@@ -180,8 +211,11 @@ def _run_records(gen, configs, records, max_new_tokens, progress, without_retrie
         _use(gen, configs[config])
         for rag in (True, False) if without_retrieval else (True,):
             label = f"{config}{'+rag' if rag else ''}"
-            out[label] = score_records(gen, records, max_new_tokens, rag=rag, progress=progress,
-                                       label=label, done=done, total=total).result()
+            scores = score_records(gen, records, max_new_tokens, rag=rag, progress=progress,
+                                   label=label, done=done, total=total)
+            out[label] = scores.result()
+            if rows is not None:
+                rows += _tagged(scores, "test_split", label)
             done += len(records)
     return out
 
@@ -204,17 +238,22 @@ def score_records(gen, records, max_new_tokens: int, *, rag: bool = True, progre
         meta = r.meta
         if is_question(r):  # a development question: asked through RAG over its stored hits, as the bench asks
             if rag:
-                score_answer(scores, ask_stored(gen, r, max_new_tokens), meta["answer"], meta["source"])
+                score_answer(scores, ask_stored(gen, r, max_new_tokens), meta["answer"], meta["source"],
+                             question=meta.get("question"))
             emit(progress, "evaluate", done + i, total, label)
             continue
         messages = r.messages[:-1]
+        question = meta.get("question") or messages[-1]["content"]
         if not rag:
+            if "question" not in meta:  # the user's own chat data: no retrieved sources to take out of its prompt
+                emit(progress, "evaluate", done + i, total, label)
+                continue
             messages = [messages[0], {"role": "user", "content": format_user_message(meta["question"], [])}]
         answer = gen.generate(messages, max_new_tokens=max_new_tokens)
         gold = meta["answer"] if "answer" in meta else r.messages[-1]["content"]
         # Without sources there is nothing to abstain from: only the answerable questions count.
         if gold is not None or rag:
-            scores.add(answer, gold, lambda n, g=meta.get("gold_marker"): rag and n == g)
+            scores.add(answer, gold, lambda n, g=meta.get("gold_marker"): rag and n == g, question=question)
         emit(progress, "evaluate", done + i, total, label)
     return scores
 
@@ -260,7 +299,7 @@ def _qa_items(path, sources: list[str] | None) -> list[dict]:
     return items
 
 
-def _run_qa(gen, configs, index, items, max_new_tokens, progress, without_retrieval=True) -> dict:
+def _run_qa(gen, configs, index, items, max_new_tokens, progress, without_retrieval=True, rows=None) -> dict:
     from ragtune.rag.answer import RAG
     from ragtune.rag.prompt import SYSTEM_PROMPT, format_user_message
 
@@ -276,24 +315,28 @@ def _run_qa(gen, configs, index, items, max_new_tokens, progress, without_retrie
             for item in items:
                 gold, source = item.get("answer"), os.path.basename(item.get("source") or "")
                 if with_rag:
-                    score_answer(scores, rag.ask(item["question"]), gold, source)
+                    score_answer(scores, rag.ask(item["question"]), gold, source, question=item["question"])
                 else:
                     if gold is None:
                         continue
                     messages = [{"role": "system", "content": SYSTEM_PROMPT},
                                 {"role": "user", "content": format_user_message(item["question"], [])}]
-                    scores.add(gen.generate(messages, max_new_tokens=max_new_tokens), gold, lambda n: False)
+                    scores.add(gen.generate(messages, max_new_tokens=max_new_tokens), gold, lambda n: False,
+                               question=item["question"])
                 done += 1
                 emit(progress, "evaluate", done, total, f"qa {config}{'+rag' if with_rag else ''}")
-            out[f"{config}{'+rag' if with_rag else ''}"] = scores.result()
+            label = f"{config}{'+rag' if with_rag else ''}"
+            out[label] = scores.result()
+            if rows is not None:
+                rows += _tagged(scores, "qa", label)
     return out
 
 
-def score_answer(scores: Scores, answer, gold: str | None, source: str) -> None:
+def score_answer(scores: Scores, answer, gold: str | None, source: str, question: str | None = None) -> None:
     """Add a RAG :class:`Answer` to ``scores``: a citation is right when its marker points at the gold file."""
     cited = {c.marker: c.source for c in answer.citations}
     # Markers the model wrote that point at no shown source are wrong citations too.
-    scores.add(answer.text, gold, lambda n: n in cited and os.path.basename(cited[n]) == source)
+    scores.add(answer.text, gold, lambda n: n in cited and os.path.basename(cited[n]) == source, question=question)
 
 
 def _perplexity(gen, records, scale: float | None) -> float | None:

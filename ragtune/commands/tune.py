@@ -103,6 +103,8 @@ def _register_eval(verbs) -> None:
                    help="the adapter's strength: 1 as trained (default), 0.5 halfway to the base model (WiSE-FT)")
     p.add_argument("--also-scales", type=float, nargs="+", default=[], metavar="X",
                    help="also score the adapter at these strengths, in the same run (rows adapter@X)")
+    p.add_argument("--answers", type=Path, metavar="FILE",
+                   help="also write every answer, with its gold and scores, to this JSON-lines file")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=run_eval)
 
@@ -215,7 +217,8 @@ def run_eval(args) -> int:
     with _progress() as bar:
         report = evaluate_adapter(args.adapter, index=index, data=args.data, qa=args.qa,
                                   unanswerable=args.unanswerable, limit=args.limit or None, progress=bar,
-                                  adapter_scale=args.adapter_scale, also_scales=args.also_scales)
+                                  adapter_scale=args.adapter_scale, also_scales=args.also_scales,
+                                  answers=args.answers)
     if args.json:
         print_json(report)
     else:
@@ -225,6 +228,8 @@ def run_eval(args) -> int:
                     print(f"{section:10s} {name:12s} " + "  ".join(f"{k}={v}" for k, v in fig.items()))
         if report.get("validation_perplexity"):
             print(f"validation perplexity: {report['validation_perplexity']}")
+        if report.get("answers"):
+            print(f"answers written to {report['answers']}")
     for line in report["regressions"]:
         print(f"REGRESSION: {line}", file=sys.stderr)
     return 0

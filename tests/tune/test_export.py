@@ -79,3 +79,31 @@ def test_merge_at_a_strength_writes_the_interpolated_weights(adapter, tmp_path):
     with pytest.raises(Exception, match="scale must be a number"):
         merge_adapter(adapter, tmp_path / "bad", scale=-1)
     assert not (tmp_path / "bad").exists()
+
+
+def test_evaluation_writes_every_answer_and_the_rows_add_up_to_the_report(adapter, tmp_path):
+    from _tiny import chat_records, write_jsonl
+
+    from ragtune.tune.evaluate import evaluate_adapter
+
+    records = chat_records(8)
+    for i, r in enumerate(records):
+        r["split"] = "test" if i < 3 else "validation"
+    data = write_jsonl(tmp_path / "eval.jsonl", records)
+    out = tmp_path / "answers" / "test.jsonl"
+    report = evaluate_adapter(adapter, data=data, max_new_tokens=6, answers=out)
+    assert report["answers"] == str(out)
+    assert [p.name for p in out.parent.iterdir()] == ["test.jsonl"]  # no temporary file left beside it
+    rows = [json.loads(line) for line in out.read_text().splitlines()]
+    # 3 test questions x (base, adapter), with retrieval only: plain chat records have no sources to take out
+    assert len(rows) == 6 and {r["section"] for r in rows} == {"test_split"}
+    assert report["test_split"]["base"]["answerable"] == 0
+    for label, figures in report["test_split"].items():
+        mine = [r for r in rows if r["config"] == label]
+        if not label.endswith("+rag"):
+            assert mine == []
+            continue
+        assert len(mine) == 3 and all(r["question"] and isinstance(r["answer"], str) for r in mine)
+        f1 = [r["f1"] for r in mine if r["gold"] is not None]
+        assert figures["f1"] == pytest.approx(sum(f1) / len(f1), abs=1e-3)
+        assert figures["gold_fact_rate"] == pytest.approx(sum(r["gold_fact"] for r in mine if r["gold"]) / len(f1))

@@ -76,3 +76,24 @@ def test_help_does_not_import_torch():
            "print('torch' in sys.modules, 'transformers' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip().endswith("False False")
+
+
+def test_eval_of_plain_chat_data_writes_every_answer(tiny_model, chat_data, tmp_path, capsys):
+    # `tune eval` on the user's own chat data, with the default "also without retrieval" rows: such records have
+    # no sources to take out (this used to stop with KeyError 'question'), so only the +rag rows are scored.
+    cfg = tmp_path / "train.json"
+    cfg.write_text(json.dumps({"eval_steps": 2, "save_steps": 2, "early_stopping_patience": None}))
+    assert main(["tune", "run", "--data", str(chat_data), "--out", str(tmp_path / "run"), "--base-model",
+                 str(tiny_model), "--max-steps", "2", "--config", str(cfg)]) == 0
+    records = chat_records(5)
+    for r in records:
+        r["split"] = "test"
+    data = write_jsonl(tmp_path / "test.jsonl", records)
+    capsys.readouterr()
+    code = main(["tune", "eval", "--adapter", str(tmp_path / "run" / "adapter"), "--data", str(data),
+                 "--answers", str(tmp_path / "answers.jsonl"), "--json"])
+    report = json.loads(capsys.readouterr().out)
+    assert code == 0 and report["answers"] == str(tmp_path / "answers.jsonl")
+    rows = [json.loads(line) for line in (tmp_path / "answers.jsonl").read_text().splitlines()]
+    assert sorted({r["config"] for r in rows}) == ["adapter+rag", "base+rag"] and len(rows) == 10
+    assert report["test_split"]["adapter+rag"]["answerable"] == 5 and report["test_split"]["adapter"]["answerable"] == 0
