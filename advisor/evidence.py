@@ -35,15 +35,14 @@ from __future__ import annotations
 import json
 import re
 import statistics
-import string
 import time
-from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
 from ragtune.errors import DatasetError
+from ragtune.rag.text import answer_f1
 
 ARM_OPTION = {"without": "api", "rag": "rag", "adapter": "finetune", "rag_adapter": "rag_finetune"}
 ACCURACY_FACTOR, LATENCY_FACTOR, GROUNDING_FACTOR = "domain_accuracy", "latency", "grounding"
@@ -52,34 +51,14 @@ F1_THRESHOLDS = ((0.8, 5), (0.6, 4), (0.4, 3), (0.2, 2))  # (minimum F1, score)
 LATENCY_RATIO_THRESHOLDS = ((1.25, 5), (2.0, 4), (4.0, 3), (8.0, 2))  # (maximum p50 / fastest p50, score)
 LATENCY_FLOOR_S = 0.5  # the fastest p50 is taken as at least this
 
-_PUNCT = frozenset(string.punctuation)
 _MARKER = re.compile(r"\s*\[\d+(?:\s*,\s*\d+)*\]")  # [1], [1, 3]
 
 Ask = Callable[[str], Any]  # question -> Answer (anything with .text) or str
 
 
-def normalize_answer(text: str) -> str:
-    """SQuAD normalisation: lower case, drop punctuation and articles, collapse whitespace."""
-    text = text.lower()
-    text = "".join(ch for ch in text if ch not in _PUNCT)
-    text = re.sub(r"\b(a|an|the)\b", " ", text)
-    return " ".join(text.split())
-
-
 def token_f1(prediction: str, references: Sequence[str]) -> float:
     """Best token-overlap F1 of ``prediction`` against any reference answer."""
-    pred = normalize_answer(prediction).split()
-    best = 0.0
-    for ref in references:
-        gold = normalize_answer(ref).split()
-        if not pred or not gold:
-            best = max(best, float(pred == gold))
-            continue
-        common = sum((Counter(pred) & Counter(gold)).values())
-        if common:
-            p, r = common / len(pred), common / len(gold)
-            best = max(best, 2 * p * r / (p + r))
-    return best
+    return max((answer_f1(prediction, ref) for ref in references), default=0.0)
 
 
 def f1_to_score(f1: float, thresholds: tuple[tuple[float, int], ...] = F1_THRESHOLDS) -> int:

@@ -35,12 +35,15 @@ import os
 import re
 import statistics
 import sys
-from collections import Counter
 from pathlib import Path
 from typing import Any
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("DO_NOT_TRACK", "1")
+
+# Scored as `tune eval` scores: one normalisation for every answer figure (rag/text.py).
+from ragtune.rag.text import answer_f1 as token_f1  # noqa: E402
+from ragtune.rag.text import holds_fact  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 REALDOCS = ROOT / "bench" / "data" / "realdocs"
@@ -55,29 +58,6 @@ BUILT = {"realdocs": REALDOCS, "dev": DEV}  # sets whose documents a build.py sc
 
 
 # -- scoring ---------------------------------------------------------------------------------------------
-def normalize(text: str) -> str:
-    """Lower case; citation markers, punctuation (Unicode quotes too) and articles removed."""
-    text = re.sub(r"\[\s*\d+(?:\s*[,;\-]\s*\d+)*\s*\]", " ", text.lower())
-    text = re.sub(r"[^\w\s]|_", " ", text)
-    text = re.sub(r"\b(a|an|the)\b", " ", text)
-    return " ".join(text.split())
-
-
-def holds_fact(answer: str, gold: str) -> bool:
-    """Whether the answer contains the gold fact as a run of whole words."""
-    g = normalize(gold)
-    return bool(g) and f" {g} " in f" {normalize(answer)} "
-
-
-def token_f1(prediction: str, gold: str) -> float:
-    pred, ref = normalize(prediction).split(), normalize(gold).split()
-    same = sum((Counter(pred) & Counter(ref)).values())
-    if not pred or not ref or same == 0:
-        return float(pred == ref)
-    precision, recall = same / len(pred), same / len(ref)
-    return 2 * precision * recall / (precision + recall)
-
-
 def is_empty(text: str) -> bool:
     return not re.search(r"\w", re.sub(r"\[[\d,\s\-]*\]", " ", text))
 

@@ -332,3 +332,45 @@ def _continues(previous: str, line: str) -> bool:
         return True  # lower case, digit or punctuation: the sentence goes on
     last = previous.rsplit(" ", 1)[-1].lower()
     return previous.endswith((",", ";", "-", "(")) or last in _JOINING_WORDS
+
+
+# -- scoring answers against a gold answer (the answers bench, `tune eval`, the advisor's pilot) ---------------
+_CITATION_MARKER_RE = re.compile(r"\[\s*\d+(?:\s*[,;\-]\s*\d+)*\s*\]")  # [1], [1, 3], [2-4]
+_ARTICLE_RE = re.compile(r"\b(?:a|an|the)\b")
+
+
+def normalize_answer(text: str) -> str:
+    """SQuAD-style normalisation for scoring: lower case; citation markers, punctuation and articles removed.
+
+    Punctuation is every non-word character, Unicode quotes and dashes included: documents write
+    "Python’s" and answers copied from them must match a gold "Python's" (ASCII-only normalisation scored
+    such a copy wrong). Punctuation becomes a space, so "32-bit" matches "32 bit".
+
+    >>> normalize_answer("The “Monty Python’s” show [1].")
+    'monty python s show'
+    """
+    text = _CITATION_MARKER_RE.sub(" ", text.lower())
+    text = re.sub(r"[^\w\s]|_", " ", text)
+    return " ".join(_ARTICLE_RE.sub(" ", text).split())
+
+
+def answer_f1(prediction: str, gold: str) -> float:
+    """Token-overlap F1 of two answers after :func:`normalize_answer` (SQuAD: 1.0 when both are empty)."""
+    from collections import Counter
+
+    pred, ref = normalize_answer(prediction).split(), normalize_answer(gold).split()
+    same = sum((Counter(pred) & Counter(ref)).values())
+    if not pred or not ref or same == 0:
+        return float(pred == ref)
+    precision, recall = same / len(pred), same / len(ref)
+    return 2 * precision * recall / (precision + recall)
+
+
+def holds_fact(answer: str, gold: str) -> bool:
+    """Whether ``answer`` contains ``gold`` as a run of whole words, after :func:`normalize_answer`.
+
+    >>> holds_fact("It raises ValueError [1].", "ValueError"), holds_fact("ValueErrors", "ValueError")
+    (True, False)
+    """
+    g = normalize_answer(gold)
+    return bool(g) and f" {g} " in f" {normalize_answer(answer)} "

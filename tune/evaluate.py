@@ -7,9 +7,10 @@ Two question sets:
 - a **QA file** (``corpora/qa.jsonl`` style: question, answer, source) asked through the full RAG pipeline over an
   index, plus an unanswerable file; with ``data`` given, only questions whose source is a test document are used.
 
-Figures per configuration: answer token F1 and exact match (SQuAD normalisation, citation markers removed),
-gold-fact rate (the gold answer appears whole in the answer), citation precision (share of the ``[n]`` markers the
-model wrote that point at the gold source; no attribution is added), abstention on answerable and unanswerable
+Figures per configuration: answer token F1 and exact match, gold-fact rate (the gold answer appears in the
+answer as a run of whole words), all three after :func:`ragtune.rag.text.normalize_answer` as the answers
+bench scores; citation precision (share of the ``[n]`` markers the model wrote that point at the gold
+source; no attribution is added), abstention on answerable and unanswerable
 questions, and validation perplexity (answer tokens of the validation split). A regression -- the adapter worse
 than the base model on a headline figure -- is listed in ``regressions``. With ``answers`` given, every answer
 is also written there (JSON lines: section, configuration, question, gold, answer and its scores), so a
@@ -26,14 +27,13 @@ import json
 import math
 import os
 import re
-import string
-from collections import Counter
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 from ragtune.errors import DatasetError
 from ragtune.progress import ProgressFn, emit
+from ragtune.rag.text import answer_f1, holds_fact, normalize_answer
 
 from .artifacts import check_base, read_meta
 from .data import IGNORE, encode_record, load_records
@@ -41,23 +41,6 @@ from .questions import is_question
 
 _MARKER_RE = re.compile(r"\[\s*(\d+(?:\s*[,;]\s*\d+)*)\s*\]")
 HEADLINE = ("f1", "citation_precision", "abstain_unanswerable")
-
-
-def normalize(text: str) -> str:
-    """SQuAD-style: lower case, citation markers, punctuation and articles removed, spaces collapsed."""
-    text = _MARKER_RE.sub(" ", text.lower())
-    text = "".join(" " if ch in string.punctuation else ch for ch in text)
-    text = re.sub(r"\b(a|an|the)\b", " ", text)
-    return " ".join(text.split())
-
-
-def token_f1(prediction: str, gold: str) -> float:
-    pred, ref = normalize(prediction).split(), normalize(gold).split()
-    same = sum((Counter(pred) & Counter(ref)).values())
-    if not pred or not ref or same == 0:
-        return 0.0
-    p, r = same / len(pred), same / len(ref)
-    return 2 * p * r / (p + r)
 
 
 def cited_numbers(text: str) -> list[int]:
@@ -87,9 +70,9 @@ class Scores:
             self.abst_unans.append(abstained)
             return
         self.abst_ans.append(abstained)
-        self.f1.append(token_f1(prediction, gold))
-        self.em.append(float(normalize(prediction) == normalize(gold)))
-        self.fact.append(float(bool(normalize(gold)) and normalize(gold) in normalize(prediction)))
+        self.f1.append(answer_f1(prediction, gold))
+        self.em.append(float(normalize_answer(prediction) == normalize_answer(gold)))
+        self.fact.append(float(holds_fact(prediction, gold)))
         markers = cited_numbers(prediction)
         right = sum(bool(correct_citation(n)) for n in markers)
         self.cited += len(markers)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pytest
+
 from ragtune.rag.text import (
     answer_type,
     content_terms,
@@ -105,3 +107,16 @@ def test_a_flattened_table_of_contents_of_api_names_is_not_prose():
     assert is_code("Table of Contents bisect — Array bisection algorithm bisect_left() bisect_right() bisect() "
                    "insort_left() insort_right() insort()")
     assert not is_code("Also, when n==1, it is more efficient to use the built-in min() and max() functions.")
+
+
+def test_answers_are_scored_alike_whatever_quotes_and_dashes_the_document_used():
+    from ragtune.rag.text import answer_f1, holds_fact, normalize_answer
+
+    # A copy of the document's "Python’s" must hold the gold "Python's" (ASCII-only normalisation missed it).
+    assert holds_fact("named after “Monty Python’s Flying Circus” [1]", "Monty Python's Flying Circus")
+    assert holds_fact("a 32–bit value", "32-bit")
+    assert not holds_fact("ValueErrors are raised", "ValueError")  # whole words only
+    assert not holds_fact("anything", "") and not holds_fact("anything", "[1]")
+    assert normalize_answer("The [1, 2] answer [3-4].") == "answer"
+    assert answer_f1("It trains two low-rank matrices [1].", "two low-rank matrices") == pytest.approx(0.8)
+    assert answer_f1("", "") == 1.0 and answer_f1("", "x") == 0.0
