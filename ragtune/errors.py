@@ -34,7 +34,8 @@ class IndexFormatError(RagtuneError):
 
 
 class ModelMismatchError(RagtuneError):
-    """An index was opened with an embedding model other than the one that built it."""
+    """A model other than the one something was built with: an index opened with another embedding model,
+    or an adapter loaded on another base model."""
 
 
 class IndexLockedError(RagtuneError):

@@ -260,10 +260,20 @@ def _wrap(text: str, trained: bool) -> str:
 def split_records(records: list[Record], val_share: float = 0.1, seed: int = 0) -> dict[str, list[Record]]:
     """Records by split: their own ``split`` when every record has one, else a seeded hash split.
 
+    A mix of records with and without a split is refused (:class:`TrainingDataError`).
+
     Data without splits gets ``val_share`` of records for validation (by a hash of the record, so the
     assignment does not change when records are appended) and no test split.
     """
-    if all(r.split for r in records):
+    labelled = [r for r in records if r.split]
+    if labelled and len(labelled) < len(records):
+        # Hash-splitting the whole file would put records labelled "test" into training without a word.
+        first = next(r for r in records if not r.split)
+        raise TrainingDataError(
+            f"{len(labelled)} of {len(records)} records have a 'split' and the others do not (the first without one: "
+            f"{first.where or 'record ' + str(records.index(first) + 1)}); give every record a split, or none "
+            "(then 10% go to validation by a hash of the record)")
+    if labelled:
         groups: dict[str, list[Record]] = {s: [] for s in SPLITS}
         for r in records:
             groups[r.split].append(r)  # type: ignore[index]

@@ -180,6 +180,12 @@ def _trainer_callback(progress: ProgressFn | None, losses: list[float], total: i
     return _Report()
 
 
+def check_out(out: Path) -> None:
+    """Refuse an ``out`` that exists and is not a tuned embedder directory (it would be replaced whole)."""
+    if out.exists() and not (out.is_dir() and (out / META_FILE).is_file()):
+        raise ConfigError(f"{out} exists and is not a tuned embedder directory; choose a new --out")
+
+
 def train_embedder(pairs: list[Pair], base: str | Path, out: str | Path,
                    config: EmbedderTuneConfig | None = None, *, progress: ProgressFn | None = None,
                    meta: dict | None = None) -> EmbedderResult:
@@ -195,6 +201,7 @@ def train_embedder(pairs: list[Pair], base: str | Path, out: str | Path,
 
     config = config or EmbedderTuneConfig()
     out, base = Path(out), Path(base)
+    check_out(out)  # before minutes of training, not after
     heldout = pairs[: min(config.heldout, len(pairs) // 5)]
     train = pairs[len(heldout):]
     if len(train) < config.batch_size:
@@ -246,7 +253,7 @@ def _write_model_dir(model, work: Path, out: Path, meta: dict) -> None:
     if out.exists():
         if not (out / META_FILE).is_file():
             shutil.rmtree(work, ignore_errors=True)
-            raise ConfigError(f"{out} exists and is not a tuned embedder directory; choose a new --out")
+            check_out(out)
         old = out.parent / f".{out.name}.old-{os.getpid()}"
         os.replace(out, old)
         os.replace(final, out)
@@ -289,6 +296,7 @@ def tune_embedder(index, out: str | Path, *, steps: int | None = None, generator
     except ValidationError as exc:
         first = exc.errors()[0]
         raise ConfigError(f"embedder tuning setting {'.'.join(map(str, first['loc']))}: {first['msg']}") from None
+    check_out(Path(out))
     if not isinstance(index, Index):
         index = Index.open(index)
     base = getattr(index.embedder, "model_path", None)

@@ -31,7 +31,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from ragtune.errors import DatasetError
+from ragtune.errors import ConfigError, DatasetError
 from ragtune.progress import ProgressFn, emit
 from ragtune.rag.text import answer_f1, holds_fact, normalize_answer
 
@@ -115,6 +115,8 @@ def evaluate_adapter(
     from ragtune.rag.generators import LocalGenerator
     from ragtune.rag.generators.models import resolve_model_path
 
+    if limit is not None and (isinstance(limit, bool) or not isinstance(limit, int) or limit < 0):
+        raise ConfigError(f"limit (--limit) must be 0 or None (all questions) or a positive number, got {limit!r}")
     if data is None and (qa is None or index is None):
         raise DatasetError("nothing to evaluate on: give data (a `ragtune tune data` file) and/or qa with an index")
     if base_model is None and adapter is not None:

@@ -15,10 +15,11 @@ import shutil
 from pathlib import Path
 from typing import Any
 
-from ragtune.errors import ModelLoadError
+from ragtune.errors import ConfigError, ModelLoadError
 
 from .artifacts import META_FILE, check_base, publish_dir, read_meta, recover_dir, write_json
 
+MERGED_FILE = "ragtune_merged.json"  # what a merged model folder holds besides the model: its adapter
 PROBE = [{"role": "user", "content": "Sources:\n\n[1] lora.md\n<source>\nLoRA trains two small matrices.\n</source>\n\n"
                                      "Question: What does LoRA train?"}]
 
@@ -78,20 +79,24 @@ def merge_adapter(adapter: str | Path, out: str | Path, *, base_model: str | Pat
     from ragtune.rag.generators.adapters import check_scale, scale_adapter
 
     scale = check_scale(scale, "scale")
+    out = Path(out)
+    recover_dir(out)
+    if out.exists() and not (out.is_dir() and (not any(out.iterdir()) or (out / MERGED_FILE).is_file())):
+        # Publishing replaces the folder whole: never a folder of something else (it would be deleted).
+        raise ConfigError(f"{out} exists and is not a merged model folder (no {MERGED_FILE} in it); nothing was "
+                          "changed: choose a new --out, or remove it first")
     model, tokenizer = load_with_adapter(adapter, base_model)
     if scale != 1:
         scale_adapter(model, model.active_adapter, scale)
     expected = greedy(model, tokenizer)
     merged = model.merge_and_unload()
-    out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
-    recover_dir(out)
     tmp = out.with_name(f".{out.name}.tmp-{os.getpid()}")
     shutil.rmtree(tmp, ignore_errors=True)
     try:
         merged.save_pretrained(str(tmp), safe_serialization=True)
         tokenizer.save_pretrained(str(tmp))
-        write_json(tmp / "ragtune_merged.json", {"adapter": str(adapter), "scale": scale,
+        write_json(tmp / MERGED_FILE, {"adapter": str(adapter), "scale": scale,
                                                  "adapter_meta": read_meta(adapter)})
         _check_same_output(tmp, tokenizer, expected)
         publish_dir(tmp, out)

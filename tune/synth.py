@@ -303,6 +303,10 @@ def build_training_data(
     lo, hi = sources_per_example
     if not (1 <= lo <= hi) or not (0 <= abstain_share < 1):
         raise ConfigError("sources_per_example must be (min, max) with 1 <= min <= max; abstain_share in [0, 1)")
+    _check_counts(questions_per_chunk, max_answer_words, test_share, val_share)
+    out = Path(out)
+    if out.is_dir():
+        raise ConfigError(f"--out {out} is a folder; give the JSONL file to write, e.g. {out / 'data.jsonl'}")
     writer, writer_name = _writer(generator, max_answer_words)
     if questions is not None:
         from .questions import load_questions
@@ -314,7 +318,6 @@ def build_training_data(
     split_of = split_sources((c.source for c in chunks), test_share=test_share, val_share=val_share,
                              seed=seed, test_sources=test_sources)
     rng = random.Random(seed)
-    out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.with_name(f".{out.name}.tmp-{os.getpid()}")
     with open(tmp, "w", encoding="utf-8") as f:
@@ -336,6 +339,18 @@ def build_training_data(
                   "abstain_share": abstain_share, "max_answer_words": max_answer_words, "test_share": test_share, "val_share": val_share, "seed": seed},
         questions=asked,
     )
+
+
+def _check_counts(questions_per_chunk: int, max_answer_words: int | None, test_share: float, val_share: float) -> None:
+    """Refuse settings that would write an empty or untrainable file (each named as the CLI spells it)."""
+    if isinstance(questions_per_chunk, bool) or not isinstance(questions_per_chunk, int) or questions_per_chunk < 1:
+        raise ConfigError(f"questions_per_chunk (--questions-per-chunk) must be at least 1, got {questions_per_chunk!r}")
+    if max_answer_words is not None and (not isinstance(max_answer_words, int) or max_answer_words < 1):
+        raise ConfigError(f"max_answer_words (--max-answer-words) must be at least 1, or None/0 for whole spans; "
+                          f"got {max_answer_words!r}")
+    if not (0 <= test_share < 1) or not (0 <= val_share < 1) or test_share + val_share >= 1:
+        raise ConfigError(f"test_share (--test-share) and val_share must each be in [0, 1) and leave documents to "
+                          f"train on; got {test_share!r} and {val_share!r}")
 
 
 def _write_examples(f, index: Any, chunks: list, writer, split_of: dict[str, str], rng: random.Random,

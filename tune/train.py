@@ -39,6 +39,7 @@ from .data import IGNORE, encode_record, file_hash, load_records, split_records
 from .questions import is_question
 
 RUN_FILE = "run.json"  # in checkpoints/: what the checkpoints were trained on, checked before resuming
+FINISHED_FILE = "finished.json"  # in checkpoints/: written once the run's adapter is published
 
 
 @dataclass
@@ -100,6 +101,8 @@ def train_adapter(
 
     config = config or TrainConfig()
     out = Path(out)
+    if out.exists() and not out.is_dir():
+        raise ConfigError(f"--out {out} is a file; give a folder for the run (its checkpoints, adapter and logs)")
     emit(progress, "prepare", 0, None, "reading data")
     data_hash, groups, model_dir, tokenizer, train_set, val_set = _prepare(data, config)
     mode, reason = choose_mode(config, torch.cuda.is_available(),
@@ -113,6 +116,8 @@ def train_adapter(
     resume_from = _resume_point(ckpt_dir, data_hash, config, resume)
     collator = Collator(tokenizer.pad_token_id)
     watcher = _watcher(progress, on_log, should_stop, config.max_minutes)
+    if resume_from:  # the log of the steps before the interruption, so training_log.csv and the curve stay whole
+        watcher.log = _earlier_log(Path(resume_from))
     trainer = _trainer(model, tokenizer, config, ckpt_dir, mode, train_set, val_set, collator, watcher)
     if config.select_by == "answer_f1" and val_set:
         trainer.f1_records = _f1_sample(groups["validation"], config)
@@ -126,10 +131,11 @@ def train_adapter(
         "mode": mode, "mode_reason": reason}
     result = TrainResult(out=str(out), adapter=None, mode=mode, mode_reason=reason, metrics=metrics,
                          log=watcher.log, cancelled=watcher.cancelled,
-                         resumed_from=str(resume_from) if isinstance(resume_from, str) else None,
-                         seen=sorted(collator.seen))
+                         resumed_from=resume_from, seen=sorted(collator.seen))
     if trainer.is_world_process_zero():
         _write_outputs(trainer, out, config, model_dir, data, data_hash, result)
+        if not result.cancelled:
+            write_json(ckpt_dir / FINISHED_FILE, {"data_hash": data_hash, "config": config.to_dict()})
     emit(progress, "train", trainer.state.global_step, trainer.state.max_steps, "cancelled" if result.cancelled else "done")
     return result
 
@@ -148,6 +154,10 @@ def _prepare(data: str | Path, config: TrainConfig):
     # Question records (human-written, asked through RAG) are for answer F1 only; the loss reads template records.
     val_records = [r for r in groups["validation"] if not is_question(r)][: config.eval_records or None]
     val_set = _encode(tokenizer, val_records, config.max_length, "validation") if val_records else None
+    if not groups["train"]:
+        counts = ", ".join(f"{name} {len(rs)}" for name, rs in groups.items() if rs)
+        raise TrainingDataError(f"{data}: no records in the train split ({counts}); label some records "
+                                "\"split\": \"train\", or remove every split to have them assigned")
     if not train_set:
         raise TrainingDataError(f"{data}: no training records with answer tokens within max_length={config.max_length}"
                                 f" ({train_set.too_long} longer); raise max_length")
@@ -397,8 +407,12 @@ def answer_accuracy(eval_pred) -> dict:
     return {"answer_accuracy": float((preds[mask] == labels[mask]).sum() / total) if total else 0.0}
 
 
-def _resume_point(ckpt_dir: Path, data_hash: str, config: TrainConfig, resume: bool):
-    """The checkpoint to continue from (True = the latest), after checking it belongs to this run."""
+def _resume_point(ckpt_dir: Path, data_hash: str, config: TrainConfig, resume: bool) -> str | None:
+    """The checkpoint folder to continue from (the latest), after checking it belongs to this run; None: start.
+
+    A run that finished (its adapter published) is not continued: transformers would train past ``max_steps``
+    and replace the adapter, so the same command twice is refused instead.
+    """
     run = {"data_hash": data_hash, "config": config.to_dict()}
     rank0 = int(os.environ.get("RANK", 0)) == 0
     have = ckpt_dir.is_dir() and any(ckpt_dir.glob("checkpoint-*"))
@@ -408,13 +422,31 @@ def _resume_point(ckpt_dir: Path, data_hash: str, config: TrainConfig, resume: b
             what = "data" if recorded.get("data_hash") != data_hash else "training config"
             raise ConfigError(f"{ckpt_dir} holds checkpoints of a run with other {what}; pass --fresh (resume=False) "
                               "to start over, or use another --out")
-        return True
+        if read_meta_json(ckpt_dir / FINISHED_FILE) == run:
+            raise ConfigError(f"{ckpt_dir.parent} already holds a finished run of this data and config (its adapter is "
+                              f"{ckpt_dir.parent / 'adapter'}); to train again pass --fresh (resume=False) or use "
+                              "another --out")
+        from transformers.trainer_utils import get_last_checkpoint
+
+        return get_last_checkpoint(str(ckpt_dir))
     if rank0:
-        if have:
+        if have or ckpt_dir.is_dir():
             shutil.rmtree(ckpt_dir)
         ckpt_dir.mkdir(parents=True, exist_ok=True)
         write_json(ckpt_dir / RUN_FILE, run)
     return None
+
+
+def _earlier_log(checkpoint: Path) -> list[dict]:
+    """The loss and validation records of the steps up to ``checkpoint``, as :class:`_Watcher` logs them."""
+    history = read_meta_json(checkpoint / "trainer_state.json").get("log_history") or []
+    log = []
+    for entry in history:
+        record = {"step": entry.get("step"), "epoch": round(entry.get("epoch") or 0.0, 4)}
+        record.update({k: v for k, v in entry.items() if isinstance(v, (int, float)) and k not in ("step", "epoch")})
+        if any(k in record for k in ("loss", "eval_loss")):
+            log.append(record)
+    return log
 
 
 def read_meta_json(path: Path) -> dict:

@@ -102,6 +102,7 @@ class LocalGenerator(GeneratorBase):
         self._model: Any = None
         self._tokenizer: Any = None
         self._resolved: Path | None = None
+        self._in_memory = False  # from_loaded: no model folder to check adapters against
         self._eos_ids: list[int] = []
         self._adapters: dict[str, Path] = {}
         self._scales: dict[str, float] = {}
@@ -114,6 +115,7 @@ class LocalGenerator(GeneratorBase):
         the constructor's decoding options; nothing is read from disk and no adapter is attached."""
         gen = cls(**options)
         gen._model, gen._tokenizer = model, tokenizer
+        gen._in_memory = True
         gen._eos_ids = gen._find_eos_ids()
         return gen
 
@@ -361,12 +363,15 @@ class LocalGenerator(GeneratorBase):
 
         Returns the adapter's name (default: the folder's name). ``scale``: its strength, as in
         :meth:`set_adapter_scale`. Raises ModelLoadError naming the folder when it is not a peft adapter or
-        does not fit this base model.
+        does not fit this base model, and ModelMismatchError when ``ragtune tune run`` recorded another base
+        model's fingerprint for it.
         """
-        from .adapters import attach_adapter, check_adapter_dir, check_scale, detach_adapter, scale_adapter
+        from .adapters import attach_adapter, check_adapter_dir, check_base, check_scale, detach_adapter, scale_adapter
 
         scale = check_scale(scale, "scale")
         path = check_adapter_dir(path)
+        if not self._in_memory:  # same shapes on another base would load and answer nonsense
+            check_base(path, self._model_dir())
         name = name if name is not None else re.sub(r"[^A-Za-z0-9_-]", "_", path.name) or "adapter"
         if not re.fullmatch(r"[A-Za-z0-9_-]+", name):
             raise ConfigError(f"adapter name must use letters, digits, '_' or '-', got {name!r}")

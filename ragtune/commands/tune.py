@@ -148,7 +148,7 @@ def run_data(args) -> int:
         report = build_training_data(_index(args.index), args.out, generator=args.generator, progress=bar,
                                      questions_per_chunk=args.questions_per_chunk, abstain_share=args.abstain_share,
                                      sources_per_example=tuple(args.sources),
-                                     max_answer_words=args.max_answer_words or None,
+                                     max_answer_words=None if args.max_answer_words == 0 else args.max_answer_words,
                                      test_share=args.test_share, seed=args.seed, questions=args.questions,
                                      prompt_model=args.model)
     if args.json:

@@ -247,6 +247,23 @@ def test_adapter_changes_output_and_base_comes_back_exactly(tiny_dir, adapter_di
     assert g.model is model and g.model.model.embed_tokens.weight.data_ptr() == weight  # no reload
 
 
+def test_an_adapter_recorded_for_another_base_model_is_refused(tiny_dir, adapter_dirs, tmp_path):
+    from ragtune.errors import ModelMismatchError
+    from ragtune.rag.generators.adapters import META_FILE, model_fingerprint
+
+    # Same shapes, so peft would load it without a word; ragtune's record names another base model.
+    other = shutil.copytree(adapter_dirs["alpha"], tmp_path / "other")
+    (other / META_FILE).write_text(json.dumps({"base_model": {"name": "another-model", "fingerprint": "0" * 16}}))
+    own = shutil.copytree(adapter_dirs["alpha"], tmp_path / "own")
+    (own / META_FILE).write_text(json.dumps({"base_model": {"fingerprint": model_fingerprint(tiny_dir)}}))
+    g = LocalGenerator(tiny_dir, device="cpu")
+    base_text = g.generate(ASK, max_new_tokens=12)
+    with pytest.raises(ModelMismatchError, match="trained on another-model"):
+        g.load_adapter(other)
+    assert g.adapters == [] and g.generate(ASK, max_new_tokens=12) == base_text  # nothing attached
+    assert g.load_adapter(own) == "own"
+
+
 def test_two_adapters_switch_and_unload(tiny_dir, adapter_dirs):
     g = LocalGenerator(tiny_dir, device="cpu")
     base_logits = logits(g)

@@ -111,6 +111,13 @@ def test_split_uses_the_records_own_splits_when_present():
     assert [r.text for r in groups["train"]] == ["a"] and [r.text for r in groups["test"]] == ["b"]
 
 
+def test_a_mix_of_records_with_and_without_a_split_is_refused():
+    # Hash-splitting everything would train on the records labelled "test".
+    records = [Record(text="a", split="test", where="d.jsonl:1"), Record(text="b", where="d.jsonl:2")]
+    with pytest.raises(TrainingDataError, match=r"1 of 2 records have a 'split'.*d\.jsonl:2"):
+        split_records(records)
+
+
 def test_split_without_labels_is_stable_and_holds_out_some_records():
     records = [Record(text=f"record {i}") for i in range(200)]
     first, again = split_records(records, 0.1), split_records(records + [Record(text="new")], 0.1)

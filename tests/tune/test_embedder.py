@@ -154,12 +154,19 @@ def test_steps_are_validated_with_a_clear_error(tiny_index, tmp_path):
         tune_embedder(tiny_index, tmp_path / "x", steps=0)
 
 
-def test_out_dir_that_is_something_else_is_refused(tiny_index, tmp_path):
+def test_out_dir_that_is_something_else_is_refused(tiny_index, tmp_path, monkeypatch):
+    import ragtune.tune.embedder as embedder_mod
+
     other = tmp_path / "precious"
     other.mkdir()
     (other / "keep.txt").write_text("data")
     config = EmbedderTuneConfig(steps=1, batch_size=4, heldout=0, min_query_words=3)
-    with pytest.raises(ConfigError, match="not a tuned embedder"):
+
+    def no_work(*a, **k):
+        raise AssertionError("pairs were built (and training would follow) before --out was checked")
+
+    monkeypatch.setattr(embedder_mod, "build_pairs", no_work)
+    with pytest.raises(ConfigError, match="not a tuned embedder"):  # refused before minutes of training
         tune_embedder(tiny_index, other, config=config)
     assert (other / "keep.txt").read_text() == "data"
     assert not list(tmp_path.glob(".precious.tmp-*"))

@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from ragtune.errors import ModelMismatchError
+from ragtune.errors import ConfigError, ModelMismatchError
 from ragtune.tune.config import TrainConfig
 from ragtune.tune.export import greedy, load_with_adapter, merge_adapter
 from ragtune.tune.train import train_adapter
@@ -60,6 +60,8 @@ def test_evaluation_scores_the_adapter_at_other_strengths_in_the_same_run(adapte
     assert rows["adapter@0+rag"] == rows["base+rag"]
     with pytest.raises(Exception, match="also_scales must be a number"):  # refused before any answer
         evaluate_adapter(adapter, data=data, also_scales=[3])
+    with pytest.raises(ConfigError, match="limit"):  # -1 would silently drop the last question
+        evaluate_adapter(adapter, data=data, limit=-1)
 
 
 def test_merge_at_a_strength_writes_the_interpolated_weights(adapter, tmp_path):
@@ -107,3 +109,18 @@ def test_evaluation_writes_every_answer_and_the_rows_add_up_to_the_report(adapte
         f1 = [r["f1"] for r in mine if r["gold"] is not None]
         assert figures["f1"] == pytest.approx(sum(f1) / len(f1), abs=1e-3)
         assert figures["gold_fact_rate"] == pytest.approx(sum(r["gold_fact"] for r in mine if r["gold"]) / len(f1))
+
+
+def test_merge_into_a_folder_of_something_else_is_refused_and_nothing_is_deleted(adapter, tmp_path):
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    (docs / "notes.md").write_text("my notes")
+    with pytest.raises(ConfigError, match="is not a merged model folder"):
+        merge_adapter(adapter, docs)
+    assert (docs / "notes.md").read_text() == "my notes" and [p.name for p in docs.iterdir()] == ["notes.md"]
+    (tmp_path / "afile").write_text("x")
+    with pytest.raises(ConfigError, match="is not a merged model folder"):
+        merge_adapter(adapter, tmp_path / "afile")
+    merged = merge_adapter(adapter, tmp_path / "merged")
+    assert merge_adapter(adapter, merged, scale=0.5) == merged  # a merged model folder is replaced whole
+    assert json.loads((merged / "ragtune_merged.json").read_text())["scale"] == 0.5

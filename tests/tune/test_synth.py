@@ -7,6 +7,7 @@ import os
 
 import pytest
 
+from ragtune.errors import ConfigError
 from ragtune.tune.synth import build_training_data, split_sources, template_questions
 
 
@@ -177,3 +178,24 @@ def test_tune_data_cli_passes_the_answer_word_cap(monkeypatch, tmp_path, capsys)
     assert seen["max_answer_words"] == 7
     assert main(["tune", "data", "--out", str(tmp_path / "d.jsonl"), "--max-answer-words", "0", "--json"]) == 0
     assert seen["max_answer_words"] is None
+
+
+@pytest.mark.parametrize(("kwargs", "field"), [
+    ({"questions_per_chunk": 0}, "questions_per_chunk"),
+    ({"max_answer_words": -1}, "max_answer_words"),
+    ({"test_share": 1.0}, "test_share"),
+    ({"test_share": 0.5, "val_share": 0.5}, "test_share"),
+])
+def test_settings_that_would_write_an_empty_or_untrainable_file_are_refused(hash_index, tmp_path, kwargs, field):
+    index = topic_index(hash_index(), tmp_path, 5, TOPICS_WITH_CLAUSES)
+    with pytest.raises(ConfigError, match=field):
+        build_training_data(index, tmp_path / "data.jsonl", **kwargs)
+    assert not list(tmp_path.glob("*data.jsonl*"))  # nothing written, no temporary file left
+
+
+def test_out_that_is_a_folder_is_refused_before_anything_is_written(hash_index, tmp_path):
+    index = topic_index(hash_index(), tmp_path, 5, TOPICS_WITH_CLAUSES)
+    (tmp_path / "out").mkdir()
+    with pytest.raises(ConfigError, match="is a folder"):
+        build_training_data(index, tmp_path / "out")
+    assert not list(tmp_path.glob(".out.tmp-*")) and not any((tmp_path / "out").iterdir())

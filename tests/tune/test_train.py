@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 
@@ -77,9 +78,33 @@ def test_an_interrupted_run_resumes_from_its_last_checkpoint(tiny_model, chat_da
     assert first.cancelled and first.adapter is None and not (tmp_path / "run" / "adapter").exists()
     assert first.metrics["steps"] == 5
     second = train_adapter(chat_data, tmp_path / "run", config(tiny_model))
-    assert second.resumed_from is None or "checkpoint" in second.resumed_from
-    assert second.log[0]["step"] > 5  # continued, not restarted
+    assert second.resumed_from and Path(second.resumed_from).name.startswith("checkpoint-")
+    resumed_at = int(Path(second.resumed_from).name.split("-")[1])
+    steps = [r["step"] for r in second.log if "loss" in r]
+    assert steps == sorted(steps) and steps[-1] > 5 and steps[0] <= resumed_at  # continued, history kept
     assert second.metrics["steps"] == 12 and second.adapter is not None
+    logged = (tmp_path / "run" / "training_log.csv").read_text().splitlines()[1:]
+    assert int(logged[0].split(",")[0]) <= resumed_at  # the log file holds the steps before the interruption too
+
+
+def test_data_without_a_train_split_says_so(tiny_model, tmp_path):
+    records = chat_records(5)
+    for r in records:
+        r["split"] = "test"
+    data = write_jsonl(tmp_path / "test_only.jsonl", records)
+    with pytest.raises(TrainingDataError, match=r"no records in the train split \(test 5\)"):
+        train_adapter(data, tmp_path / "run", config(tiny_model, max_steps=2))
+
+
+def test_the_same_finished_run_twice_is_refused_and_its_adapter_kept(tiny_model, chat_data, tmp_path):
+    first = train_adapter(chat_data, tmp_path / "run", config(tiny_model, max_steps=2))
+    before = (tmp_path / "run" / "adapter" / "adapter_model.safetensors").read_bytes()
+    with pytest.raises(ConfigError, match="already holds a finished run"):
+        train_adapter(chat_data, tmp_path / "run", config(tiny_model, max_steps=2))
+    assert (tmp_path / "run" / "adapter" / "adapter_model.safetensors").read_bytes() == before
+    assert first.metrics["steps"] == 2
+    again = train_adapter(chat_data, tmp_path / "run", config(tiny_model, max_steps=2), resume=False)
+    assert again.metrics["steps"] == 2 and again.log[0]["step"] == 1
 
 
 def test_resuming_with_other_data_is_refused_unless_fresh(tiny_model, chat_data, tmp_path):
@@ -255,3 +280,10 @@ def test_answer_f1_is_generated_with_the_model_back_in_training_mode_afterwards(
     assert 0.0 <= figures["answer_f1"] <= 1.0 and figures["abstain_unanswerable"] is None
     assert model.training and model.config.use_cache is False
     assert isinstance(figures["answer_f1_seconds"], float)
+
+
+def test_out_that_is_a_file_is_refused(tiny_model, chat_data, tmp_path):
+    (tmp_path / "afile").write_text("x")
+    with pytest.raises(ConfigError, match="is a file"):
+        train_adapter(chat_data, tmp_path / "afile", config(tiny_model, max_steps=2))
+    assert (tmp_path / "afile").read_text() == "x"
