@@ -130,61 +130,72 @@ def _load_qrels(
     path: Path, corpus: dict[str, Any], queries: dict[str, str]
 ) -> dict[str, dict[str, int]]:
     qrels: dict[str, dict[str, int]] = {}
-    with path.open(encoding="utf-8-sig") as f:  # "-sig": tolerate a byte-order mark
-        for lineno, line in enumerate(f, start=1):
-            line = line.rstrip("\r\n")
-            if not line.strip():
-                continue
-            cols = line.split("\t")
-            if lineno == 1:
-                if cols[:2] != ["query-id", "corpus-id"]:
-                    raise DatasetError(
-                        f"{path}:1: expected the header line 'query-id<TAB>corpus-id<TAB>score', got "
-                        f"{line[:80]!r}. Add the header (BEIR files start with it)."
-                    )
-                continue
-            if len(cols) != 3:
+    for lineno, line in enumerate(_text_lines(path), start=1):
+        line = line.rstrip("\r\n")
+        if not line.strip():
+            continue
+        cols = line.split("\t")
+        if lineno == 1:
+            if cols[:2] != ["query-id", "corpus-id"]:
                 raise DatasetError(
-                    f"{path}:{lineno}: expected 3 tab-separated columns (query-id, corpus-id, score), "
-                    f"got {len(cols)}: {line[:80]!r}."
+                    f"{path}:1: expected the header line 'query-id<TAB>corpus-id<TAB>score', got "
+                    f"{line[:80]!r}. Add the header (BEIR files start with it)."
                 )
-            qid, doc_id, raw_score = (c.strip() for c in cols)
-            try:
-                score = int(raw_score)
-            except ValueError:
-                raise DatasetError(
-                    f"{path}:{lineno}: score {raw_score!r} is not an integer; relevance grades are "
-                    f"integers (0 = not relevant, 1.. = relevant)."
-                ) from None
-            if doc_id not in corpus:
-                raise DatasetError(
-                    f"{path}:{lineno}: corpus-id {doc_id!r} is not in corpus.jsonl. Fix the id or add the "
-                    f"document to the corpus."
-                )
-            if qid not in queries:
-                raise DatasetError(
-                    f"{path}:{lineno}: query-id {qid!r} is not in queries.jsonl. Fix the id or add the query."
-                )
-            qrels.setdefault(qid, {})[doc_id] = score
+            continue
+        if len(cols) != 3:
+            raise DatasetError(
+                f"{path}:{lineno}: expected 3 tab-separated columns (query-id, corpus-id, score), "
+                f"got {len(cols)}: {line[:80]!r}."
+            )
+        qid, doc_id, raw_score = (c.strip() for c in cols)
+        try:
+            score = int(raw_score)
+        except ValueError:
+            raise DatasetError(
+                f"{path}:{lineno}: score {raw_score!r} is not an integer; relevance grades are "
+                f"integers (0 = not relevant, 1.. = relevant)."
+            ) from None
+        if doc_id not in corpus:
+            raise DatasetError(
+                f"{path}:{lineno}: corpus-id {doc_id!r} is not in corpus.jsonl. Fix the id or add the "
+                f"document to the corpus."
+            )
+        if qid not in queries:
+            raise DatasetError(
+                f"{path}:{lineno}: query-id {qid!r} is not in queries.jsonl. Fix the id or add the query."
+            )
+        qrels.setdefault(qid, {})[doc_id] = score
     return {qid: rels for qid, rels in qrels.items() if any(s > 0 for s in rels.values())}
+
+
+def _text_lines(path: Path) -> list[str]:
+    """The file's lines, decoded as UTF-8 (a byte-order mark tolerated); any other encoding is a DatasetError
+    naming the line, instead of a UnicodeDecodeError traceback."""
+    data = path.read_bytes()
+    try:
+        text = data.decode("utf-8-sig")
+    except UnicodeDecodeError as e:
+        line = data[: e.start].count(b"\n") + 1
+        raise DatasetError(f"{path}: not UTF-8 text (byte 0x{data[e.start]:02x} on line {line}); save the file as "
+                           "UTF-8") from None
+    return text.split("\n")  # not splitlines(): a JSON string may hold U+2028, which is no line break here
 
 
 def _jsonl_rows(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
     """Yield (line number, object) for each non-blank line; malformed lines raise with their number."""
-    with path.open(encoding="utf-8-sig") as f:  # "-sig": tolerate a byte-order mark
-        for lineno, line in enumerate(f, start=1):
-            if not line.strip():
-                continue
-            try:
-                row = json.loads(line)
-            except json.JSONDecodeError as e:
-                raise DatasetError(
-                    f"{path}:{lineno}: malformed JSON ({e.msg} at column {e.colno}). Each line must be one "
-                    f"JSON object."
-                ) from None
-            if not isinstance(row, dict):
-                raise DatasetError(f"{path}:{lineno}: expected a JSON object, got {type(row).__name__}.")
-            yield lineno, row
+    for lineno, line in enumerate(_text_lines(path), start=1):
+        if not line.strip():
+            continue
+        try:
+            row = json.loads(line)
+        except json.JSONDecodeError as e:
+            raise DatasetError(
+                f"{path}:{lineno}: malformed JSON ({e.msg} at column {e.colno}). Each line must be one "
+                f"JSON object."
+            ) from None
+        if not isinstance(row, dict):
+            raise DatasetError(f"{path}:{lineno}: expected a JSON object, got {type(row).__name__}.")
+        yield lineno, row
 
 
 def _required_id(row: dict[str, Any], path: Path, lineno: int) -> str:
@@ -234,6 +245,8 @@ def load_qa(path: str | Path) -> list[QAItem]:
     items: list[QAItem] = []
     seen: set[str] = set()
     for lineno, row in _jsonl_rows(p):
+        if isinstance(row.get("id"), int) and not isinstance(row["id"], bool):
+            row["id"] = str(row["id"])  # numbered questions are common; an id only has to be unique
         for name in _QA_FIELDS:
             value = row.get(name)
             if not isinstance(value, str) or not value.strip():

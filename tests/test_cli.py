@@ -117,3 +117,27 @@ def test_human_search_output_explains_rank_and_retrievers(capsys, tmp_path, docs
     first = out.splitlines()[:2]
     assert first[0].startswith("[1] ") and "lora.md" in first[0]
     assert re.search(r"score \d\.\d{4} \(rrf\); dense: rank \d, cosine -?\d\.\d{3}; bm25: rank 1, score", first[1])
+
+
+def test_index_add_refuses_a_max_file_size_that_is_not_positive(capsys, tmp_path, docs_dir):
+    idx = str(tmp_path / "idx")
+    for value in ("0", "-1"):
+        code, _, err = _run(capsys, "index", "add", str(docs_dir), "--index", idx, "--embedder", "hash-64",
+                            "--max-file-mb", value)
+        assert code == 2 and "--max-file-mb must be a positive number" in err and "Traceback" not in err
+    assert not (tmp_path / "idx").exists()  # refused before the index was created
+
+
+def test_search_per_source_returns_one_hit_per_file(capsys, tmp_path, docs_dir):
+    idx = str(tmp_path / "idx")
+    assert _run(capsys, "index", "add", str(docs_dir), "--index", idx, "--embedder", "hash-64")[0] == 0
+    code, out, _ = _run(capsys, "search", "model weights training", "--index", idx, "--k", "10", "--json")
+    sources = [h["source"] for h in json.loads(out)["hits"]]
+    assert code == 0 and len(sources) > len(set(sources))  # without it, a file holds several of the hits
+    code, out, _ = _run(capsys, "search", "model weights training", "--index", idx, "--k", "10", "--per-source", "1",
+                        "--json")
+    per_file = [h["source"] for h in json.loads(out)["hits"]]
+    assert code == 0 and len(per_file) == len(set(per_file)) == len(set(sources))
+    assert per_file[0] == sources[0]  # each file at its best chunk
+    code, _, err = _run(capsys, "search", "x", "--index", idx, "--per-source", "0")
+    assert code == 2 and "--per-source must be a positive number" in err

@@ -193,9 +193,10 @@ def build_rag(args: argparse.Namespace, history_turns: int = 3):
     filters, options = retrieval_options(args)
     if args.max_new_tokens is not None and args.max_new_tokens < 1:
         raise ConfigError(f"--max-new-tokens must be a positive number, got {args.max_new_tokens}")
-    for flag, value in (("--min-score", args.min_score), ("--min-support", args.min_support)):
-        if value is not None and not -1.0 <= value <= 1.0:
-            raise ConfigError(f"{flag} must be between 0 and 1, got {value}")
+    # A cosine-like retrieval score may be negative; support is a share of the answer's words.
+    for flag, value, low in (("--min-score", args.min_score, -1.0), ("--min-support", args.min_support, 0.0)):
+        if value is not None and not low <= value <= 1.0:
+            raise ConfigError(f"{flag} must be between {low:g} and 1, got {value:g}")
     index = _resolve_index(args.index)
     warm_embedder(index)
     generator = _resolve_generator(args)

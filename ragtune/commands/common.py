@@ -132,6 +132,8 @@ def add_retrieval_options(parser: argparse.ArgumentParser, *, k_help: str = "res
     parser.add_argument("--reranker", "--rerank", dest="reranker", metavar="DIR",
                         help="rerank with a local cross-encoder model directory")
     parser.add_argument("--mmr", action="store_true", help="diversify results (maximal marginal relevance)")
+    parser.add_argument("--per-source", type=int, metavar="N", default=None,
+                        help="at most N results per file (1: a ranking of documents, each at its best chunk)")
 
 
 def retrieval_options(args) -> tuple[dict | None, dict]:
@@ -141,6 +143,10 @@ def retrieval_options(args) -> tuple[dict | None, dict]:
     options: dict[str, Any] = {}
     if args.mmr:
         options["mmr"] = True
+    if args.per_source is not None:
+        if args.per_source < 1:
+            raise ConfigError(f"--per-source must be a positive number, got {args.per_source}")
+        options["per_source"] = args.per_source
     if args.reranker:
         options["rerank"] = args.reranker
     return parse_filters(args.filter), options

@@ -1,7 +1,7 @@
 """``ragtune eval retrieval``: score retrieval on a BEIR collection or on a QA file.
 
     ragtune eval retrieval --dataset ../shared/datasets/cranfield            # fresh temporary index
-    ragtune eval retrieval --dataset corpora/qa.jsonl --index .ragtune/index --json
+    ragtune eval retrieval --qa corpora/qa.jsonl --index .ragtune/index --json
 
 A BEIR directory (corpus.jsonl, queries.jsonl, qrels/test.tsv) is indexed into a temporary index (or into
 ``--index DIR``, built there on first use and reused afterwards) and scored with nDCG@10, Recall@k, MRR@10

@@ -30,7 +30,7 @@ EXAMPLES: dict[str, tuple[str, ...]] = {
     "index verify": ("ragtune index verify", "ragtune index verify --index my-index --json"),
     "index repair": ("ragtune index repair --index my-index",),
     "index remove": ("ragtune index remove docs/old.pdf", "ragtune index remove docs/a.md docs/b.md --json"),
-    "eval": ("ragtune eval retrieval --dataset corpora/qa.jsonl --json",),
+    "eval": ("ragtune eval retrieval --qa corpora/qa.jsonl --json",),
     "tune": ("ragtune tune data --index my-index --out data.jsonl",
              "ragtune tune run --data data.jsonl --out runs/lora"),
     "tune data": ("ragtune tune data --index my-index --out data.jsonl", "ragtune tune data --out data.jsonl --show-example"),

@@ -88,15 +88,19 @@ def _new_index_config(args):
 
 
 def cmd_add(args) -> int:
+    from ragtune.errors import ConfigError
     from ragtune.rag.index import is_index
 
+    # Checked before the index is opened (or created): 0 used to be ignored silently, -1 to skip every file.
+    if args.max_file_mb is not None and not args.max_file_mb > 0:
+        raise ConfigError(f"--max-file-mb must be a positive number of megabytes, got {args.max_file_mb:g}")
     path = index_path(args)
     creating = not is_index(path)
     index = open_index(args, create=True, config=_new_index_config(args) if creating else None)
     if not creating and (args.chunker or args.chunk_tokens or args.embedder or args.backend):
         print("ragtune: note: --chunker/--chunk-tokens/--embedder/--backend apply to a new index only; ignored",
               file=sys.stderr)
-    if args.max_file_mb:
+    if args.max_file_mb is not None:
         index.config.ingest.max_file_mb = args.max_file_mb
     from ragtune.progress import terminal_progress
 

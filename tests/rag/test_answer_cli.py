@@ -176,7 +176,8 @@ def test_bad_flag_values_name_the_flag(cli):
     from ragtune.errors import ConfigError
 
     for argv, flag in ((("--k", "0"), "--k"), (("--max-new-tokens", "0"), "--max-new-tokens"),
-                       (("--min-score", "3"), "--min-score")):
+                       (("--min-score", "3"), "--min-score"), (("--min-support", "-1"), "--min-support"),
+                       (("--min-support", "1.5"), "--min-support")):
         with pytest.raises(ConfigError, match=flag):
             cli("ask", "What?", "--index", "idx", "--generator", "extractive", *argv)
 
