@@ -71,10 +71,7 @@ def load_records(path: str | Path) -> list[Record]:
         raise TrainingDataError(f"training data {path} {what}; build it with `ragtune tune data --index DIR --out FILE`")
     if path.suffix.lower() in (".txt", ".md"):
         return _text_file(path)
-    try:
-        raw = path.read_text(encoding="utf-8")
-    except UnicodeDecodeError as e:
-        raise TrainingDataError(f"{path}: not UTF-8 text ({e.reason} at byte {e.start})") from None
+    raw = read_text(path)
     items = _json_array(path, raw) if path.suffix.lower() == ".json" else json_lines(path, raw)
     records, problems = [], []
     for where, obj, error in items:
@@ -121,11 +118,19 @@ def _json_array(path: Path, raw: str) -> list[tuple[str, Any, str | None]]:
     return [(f"{path}[{i}]", obj, None) for i, obj in enumerate(data)]
 
 
-def _text_file(path: Path) -> list[Record]:
+def read_text(path: Path) -> str:
+    """The file as UTF-8 text, a byte-order mark dropped (editors on Windows write one; it is not data)."""
+    data = path.read_bytes()
     try:
-        raw = path.read_text(encoding="utf-8")
+        return data.decode("utf-8-sig")
     except UnicodeDecodeError as e:
-        raise TrainingDataError(f"{path}: not UTF-8 text ({e.reason} at byte {e.start})") from None
+        line = data[: e.start].count(b"\n") + 1
+        raise TrainingDataError(f"{path}:{line}: not UTF-8 text (byte 0x{data[e.start]:02x}); save the file as "
+                                "UTF-8") from None
+
+
+def _text_file(path: Path) -> list[Record]:
+    raw = read_text(path)
     blocks = [b.strip() for b in raw.split("\n\n") if b.strip()]
     if not blocks:
         raise TrainingDataError(f"{path} is empty; plain-text training needs some text")
@@ -142,7 +147,9 @@ def parse_record(obj: Any, where: str = "") -> Record:
     meta = obj.get("meta") or {}
     if not isinstance(meta, dict):
         raise ValueError("'meta' must be an object")
-    if "messages" in obj:
+    if "messages" in obj and _sharegpt_turns(obj["messages"]):  # ShareGPT turns under the OpenAI key
+        messages = _check_messages(obj["messages"], "messages", "from", "value", _SHAREGPT_ROLES)
+    elif "messages" in obj:
         messages = _check_messages(obj["messages"], "messages", "role", "content", None)
     elif "conversations" in obj:
         messages = _check_messages(obj["conversations"], "conversations", "from", "value", _SHAREGPT_ROLES)
@@ -169,15 +176,29 @@ def _check_messages(turns: Any, key: str, role_key: str, content_key: str, role_
         if role not in ROLES:
             allowed = ", ".join(role_map) if role_map else ", ".join(ROLES)
             raise ValueError(f"{key}[{i}].{role_key} must be one of {allowed}, got {turn.get(role_key)!r}")
-        content = turn.get(content_key)
+        content = _text_of(turn.get(content_key))
         if not isinstance(content, str) or not content.strip():
-            raise ValueError(f"{key}[{i}].{content_key} must be a non-empty string")
+            raise ValueError(f"{key}[{i}].{content_key} must be a non-empty string (or a list of text parts)")
         out.append({"role": role, "content": content})
     if not any(m["role"] == "assistant" for m in out):
         raise ValueError(f"'{key}' has no assistant turn, so there is nothing to learn from it")
     if out[-1]["role"] != "assistant":
         raise ValueError(f"'{key}' must end with an assistant turn (the last turn is {out[-1]['role']!r})")
     return out
+
+
+def _sharegpt_turns(turns: Any) -> bool:
+    return isinstance(turns, list) and bool(turns) and isinstance(turns[0], dict) and "from" in turns[0] \
+        and "role" not in turns[0]
+
+
+def _text_of(content: Any) -> Any:
+    """OpenAI's list of content parts (``[{"type": "text", "text": ...}]``) as one string; other values as
+    they are. A part that is not text (an image) leaves the list as it is, so it is reported."""
+    if isinstance(content, list) and content and all(
+            isinstance(p, dict) and p.get("type") == "text" and isinstance(p.get("text"), str) for p in content):
+        return "".join(p["text"] for p in content)
+    return content
 
 
 def _alpaca(obj: dict) -> list[dict]:

@@ -25,7 +25,7 @@ from typing import Any
 
 from ragtune.errors import TrainingDataError
 
-from .data import Record, json_lines
+from .data import Record, json_lines, read_text
 
 QUESTION_KIND = "question"  # meta["kind"] of these records
 # The answer length the held-out bench decodes with (bench/tune_quality.py --max-new-tokens): the prompt's
@@ -41,9 +41,9 @@ def load_questions(path: str | Path) -> list[dict]:
     """The question/answer/source objects of a QA JSONL file; every bad line is reported as ``file:line``."""
     path = Path(path)
     try:
-        text = path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as e:
-        raise TrainingDataError(f"questions file {path}: cannot read it ({getattr(e, 'strerror', None) or e})") from None
+        text = read_text(path)
+    except OSError as e:
+        raise TrainingDataError(f"questions file {path}: cannot read it ({e.strerror or e})") from None
     items, problems = [], []
     for where, obj, error in json_lines(path, text):
         if error is not None:

@@ -25,6 +25,7 @@ import resource
 import shutil
 import sys
 import time
+import warnings
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Callable
@@ -298,7 +299,9 @@ def _add_lora(model, config: TrainConfig):
     lora = LoraConfig(r=config.rank, lora_alpha=config.effective_alpha, lora_dropout=config.dropout,
                       target_modules=targets, use_dora=config.use_dora, task_type="CAUSAL_LM",
                       layers_to_transform=layers)
-    model = get_peft_model(model, lora)
+    with warnings.catch_warnings():  # peft reads transformers' deprecated is_gradient_checkpointing: not ours to fix
+        warnings.filterwarnings("ignore", message=".*is_gradient_checkpointing.*", category=FutureWarning)
+        model = get_peft_model(model, lora)
     trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
     total = sum(p.numel() for p in model.parameters())
     return model, trainable, total

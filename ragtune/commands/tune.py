@@ -188,6 +188,9 @@ def run_train(args) -> int:
         kept = _kept_line(m)
         print(f"{m['steps']} steps, train loss {m['train_loss']}, {kept}, "
               f"{m['tokens_per_s']} tokens/s, trainable {m['trainable_fraction']:.2%}")
+        if m.get("skipped_too_long"):
+            print(f"note: {m['skipped_too_long']} training record(s) longer than max_length={config.max_length} tokens "
+                  "were left out; raise max_length to train on them", file=sys.stderr)
         print(f"adapter: {result.adapter or '(cancelled: not written; rerun to resume)'}")
     return 0
 
@@ -219,6 +222,10 @@ def run_eval(args) -> int:
                                   unanswerable=args.unanswerable, limit=args.limit or None, progress=bar,
                                   adapter_scale=args.adapter_scale, also_scales=args.also_scales,
                                   answers=args.answers)
+    if args.data and report.get("test_split") and not any(
+            (fig or {}).get("answerable") or (fig or {}).get("unanswerable") for fig in report["test_split"].values()):
+        print(f"note: {args.data} has no test split, so its rows are empty; build data with `ragtune tune data` "
+              "(documents held out for testing) or label some records \"split\": \"test\"", file=sys.stderr)
     if args.json:
         print_json(report)
     else:

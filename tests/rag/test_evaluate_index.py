@@ -61,6 +61,9 @@ class OverlapIndex:
                 self.chunks.append(Chunk(id=f"{doc.source}#{i}", text=el.text, source=doc.source))
         return {"added": len(docs)}
 
+    def files(self) -> dict[str, dict]:
+        return {c.source: {} for c in self.chunks}
+
     def search(self, query: str, k: int = 5, filters=None, mode: str | None = None, **options) -> list[Hit]:
         self.calls.append((query, k, mode))
         self.options.append(options)
@@ -92,7 +95,8 @@ def test_evaluate_index_collapses_chunks_to_documents_and_scores_each_mode(tmp_p
     assert results["dense"]["ndcg@10"] == 0.0
     assert {(k, mode) for _, k, mode in index.calls} == {(10, "bm25"), (10, "dense")}
     # k documents, each at its best chunk among the top k * 3 fused chunks (the index groups them)
-    assert index.options == [{"per_source": 1, "candidates": 30}] * 4
+    # (per mode: one untimed warm-up search, then the 2 queries)
+    assert index.options == [{"per_source": 1, "candidates": 30}] * 6
 
 
 def test_evaluate_index_hands_back_each_mode_s_run_for_paired_comparisons(tmp_path):
@@ -111,7 +115,7 @@ def test_evaluate_index_passes_search_options_to_every_query(tmp_path):
     ds = load_beir(write_beir(tmp_path / "tiny"))
     index = OverlapIndex()
     evaluate_index(index, ds, modes=("hybrid",), k=5, search_kwargs={"reranker": "/models/ce"})
-    assert index.options == [{"per_source": 1, "candidates": 15, "reranker": "/models/ce"}] * 2
+    assert index.options == [{"per_source": 1, "candidates": 15, "reranker": "/models/ce"}] * 3  # with the warm-up
 
 
 def test_evaluate_index_keeps_a_deeper_configured_candidate_pool(tmp_path):
@@ -121,7 +125,7 @@ def test_evaluate_index_keeps_a_deeper_configured_candidate_pool(tmp_path):
     index = OverlapIndex()
     index.config = SimpleNamespace(retrieval=SimpleNamespace(candidates=500))
     evaluate_index(index, ds, modes=("bm25",), k=10)
-    assert index.options == [{"per_source": 1, "candidates": 500}] * 2
+    assert index.options == [{"per_source": 1, "candidates": 500}] * 3  # with the warm-up
 
 
 def test_run_from_hits_keeps_first_rank_and_max_score_per_source():
@@ -230,6 +234,26 @@ def test_cli_evaluates_a_qa_file_against_the_given_index(tmp_path, capsys, monke
     report = json.loads(capsys.readouterr().out)
     assert report["kind"] == "qa" and report["index"] == "somewhere"
     assert report["results"]["bm25"]["hit_rate@5"] == pytest.approx(1.0)
+
+
+def test_cli_names_qa_sources_that_are_not_in_the_index(tmp_path, capsys, monkeypatch):
+    monkeypatch.setattr(eval_cmd, "open_index", lambda path, create=False: _qa_index())
+    path = tmp_path / "qa.jsonl"
+    path.write_text(json.dumps(QA_LINE) + "\n" + json.dumps({**QA_LINE, "id": "a2", "source": "guides/gone.md"}) + "\n")
+    args = _parse(["eval", "retrieval", "--qa", str(path), "--index", "somewhere", "--modes", "bm25", "--json"])
+    assert args.func(args) == 0
+    captured = capsys.readouterr()
+    assert "1 source(s) of qa.jsonl are not in the index" in captured.err and "guides/gone.md" in captured.err
+    assert "guides/lora.md" not in captured.err
+    json.loads(captured.out)  # stdout stays one JSON document
+
+
+def test_latency_is_timed_after_one_untimed_warm_up_search(tmp_path):
+    path = tmp_path / "qa.jsonl"
+    path.write_text(json.dumps(QA_LINE) + "\n")
+    index = _qa_index()
+    evaluate_qa(index, load_qa(path), modes=("bm25", "hybrid"), k=5)
+    assert len(index.calls) == 4  # per mode: the warm-up (loads the embedding model) and the timed question
 
 
 def test_cli_rejects_unknown_modes_and_reports_bad_datasets(tmp_path, fake_index):

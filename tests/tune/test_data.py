@@ -123,3 +123,31 @@ def test_split_without_labels_is_stable_and_holds_out_some_records():
     first, again = split_records(records, 0.1), split_records(records + [Record(text="new")], 0.1)
     assert 5 < len(first["validation"]) < 40
     assert {r.text for r in first["validation"]} <= {r.text for r in again["validation"]}
+
+
+def test_a_byte_order_mark_is_not_data_and_another_encoding_names_its_line(tmp_path):
+    bom = "\ufeff"
+    jsonl = tmp_path / "d.jsonl"
+    jsonl.write_text(bom + json.dumps({"instruction": "Hi", "output": "Hello"}) + "\n", encoding="utf-8")
+    assert load_records(jsonl)[0].messages[0]["content"] == "Hi"
+    text = tmp_path / "d.txt"
+    text.write_text(bom + "LoRA trains small matrices.\n\nQLoRA quantises the base.", encoding="utf-8")
+    assert [r.text for r in load_records(text)] == ["LoRA trains small matrices.", "QLoRA quantises the base."]
+    latin = tmp_path / "l.jsonl"
+    latin.write_bytes(b'{"instruction": "a", "output": "b"}\n{"instruction": "caf\xe9", "output": "b"}\n')
+    with pytest.raises(TrainingDataError, match=r"l\.jsonl:2: not UTF-8 text \(byte 0xe9\)"):
+        load_records(latin)
+
+
+def test_openai_content_parts_and_sharegpt_turns_under_messages_are_read(tmp_path):
+    parts = {"messages": [{"role": "user", "content": [{"type": "text", "text": "What is "}, {"type": "text", "text": "LoRA?"}]},
+                          {"role": "assistant", "content": "A low-rank update."}]}
+    sharegpt = {"messages": [{"from": "human", "value": "Hi"}, {"from": "gpt", "value": "Hello"}]}
+    image = {"messages": [{"role": "user", "content": [{"type": "image_url", "image_url": {"url": "x"}}]},
+                          {"role": "assistant", "content": "A cat."}]}
+    good = write_jsonl(tmp_path / "good.jsonl", [parts, sharegpt])
+    first, second = load_records(good)
+    assert first.messages[0]["content"] == "What is LoRA?"
+    assert [m["role"] for m in second.messages] == ["user", "assistant"]
+    with pytest.raises(TrainingDataError, match=r"bad\.jsonl:1: messages\[0\]\.content must be a non-empty string"):
+        load_records(write_jsonl(tmp_path / "bad.jsonl", [image]))

@@ -97,3 +97,14 @@ def test_eval_of_plain_chat_data_writes_every_answer(tiny_model, chat_data, tmp_
     rows = [json.loads(line) for line in (tmp_path / "answers.jsonl").read_text().splitlines()]
     assert sorted({r["config"] for r in rows}) == ["adapter+rag", "base+rag"] and len(rows) == 10
     assert report["test_split"]["adapter+rag"]["answerable"] == 5 and report["test_split"]["adapter"]["answerable"] == 0
+
+
+def test_eval_on_data_without_a_test_split_says_why_its_rows_are_empty(tiny_model, chat_data, tmp_path, capsys):
+    cfg = tmp_path / "train.json"
+    cfg.write_text(json.dumps({"eval_steps": 2, "save_steps": 2, "early_stopping_patience": None}))
+    assert main(["tune", "run", "--data", str(chat_data), "--out", str(tmp_path / "run"), "--base-model",
+                 str(tiny_model), "--max-steps", "2", "--config", str(cfg)]) == 0
+    capsys.readouterr()
+    assert main(["tune", "eval", "--adapter", str(tmp_path / "run" / "adapter"), "--data", str(chat_data)]) == 0
+    err = capsys.readouterr().err
+    assert "has no test split" in err
