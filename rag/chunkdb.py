@@ -205,6 +205,11 @@ class ChunkDB:
             rows = [r for r in rows if any(_source_match(r[1], p) for p in patterns)]
         return [r[0] for r in rows]
 
+    def metadata_keys(self) -> set[str]:
+        """Every key :meth:`filter_ids` can match on: the columns and the keys of any chunk's metadata."""
+        rows = self._rows("SELECT DISTINCT je.key FROM chunks, json_each(chunks.metadata) AS je")
+        return {"source", "file_type", "page", "section"} | {r[0] for r in rows}
+
     # -- writes (only ever on a fresh generation's copy) ----------------------------------------
     def delete_sources(self, sources: Iterable[str]) -> list[int]:
         sources = list(sources)

@@ -187,6 +187,9 @@ class Generation:
     def files(self) -> dict[str, dict]:
         return self.db.files()
 
+    def metadata_keys(self) -> set[str]:
+        return self.db.metadata_keys()
+
     def file(self, source: str) -> dict | None:
         """One source's record (hash, size, type, chunks), or None when it is not indexed."""
         return self.db.file(source)

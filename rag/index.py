@@ -229,6 +229,10 @@ class Index:
         """Chunk id -> source file (no text, no metadata)."""
         return self._read("get_sources", ids, default={})
 
+    def metadata_keys(self) -> set[str]:
+        """The keys a search filter can match on in this index (an unknown key matches nothing)."""
+        return self._read("metadata_keys", default=set())
+
     def filter_ids(self, filters: dict) -> list[int]:
         return self._read("filter_ids", filters, default=[])
 

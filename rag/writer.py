@@ -60,7 +60,9 @@ LOCK = "write.lock"
 
 @dataclass
 class AddReport:
-    """What an :meth:`Index.add` call did. ``problems`` holds skipped files, ``warnings`` caveats."""
+    """What an :meth:`Index.add` call did. ``problems`` holds files that could not be indexed (missing, empty,
+    corrupt, too large, or named explicitly with an unsupported type), ``skipped`` files of an unsupported type
+    found while walking a folder, ``warnings`` caveats; each names its file and the cause."""
 
     added: list[str] = field(default_factory=list)
     updated: list[str] = field(default_factory=list)

@@ -141,3 +141,22 @@ def test_search_per_source_returns_one_hit_per_file(capsys, tmp_path, docs_dir):
     assert per_file[0] == sources[0]  # each file at its best chunk
     code, _, err = _run(capsys, "search", "x", "--index", idx, "--per-source", "0")
     assert code == 2 and "--per-source must be a positive number" in err
+
+
+def test_an_include_glob_that_matches_nothing_is_named(capsys, tmp_path, docs_dir):
+    idx = str(tmp_path / "idx")
+    code, _, err = _run(capsys, "index", "add", str(docs_dir), "--index", idx, "--embedder", "hash-64",
+                        "--include", "*.nomatch")
+    assert code == 0 and "matched --include *.nomatch" in err
+    code, _, err = _run(capsys, "index", "add", str(docs_dir), "--index", idx, "--include", "*.md")
+    assert code == 0 and "matched --include" not in err
+
+
+def test_a_filter_key_no_chunk_has_is_named_instead_of_a_bare_no_results(capsys, tmp_path, docs_dir):
+    idx = str(tmp_path / "idx")
+    assert _run(capsys, "index", "add", str(docs_dir), "--index", idx, "--embedder", "hash-64")[0] == 0
+    code, out, err = _run(capsys, "search", "QLoRA", "--index", idx, "--filter", "fle_type=md")
+    assert code == 0 and "no results" in out
+    assert "no chunk has the metadata key 'fle_type'" in err and "file_type" in err
+    code, out, err = _run(capsys, "search", "QLoRA", "--index", idx, "--filter", "file_type=md")
+    assert code == 0 and "lora.md" in out and "metadata key" not in err

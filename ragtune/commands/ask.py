@@ -19,6 +19,7 @@ from typing import Any, TextIO
 from ragtune.commands.common import (
     NO_INDEX_BEHAVIOUR,
     add_retrieval_options,
+    note_unknown_filter_keys,
     retrieval_options,
     status,
     warm_embedder,
@@ -198,6 +199,7 @@ def build_rag(args: argparse.Namespace, history_turns: int = 3):
         if value is not None and not low <= value <= 1.0:
             raise ConfigError(f"{flag} must be between {low:g} and 1, got {value:g}")
     index = _resolve_index(args.index)
+    note_unknown_filter_keys(index, filters)
     warm_embedder(index)
     generator = _resolve_generator(args)
     rag = RAG(

@@ -136,6 +136,18 @@ def add_retrieval_options(parser: argparse.ArgumentParser, *, k_help: str = "res
                         help="at most N results per file (1: a ranking of documents, each at its best chunk)")
 
 
+def note_unknown_filter_keys(index, filters: dict | None) -> None:
+    """A note on stderr for each --filter key that no chunk of ``index`` has: it matches nothing, so a typo
+    ("--filter fle_type=pdf") would otherwise look like "no results"."""
+    known = getattr(index, "metadata_keys", None)
+    if not filters or known is None:
+        return
+    keys = known()
+    for key in sorted(set(filters) - keys):
+        print(f"ragtune: note: no chunk has the metadata key {key!r}, so --filter {key}=... matches nothing; keys "
+              f"in this index: {', '.join(sorted(keys))}", file=sys.stderr)
+
+
 def retrieval_options(args) -> tuple[dict | None, dict]:
     """``(filters, search options)`` from the flags of :func:`add_retrieval_options`, checked."""
     if args.k < 1:

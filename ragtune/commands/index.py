@@ -111,6 +111,10 @@ def cmd_add(args) -> int:
         print_json({**report.to_dict(), "index": index.info()})
     else:
         _print_report(report, index)
+    if args.include and not (report.changed or report.unchanged or report.problems or report.skipped):
+        print(f"ragtune: note: no file under {', '.join(map(str, args.paths))} matched --include "
+              f"{' '.join(args.include)} (globs match the path relative to the folder, or the file name)",
+              file=sys.stderr)
     nothing_done = not report.changed and not report.unchanged
     if report.problems and (args.strict or nothing_done):
         return 1

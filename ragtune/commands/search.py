@@ -10,6 +10,7 @@ from ragtune.commands.common import (
     add_json_option,
     add_retrieval_options,
     index_or_corpus,
+    note_unknown_filter_keys,
     print_json,
     retrieval_options,
     warm_embedder,
@@ -54,6 +55,8 @@ def cmd_search(args) -> int:
     if args.mode != "bm25":
         warm_embedder(index)
     hits = index.search(args.query, k=args.k, filters=filters, mode=args.mode, **options)
+    if not hits:
+        note_unknown_filter_keys(index, filters)
     if args.json:
         print_json({"query": args.query, "mode": args.mode or index.config.retrieval.mode,
                     "hits": [h.to_dict() for h in hits]})
