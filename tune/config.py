@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
@@ -115,13 +115,18 @@ class TrainConfig(BaseModel):
     def effective_alpha(self) -> int:
         return self.alpha if self.alpha is not None else 2 * self.rank
 
-    @classmethod
-    def build(cls, **values) -> TrainConfig:
-        """Like ``TrainConfig(**values)`` but a bad value raises :class:`ConfigError` naming the field."""
+    def __init__(self, **values: Any) -> None:
+        """A bad value raises :class:`ConfigError` naming the field (ragtune's one error family), not
+        pydantic's ValidationError."""
         try:
-            return cls(**values)
+            super().__init__(**values)
         except ValidationError as e:
             raise ConfigError(f"training config: {_describe(e)}") from None
+
+    @classmethod
+    def build(cls, **values) -> TrainConfig:
+        """``TrainConfig(**values)``; kept for callers of earlier versions."""
+        return cls(**values)
 
     @classmethod
     def from_file(cls, path: str | Path, **overrides) -> TrainConfig:
@@ -144,8 +149,8 @@ class TrainConfig(BaseModel):
         data.update({k: v for k, v in overrides.items() if v is not None})
         try:
             return cls(**data)
-        except ValidationError as e:
-            raise ConfigError(f"training config {path}: {_describe(e)}") from None
+        except ConfigError as e:
+            raise ConfigError(str(e).replace("training config:", f"training config {path}:", 1)) from None
 
     def with_overrides(self, **overrides) -> TrainConfig:
         """A copy with the given fields changed (None values are ignored), validated."""

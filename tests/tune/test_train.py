@@ -287,3 +287,12 @@ def test_out_that_is_a_file_is_refused(tiny_model, chat_data, tmp_path):
     with pytest.raises(ConfigError, match="is a file"):
         train_adapter(chat_data, tmp_path / "afile", config(tiny_model, max_steps=2))
     assert (tmp_path / "afile").read_text() == "x"
+
+
+def test_a_bad_config_value_is_a_config_error_naming_the_field_however_it_is_built(tmp_path):
+    with pytest.raises(ConfigError, match="rank"):
+        TrainConfig(rank=0)
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text("rank: 0\n")
+    with pytest.raises(ConfigError, match=r"training config .*c\.yaml: rank"):
+        TrainConfig.from_file(cfg)
