@@ -94,6 +94,7 @@ class DataReport:
     generator: str = "template"
     settings: dict[str, Any] = field(default_factory=dict)
     questions: dict[str, int] | None = None  # --questions: validation records written, questions skipped by split
+    roundtrip_dropped: int = 0  # training examples the round-trip check left out (``roundtrip=True``)
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -292,6 +293,7 @@ def build_training_data(
     seed: int = 0,
     questions: str | Path | None = None,
     prompt_model: Any = None,
+    roundtrip: bool = False,
 ) -> DataReport:
     """Write RAFT-style chat examples built from ``index``'s chunks to ``out`` (JSONL); see the module doc.
 
@@ -299,6 +301,13 @@ def build_training_data(
     validation question records asked through the RAG pipeline (:mod:`ragtune.tune.questions`), the others are
     skipped. ``prompt_model``: the model (folder, or a generator) those prompts are built for; None: the shipped
     SmolLM2 (only its tokenizer and config are read).
+
+    ``roundtrip``: keep a *training* example only when it is round-trip consistent (Alberti et al. 2019): an
+    independent reader, ragtune's extractive generator (lexical, no model), given the example's own prompt,
+    answers with a sentence that holds the example's answer and cites its gold source. A question that does
+    not single out its answer among the sources ("What do the documents say about GPU?") teaches the model to
+    return some nearby fragment; see BENCHMARKS.md ("Round-trip filtered training data"). Validation and
+    test examples are never filtered, so the figures measured on them stay comparable.
     """
     lo, hi = sources_per_example
     if not (1 <= lo <= hi) or not (0 <= abstain_share < 1):
@@ -321,9 +330,10 @@ def build_training_data(
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.with_name(f".{out.name}.tmp-{os.getpid()}")
     with open(tmp, "w", encoding="utf-8") as f:
-        counts, abstains, kinds, empty = _write_examples(
+        counts, abstains, kinds, empty, dropped = _write_examples(
             f, index, chunks, writer, split_of, rng, progress,
-            questions_per_chunk=questions_per_chunk, sources=(lo, hi), abstain_share=abstain_share)
+            questions_per_chunk=questions_per_chunk, sources=(lo, hi), abstain_share=abstain_share,
+            roundtrip=roundtrip)
         asked = _question_records(index, questions, split_of, prompt_model, f) if questions is not None else None
         f.flush()
         os.fsync(f.fileno())
@@ -336,8 +346,9 @@ def build_training_data(
         out=str(out), records=dict(counts), abstain=dict(abstains), kinds=dict(kinds), sources=by_split,
         chunks=len(chunks), chunks_without_questions=empty, data_hash=file_hash(out), generator=writer_name,
         settings={"questions_per_chunk": questions_per_chunk, "sources_per_example": [lo, hi],
-                  "abstain_share": abstain_share, "max_answer_words": max_answer_words, "test_share": test_share, "val_share": val_share, "seed": seed},
-        questions=asked,
+                  "abstain_share": abstain_share, "max_answer_words": max_answer_words, "test_share": test_share,
+                  "val_share": val_share, "seed": seed, "roundtrip": roundtrip},
+        questions=asked, roundtrip_dropped=dropped,
     )
 
 
@@ -355,11 +366,12 @@ def _check_counts(questions_per_chunk: int, max_answer_words: int | None, test_s
 
 def _write_examples(f, index: Any, chunks: list, writer, split_of: dict[str, str], rng: random.Random,
                     progress: ProgressFn | None, *, questions_per_chunk: int, sources: tuple[int, int],
-                    abstain_share: float) -> tuple[Counter, Counter, Counter, int]:
+                    abstain_share: float, roundtrip: bool = False) -> tuple[Counter, Counter, Counter, int, int]:
     """Write every chunk's examples to the open file ``f``; records and abstentions per split, question kinds,
-    and how many chunks gave no question."""
+    how many chunks gave no question, and how many training examples the round-trip check dropped."""
     counts, abstains, kinds = Counter(), Counter(), Counter()
-    empty = 0
+    empty = dropped = 0
+    reader = _RoundTrip() if roundtrip else None
     for i, chunk in enumerate(chunks):
         emit(progress, "questions", i, len(chunks), os.path.basename(chunk.source))
         pairs = writer(chunk, questions_per_chunk)
@@ -368,11 +380,35 @@ def _write_examples(f, index: Any, chunks: list, writer, split_of: dict[str, str
             record = _example(index, chunk, qa, split_of, rng, sources, abstain_share)
             if record is None:
                 continue
+            if reader is not None and record.split == "train" and not reader.consistent(record):
+                dropped += 1
+                continue
             f.write(json.dumps(record.to_json(), ensure_ascii=False) + "\n")
             counts[record.split] += 1
             abstains[record.split] += record.meta["gold_marker"] is None
             kinds[qa.kind] += 1
-    return counts, abstains, kinds, empty
+    return counts, abstains, kinds, empty, dropped
+
+
+class _RoundTrip:
+    """The round-trip check of ``build_training_data(roundtrip=True)``: does the extractive reader, on the
+    example's own prompt, answer with its answer and cite its gold source? Abstaining examples pass."""
+
+    def __init__(self):
+        from ragtune.rag.generators.extractive import ExtractiveGenerator
+
+        self.reader = ExtractiveGenerator()
+
+    def consistent(self, record: Record) -> bool:
+        from ragtune.rag.text import holds_fact
+
+        from .evaluate import cited_numbers
+
+        answer, gold = record.meta["answer"], record.meta["gold_marker"]
+        if answer is None:
+            return True
+        said = self.reader.generate(record.messages[:-1], max_new_tokens=128)
+        return holds_fact(said, answer) and gold in cited_numbers(said)
 
 
 def _example(index: Any, chunk: Any, qa: Any, split_of: dict[str, str], rng: random.Random,

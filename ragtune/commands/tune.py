@@ -60,6 +60,9 @@ def _register_data(verbs) -> None:
                    help="a QA jsonl (question, answer, source): questions about validation documents are stored "
                    "with the RAG prompt `ask` would build, for checkpoint selection (select_by: answer_f1); "
                    "questions about test or training documents are skipped")
+    p.add_argument("--roundtrip", action="store_true",
+                   help="keep a training example only if ragtune's extractive reader, given its sources, finds its "
+                        "answer and cites its gold source (round-trip consistency; validation and test are kept whole)")
     p.add_argument("--show-example", action="store_true",
                    help="do not build: validate FILE and print one example as the model sees it")
     p.add_argument("--model", default=None,
@@ -150,12 +153,14 @@ def run_data(args) -> int:
                                      sources_per_example=tuple(args.sources),
                                      max_answer_words=None if args.max_answer_words == 0 else args.max_answer_words,
                                      test_share=args.test_share, seed=args.seed, questions=args.questions,
-                                     prompt_model=args.model)
+                                     prompt_model=args.model, roundtrip=args.roundtrip)
     if args.json:
         print_json(report.to_dict())
     else:
         counts = ", ".join(f"{k} {v} ({report.abstain.get(k, 0)} abstain)" for k, v in sorted(report.records.items()))
         print(f"wrote {report.out}: {counts}; test documents: {', '.join(report.sources.get('test', []))}")
+        if args.roundtrip:
+            print(f"round-trip check: {report.roundtrip_dropped} training example(s) left out")
         if report.questions is not None:
             q = report.questions
             print(f"questions: {q['validation']} validation records ({q['gated']} abstained by the gates); skipped "

@@ -177,7 +177,9 @@ def test_tune_data_cli_passes_the_answer_word_cap(monkeypatch, tmp_path, capsys)
     assert main(["tune", "data", "--out", str(tmp_path / "d.jsonl"), "--max-answer-words", "7", "--json"]) == 0
     assert seen["max_answer_words"] == 7
     assert main(["tune", "data", "--out", str(tmp_path / "d.jsonl"), "--max-answer-words", "0", "--json"]) == 0
-    assert seen["max_answer_words"] is None
+    assert seen["max_answer_words"] is None and seen["roundtrip"] is False
+    assert main(["tune", "data", "--out", str(tmp_path / "d.jsonl"), "--roundtrip"]) == 0
+    assert seen["roundtrip"] is True
 
 
 @pytest.mark.parametrize(("kwargs", "field"), [
@@ -199,3 +201,25 @@ def test_out_that_is_a_folder_is_refused_before_anything_is_written(hash_index, 
     with pytest.raises(ConfigError, match="is a folder"):
         build_training_data(index, tmp_path / "out")
     assert not list(tmp_path.glob(".out.tmp-*")) and not any((tmp_path / "out").iterdir())
+
+
+def test_the_roundtrip_check_keeps_only_training_examples_the_extractive_reader_answers(hash_index, tmp_path):
+    from ragtune.rag.generators.extractive import ExtractiveGenerator
+    from ragtune.rag.text import holds_fact
+    from ragtune.tune.evaluate import cited_numbers
+
+    index = topic_index(hash_index(), tmp_path, 20, TOPICS_WITH_CLAUSES)
+    plain = build_training_data(index, tmp_path / "plain.jsonl", seed=0, questions_per_chunk=6)
+    checked = build_training_data(index, tmp_path / "rt.jsonl", seed=0, questions_per_chunk=6, roundtrip=True)
+    assert checked.roundtrip_dropped > 0 and checked.settings["roundtrip"] is True
+    assert checked.records["train"] == plain.records["train"] - checked.roundtrip_dropped
+    for split in ("validation", "test"):  # never filtered: their figures stay comparable
+        assert checked.records.get(split) == plain.records.get(split)
+    reader = ExtractiveGenerator()
+    for line in (tmp_path / "rt.jsonl").read_text().splitlines():
+        record = json.loads(line)
+        meta = record["meta"]
+        if record["split"] != "train" or meta["answer"] is None:
+            continue
+        said = reader.generate(record["messages"][:-1], max_new_tokens=128)
+        assert holds_fact(said, meta["answer"]) and meta["gold_marker"] in cited_numbers(said)
