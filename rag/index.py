@@ -412,16 +412,23 @@ class Index:
             del doc
 
     def remove(self, sources: list[str]) -> AddReport:
-        """Drop the given sources (paths as listed by ``files()``) from the index."""
+        """Drop the given sources (paths as listed by ``files()``) from the index; a folder drops every
+        indexed file under it."""
         with write_lock(self.root):
             self.refresh()
             report = AddReport()
             known = self.files()
-            resolved = [s if s in known else str(Path(s).expanduser().resolve()) for s in sources]
-            for s, r in zip(sources, resolved):
-                if r not in known:
-                    report.problems.append(Problem(s, "not in the index"))
-            self._writer(report, lambda *a: None).apply([], [r for r in resolved if r in known])
+            drop: dict[str, None] = {}
+            for s in sources:
+                r = s if s in known else str(Path(s).expanduser().resolve())
+                under = [f for f in known if f.startswith(r.rstrip("/") + "/")] if r not in known else []
+                if r in known:
+                    drop[r] = None
+                elif under:
+                    drop.update(dict.fromkeys(under))
+                else:
+                    report.problems.append(Problem(s, "not in the index (nor any indexed file under it)"))
+            self._writer(report, lambda *a: None).apply([], list(drop))
             return report
 
     @classmethod

@@ -61,7 +61,7 @@ def register(sub) -> None:
     add_json_option(repair)
     repair.set_defaults(func=cmd_repair)
 
-    remove = verbs.add_parser("remove", help="drop files from the index")
+    remove = verbs.add_parser("remove", help="drop files (or every indexed file under a folder) from the index")
     remove.add_argument("sources", nargs="+", metavar="PATH")
     add_index_option(remove)
     add_json_option(remove)

@@ -143,6 +143,19 @@ def test_remove_sources(hash_index, docs_dir):
     assert str(docs_dir / "lora.md") not in index.files()
 
 
+def test_removing_a_folder_removes_every_indexed_file_under_it(hash_index, docs_dir):
+    (docs_dir / "sub").mkdir()
+    (docs_dir / "sub" / "extra.md").write_text("# Extra\n\nA note about adapters.")
+    (docs_dir / "subway.md").write_text("# Subway\n\nNot under sub/.")  # a shared prefix is not a folder
+    index = hash_index()
+    index.add([docs_dir], progress=False)
+    report = index.remove([str(docs_dir / "sub")])
+    assert report.removed == [str(docs_dir / "sub" / "extra.md")] and not report.problems
+    assert str(docs_dir / "subway.md") in index.files() and str(docs_dir / "lora.md") in index.files()
+    assert [p.reason for p in index.remove([str(docs_dir / "sub")]).problems] == [
+        "not in the index (nor any indexed file under it)"]
+
+
 def test_only_two_generations_are_kept(hash_index, docs_dir):
     index = hash_index()
     for i in range(4):
