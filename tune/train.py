@@ -427,8 +427,8 @@ def _resume_point(ckpt_dir: Path, data_hash: str, config: TrainConfig, resume: b
                               "to start over, or use another --out")
         if read_meta_json(ckpt_dir / FINISHED_FILE) == run:
             raise ConfigError(f"{ckpt_dir.parent} already holds a finished run of this data and config (its adapter is "
-                              f"{ckpt_dir.parent / 'adapter'}); to train again pass --fresh (resume=False) or use "
-                              "another --out")
+                              f"{ckpt_dir.parent / 'adapter'}); to train again pass --fresh (resume=False), or use "
+                              "another --out (in the app: another adapter name)")
         from transformers.trainer_utils import get_last_checkpoint
 
         return get_last_checkpoint(str(ckpt_dir))
