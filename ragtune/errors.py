@@ -56,6 +56,10 @@ class GeneratorError(RagtuneError):
     """Text generation failed (unreachable API, bad key, model error)."""
 
 
+class PromptTooLongError(GeneratorError):
+    """The prompt does not fit the model's context window (an evaluation skips such a question and counts it)."""
+
+
 class DatasetError(RagtuneError):
     """An evaluation dataset (BEIR layout, QA file) is malformed."""
 

@@ -31,7 +31,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from ragtune.errors import ConfigError, DatasetError
+from ragtune.errors import ConfigError, DatasetError, PromptTooLongError
 from ragtune.progress import ProgressFn, emit
 from ragtune.rag.text import answer_f1, holds_fact, normalize_answer
 
@@ -60,7 +60,12 @@ class Scores:
         self.f1, self.em, self.fact, self.abst_ans = [], [], [], []
         self.abst_unans: list[bool] = []
         self.cited = self.cited_ok = 0
+        self.skipped = 0  # questions whose prompt did not fit the model's window: not scored, counted
         self.rows: list[dict] = []  # one per answer, for ``evaluate_adapter(answers=...)``
+
+    def skip(self, gold: str | None, question: str | None, reason: str) -> None:
+        self.skipped += 1
+        self.rows.append({"question": question, "gold": gold, "answer": None, "skipped": reason})
 
     def add(self, prediction: str, gold: str | None, correct_citation, question: str | None = None) -> None:
         abstained = is_abstention(prediction)
@@ -86,7 +91,7 @@ class Scores:
                 "citation_precision": round(self.cited_ok / self.cited, 4) if self.cited else None,
                 "citations": self.cited, "abstain_answerable": mean(self.abst_ans),
                 "abstain_unanswerable": mean(self.abst_unans), "answerable": len(self.f1),
-                "unanswerable": len(self.abst_unans)}
+                "unanswerable": len(self.abst_unans), "skipped_too_long": self.skipped}
 
 
 def evaluate_adapter(
@@ -223,8 +228,11 @@ def score_records(gen, records, max_new_tokens: int, *, rag: bool = True, progre
         meta = r.meta
         if is_question(r):  # a development question: asked through RAG over its stored hits, as the bench asks
             if rag:
-                score_answer(scores, ask_stored(gen, r, max_new_tokens), meta["answer"], meta["source"],
-                             question=meta.get("question"))
+                try:
+                    score_answer(scores, ask_stored(gen, r, max_new_tokens), meta["answer"], meta["source"],
+                                 question=meta.get("question"))
+                except PromptTooLongError as e:
+                    scores.skip(meta["answer"], meta.get("question"), str(e))
             emit(progress, "evaluate", done + i, total, label)
             continue
         messages = r.messages[:-1]
@@ -234,8 +242,13 @@ def score_records(gen, records, max_new_tokens: int, *, rag: bool = True, progre
                 emit(progress, "evaluate", done + i, total, label)
                 continue
             messages = [messages[0], {"role": "user", "content": format_user_message(meta["question"], [])}]
-        answer = gen.generate(messages, max_new_tokens=max_new_tokens)
         gold = meta["answer"] if "answer" in meta else r.messages[-1]["content"]
+        try:
+            answer = gen.generate(messages, max_new_tokens=max_new_tokens)
+        except PromptTooLongError as e:  # one long record must not end an evaluation of hundreds
+            scores.skip(gold, question, str(e))
+            emit(progress, "evaluate", done + i, total, label)
+            continue
         # Without sources there is nothing to abstain from: only the answerable questions count.
         if gold is not None or rag:
             scores.add(answer, gold, lambda n, g=meta.get("gold_marker"): rag and n == g, question=question)
@@ -299,15 +312,18 @@ def _run_qa(gen, configs, index, items, max_new_tokens, progress, without_retrie
             scores = Scores()
             for item in items:
                 gold, source = item.get("answer"), os.path.basename(item.get("source") or "")
-                if with_rag:
-                    score_answer(scores, rag.ask(item["question"]), gold, source, question=item["question"])
-                else:
-                    if gold is None:
-                        continue
-                    messages = [{"role": "system", "content": SYSTEM_PROMPT},
-                                {"role": "user", "content": format_user_message(item["question"], [])}]
-                    scores.add(gen.generate(messages, max_new_tokens=max_new_tokens), gold, lambda n: False,
-                               question=item["question"])
+                try:
+                    if with_rag:
+                        score_answer(scores, rag.ask(item["question"]), gold, source, question=item["question"])
+                    else:
+                        if gold is None:
+                            continue
+                        messages = [{"role": "system", "content": SYSTEM_PROMPT},
+                                    {"role": "user", "content": format_user_message(item["question"], [])}]
+                        scores.add(gen.generate(messages, max_new_tokens=max_new_tokens), gold, lambda n: False,
+                                   question=item["question"])
+                except PromptTooLongError as e:
+                    scores.skip(gold, item["question"], str(e))
                 done += 1
                 emit(progress, "evaluate", done, total, f"qa {config}{'+rag' if with_rag else ''}")
             label = f"{config}{'+rag' if with_rag else ''}"

@@ -21,7 +21,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from ragtune.errors import ConfigError, GeneratorError, ModelLoadError
+from ragtune.errors import ConfigError, GeneratorError, ModelLoadError, PromptTooLongError
 
 from .base import Message
 from .common import GeneratorBase, RepetitionGuard, StopMatcher, check_messages
@@ -286,7 +286,7 @@ class LocalGenerator(GeneratorBase):
         ids = self._prompt_ids(messages)
         room = self.context_window - len(ids)
         if room < 1:
-            raise GeneratorError(
+            raise PromptTooLongError(
                 f"The prompt takes {len(ids)} tokens but {self.name} accepts {self.context_window}; "
                 "shorten it (fewer or shorter passages, or a shorter question)."
             )

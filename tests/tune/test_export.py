@@ -124,3 +124,22 @@ def test_merge_into_a_folder_of_something_else_is_refused_and_nothing_is_deleted
     merged = merge_adapter(adapter, tmp_path / "merged")
     assert merge_adapter(adapter, merged, scale=0.5) == merged  # a merged model folder is replaced whole
     assert json.loads((merged / "ragtune_merged.json").read_text())["scale"] == 0.5
+
+
+def test_a_question_too_long_for_the_model_is_skipped_and_counted_not_fatal(adapter, tmp_path):
+    from _tiny import chat_records, write_jsonl
+
+    from ragtune.tune.evaluate import evaluate_adapter
+
+    records = chat_records(4)
+    for r in records:
+        r["split"] = "test"
+    records[1]["messages"][0]["content"] = "lora " * 2000  # far past the tiny model's 512 positions
+    data = write_jsonl(tmp_path / "eval.jsonl", records)
+    report = evaluate_adapter(adapter, data=data, without_retrieval=False, max_new_tokens=4,
+                              answers=tmp_path / "answers.jsonl")
+    for figures in report["test_split"].values():
+        assert figures["skipped_too_long"] == 1 and figures["answerable"] == 3
+    rows = [json.loads(line) for line in (tmp_path / "answers.jsonl").read_text().splitlines()]
+    skipped = [r for r in rows if r.get("skipped")]
+    assert len(skipped) == 2 and all("accepts 512" in r["skipped"] and r["answer"] is None for r in skipped)
