@@ -354,11 +354,20 @@ class RAG:
         return Conversation(self, filters=filters)
 
     def retrieve(self, query: str, filters: dict | None = None) -> list[Hit]:
+        """The ``k`` hits shown to the generator, each text once: the same text under two file names (a copy
+        of a document) would fill two of the k places with one passage; the better-ranked copy is kept."""
         self._check_not_empty()
+        hits = self._search(query, self.k, filters)
+        distinct = _distinct_texts(hits)
+        if len(distinct) < len(hits):  # copies took places: ask for more, so k distinct passages are shown
+            distinct = _distinct_texts(self._search(query, 2 * self.k + len(hits) - len(distinct), filters))
+        return distinct[: self.k]
+
+    def _search(self, query: str, k: int, filters: dict | None) -> list[Hit]:
         options = dict(self.search_options)
         if options:
-            return list(self.index.search(query, k=self.k, filters=filters, mode=self.mode, **options))
-        return list(self.index.search(query, k=self.k, filters=filters, mode=self.mode))
+            return list(self.index.search(query, k=k, filters=filters, mode=self.mode, **options))
+        return list(self.index.search(query, k=k, filters=filters, mode=self.mode))
 
     def _prepare(self, question: str, history: list[Message] | None, filters: dict | None) -> _Prepared:
         started = time.perf_counter()
@@ -421,3 +430,15 @@ class RAG:
                 f"the index{f' at {where}' if where else ''} is empty: add documents first with "
                 "`ragtune index add PATH` (or pass --index DIR to use another index)"
             )
+
+
+def _distinct_texts(hits: list[Hit]) -> list[Hit]:
+    """``hits`` without those whose text (whitespace aside) an earlier hit already has."""
+    seen: set[str] = set()
+    out = []
+    for hit in hits:
+        key = " ".join(hit.text.split())
+        if key not in seen:
+            seen.add(key)
+            out.append(hit)
+    return out

@@ -225,3 +225,14 @@ def test_an_answer_that_is_only_a_copied_source_block_is_replaced_as_any_unsuppo
     assert plain.text == ABSTAIN_TEXT and plain.abstained
     grounded = RAG(FakeSearcher(HITS), FakeGenerator([raw])).ask("What does LoRA train?")
     assert "<source>" not in grounded.text and grounded.grounding["fallback"] in ("extractive", "abstain")
+
+
+def test_a_copy_of_a_passage_under_another_file_name_takes_one_place_not_two():
+    copy = make_hit(2, "LoRA trains  two small low-rank matrices.", source="/d/copy-of-lora.md", dense=0.69)
+    hits = [HITS[0], copy, HITS[1], HITS[2]]
+    searcher = FakeSearcher(hits)
+    shown = RAG(searcher, FakeGenerator("x [1]"), k=3).retrieve("What does LoRA train?")
+    assert [h.source for h in shown] == ["/d/lora.md", "/d/qlora.pdf", "/d/adapters.md"]  # k distinct passages
+    assert [c["k"] for c in searcher.calls] == [3, 7]  # asked again for more once a copy took a place
+    plain = FakeSearcher(HITS)
+    assert len(RAG(plain, FakeGenerator("x [1]"), k=3).retrieve("q")) == 3 and len(plain.calls) == 1
