@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from ragtune.errors import AdvisorError
+from ragtune.textfile import decode_utf8
 
 # Longest first: the UTF-32 LE mark starts with the UTF-16 LE one.
 _BOMS = (
@@ -45,12 +46,7 @@ def decode_text(data: bytes, path: Path) -> str:
     if b"\x00" in data:  # ASCII text saved as UTF-16/32 without a mark is "valid UTF-8" full of NULs
         raise AdvisorError(f"{path}: contains NUL bytes, probably UTF-16 without a byte-order mark: save the file "
                            "as UTF-8") from None
-    try:
-        return data.decode("utf-8")
-    except UnicodeDecodeError as e:
-        line = data[: e.start].count(b"\n") + 1
-        raise AdvisorError(f"{path}: not UTF-8 text (byte 0x{data[e.start]:02x} on line {line}): save the file "
-                           "as UTF-8") from None
+    return decode_utf8(data, path, AdvisorError)
 
 
 def _json_pairs(path: Path):

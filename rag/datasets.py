@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import Any, Iterator
 
 from ragtune.errors import DatasetError
+from ragtune.textfile import decode_utf8
 
 from .types import Document, Element
 
@@ -171,14 +172,7 @@ def _load_qrels(
 def _text_lines(path: Path) -> list[str]:
     """The file's lines, decoded as UTF-8 (a byte-order mark tolerated); any other encoding is a DatasetError
     naming the line, instead of a UnicodeDecodeError traceback."""
-    data = path.read_bytes()
-    try:
-        text = data.decode("utf-8-sig")
-    except UnicodeDecodeError as e:
-        line = data[: e.start].count(b"\n") + 1
-        raise DatasetError(f"{path}: not UTF-8 text (byte 0x{data[e.start]:02x} on line {line}); save the file as "
-                           "UTF-8") from None
-    return text.split("\n")  # not splitlines(): a JSON string may hold U+2028, which is no line break here
+    return decode_utf8(path.read_bytes(), path, DatasetError).split("\n")  # not splitlines(): a JSON string may hold U+2028, which is no line break here
 
 
 def _jsonl_rows(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:

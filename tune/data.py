@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from ragtune.errors import TrainingDataError
+from ragtune.textfile import decode_utf8
 
 SPLITS = ("train", "validation", "test")
 ROLES = ("system", "user", "assistant")
@@ -120,13 +121,7 @@ def _json_array(path: Path, raw: str) -> list[tuple[str, Any, str | None]]:
 
 def read_text(path: Path) -> str:
     """The file as UTF-8 text, a byte-order mark dropped (editors on Windows write one; it is not data)."""
-    data = path.read_bytes()
-    try:
-        return data.decode("utf-8-sig")
-    except UnicodeDecodeError as e:
-        line = data[: e.start].count(b"\n") + 1
-        raise TrainingDataError(f"{path}:{line}: not UTF-8 text (byte 0x{data[e.start]:02x}); save the file as "
-                                "UTF-8") from None
+    return decode_utf8(path.read_bytes(), path, TrainingDataError)
 
 
 def _text_file(path: Path) -> list[Record]:

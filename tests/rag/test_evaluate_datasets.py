@@ -146,7 +146,7 @@ def test_bad_qa_lines_name_file_and_line(tmp_path, second_line, pattern):
 def test_a_qa_file_in_another_encoding_is_named_with_its_line_and_numbered_ids_are_read(tmp_path):
     path = tmp_path / "qa.jsonl"
     path.write_bytes(json.dumps(QA_LINE).encode() + b'\n{"id": "a2", "question": "caf\xe9?"}\n')  # latin-1
-    with pytest.raises(DatasetError, match=r"qa\.jsonl: not UTF-8 text \(byte 0xe9 on line 2\); save the file as UTF-8"):
+    with pytest.raises(DatasetError, match=r"qa\.jsonl: not UTF-8 text \(byte 0xe9 on line 2\): save the file as UTF-8"):
         load_qa(path)
     path.write_text(json.dumps({**QA_LINE, "id": 7}) + "\n" + json.dumps({**QA_LINE, "id": 8}) + "\n")
     assert [i.id for i in load_qa(path)] == ["7", "8"]

@@ -135,7 +135,7 @@ def test_a_byte_order_mark_is_not_data_and_another_encoding_names_its_line(tmp_p
     assert [r.text for r in load_records(text)] == ["LoRA trains small matrices.", "QLoRA quantises the base."]
     latin = tmp_path / "l.jsonl"
     latin.write_bytes(b'{"instruction": "a", "output": "b"}\n{"instruction": "caf\xe9", "output": "b"}\n')
-    with pytest.raises(TrainingDataError, match=r"l\.jsonl:2: not UTF-8 text \(byte 0xe9\)"):
+    with pytest.raises(TrainingDataError, match=r"l\.jsonl: not UTF-8 text \(byte 0xe9 on line 2\): save the file as UTF-8"):
         load_records(latin)
 
 
