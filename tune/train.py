@@ -443,13 +443,15 @@ def _resume_point(ckpt_dir: Path, data_hash: str, config: TrainConfig, resume: b
 def _earlier_log(checkpoint: Path) -> list[dict]:
     """The loss and validation records of the steps up to ``checkpoint``, as :class:`_Watcher` logs them."""
     history = read_meta_json(checkpoint / "trainer_state.json").get("log_history") or []
-    log = []
-    for entry in history:
-        record = {"step": entry.get("step"), "epoch": round(entry.get("epoch") or 0.0, 4)}
-        record.update({k: v for k, v in entry.items() if isinstance(v, (int, float)) and k not in ("step", "epoch")})
-        if any(k in record for k in ("loss", "eval_loss")):
-            log.append(record)
-    return log
+    records = (_log_record(entry.get("step"), entry.get("epoch"), entry) for entry in history)
+    return [r for r in records if r is not None]
+
+
+def _log_record(step, epoch, logs: dict) -> dict | None:
+    """One training log record (step, epoch and the numeric figures), or None unless it has a loss."""
+    record = {"step": step, "epoch": round(epoch or 0.0, 4)}
+    record.update({k: v for k, v in logs.items() if isinstance(v, (int, float))})
+    return record if any(k in record for k in ("loss", "eval_loss")) else None
 
 
 def read_meta_json(path: Path) -> dict:
@@ -553,9 +555,8 @@ class _Watcher:
             control.should_save = True
 
     def on_log(self, args, state, control, logs=None, **kw):
-        record = {"step": state.global_step, "epoch": round(state.epoch or 0.0, 4)}
-        record.update({k: v for k, v in (logs or {}).items() if isinstance(v, (int, float))})
-        if not any(k in record for k in ("loss", "eval_loss")):
+        record = _log_record(state.global_step, state.epoch, logs or {})
+        if record is None:
             return
         self.log.append(record)
         if self._user_log is not None:
