@@ -26,6 +26,8 @@ from ragtune.errors import IndexFormatError
 
 from .types import Chunk
 
+COLUMN_KEYS = ("file_type", "page", "section")  # filter keys stored as columns; "source" is matched as a glob
+
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS chunks (
     id INTEGER PRIMARY KEY,
@@ -192,7 +194,7 @@ class ChunkDB:
             values = value if isinstance(value, (list, tuple, set)) else [value]
             if key == "source":
                 continue  # globs are matched in Python below (fnmatch semantics, not SQL GLOB)
-            if key in ("file_type", "page", "section"):
+            if key in COLUMN_KEYS:
                 column = key
             else:
                 column = f"json_extract(metadata, '$.{_json_key(key)}')"
@@ -208,7 +210,7 @@ class ChunkDB:
     def metadata_keys(self) -> set[str]:
         """Every key :meth:`filter_ids` can match on: the columns and the keys of any chunk's metadata."""
         rows = self._rows("SELECT DISTINCT je.key FROM chunks, json_each(chunks.metadata) AS je")
-        return {"source", "file_type", "page", "section"} | {r[0] for r in rows}
+        return {"source", *COLUMN_KEYS} | {r[0] for r in rows}
 
     # -- writes (only ever on a fresh generation's copy) ----------------------------------------
     def delete_sources(self, sources: Iterable[str]) -> list[int]:

@@ -160,3 +160,13 @@ def test_a_filter_key_no_chunk_has_is_named_instead_of_a_bare_no_results(capsys,
     assert "no chunk has the metadata key 'fle_type'" in err and "file_type" in err
     code, out, err = _run(capsys, "search", "QLoRA", "--index", idx, "--filter", "file_type=md")
     assert code == 0 and "lora.md" in out and "metadata key" not in err
+
+
+def test_the_usual_filter_keys_are_not_checked_by_scanning_every_chunk():
+    from ragtune.commands.common import note_unknown_filter_keys
+
+    class Index:
+        def metadata_keys(self):
+            raise AssertionError("scanned every chunk's metadata for keys every index has")
+
+    note_unknown_filter_keys(Index(), {"file_type": "pdf", "source": "*.md", "page": 3, "section": "LoRA"})
