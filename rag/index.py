@@ -421,13 +421,10 @@ class Index:
             drop: dict[str, None] = {}
             for s in sources:
                 r = s if s in known else str(Path(s).expanduser().resolve())
-                under = [f for f in known if f.startswith(r.rstrip("/") + "/")] if r not in known else []
-                if r in known:
-                    drop[r] = None
-                elif under:
-                    drop.update(dict.fromkeys(under))
-                else:
+                files = [r] if r in known else [f for f in known if f.startswith(r.rstrip("/") + "/")]
+                if not files:
                     report.problems.append(Problem(s, "not in the index (nor any indexed file under it)"))
+                drop.update(dict.fromkeys(files))
             self._writer(report, lambda *a: None).apply([], list(drop))
             return report
 

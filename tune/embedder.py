@@ -251,9 +251,11 @@ def _write_model_dir(model, work: Path, out: Path, meta: dict) -> None:
     model.save(str(final))
     (final / META_FILE).write_text(json.dumps({"format": FORMAT, "format_version": 1, **meta}, indent=2, default=str))
     if out.exists():
-        if not (out / META_FILE).is_file():
+        try:
+            check_out(out)  # again: something may have appeared there during training
+        except ConfigError:
             shutil.rmtree(work, ignore_errors=True)
-            check_out(out)
+            raise
         old = out.parent / f".{out.name}.old-{os.getpid()}"
         os.replace(out, old)
         os.replace(final, out)

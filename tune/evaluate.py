@@ -219,41 +219,47 @@ def score_records(gen, records, max_new_tokens: int, *, rag: bool = True, progre
     over their stored hits and scored as the held-out bench scores (:func:`score_answer`). Used by ``tune eval`` and by training's answer-F1 checkpoint selection, so
     both score the same prompts with the same decoding.
     """
+    scores = Scores()
+    for i, r in enumerate(records, start=1):
+        try:
+            _score_record(scores, gen, r, max_new_tokens, rag)
+        except PromptTooLongError as e:  # one long record must not end an evaluation of hundreds
+            scores.skip(_gold(r), _question(r), str(e))
+        emit(progress, "evaluate", done + i, total, label)
+    return scores
+
+
+def _gold(record) -> str | None:
+    """The answer a record is scored against: ``meta["answer"]`` (None: must abstain), else its own answer."""
+    return record.meta["answer"] if "answer" in record.meta else record.messages[-1]["content"]
+
+
+def _question(record) -> str:
+    return record.meta.get("question") or record.messages[-2]["content"]
+
+
+def _score_record(scores: Scores, gen, record, max_new_tokens: int, rag: bool) -> None:
+    """Add one record's answer to ``scores`` (see :func:`score_records`); nothing for a record without one."""
     from ragtune.rag.prompt import format_user_message
 
     from .questions import ask_stored
 
-    scores = Scores()
-    for i, r in enumerate(records, start=1):
-        meta = r.meta
-        if is_question(r):  # a development question: asked through RAG over its stored hits, as the bench asks
-            if rag:
-                try:
-                    score_answer(scores, ask_stored(gen, r, max_new_tokens), meta["answer"], meta["source"],
-                                 question=meta.get("question"))
-                except PromptTooLongError as e:
-                    scores.skip(meta["answer"], meta.get("question"), str(e))
-            emit(progress, "evaluate", done + i, total, label)
-            continue
-        messages = r.messages[:-1]
-        question = meta.get("question") or messages[-1]["content"]
-        if not rag:
-            if "question" not in meta:  # the user's own chat data: no retrieved sources to take out of its prompt
-                emit(progress, "evaluate", done + i, total, label)
-                continue
-            messages = [messages[0], {"role": "user", "content": format_user_message(meta["question"], [])}]
-        gold = meta["answer"] if "answer" in meta else r.messages[-1]["content"]
-        try:
-            answer = gen.generate(messages, max_new_tokens=max_new_tokens)
-        except PromptTooLongError as e:  # one long record must not end an evaluation of hundreds
-            scores.skip(gold, question, str(e))
-            emit(progress, "evaluate", done + i, total, label)
-            continue
-        # Without sources there is nothing to abstain from: only the answerable questions count.
-        if gold is not None or rag:
-            scores.add(answer, gold, lambda n, g=meta.get("gold_marker"): rag and n == g, question=question)
-        emit(progress, "evaluate", done + i, total, label)
-    return scores
+    meta = record.meta
+    if is_question(record):  # a development question: asked through RAG over its stored hits, as the bench asks
+        if rag:
+            score_answer(scores, ask_stored(gen, record, max_new_tokens), meta["answer"], meta["source"],
+                         question=meta.get("question"))
+        return
+    messages = record.messages[:-1]
+    if not rag:
+        if "question" not in meta:  # the user's own chat data: no retrieved sources to take out of its prompt
+            return
+        messages = [messages[0], {"role": "user", "content": format_user_message(meta["question"], [])}]
+    answer = gen.generate(messages, max_new_tokens=max_new_tokens)
+    gold = _gold(record)
+    # Without sources there is nothing to abstain from: only the answerable questions count.
+    if gold is not None or rag:
+        scores.add(answer, gold, lambda n, g=meta.get("gold_marker"): rag and n == g, question=_question(record))
 
 
 def validation_answer_f1(model, tokenizer, records, max_new_tokens: int) -> dict:
