@@ -18,6 +18,7 @@ from ragtune import api
 
 from . import state
 
+DEFAULT_NAME_KEY = "finetune:default-adapter-name"
 TUNE_NAMES = ("TrainConfig", "build_training_data", "train_adapter", "evaluate_adapter")
 # A run ends after this many minutes with its adapter written (TrainConfig.max_minutes), so the default
 # finishes "in a few minutes" on any CPU instead of guessing a step count: on the shared 2-core machine
@@ -207,8 +208,11 @@ def train_config(steps: int, minutes: float, rank: int, top_layers: int) -> Any:
 
 def train_step(data: Path, adapters: Path) -> None:
     st.subheader("2. Train a LoRA adapter")
+    # The default name comes from the clock once per session: made on every rerun, it changed at each new
+    # minute, and a widget whose default changes is a new widget, so the name the user typed was lost.
+    default = st.session_state.setdefault(DEFAULT_NAME_KEY, time.strftime("adapter-%Y%m%d-%H%M%S"))
     with st.form("train_form"):
-        name = st.text_input("Adapter name", value=time.strftime("adapter-%Y%m%d-%H%M"))
+        name = st.text_input("Adapter name", value=default)
         c1, c2 = st.columns(2)
         minutes = c1.number_input("Time budget (minutes)", 0.5, 600.0, DEFAULT_MINUTES, 0.5,
                                   help="training stops after this long and saves the adapter")
@@ -227,6 +231,7 @@ def train_step(data: Path, adapters: Path) -> None:
             return
         safe = "".join(ch if ch.isalnum() or ch in "-_" else "_" for ch in name) or "adapter"
         state.start_job("train", _train, data, adapters / safe, config, exclusive=True)
+        del st.session_state[DEFAULT_NAME_KEY]  # the next run gets a new default name
     job = state.session_job("train")
     if job is None:
         return

@@ -205,3 +205,23 @@ def test_an_evaluation_without_scored_test_questions_shows_perplexity_and_says_w
     assert not at.exception  # it raised a pandas KeyError drawing the score chart of no scores
     assert list(at.table[0].value.index) == ["validation perplexity (lower is better)"]
     assert any("No held-out test question was scored" in i for i in texts(at, "info"))
+
+
+def test_the_adapter_name_field_stays_the_same_widget_when_the_clock_moves_on(ui_env, fake_tune, monkeypatch):
+    import time
+
+    at = build_data(page("finetune"))
+    first = at.text_input[0].value
+    real = time.strftime
+    # The default name is made from the clock. Made anew on each rerun, it changed at every new minute, and a
+    # widget whose default changes is a new widget: a browser test lost the name it had typed at a minute's turn.
+    monkeypatch.setattr(time, "strftime", lambda fmt, *a: real(fmt, time.localtime(time.time() + 3600)))
+    at.run()
+    assert at.text_input[0].value == first
+    at.text_input[0].set_value("my adapter")
+    at = click(at, "Start training")
+    fake_tune.release.set()
+    wait_for_jobs()
+    at.run()
+    assert (ui_env / "adapters" / "my_adapter" / "adapter" / "adapter_config.json").exists()
+    assert at.text_input[0].value not in (first, "my adapter")  # the next run gets a new default name
