@@ -388,7 +388,7 @@ def _call_unstructured(path: Path, kind: str, text: str | None):
     if kind == "md":
         from unstructured.partition.md import partition_md
 
-        return partition_md(text=text)
+        return partition_md(text=commonmark_headings(text or ""))
     if kind == "csv":
         from unstructured.partition.csv import partition_csv
 
@@ -396,6 +396,31 @@ def _call_unstructured(path: Path, kind: str, text: str | None):
     from unstructured.partition.text import partition_text
 
     return partition_text(text=text, languages=["eng"])
+
+
+_FENCE = re.compile(r"^ {0,3}(`{3,}|~{3,})")
+# Lines python-markdown reads as headings but CommonMark does not: 7+ '#'s, or '#'s not followed by a space
+# ("#hashtag", "##2"). A separator line of '#######' became a section title that then headed every chunk
+# after it.
+_NOT_ATX = re.compile(r"^( {0,3})(?=#{7,}|#{1,6}[^\s#])")
+
+
+def commonmark_headings(text: str) -> str:
+    """Escape the '#' of lines that CommonMark does not read as headings (outside code fences)."""
+    lines = text.split("\n")
+    fence: str | None = None
+    for i, line in enumerate(lines):
+        opening = _FENCE.match(line)
+        if opening:
+            mark = opening.group(1)
+            if fence is None:
+                fence = mark
+            elif mark[0] == fence[0] and len(mark) >= len(fence) and not line.strip().strip(mark[0]):
+                fence = None
+            continue
+        if fence is None:
+            lines[i] = _NOT_ATX.sub(r"\1\\", line, count=1)
+    return "\n".join(lines)
 
 
 @lru_cache(maxsize=1)

@@ -45,6 +45,25 @@ def test_markdown_sections_follow_headings(docs_dir):
     assert any(e.type == "Title" and e.text == "LoRA" for e in doc.elements)
 
 
+def test_markdown_lines_commonmark_does_not_read_as_headings_stay_text(tmp_path):
+    # python-markdown made "#######" (a separator) and "#hashtag" headings; the separator then titled
+    # every chunk after it. CommonMark: 7+ '#'s, or '#' not followed by a space, is a paragraph.
+    path = tmp_path / "notes.md"
+    path.write_text(
+        "# Setup\n\nInstall it.\n\n#######\n\n#hashtag line\n\n```sh\n# a comment in code\n```\n\n"
+        "####### not a heading\n\nStill in setup.\n\n###### Six is a heading\n\nBody.\n",
+        encoding="utf-8",
+    )
+    doc, _ = parse_file(path)
+    titles = [e.text for e in doc.elements if e.type == "Title"]
+    assert titles == ["Setup", "Six is a heading"]
+    by_text = {e.text: e for e in doc.elements}
+    assert by_text["Still in setup."].section == "Setup"
+    assert by_text["#hashtag line"].section == "Setup"
+    assert by_text["####### not a heading"].type != "Title"
+    assert any(e.text.startswith("# a comment in code") for e in doc.elements)
+
+
 def test_pdf_has_page_numbers(tmp_path):
     pdf = tmp_path / "guide.pdf"
     _pdf(pdf, [["Introduction", "Low-rank adaptation trains small matrices."], ["Second page", "Quantised base models save memory."]])
