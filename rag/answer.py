@@ -49,6 +49,7 @@ from .generators.extractive import best_sentence_support
 from .grounding import DEFAULT_MIN_SUPPORT as DEFAULT_GROUNDING_SUPPORT
 from .grounding import check_grounding
 from .prompt import ABSTAIN_TEXT, Prompt, build_prompt, echo_stops, parse_prompt, source_label
+from .retrieve import search_distinct
 from .text import answer_type, has_answer_type
 from .types import Answer, Hit
 
@@ -357,11 +358,7 @@ class RAG:
         """The ``k`` hits shown to the generator, each text once: the same text under two file names (a copy
         of a document) would fill two of the k places with one passage; the better-ranked copy is kept."""
         self._check_not_empty()
-        hits = self._search(query, self.k, filters)
-        distinct = _distinct_texts(hits)
-        if len(distinct) < len(hits):  # copies took places: ask for more, so k distinct passages are shown
-            distinct = _distinct_texts(self._search(query, 2 * self.k + len(hits) - len(distinct), filters))
-        return distinct[: self.k]
+        return search_distinct(lambda n: self._search(query, n, filters), self.k)
 
     def _search(self, query: str, k: int, filters: dict | None) -> list[Hit]:
         options = dict(self.search_options)
@@ -430,15 +427,3 @@ class RAG:
                 f"the index{f' at {where}' if where else ''} is empty: add documents first with "
                 "`ragtune index add PATH` (or pass --index DIR to use another index)"
             )
-
-
-def _distinct_texts(hits: list[Hit]) -> list[Hit]:
-    """``hits`` without those whose text (whitespace aside) an earlier hit already has."""
-    seen: set[str] = set()
-    out = []
-    for hit in hits:
-        key = " ".join(hit.text.split())
-        if key not in seen:
-            seen.add(key)
-            out.append(hit)
-    return out

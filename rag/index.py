@@ -276,21 +276,27 @@ class Index:
 
         return Retriever(self)
 
-    def search(self, query: str, k: int = 5, filters: dict | None = None, mode: str | None = None, **options) -> list[Hit]:
+    def search(self, query: str, k: int = 5, filters: dict | None = None, mode: str | None = None, *,
+               distinct: bool = False, **options) -> list[Hit]:
         """The ``k`` best chunks for ``query``; see :meth:`ragtune.rag.retrieve.Retriever.search`.
 
+        ``distinct``: each text once (copies of a document under other names are collapsed into the best-ranked
+        hit, their sources on its ``also_in``), still ``k`` hits when there are enough. Off by default, so the
+        ranking is the retriever's own (the retrieval benchmarks rank every document id).
         One search reads one generation from start to end, even if another is published meanwhile.
         """
-        from .retrieve import Retriever
+        from .retrieve import Retriever, search_distinct
 
         if isinstance(query, str) and _has_surrogates(query):
             raise ConfigError(
                 f"the query {_display(query)!r} holds bytes that are not valid UTF-8; pass the text in UTF-8"
             )
         with self.reading() as gen:
-            return Retriever(gen if gen is not None else self, self.config.retrieval).search(
-                query, k=k, filters=filters, mode=mode, **options
-            )
+            retriever = Retriever(gen if gen is not None else self, self.config.retrieval)
+            if distinct:
+                return search_distinct(
+                    lambda n: retriever.search(query, k=n, filters=filters, mode=mode, **options), k)
+            return retriever.search(query, k=k, filters=filters, mode=mode, **options)
 
     def verify(self, full: bool = True) -> dict:
         """Check the published generation against its manifest (``full``: every checksum); raises

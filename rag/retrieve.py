@@ -275,3 +275,28 @@ class Retriever:
             vectors = self.index.embedder.encode([chunks[i].text for i in ids])
         order = mmr_select(query_vec, vectors, k, lam)
         return [candidates[p] for p in order]
+
+
+def collapse_copies(hits: list[Hit]) -> list[Hit]:
+    """``hits`` with each text (whitespace aside) once, at its best rank; the sources of the dropped copies
+    are listed on the kept hit's ``also_in``. Two files with the same content (a copy under another name)
+    would otherwise fill two places of the k with one passage."""
+    kept: dict[str, Hit] = {}
+    for hit in hits:
+        key = " ".join(hit.text.split())
+        first = kept.get(key)
+        if first is None:
+            kept[key] = dataclasses.replace(hit, also_in=list(hit.also_in))
+        elif hit.source != first.source and hit.source not in first.also_in:
+            first.also_in.append(hit.source)
+    return list(kept.values())
+
+
+def search_distinct(search, k: int) -> list[Hit]:
+    """The ``k`` best distinct passages from ``search(n)`` (a function returning the n best hits): when copies
+    took places among the first k, ask once more for enough hits to fill k distinct ones."""
+    hits = search(k)
+    distinct = collapse_copies(hits)
+    if len(distinct) < len(hits):
+        distinct = collapse_copies(search(2 * k + len(hits) - len(distinct)))
+    return distinct[:k]

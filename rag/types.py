@@ -61,12 +61,15 @@ class Hit:
 
     ``scores`` holds what each stage saw, e.g. ``{"dense": 0.71, "bm25": 12.3, "rrf": 0.032}``,
     ``ranks`` the 1-based rank each retriever gave it (absent if that retriever did not return it).
+    ``also_in``: the sources of lower-ranked hits with the same text (copies of a document under another name),
+    when copies were collapsed into this hit (:func:`ragtune.rag.retrieve.collapse_copies`).
     """
 
     chunk: Chunk
     score: float
     scores: dict[str, float] = field(default_factory=dict)
     ranks: dict[str, int] = field(default_factory=dict)
+    also_in: list[str] = field(default_factory=list)
 
     @property
     def text(self) -> str:
@@ -99,6 +102,7 @@ class Hit:
             "section": self.chunk.section,
             "text": self.chunk.text,
             "metadata": dict(self.chunk.metadata),
+            "also_in": list(self.also_in),
         }
 
 

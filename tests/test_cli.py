@@ -119,6 +119,27 @@ def test_human_search_output_explains_rank_and_retrievers(capsys, tmp_path, docs
     assert re.search(r"score \d\.\d{4} \(rrf\); dense: rank \d, cosine -?\d\.\d{3}; bm25: rank 1, score", first[1])
 
 
+def test_search_shows_a_copied_passage_once_and_names_the_copy(capsys, tmp_path, docs_dir):
+    import shutil
+
+    shutil.copy(docs_dir / "lora.md", docs_dir / "lora-copy.md")
+    idx = str(tmp_path / "idx")
+    assert _run(capsys, "index", "add", str(docs_dir), "--index", idx, "--embedder", "hash-64")[0] == 0
+    code, out, _ = _run(capsys, "search", "QLoRA NormalFloat", "--index", idx, "--k", "3")
+    assert code == 0
+    lines = out.splitlines()
+    ranked = [line for line in lines if re.match(r"\[\d\] ", line)]
+    assert len(ranked) == 3
+    also = [line.strip() for line in lines if line.strip().startswith("also in: ")]
+    assert also and all(line.endswith(("lora.md", "lora-copy.md")) for line in also)
+    code, out, _ = _run(capsys, "search", "QLoRA NormalFloat", "--index", idx, "--k", "3", "--json")
+    hits = json.loads(out)["hits"]
+    assert len({h["text"] for h in hits}) == len(hits) == 3 and any(h["also_in"] for h in hits)
+    code, out, _ = _run(capsys, "search", "QLoRA NormalFloat", "--index", idx, "--k", "3", "--json", "--all-copies")
+    hits = json.loads(out)["hits"]
+    assert len({h["text"] for h in hits}) < len(hits) and not any(h["also_in"] for h in hits)
+
+
 def test_index_add_refuses_a_max_file_size_that_is_not_positive(capsys, tmp_path, docs_dir):
     idx = str(tmp_path / "idx")
     for value in ("0", "-1"):

@@ -36,6 +36,9 @@ def register(sub) -> None:
     )
     p.add_argument("query", help="what to look for")
     p.add_argument("--index", metavar="DIR", default=None, help="the index to search (see above)")
+    p.add_argument("--all-copies", action="store_true",
+                   help="list a passage once per file that holds it (by default copies of a document under "
+                        "other names are shown once, with 'also in:' naming the other files)")
     add_retrieval_options(p)
     add_json_option(p)
     p.set_defaults(func=cmd_search)
@@ -54,7 +57,8 @@ def cmd_search(args) -> int:
     index, _ = index_or_corpus(args.index)
     if args.mode != "bm25":
         warm_embedder(index)
-    hits = index.search(args.query, k=args.k, filters=filters, mode=args.mode, **options)
+    hits = index.search(args.query, k=args.k, filters=filters, mode=args.mode, distinct=not args.all_copies,
+                        **options)
     if not hits:
         note_unknown_filter_keys(index, filters)
     if args.json:
@@ -68,6 +72,8 @@ def cmd_search(args) -> int:
         where = hit.source + (f", page {hit.page}" if hit.page else "") + (f", section {hit.section!r}" if hit.section else "")
         print(f"[{rank}] {where}")
         print(f"    {explain_scores(hit)}")
+        if hit.also_in:
+            print(f"    also in: {', '.join(hit.also_in)}")
         print(textwrap.indent(textwrap.shorten(hit.text.replace("\n", " "), 300), "    "))
     return 0
 

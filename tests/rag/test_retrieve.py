@@ -105,6 +105,28 @@ def test_mmr_option_diversifies(hash_index, tmp_path):
     assert any("other" in h.source for h in diverse)
 
 
+def test_distinct_search_shows_each_text_once_and_names_the_copies(hash_index, tmp_path):
+    d = tmp_path / "dup"
+    d.mkdir()
+    for i in range(3):
+        (d / f"copy{i}.txt").write_text("LoRA adapters train low rank matrices for efficient tuning.")
+    (d / "other.txt").write_text("LoRA adapters differ from prefix tuning, which learns virtual tokens.")
+    (d / "third.txt").write_text("Quantised base models with LoRA adapters save memory when tuning.")
+    index = hash_index()
+    index.add([d], progress=False)
+    plain = index.search("LoRA adapters low rank", k=3, mode="dense")
+    assert sorted(h.source.split("/")[-1] for h in plain) == ["copy0.txt", "copy1.txt", "copy2.txt"]
+    assert all(h.also_in == [] for h in plain)
+    distinct = index.search("LoRA adapters low rank", k=3, mode="dense", distinct=True)
+    assert len(distinct) == 3  # asked again, so the copies did not cost places
+    assert len({h.text for h in distinct}) == 3
+    first = distinct[0]
+    assert first.source == plain[0].source and first.score == plain[0].score  # the best-ranked copy is kept
+    assert sorted(first.also_in) == sorted(h.source for h in plain[1:])
+    assert first.to_dict()["also_in"] == first.also_in
+    assert plain[0].also_in == []  # the retriever's own hits are not changed
+
+
 def test_bm25_stays_in_sync_after_update_and_prune(built, docs_dir):
     assert built.search("lexical ranking rare terms", k=1, mode="bm25")[0].source.endswith("rag.txt")
     (docs_dir / "rag.txt").write_text("Retrieval\n\nColBERT uses late interaction over token embeddings.\n")
