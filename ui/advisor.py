@@ -12,15 +12,21 @@ from ragtune import api
 from . import state
 
 ANSWERS = "advisor_answers"
+WEIGHTS = "advisor_weights"  # edited slider values, by slider key
 SKIP = "(no answer)"
 
 
 def questionnaire() -> dict[str, Any] | None:
     """The form; returns the submitted answers (unanswered questions left out), else None."""
     questions = api.load_questions()
+    submitted_before = st.session_state.get(ANSWERS) or {}
     with st.form("advisor_form"):
         answers: dict[str, Any] = {}
         for q in questions.questions:
+            if f"q_{q.id}" not in st.session_state:
+                # Streamlit drops a widget's state when another page is shown; the form comes back with the
+                # answers that were submitted, which are the ones the recommendation beside it shows.
+                st.session_state[f"q_{q.id}"] = submitted_before.get(q.id, None if q.type == "integer" else SKIP)
             if q.type == "integer":
                 value = st.number_input(q.text, min_value=0, step=1, value=None, key=f"q_{q.id}",
                                         placeholder="leave empty if unsure")
@@ -38,10 +44,17 @@ def questionnaire() -> dict[str, Any] | None:
 def weight_editor(base: Any) -> dict[str, float] | None:
     """Sliders over the answer-derived weights; returns the edited weights if any differs, else None."""
     edited: dict[str, float] = {}
+    kept = st.session_state.setdefault(WEIGHTS, {})
     with st.expander("Weights: edit to re-score", expanded=False):
         st.caption("Each factor's importance (0-10), as your answers set it. Moving a slider re-ranks at once.")
         for fid, weight in base.weights.items():
-            edited[fid] = st.slider(base.factor_names.get(fid, fid), 0.0, 10.0, float(weight), 0.5, key=f"w_{fid}")
+            # One key per factor and answer-set weight: new answers start from their own weights, and an edit
+            # is kept (outside the widget, whose state Streamlit drops on a page switch) while they stand.
+            key = f"w_{fid}_{float(weight):g}"
+            if key not in st.session_state and key in kept:
+                st.session_state[key] = kept[key]
+            edited[fid] = st.slider(base.factor_names.get(fid, fid), 0.0, 10.0, float(weight), 0.5, key=key,
+                                    on_change=_keep_weight, args=(key,))
     if all(abs(edited[f] - float(w)) < 1e-9 for f, w in base.weights.items()):
         return None
     if not api.supports(api.advise, "weights"):
@@ -49,6 +62,10 @@ def weight_editor(base: Any) -> dict[str, float] | None:
                 "the weights your answers set.")
         return None
     return edited
+
+
+def _keep_weight(key: str) -> None:
+    st.session_state[WEIGHTS][key] = st.session_state[key]
 
 
 def charts(rec: Any) -> None:
@@ -94,8 +111,9 @@ def sensitivity(rec: Any) -> None:
     if not flips:
         st.write("No single weight change within 0-10 changes the recommendation.")
         return
+    names = {o.id: o.name for o in rec.options}
     st.dataframe([{"factor": f.factor_name, "weight now": f.current_weight, "flips at": f.flip_weight,
-                   "new winner": f.new_winner} for f in flips], hide_index=True)
+                   "new winner": names.get(f.new_winner, f.new_winner)} for f in flips], hide_index=True)
 
 
 def results(answers: dict[str, Any]) -> None:
@@ -120,7 +138,9 @@ def headline(rec: Any) -> None:
                    "lever order (prompt an API model first, then RAG, then fine-tuning).")
         deciding = getattr(rec, "deciding_questions", [])
         if deciding:
-            st.write("Questions that would decide it: " + ", ".join(f"`{q}`" for q in deciding))
+            texts = {q.id: q.text for q in api.load_questions().questions}
+            st.write("Questions that would decide it:")
+            st.markdown("\n".join(f"- {texts.get(q, q)}" for q in deciding))
         return
     st.success(f"Recommended: **{winner.name}** ({winner.total:.0f}/100)")
     if getattr(rec, "firm_preference", ""):
@@ -134,7 +154,11 @@ def headline(rec: Any) -> None:
                    "perturbed by up to 30%.")
     changes = [c for c in getattr(rec, "answer_changes", []) if c.previous is not None][:5]
     if changes:
-        st.caption("Answers that would change the result: " + "; ".join(c.text for c in changes if c.text))
+        texts = {q.id: q.text for q in api.load_questions().questions}
+        # The texts name questions by id (what `ragtune advise --answer ID=VALUE` takes); here, by their wording.
+        said = [c.text.replace(f"`{c.question_id}`", f"“{texts.get(c.question_id, c.question_id)}”")
+                for c in changes if c.text]
+        st.caption("Answers that would change the result: " + "; ".join(said))
 
 
 def _show(rec: Any) -> None:

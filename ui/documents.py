@@ -90,14 +90,19 @@ def files_section(index: api.SharedIndex, uploads: Path) -> None:
              "uploaded": inside(uploads, s), "folder": str(Path(s).parent)} for s, m in sorted(files.items())]
     st.dataframe(rows, hide_index=True)
     left, right = st.columns(2)
+    started = None
     with left:
         if st.button("Re-index", help="re-embed changed files, drop deleted ones, add new uploads"):
-            state.start_job(INDEX_JOB, _reindex, index, uploads, exclusive=True)
+            started = state.start_job(INDEX_JOB, _reindex, index, uploads, exclusive=True)
     with right:
         source = st.selectbox("Remove a document", sorted(files), format_func=lambda s: Path(s).name,
                               index=None, placeholder="choose a file")
         if source and st.button("Remove", type="secondary"):
-            state.start_job(INDEX_JOB, _remove, index, source, uploads, exclusive=True)
+            started = state.start_job(INDEX_JOB, _remove, index, source, uploads, exclusive=True)
+    if started is not None:
+        # The progress and the report are drawn above these buttons, before they were pressed in this run:
+        # draw the page again, or it shows the previous report until the next click.
+        st.rerun()
 
 
 def render() -> None:

@@ -12,6 +12,10 @@ def submit(at, **answers):
     return at.run()
 
 
+def slider(at, factor: str):
+    return next(s for s in at.slider if s.key.startswith(f"w_{factor}_"))
+
+
 def test_form_lists_every_question_and_submitting_shows_the_ranking(ui_env):
     from ragtune.api import load_questions
 
@@ -63,7 +67,7 @@ def test_editing_a_weight_rescores_with_the_edited_weights(ui_env, monkeypatch):
     monkeypatch.setattr(api, "advise", advise)
     at = submit(page("advisor"), knowledge_change="daily")
     assert calls[-1] is None  # untouched sliders: the answers' weights
-    at.slider(key="w_cost").set_value(10.0).run()
+    slider(at, "cost").set_value(10.0).run()
     assert calls[-1] is not None and calls[-1]["cost"] == 10.0
     assert not at.exception
 
@@ -74,6 +78,45 @@ def test_without_weight_support_the_page_says_so_instead_of_failing(ui_env, monk
     real = api.advise
     monkeypatch.setattr(api, "advise", lambda answers=None, *, searcher=None: real(answers, searcher=searcher))
     at = submit(page("advisor"), knowledge_change="daily")
-    at.slider(key="w_cost").set_value(10.0).run()
+    slider(at, "cost").set_value(10.0).run()
     assert not at.exception
     assert any("Re-scoring with edited weights" in i for i in texts(at, "info"))
+
+
+def test_answers_and_edited_weights_come_back_after_another_page_was_shown(ui_env):
+    from streamlit.testing.v1 import AppTest
+
+    # Another page's run drops the state of the widgets it did not draw, as switching pages in the app does.
+    at = AppTest.from_string(
+        "import streamlit as st\n"
+        "from ragtune.ui import advisor\n"
+        "advisor.render() if st.session_state.get('shown', 'advisor') == 'advisor' else st.write('another page')\n",
+        default_timeout=60,
+    )
+    at = submit(at.run(), knowledge_change="daily", citations="yes")
+    slider(at, "cost").set_value(10.0).run()
+    at.session_state["shown"] = "other"
+    at = at.run()
+    assert not at.selectbox and "q_citations" not in at.session_state  # the widget state is gone
+    at.session_state["shown"] = "advisor"
+    at = at.run()
+    assert not at.exception
+    assert at.selectbox(key="q_knowledge_change").value == "daily"
+    assert at.selectbox(key="q_citations").value == "yes"
+    assert at.selectbox(key="q_use_case").value == "(no answer)"
+    assert slider(at, "cost").value == 10.0
+
+
+def test_sensitivity_and_deciding_questions_use_names_not_ids(ui_env):
+    from ragtune.api import advise, load_questions
+
+    at = page("advisor")
+    at.button[0].click()
+    at = at.run()
+    listed = next(m.value for m in at.markdown if m.value.startswith("- "))
+    wording = {q.text for q in load_questions().questions}
+    assert all(line[2:] in wording for line in listed.splitlines())
+    at = submit(page("advisor"), knowledge_change="daily", citations="yes", use_case="docs_qa")
+    winners = set(at.dataframe[-1].value["new winner"])  # the sensitivity table
+    names = {o.name for o in advise({"knowledge_change": "daily", "citations": "yes", "use_case": "docs_qa"}).options}
+    assert winners and winners <= names

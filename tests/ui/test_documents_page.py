@@ -76,3 +76,17 @@ def test_removing_an_uploaded_document_drops_it_from_index_and_disk(ui_env):
     at.run()
     assert "notes.md" not in indexed_files(at)
     assert not stored.exists()
+
+
+def test_remove_and_reindex_replace_the_previous_report_in_the_same_click(ui_env):
+    # Both buttons sit below the report: the click's own run used to end with the previous report still
+    # drawn ("1 added" of the upload), so the page looked as if nothing happened until the next click.
+    at = upload(page("documents"), ("notes.md", NEW_DOC, "text/markdown"))
+    assert any(s.startswith("1 added") for s in texts(at, "success"))
+    source = next(o for o in at.selectbox[0].options if o.endswith("notes.md"))
+    at.selectbox[0].set_value(str(Path(source))).run()
+    at = next(b for b in at.button if b.label == "Remove").click().run()
+    assert not any(s.startswith("1 added") for s in texts(at, "success"))
+    wait_for_jobs()
+    at = next(b for b in at.button if b.label == "Re-index").click().run()
+    assert not any("1 removed" in s for s in texts(at, "success"))  # the removal's report gave way too
