@@ -9,7 +9,7 @@ import streamlit as st
 from ragtune import api
 
 from . import state
-from .render import citation_label, highlight, passage_for, timings_line
+from .render import as_typed, citation_label, highlight, passage_for, timings_line
 
 TURNS = "chat_turns"
 
@@ -55,8 +55,10 @@ def sidebar() -> dict[str, Any]:
                                help="how many retrieved passages the answer may use")
     options["mode"] = state.bound(sb.selectbox, "Search", "mode", "hybrid", options=["hybrid", "dense", "bm25"],
                                   help="hybrid fuses meaning (dense) and keyword (BM25) search")
-    options["abstain"] = state.bound(sb.checkbox, "Say 'the documents do not say' for off-topic questions",
-                                     "abstain", True)
+    options["abstain"] = state.bound(
+        sb.checkbox, "Say 'the documents do not say' for off-topic questions", "abstain", True,
+        help="Off: the model is always given the best passages, however far from the question. The extractive "
+             "reader still says so when no passage sentence shares enough of the question's words.")
     if sb.button("New conversation"):
         st.session_state[TURNS] = []
     return options
@@ -65,16 +67,24 @@ def sidebar() -> dict[str, Any]:
 def _history(turns: list[dict]) -> list[dict]:
     messages = []
     for t in turns:
+        if t.get("error"):  # a question that failed has no answer to follow up on
+            continue
         messages.append({"role": "user", "content": t["question"]})
         messages.append({"role": "assistant", "content": t["text"]})
     return messages
 
 
-def show_details(turn: dict) -> None:
-    """The rewritten question, abstention, citations (each opening its passage) and timings of a turn."""
+def show_details(turn: dict, rewritten: bool = True) -> None:
+    """The rewritten question (``rewritten``), abstention, citations (each opening its passage) and timings."""
     answer = turn.get("answer")
     if answer is None:
         return
+    if rewritten and answer.query != turn["question"]:
+        st.caption(f"Follow-up read as: *{as_typed(answer.query)}*")
+    if answer.grounding.get("fallback"):
+        instead = ("quoting the passage that answers instead" if answer.grounding["fallback"] == "extractive"
+                   else "no passage answers it")
+        st.caption(f"The model's answer was withdrawn: {answer.grounding.get('reason')}; {instead}.")
     if answer.abstained:
         st.info("The documents do not say: no indexed passage answers this question. "
                 "Rephrase it, or add documents on the Documents page.")
@@ -103,12 +113,19 @@ def _ask(question: str, index: Any, options: dict[str, Any], turns: list[dict]) 
     if loading is not None and loading.state == "failed":
         st.error(f"The local model could not be loaded: {loading.error}")
         return
-    extra = {} if options["abstain"] else {"min_score": None}  # keep RAG's calibrated default otherwise
+    # Off: neither the topic gate (dense score) nor the support gate (a passage sentence must cover enough of
+    # the question) stops the question before the generator; on: RAG's calibrated defaults.
+    extra = {} if options["abstain"] else {"min_score": None, "min_support": None}
     rag = api.RAG(index, gen, k=options["k"], mode=options["mode"], **extra)
     stream = rag.stream(question, history=_history(turns))
     if stream.query != question:
-        st.caption(f"Follow-up read as: *{stream.query}*")
-    st.write_stream(iter(stream))
+        st.caption(f"Follow-up read as: *{as_typed(stream.query)}*")  # before the answer streams
+    shown = st.empty()
+    shown.write_stream(iter(stream))
+    if stream.answer.grounding.get("fallback"):
+        # The model's words were streamed before the grounding check withdrew them: show only what stands,
+        # as the history will, and say what was withdrawn and why.
+        shown.markdown(stream.answer.text)
     label = gen.name.split("+")[0]
     if options.get("adapter") and options["kind"] == "adapter":
         scale = options.get("adapter_scale", 1.0)
@@ -116,7 +133,7 @@ def _ask(question: str, index: Any, options: dict[str, Any], turns: list[dict]) 
         label += f" at strength {scale:g}" if scale != 1 else ""
     turn = {"question": question, "text": stream.answer.text, "answer": stream.answer, "generator": label}
     turns.append(turn)
-    show_details(turn)
+    show_details(turn, rewritten=False)
 
 
 def render() -> None:
@@ -134,17 +151,21 @@ def render() -> None:
     turns = st.session_state.setdefault(TURNS, [])
     for turn in turns:
         with st.chat_message("user"):
-            st.markdown(turn["question"])
+            st.markdown(as_typed(turn["question"]))
         with st.chat_message("assistant"):
+            if turn.get("error"):
+                st.error(turn["error"])
+                continue
             st.markdown(turn["text"])
             show_details(turn)
     question = st.chat_input("Ask a question about your documents")
-    if not question:
+    if not question or not question.strip():  # Enter on an empty box asks nothing
         return
     with st.chat_message("user"):
-        st.markdown(question)
+        st.markdown(as_typed(question))
     with st.chat_message("assistant"):
         try:
             _ask(question, index, options, turns)
-        except Exception as exc:  # a readable line, never a traceback
+        except Exception as exc:  # a readable line, never a traceback; kept in the history like an answer
             state.error(exc)
+            turns.append({"question": question, "text": "", "error": state.error_text(exc)})

@@ -70,15 +70,18 @@ def render() -> None:
         run = st.form_submit_button("Evaluate", type="primary")
     if run:
         path = Path(target.strip()).expanduser()
+        refusal = None
         if not target.strip():
-            st.error("enter the path of a BEIR folder or a QA .jsonl file")
+            refusal = "enter the path of a BEIR folder or a QA .jsonl file"
         elif not path.exists():
-            st.error(f"{path}: no such file or folder")
+            refusal = f"{path}: no such file or folder"
         elif not modes:
-            st.error("choose at least one search mode")
-        else:
-            # a QA file is scored against the index: the job waits for it to open rather than refusing
-            opening = state.index_job() if path.is_file() else None
-            state.start_job("evaluate", _run, str(path), opening, modes, int(k) or None, int(limit) or None,
-                            exclusive=True)
+            refusal = "choose at least one search mode"
+        if refusal:
+            st.error(refusal)  # alone: the previous run's results below it would read as this one's
+            return
+        # a QA file is scored against the index: the job waits for it to open rather than refusing
+        opening = state.index_job() if path.is_file() else None
+        state.start_job("evaluate", _run, str(path), opening, modes, int(k) or None, int(limit) or None,
+                        exclusive=True)
     state.follow_job("evaluate", "Evaluating ...", show)

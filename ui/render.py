@@ -41,6 +41,14 @@ def highlight(text: str, query: str) -> str:
     return pattern.sub(lambda m: f"<mark>{m.group(0)}</mark>", escaped)
 
 
+_MARKDOWN = re.compile(r"([\\`*_{}\[\]()#+\-.!|>~<$])")
+
+
+def as_typed(text: str) -> str:
+    """``text`` for st.markdown, shown as typed: "# Heading **bold**" is not a heading in bold."""
+    return _MARKDOWN.sub(r"\\\1", text or "")
+
+
 def citation_label(citation: Any) -> str:
     """``[2] lora_qlora.pdf · p. 3 · § QLoRA`` for a citation (or a hit's chunk)."""
     parts = [f"[{citation.marker}] {Path(citation.source).name}"]

@@ -263,10 +263,13 @@ def start_job(key: str, fn: Any, *args: Any, exclusive: bool = False, **kwargs: 
 
 def error(exc: BaseException) -> None:
     """One readable line for a library error; unexpected ones are named, never shown as a traceback."""
+    st.error(error_text(exc))
+
+
+def error_text(exc: BaseException) -> str:
     if isinstance(exc, api.RagtuneError):
-        st.error(str(exc))
-    else:
-        st.error(f"Something went wrong: {type(exc).__name__}: {exc}")
+        return str(exc)
+    return f"Something went wrong: {type(exc).__name__}: {exc}"
 
 
 def when(timestamp: float | None) -> str:

@@ -38,6 +38,60 @@ def test_follow_up_is_rewritten_and_shown_and_history_stays_per_session(ui_env):
     assert len(other.chat_message) == 0
 
 
+def test_the_rewritten_follow_up_stays_shown_on_later_turns(ui_env):
+    at = ask(page("chat"), "What is QLoRA?")
+    at = ask(at, "How much memory does it save?")
+    at = ask(at, "What is BM25?")
+    shown = [c for c in texts(at, "caption") if c.startswith("Follow-up read as:")]
+    assert len(shown) == 1 and "QLoRA" in shown[0]  # the second turn's, drawn again; none for the others
+
+
+def test_a_blank_question_asks_nothing(ui_env):
+    at = ask(page("chat"), "   ")
+    assert not at.exception
+    assert len(at.chat_message) == 0 and not texts(at, "error")
+
+
+def test_the_question_is_shown_as_typed_not_as_markdown(ui_env):
+    at = ask(page("chat"), "# What is **QLoRA**?")
+    shown = at.chat_message[0].markdown[0].value
+    assert shown == r"\# What is \*\*QLoRA\*\*?"
+
+
+def test_a_question_that_failed_stays_in_the_history_with_its_error(ui_env):
+    at = page("chat")
+    at.sidebar.radio[0].set_value("api").run()
+    at.sidebar.text_input[0].set_value("http://127.0.0.1:9/v1").run()
+    at.sidebar.checkbox[0].uncheck().run()
+    at = ask(at, "What does QLoRA quantise the base model to?")
+    first = texts(at, "error")
+    assert len(first) == 1
+    at.sidebar.radio[0].set_value("extractive").run()
+    at = ask(at, "What is BM25?")
+    assert texts(at, "error") == first  # the failed turn is drawn again, with its error
+    assert len(at.chat_message) == 4
+    assert "BM25" in at.chat_message[3].markdown[0].value
+
+
+def test_unticking_abstention_turns_off_both_gates_before_the_generator(ui_env, monkeypatch):
+    from ragtune import api
+
+    seen = []
+    real = api.RAG
+
+    class Spy(real):
+        def __init__(self, *args, **kwargs):
+            seen.append(kwargs)
+            super().__init__(*args, **kwargs)
+
+    monkeypatch.setattr(api, "RAG", Spy)
+    at = ask(page("chat"), "What is BM25?")
+    assert seen[-1] == {"k": 5, "mode": "hybrid"}  # ticked: RAG's calibrated defaults
+    at.sidebar.checkbox[0].uncheck().run()
+    ask(at, "What is the capital of France?")
+    assert seen[-1].get("min_score", 0) is None and seen[-1].get("min_support", 0) is None
+
+
 def test_sidebar_offers_every_generator_and_retrieval_settings(ui_env):
     at = page("chat")
     assert at.sidebar.radio[0].options == [
@@ -118,3 +172,18 @@ def test_a_default_adapter_of_the_local_model_is_listed_and_plain_local_answers_
     assert [s.value for s in at.sidebar.slider if s.label == "Adapter strength"] == [0.5]
     at.sidebar.radio[0].set_value("local").run()
     assert not [s for s in at.sidebar.slider if s.label == "Adapter strength"]  # no adapter, nothing to scale
+
+
+def test_a_withdrawn_model_answer_is_replaced_on_screen_and_the_withdrawal_is_said(ui_env, monkeypatch):
+    from _answer_fakes import FakeGenerator
+
+    from ragtune.ui import state
+
+    monkeypatch.setattr(state, "generator", lambda *a, **k: (FakeGenerator(["QLoRA quantises it to 8-bit [1]."]), None))
+    at = page("chat")
+    at.sidebar.radio[0].set_value("api").run()
+    at = ask(at, "What does QLoRA quantise the base model to?")
+    assert not at.exception
+    shown = at.chat_message[1].markdown[0].value
+    assert "8-bit" not in shown and "4-bit" in shown  # only the replacement stands on screen
+    assert any(c.startswith("The model's answer was withdrawn:") and "8" in c for c in texts(at, "caption"))

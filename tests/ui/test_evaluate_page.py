@@ -70,6 +70,19 @@ def test_a_missing_path_is_one_readable_error(ui_env):
     assert texts(at, "error") == ["/nonexistent/qa.jsonl: no such file or folder"]
 
 
+def test_a_refused_path_does_not_show_the_previous_results_under_its_error(ui_env):
+    qa = ui_env / "qa.jsonl"
+    qa.write_text(json.dumps({"id": "1", "question": "What is BM25?", "answer": "a ranking function",
+                              "source": "rag.txt"}) + "\n")
+    at = evaluate(page("evaluate"), str(qa))
+    assert at.table  # the first run's results
+    at.text_input[0].set_value(str(ui_env / "nope.jsonl"))
+    at.button[0].click()
+    at.run()
+    assert texts(at, "error") == [f"{ui_env / 'nope.jsonl'}: no such file or folder"]
+    assert not at.table and not at.get("vega_lite_chart")  # they would read as the missing file's
+
+
 def test_an_empty_path_asks_for_one_instead_of_scoring_the_working_folder(ui_env):
     at = page("evaluate")
     at.text_input[0].set_value("  ")
