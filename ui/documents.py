@@ -17,7 +17,14 @@ INDEX_JOB = "index"
 
 
 def _index_uploaded(job: api.Job, index: api.SharedIndex, paths: list[Path]) -> Any:
-    return api.index_paths(index, paths, progress=job.report)
+    report = api.index_paths(index, paths, progress=job.report)
+    # A stored upload that could not be indexed is deleted: the page lists only indexed files, so it could
+    # not be removed there, and every Re-index would skip it again. The report keeps its name and reason.
+    failed = {str(Path(p.path).resolve()) for p in [*report.problems, *report.skipped]}
+    for path in paths:
+        if str(path.resolve()) in failed:
+            path.unlink(missing_ok=True)
+    return report
 
 
 def _reindex(job: api.Job, index: api.SharedIndex, uploads: Path) -> Any:
@@ -37,7 +44,8 @@ def upload_section(index: api.SharedIndex, uploads: Path, max_mb: float) -> None
     suffixes = allowed_suffixes()
     files = st.file_uploader(
         f"Files up to {max_mb:g} MB each: {', '.join(s.lstrip('.') for s in suffixes)}",
-        type=[s.lstrip(".") for s in suffixes], accept_multiple_files=True, key="uploader",
+        type=[s.lstrip(".") for s in suffixes], accept_multiple_files=True,
+        key=f"uploader-{st.session_state.get('uploads_added', 0)}",  # a new key empties it once added
     )
     if files and st.button("Add to the index", type="primary"):
         _save_and_index(index, uploads, max_mb, files)
@@ -57,7 +65,9 @@ def _save_and_index(index: api.SharedIndex, uploads: Path, max_mb: float, files:
     st.session_state["upload_errors"] = errors
     if saved:
         st.session_state["uploaded"] = [p.name for p in saved]
-        state.start_job(INDEX_JOB, _index_uploaded, index, saved, exclusive=True)
+        if state.start_job(INDEX_JOB, _index_uploaded, index, saved, exclusive=True) is not None:
+            st.session_state["uploads_added"] = st.session_state.get("uploads_added", 0) + 1
+            st.rerun()  # draws the progress, and an empty uploader: these files are on their way in
 
 
 def report_section(job: api.Job | None) -> None:

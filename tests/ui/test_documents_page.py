@@ -51,6 +51,18 @@ def test_a_file_that_fails_to_parse_is_listed_as_skipped_with_its_reason(ui_env)
     assert not at.exception
     skipped = at.dataframe[0].value
     assert list(skipped["file"]) == ["broken.pdf"] and skipped["reason"][0]
+    # not kept in uploads/: the page could not remove it, and every Re-index would skip it again
+    assert not (ui_env / "uploads" / "broken.pdf").exists()
+    at = next(b for b in at.button if b.label == "Re-index").click().run()
+    wait_for_jobs()
+    at = at.run()
+    assert not any("skipped" in w for w in texts(at, "warning"))
+
+
+def test_the_uploader_is_emptied_once_its_files_are_added(ui_env):
+    at = upload(page("documents"), ("notes.md", NEW_DOC, "text/markdown"))
+    assert not at.file_uploader[0].value
+    assert not any(b.label == "Add to the index" for b in at.button)
 
 
 def test_reindex_drops_deleted_files_and_picks_up_changes(ui_env, docs_dir):
