@@ -77,6 +77,10 @@ def report_section(job: api.Job | None) -> None:
     r = job.result
     st.success(f"{len(r.added)} added, {len(r.updated)} updated, {len(r.unchanged)} unchanged, "
                f"{len(r.removed)} removed; +{r.chunks_added} / -{r.chunks_removed} chunks")
+    for what, paths in (("added", r.added), ("updated", r.updated), ("removed", r.removed)):
+        if paths:
+            names = [Path(p).name for p in paths]
+            st.caption(f"{what}: {', '.join(names[:10])}" + (f" and {len(names) - 10} more" if len(names) > 10 else ""))
     skipped = [*r.problems, *r.skipped]
     if skipped:
         st.warning(f"{len(skipped)} file(s) skipped")

@@ -63,6 +63,7 @@ def test_the_uploader_is_emptied_once_its_files_are_added(ui_env):
     at = upload(page("documents"), ("notes.md", NEW_DOC, "text/markdown"))
     assert not at.file_uploader[0].value
     assert not any(b.label == "Add to the index" for b in at.button)
+    assert "added: notes.md" in texts(at, "caption")  # the report names what went in
 
 
 def test_reindex_drops_deleted_files_and_picks_up_changes(ui_env, docs_dir):
