@@ -212,6 +212,46 @@ def numbers(text: str) -> set[str]:
     return {m.replace(",", "") for m in re.findall(r"\d+(?:[.,]\d+)*", text)}
 
 
+# "What is LoRA?", "What are adapters?", "What does HNSW stand for?": a definition question. Its subject is
+# at most six words; "What is X used for?" or "What does X return?" ask something else.
+_SUBJECT_RE = re.compile(r"^\s*what (?:(?:is|are|was|were) (?:an? |the )?([\w .'-]{1,80}?)|"
+                         r"(?:does|do) (?:an? |the )?([\w .'-]{1,80}?) (?:stand for|mean))\s*\?*\s*$",
+                         re.IGNORECASE)
+_COPULA = frozenset("is are was were means mean refers refer stands stand denotes".split())
+
+
+def asked_subject(question: str) -> list[str]:
+    """The words of the subject a definition question ("What is X?") asks about; empty for other questions."""
+    m = _SUBJECT_RE.match(question)
+    subject = (m.group(1) or m.group(2)) if m else ""
+    found = words(subject)
+    return found if 0 < len(found) <= 6 else []
+
+
+def defines_subject(sentence: str, subject: list[str]) -> bool:
+    """Whether ``sentence`` has the shape of a definition of ``subject`` (TREC definitional QA's patterns):
+    it opens with the subject (after an optional article) followed by a copula ("BM25 is the classic lexical
+    ranking function", "HNSW stands for ...") or an apposition ("LoRA, a reparameterisation method, ...",
+    "LoRA (low-rank adaptation) ..."), or with the subject's long form and the subject in brackets
+    ("Low-rank adaptation (LoRA) and its quantised variant ..."). A sentence that names the subject only
+    further on is about something else ("... so a merged LoRA model runs exactly as fast")."""
+    if not subject:
+        return False
+    spelled = re.escape(" ".join(subject))
+    if re.match(rf"^[\w '-]{{1,60}}\(\s*{spelled}\s*\)", sentence, re.IGNORECASE):
+        return True  # "Low-rank adaptation (LoRA) ...": the sentence opens by spelling the subject out
+    tokens = [w.lower() for w in words(sentence)]
+    if tokens and tokens[0] in ("a", "an", "the"):
+        tokens = tokens[1:]
+    n = len(subject)
+    if tokens[:n] != [w.lower() for w in subject]:
+        return False
+    rest = sentence.split(subject[-1], 1)[1].lstrip() if subject[-1] in sentence else ""
+    if rest.startswith(("(", ",")):  # "LoRA (low-rank adaptation) is", "LoRA, a method that"
+        return True
+    return len(tokens) > n and tokens[n] in _COPULA
+
+
 def answer_type(question: str) -> str | None:
     """What the question asks for: ``"number"`` (how many / how large), ``"quantity"`` (what size / which
     version: written in digits), ``"level"`` (a number or a constant name), ``"time"`` (when), ``"name"``

@@ -28,7 +28,9 @@ from ..prompt import ABSTAIN_TEXT, ParsedSource, parse_prompt
 from ..text import (
     QUESTION_FRAME,
     answer_type,
+    asked_subject,
     content_terms,
+    defines_subject,
     has_answer_type,
     is_code,
     is_heading_like,
@@ -57,6 +59,10 @@ _TYPE_PENALTY = 0.4
 _NAME_PENALTY = 0.15
 _RESTATES_PENALTY = 0.1
 _FRAME_CREDIT = 0.02  # a tie-break, below any difference in coverage of a content word
+# "What is X?": a sentence of a definition's shape ("X is ...") states what X is; the answer type's weight,
+# since it is the same kind of evidence (the sentence has the shape of the answer). Set by that principle,
+# not searched.
+_SUBJECT_CREDIT = _TYPE_BONUS
 # A second sentence completes the best one when it adds question words the best lacks and scores at least
 # _COMPLETES of it. From another document it is not a completion but a second answer, so it must be nearly
 # as good as the best. Measured on the development sets together (bench/answer.py, extractive, shipped
@@ -202,6 +208,7 @@ class ExtractiveGenerator(GeneratorBase):
         weights = [sum(idf[t] for t in g) / len(g) for g in groups]
         total = sum(weights)
         kind = answer_type(question)
+        subject = asked_subject(question)
         # Frame words ("named", "called") are left out of the coverage, but among sentences that cover the
         # question equally, one that also has them is more likely the answer ("... is named after ...").
         # The kind named after what/which ("Which hash ...") is one of them: the answer names an instance
@@ -231,6 +238,8 @@ class ExtractiveGenerator(GeneratorBase):
                     score += _TYPE_BONUS
                 else:
                     score -= _NAME_PENALTY if kind == "name" else _TYPE_PENALTY
+            if subject and defines_subject(c.text, subject):
+                score += _SUBJECT_CREDIT
             if not c.terms - query:
                 score -= _RESTATES_PENALTY  # it only repeats the question's words: it adds no answer
             if cosines is not None:

@@ -220,3 +220,31 @@ def test_a_level_question_is_answered_by_a_constant_name_not_only_by_digits():
            "only events of this level and above are tracked. Handlers were added in version 2.3 of the module.")
     answer = RAG(FakeSearcher([make_hit(1, doc, section="Logging levels")])).ask("What is the default logging level?")
     assert not answer.abstained and answer.text.startswith("The default level is WARNING")
+
+
+def test_a_definition_question_prefers_the_sentence_that_defines_its_subject():
+    # Both sentences hold the question's only content word; the one shaped like a definition answers it.
+    merged = "After training the update can be merged, so a merged LoRA model runs as fast as the base model."
+    defining = "Low-rank adaptation (LoRA) is the most widely used way to fine-tune large models cheaply."
+    text = ExtractiveGenerator(max_sentences=1).generate(_messages("What is LoRA?", [merged, defining]))
+    assert text.startswith(defining)
+    # Any other question is scored as before: the subject credit is for "What is X?" only.
+    other = ExtractiveGenerator(max_sentences=1).generate(_messages("When can LoRA be merged?", [merged, defining]))
+    assert other.startswith(merged)
+
+
+def test_definition_subjects_and_shapes():
+    from ragtune.rag.text import asked_subject, defines_subject
+
+    assert asked_subject("What is LoRA?") == ["LoRA"]
+    assert asked_subject("What are the adapters?") == ["adapters"]
+    assert asked_subject("What does HNSW stand for?") == ["HNSW"]
+    assert asked_subject("What does QLoRA quantise the base model to?") == []  # not a definition question
+    assert asked_subject("How does LoRA work?") == []
+    lora = ["LoRA"]
+    assert defines_subject("LoRA is a reparameterisation method.", lora)
+    assert defines_subject("The LoRA method is ...", lora) is False
+    assert defines_subject("LoRA, a reparameterisation method, trains two matrices.", lora)
+    assert defines_subject("Low-rank adaptation (LoRA) trains two matrices.", lora)
+    assert not defines_subject("LoRA and QLoRA are covered in another document.", lora)
+    assert not defines_subject("A merged LoRA model is as fast as the base model.", lora)
