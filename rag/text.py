@@ -246,7 +246,8 @@ def defines_subject(sentence: str, subject: list[str]) -> bool:
     n = len(subject)
     if tokens[:n] != [w.lower() for w in subject]:
         return False
-    rest = sentence.split(subject[-1], 1)[1].lstrip() if subject[-1] in sentence else ""
+    at = sentence.lower().find(subject[-1].lower())
+    rest = sentence[at + len(subject[-1]):].lstrip() if at >= 0 else ""
     if rest.startswith(("(", ",")):  # "LoRA (low-rank adaptation) is", "LoRA, a method that"
         return True
     return len(tokens) > n and tokens[n] in _COPULA

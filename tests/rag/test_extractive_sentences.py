@@ -245,6 +245,7 @@ def test_definition_subjects_and_shapes():
     assert defines_subject("LoRA is a reparameterisation method.", lora)
     assert defines_subject("The LoRA method is ...", lora) is False
     assert defines_subject("LoRA, a reparameterisation method, trains two matrices.", lora)
+    assert defines_subject("LoRA, a reparameterisation method, trains two matrices.", ["lora"])  # as typed
     assert defines_subject("Low-rank adaptation (LoRA) trains two matrices.", lora)
     assert not defines_subject("LoRA and QLoRA are covered in another document.", lora)
     assert not defines_subject("A merged LoRA model is as fast as the base model.", lora)
