@@ -241,6 +241,12 @@ def load_qa(path: str | Path) -> list[QAItem]:
     for lineno, row in _jsonl_rows(p):
         if isinstance(row.get("id"), int) and not isinstance(row["id"], bool):
             row["id"] = str(row["id"])  # numbered questions are common; an id only has to be unique
+        if row.get("answer") is None and not row.get("source") and isinstance(row.get("question"), str):
+            raise DatasetError(
+                f"{p}:{lineno}: this question has no answer and no source, as in a file of unanswerable "
+                "questions (corpora/unanswerable.jsonl); scoring needs each question's answer and the file "
+                "that holds it (fields id, question, answer, source)."
+            )
         for name in _QA_FIELDS:
             value = row.get(name)
             if not isinstance(value, str) or not value.strip():

@@ -134,6 +134,8 @@ def test_load_qa_reads_questions_and_sources(tmp_path):
         (json.dumps({**QA_LINE, "id": "a2", "source": ""}), r"qa\.jsonl:2: field 'source' is missing or empty"),
         (json.dumps(QA_LINE), r"qa\.jsonl:2: duplicate id 'a1'"),
         ("[1, 2]", r"qa\.jsonl:2: expected a JSON object"),
+        (json.dumps({"id": "u1", "question": "What did GPT-4 cost?", "answer": None}),
+         r"qa\.jsonl:2: this question has no answer and no source, as in a file of unanswerable questions"),
     ],
 )
 def test_bad_qa_lines_name_file_and_line(tmp_path, second_line, pattern):
