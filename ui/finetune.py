@@ -132,8 +132,8 @@ def show_training_result(job: api.Job) -> None:
 
 
 EVAL_FIGURES = [("f1", "answer F1"), ("exact_match", "exact match"), ("gold_fact_rate", "gold fact in answer"),
-                ("citation_precision", "citation precision"), ("abstain_unanswerable", "abstains when it should"),
-                ("abstain_answerable", "abstains when it should not")]
+                ("citation_precision", "citation precision"), ("abstain_unanswerable", "abstains, unanswerable"),
+                ("abstain_answerable", "abstains, answerable")]  # short: the bar chart cuts long labels
 
 
 def eval_rows(report: dict) -> list[dict]:
@@ -187,9 +187,15 @@ def loss_chart(records: list[dict]) -> None:
 
     rows = [{"step": r["step"], "loss": r.get("loss"), "eval_loss": r.get("eval_loss")}
             for r in records if "step" in r and (r.get("loss") is not None or r.get("eval_loss") is not None)]
-    if rows:
-        frame = pd.DataFrame(rows).groupby("step").last()
-        st.line_chart(frame, x_label="step", y_label="loss")
+    if not rows:
+        return
+    frame = pd.DataFrame(rows).groupby("step").last()
+    if len(frame) == 1:  # a line needs two points: one step is shown as numbers
+        step, row = next(iter(frame.iterrows()))
+        shown = [f"{name.replace('_', ' ')} {value:.3f}" for name, value in row.items() if pd.notna(value)]
+        st.caption(f"step {step}: " + ", ".join(shown))
+        return
+    st.line_chart(frame, x_label="step", y_label="loss")
 
 
 def train_config(steps: int, minutes: float, rank: int, top_layers: int) -> Any:

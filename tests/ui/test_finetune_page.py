@@ -225,3 +225,16 @@ def test_the_adapter_name_field_stays_the_same_widget_when_the_clock_moves_on(ui
     at.run()
     assert (ui_env / "adapters" / "my_adapter" / "adapter" / "adapter_config.json").exists()
     assert at.text_input[0].value not in (first, "my adapter")  # the next run gets a new default name
+
+
+def test_a_loss_log_of_one_step_is_shown_as_numbers_not_an_empty_chart():
+    from streamlit.testing.v1 import AppTest
+
+    at = AppTest.from_string(
+        "from ragtune.ui.finetune import loss_chart\n"
+        "loss_chart([{'step': 1, 'loss': 2.5}])\n"
+        "loss_chart([{'step': 1, 'loss': 2.5}, {'step': 2, 'loss': 2.0, 'eval_loss': 2.2}])\n"
+    ).run()
+    assert not at.exception
+    assert [c.value for c in at.caption] == ["step 1: loss 2.500"]
+    assert len(at.get("vega_lite_chart")) == 1  # the two-step log is a chart
