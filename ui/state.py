@@ -224,8 +224,10 @@ def wait_for(job: api.Job, what: str) -> None:
         if not job.running:
             st.rerun()
         fraction, text = progress_line(job)
-        with st.status(what, state="running", expanded=True):
-            st.progress(fraction if fraction is not None else 0.0, text=text)
+        # Not `with st.status(...)`: leaving that block marks the box complete (a check mark) while the
+        # job is still running.
+        box = st.status(what, state="running", expanded=True)
+        box.progress(fraction if fraction is not None else 0.0, text=text)
 
     if job.running:
         _poll()
