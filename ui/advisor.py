@@ -72,6 +72,9 @@ def charts(rec: Any) -> None:
     import pandas as pd
 
     ranked = rec.ranked
+    if not any(o.total for o in ranked):  # nothing answered that weighs: bars of zero say nothing
+        st.caption("No scores to chart yet: every option scores 0 on the answers given.")
+        return
     totals = pd.DataFrame({"option": [o.name for o in ranked], "score (0-100)": [o.total for o in ranked]})
     st.bar_chart(totals, x="option", y="score (0-100)", horizontal=True)
     rows = [{"option": o.name, "factor": c.factor_name, "points": c.points} for o in ranked for c in o.contributions]

@@ -141,8 +141,8 @@ def render() -> None:
     options = sidebar()
     job = state.index_job()
     index = state.shared_index()
+    st.write("Ask questions about the indexed documents; answers cite the passages they rest on.")
     if index is None:
-        st.write("Ask questions about the indexed documents; answers cite the passages they rest on.")
         state.wait_for(job, "Opening the index and loading the embedding model ...")
         st.chat_input("Ask a question (the index is still loading)", disabled=True)
         return

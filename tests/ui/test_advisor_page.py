@@ -41,6 +41,8 @@ def test_no_answers_say_undetermined_and_name_the_deciding_questions(ui_env):
     warning = texts(at, "warning")[0]
     assert warning.startswith("Undetermined") and "lever order" in warning
     assert any(m.value.startswith("Questions that would decide it") for m in at.markdown)
+    assert not at.get("vega_lite_chart")  # every option scores 0: no bars of zero
+    assert "No scores to chart yet" in " ".join(texts(at, "caption"))
 
 
 def test_downloads_hold_the_markdown_and_json_reports(ui_env):
