@@ -153,9 +153,11 @@ def evaluate_adapter(
         report["validation_perplexity"] = {c: _perplexity(gen, val, configs[c]) for c in configs}
     if qa is not None and index is not None:
         test_sources = qa_sources if qa_sources is not None else test_sources
-        items = _qa_items(qa, test_sources) + (_qa_items(unanswerable, None) if unanswerable else [])
-        report["qa"] = _run_qa(gen, configs, index, items[: limit * 2 if limit else None], max_new_tokens, progress,
-                               without_retrieval, rows=rows)
+        # --limit N: N answerable and N unanswerable questions (a cut of both together at 2N dropped every
+        # unanswerable one when the QA file had 2N answerable questions).
+        items = (_qa_items(qa, test_sources)[: limit or None]
+                 + (_qa_items(unanswerable, None)[: limit or None] if unanswerable else []))
+        report["qa"] = _run_qa(gen, configs, index, items, max_new_tokens, progress, without_retrieval, rows=rows)
         report["qa"]["sources"] = test_sources or "all"
     report["regressions"] = _regressions(report)
     if answers is not None:

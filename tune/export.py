@@ -12,12 +12,21 @@ from __future__ import annotations
 
 import os
 import shutil
+import warnings
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 from ragtune.errors import ConfigError, ModelLoadError
 
-from .artifacts import META_FILE, check_base, publish_dir, read_meta, recover_dir, write_json
+from .artifacts import (
+    META_FILE,
+    check_base,
+    publish_dir,
+    read_meta,
+    recover_dir,
+    write_json,
+)
 
 MERGED_FILE = "ragtune_merged.json"  # what a merged model folder holds besides the model: its adapter
 PROBE = [{"role": "user", "content": "Sources:\n\n[1] lora.md\n<source>\nLoRA trains two small matrices.\n</source>\n\n"
@@ -39,6 +48,15 @@ def base_model_dir(adapter: str | Path, base_model: str | Path | None = None) ->
     return model_dir
 
 
+@contextmanager
+def _quiet_peft():
+    """peft reads transformers' deprecated is_gradient_checkpointing (a FutureWarning on every load and
+    merge, printed by `tune merge`): not ours to fix, and nothing the user can act on."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=".*is_gradient_checkpointing.*", category=FutureWarning)
+        yield
+
+
 def load_with_adapter(adapter: str | Path, base_model: str | Path | None = None) -> tuple[Any, Any]:
     """(peft model, tokenizer) for ``adapter`` on its checked base model, on CPU in fp32, in eval mode."""
     from peft import PeftModel
@@ -48,7 +66,8 @@ def load_with_adapter(adapter: str | Path, base_model: str | Path | None = None)
     tokenizer = AutoTokenizer.from_pretrained(str(model_dir), local_files_only=True)
     base = AutoModelForCausalLM.from_pretrained(str(model_dir), local_files_only=True)
     try:
-        model = PeftModel.from_pretrained(base, str(adapter))
+        with _quiet_peft():
+            model = PeftModel.from_pretrained(base, str(adapter))
     except Exception as e:  # noqa: BLE001 - shapes or files: one clear message
         raise ModelLoadError(f"adapter {adapter} could not be loaded onto {model_dir}: {type(e).__name__}: {e}") from e
     return model.eval(), tokenizer
@@ -89,7 +108,8 @@ def merge_adapter(adapter: str | Path, out: str | Path, *, base_model: str | Pat
     if scale != 1:
         scale_adapter(model, model.active_adapter, scale)
     expected = greedy(model, tokenizer)
-    merged = model.merge_and_unload()
+    with _quiet_peft():
+        merged = model.merge_and_unload()
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.with_name(f".{out.name}.tmp-{os.getpid()}")
     shutil.rmtree(tmp, ignore_errors=True)

@@ -91,9 +91,23 @@ def shows_example(parser: argparse.ArgumentParser, words: tuple[str, ...]) -> bo
                if line.startswith(" "))
 
 
+def _one_line_error(parser: argparse.ArgumentParser):
+    """argparse's error() prints the whole usage block before the message; a mistake is one line, as every
+    other error of the CLI is (`ragtune: error: ...`), and says where the usage is."""
+
+    command = parser.prog.removeprefix("ragtune").strip()
+
+    def error(message: str):
+        where = f"{command}: " if command else ""
+        parser.exit(2, f"ragtune: error: {where}{message} (see `{parser.prog} --help`)\n")
+
+    return error
+
+
 def finish(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
     for words, p in commands(parser):
         p.formatter_class = HelpFormatter
+        p.error = _one_line_error(p)
         p.description = plain(p.description) or _sentence(getattr(p, "_short_help", None))
         p.epilog = plain(p.epilog)
         for action in p._actions:
@@ -103,6 +117,9 @@ def finish(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
                     action.metavar = VALUE_NAMES[option]
                 elif option in _FILL_ONLY and action.metavar is None:
                     action.metavar = _FILL_ONLY[option]
+                elif action.metavar is None and action.nargs != 0 and action.type in (int, float) \
+                        and not action.choices:
+                    action.metavar = "N" if action.type is int else "X"  # not MAX_STEPS, ABSTAIN_SHARE
         key = " ".join(words)
         if key in EXAMPLES and not shows_example(p, words):
             block = "examples:\n" + "\n".join(f"  {line}" for line in EXAMPLES[key])

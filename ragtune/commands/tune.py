@@ -47,15 +47,18 @@ def _register_data(verbs) -> None:
     p.add_argument("--generator", default="template", choices=("template", "parsed", "local", "api"),
                    help="who writes the questions: template (patterns, no model, default), parsed (the same "
                         "from a spaCy dependency parse: grammatical), the local model, or the API")
-    p.add_argument("--questions-per-chunk", type=int, default=4)
+    p.add_argument("--questions-per-chunk", type=int, default=4, metavar="N",
+                   help="questions written per chunk, at most (default 4)")
     p.add_argument("--sources", type=int, nargs=2, default=(2, 5), metavar=("MIN", "MAX"),
                    help="sources shown per example, gold included (default 2 5)")
-    p.add_argument("--abstain-share", type=float, default=0.1,
+    p.add_argument("--abstain-share", type=float, default=0.1, metavar="X",
                    help="share of examples without the gold chunk (default 0.1)")
     p.add_argument("--max-answer-words", type=int, default=10, metavar="N",
                    help="answers cut to their first clause; longer ones dropped (default 10; 0: keep whole spans)")
-    p.add_argument("--test-share", type=float, default=0.2, help="share of documents held out for testing")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--test-share", type=float, default=0.2, metavar="X",
+                   help="share of documents held out for testing (default 0.2)")
+    p.add_argument("--seed", type=int, default=0, metavar="N",
+                   help="seed of the split by document and of the choice of distractors (default 0)")
     p.add_argument("--questions", type=Path, metavar="FILE", default=None,
                    help="a QA jsonl (question, answer, source): questions about validation documents are stored "
                    "with the RAG prompt `ask` would build, for checkpoint selection (select_by: answer_f1); "
@@ -80,14 +83,17 @@ def _register_run(verbs) -> None:
     p.add_argument("--out", type=Path, required=True, metavar="DIR", help="run folder; the adapter goes to DIR/adapter")
     p.add_argument("--config", type=Path, metavar="FILE", help="a YAML/JSON TrainConfig (fields as in TrainConfig)")
     p.add_argument("--base-model", metavar="PATH", help="model folder or .gguf (default: the shipped SmolLM2)")
-    p.add_argument("--max-steps", type=int, help="stop after N optimizer steps (overrides epochs)")
-    p.add_argument("--epochs", type=float)
-    p.add_argument("--learning-rate", type=float)
-    p.add_argument("--rank", type=int)
-    p.add_argument("--batch-size", type=int)
-    p.add_argument("--max-length", type=int)
+    p.add_argument("--max-steps", type=int, metavar="N", help="stop after N optimizer steps (overrides epochs)")
+    # The rest override the same fields of --config; the defaults named are TrainConfig's (a test checks them).
+    p.add_argument("--epochs", type=float, metavar="X", help="passes over the training split (default 1)")
+    p.add_argument("--learning-rate", type=float, metavar="X", help="peak learning rate (default 0.001)")
+    p.add_argument("--rank", type=int, metavar="N", help="LoRA rank r (default 16)")
+    p.add_argument("--batch-size", type=int, help="examples per device step (default 4)")
+    p.add_argument("--max-length", type=int, metavar="N",
+                   help="tokens per example; longer ones are skipped and counted (default 1024)")
     p.add_argument("--dora", action="store_true", default=None, help="DoRA instead of plain LoRA")
-    p.add_argument("--gradient-checkpointing", action="store_true", default=None)
+    p.add_argument("--gradient-checkpointing", action="store_true", default=None,
+                   help="recompute activations in the backward pass: less memory, slower steps")
     p.add_argument("--qlora", action="store_true", help="4-bit base model (CUDA + bitsandbytes only)")
     p.add_argument("--fresh", action="store_true", help="discard checkpoints in OUT instead of resuming")
     p.add_argument("--json", action="store_true", help="print the result as JSON")
@@ -99,26 +105,28 @@ def _register_eval(verbs) -> None:
     p.add_argument("--adapter", type=Path, default=None, help="adapter folder (omit: base model only)")
     p.add_argument("--data", type=Path, help="a `tune data` file: its test split and validation perplexity")
     p.add_argument("--qa", type=Path, help="a QA jsonl file asked through RAG over --index")
-    p.add_argument("--unanswerable", type=Path, help="a jsonl of questions the documents do not answer")
+    p.add_argument("--unanswerable", type=Path, metavar="FILE", help="a jsonl of questions the documents do not answer")
     p.add_argument("--index", metavar="DIR", default=None, help="index for --qa (env RAGTUNE_INDEX)")
-    p.add_argument("--limit", type=int, default=60, help="questions per set (default 60; 0 = all)")
+    p.add_argument("--limit", type=int, default=60,
+                   help="questions per set: test split, answerable and unanswerable QA each (default 60; 0 = all)")
     p.add_argument("--adapter-scale", type=float, default=1.0, metavar="X",
                    help="the adapter's strength: 1 as trained (default), 0.5 halfway to the base model (WiSE-FT)")
     p.add_argument("--also-scales", type=float, nargs="+", default=[], metavar="X",
                    help="also score the adapter at these strengths, in the same run (rows adapter@X)")
     p.add_argument("--answers", type=Path, metavar="FILE",
                    help="also write every answer, with its gold and scores, to this JSON-lines file")
-    p.add_argument("--json", action="store_true")
+    p.add_argument("--json", action="store_true", help="print the report as JSON")
     p.set_defaults(func=run_eval)
 
 
 def _register_merge(verbs) -> None:
     p = verbs.add_parser("merge", help="merge an adapter into its base model as a standalone model folder")
-    p.add_argument("--adapter", type=Path, required=True)
-    p.add_argument("--out", type=Path, required=True)
+    p.add_argument("--adapter", type=Path, required=True, help="the adapter folder (a run's OUT/adapter)")
+    p.add_argument("--out", type=Path, required=True, metavar="DIR",
+                   help="the standalone model folder to write (new, empty, or an earlier merge)")
     p.add_argument("--scale", type=float, default=1.0, metavar="X",
                    help="merge the adapter at this strength: 1 as trained (default), 0.5 halfway to the base model")
-    p.add_argument("--json", action="store_true")
+    p.add_argument("--json", action="store_true", help="print the result as JSON")
     p.set_defaults(func=run_merge)
 
 

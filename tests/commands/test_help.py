@@ -79,3 +79,41 @@ def test_index_info_shows_readable_time_and_only_the_chunker_settings_in_use(tmp
         assert "overlap_tokens=32" in lines["chunker"] and "max_tokens=256" in lines["chunker"]
     else:
         assert "chunk_size=1000" in lines["chunker"] and "overlap_tokens" not in lines["chunker"]
+
+
+def test_tune_run_help_names_the_training_config_defaults():
+    from ragtune.tune.config import TrainConfig
+
+    run = dict(commands(build_parser()))[("tune", "run")]
+    helps = {a.option_strings[0]: a.help for a in run._actions if a.option_strings}
+    defaults = TrainConfig()
+    for option, field in [("--epochs", "epochs"), ("--learning-rate", "learning_rate"), ("--rank", "rank"),
+                          ("--batch-size", "batch_size"), ("--max-length", "max_length")]:
+        value = getattr(defaults, field)
+        shown = f"{value:g}" if isinstance(value, float) else str(value)
+        assert f"(default {shown})" in helps[option], (option, helps[option])
+
+
+def test_every_option_has_help_and_number_options_a_short_value_name():
+    for words, parser in commands(build_parser()):
+        for action in parser._actions:
+            if not action.option_strings or isinstance(action, argparse._HelpAction):
+                continue
+            name = " ".join(("ragtune", *words, action.option_strings[0]))
+            assert action.help, f"{name}: no help"
+            if action.nargs != 0 and action.type in (int, float) and not action.choices:
+                assert action.metavar is not None, f"{name}: shows its destination name as the value"
+
+
+@pytest.mark.parametrize("argv, says", [
+    (["search", "x", "--mode", "foo"], "ragtune: error: search: argument --mode: invalid choice: 'foo'"),
+    (["search", "x", "--k", "abc"], "ragtune: error: search: argument --k: invalid int value: 'abc'"),
+    (["tune", "run"], "ragtune: error: tune run: the following arguments are required: --data, --out"),
+    (["nosuch"], "ragtune: error: argument COMMAND: invalid choice: 'nosuch'"),
+])
+def test_a_usage_mistake_is_one_line_naming_the_help(capsys, argv, says):
+    with pytest.raises(SystemExit) as exc:
+        main(argv)
+    assert exc.value.code == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and err.startswith(says) and "--help`" in err and "usage:" not in err

@@ -143,3 +143,26 @@ def test_a_question_too_long_for_the_model_is_skipped_and_counted_not_fatal(adap
     rows = [json.loads(line) for line in (tmp_path / "answers.jsonl").read_text().splitlines()]
     skipped = [r for r in rows if r.get("skipped")]
     assert len(skipped) == 2 and all("accepts 512" in r["skipped"] and r["answer"] is None for r in skipped)
+
+
+def test_limit_takes_n_answerable_and_n_unanswerable_qa_questions(adapter, tmp_path, monkeypatch):
+    # A cut of both together at 2N dropped every unanswerable question when the QA file held 2N answerable ones.
+    import ragtune.tune.evaluate as ev
+
+    qa = tmp_path / "qa.jsonl"
+    qa.write_text("".join(json.dumps({"id": f"q{i}", "question": f"q {i}?", "answer": "a", "source": "d.md"}) + "\n"
+                          for i in range(4)))
+    unanswerable = tmp_path / "un.jsonl"
+    unanswerable.write_text("".join(json.dumps({"id": f"u{i}", "question": f"u {i}?", "answer": None}) + "\n"
+                                    for i in range(3)))
+    seen = []
+
+    def run_qa(gen, configs, index, items, *args, **kwargs):
+        seen.append([it["id"] for it in items])
+        return {}
+
+    monkeypatch.setattr(ev, "_run_qa", run_qa)
+    ev.evaluate_adapter(adapter, index=object(), qa=qa, unanswerable=unanswerable, limit=2)
+    assert seen == [["q0", "q1", "u0", "u1"]]
+    ev.evaluate_adapter(adapter, index=object(), qa=qa, unanswerable=unanswerable, limit=0)
+    assert len(seen[-1]) == 7
