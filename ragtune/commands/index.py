@@ -222,8 +222,12 @@ def cmd_remove(args) -> int:
     report = index.remove(args.sources)
     if args.json:
         print_json(report.to_dict())
+    elif report.problems and not report.removed:  # nothing done: one error line, as for any other mistake
+        reasons = "; ".join(f"{p.path}: {p.reason}" for p in report.problems)
+        print(f"ragtune: error: nothing removed: {reasons} (`ragtune index files` lists what is indexed)",
+              file=sys.stderr)
     else:
         for p in report.problems:
-            print(f"not removed {p.path}: {p.reason}", file=sys.stderr)
+            print(f"ragtune: error: not removed {p.path}: {p.reason}", file=sys.stderr)
         print(f"removed {len(report.removed)} file(s), {report.chunks_removed} chunks")
     return 1 if report.problems else 0

@@ -41,6 +41,9 @@ def test_bad_query_options_are_one_error_line(tmp_path, capsys, docs_dir, argv):
     assert main(["index", "add", str(docs_dir), "--index", index, "--embedder", "hash-64", "--no-progress"]) == 0
     capsys.readouterr()
     code = main([*argv, "--index", index])
-    err = [line for line in capsys.readouterr().err.strip().splitlines() if line]
+    out, err = capsys.readouterr()
+    err = [line for line in err.strip().splitlines() if line]
     assert code != 0
-    assert len(err) == 1 and ("error" in err[0] or "not removed" in err[0]) and "Traceback" not in err[0]
+    assert len(err) == 1 and err[0].startswith("ragtune: error: ") and "Traceback" not in err[0]
+    if argv[:2] == ["index", "remove"]:
+        assert "nothing removed: /nope/never.md" in err[0] and not out
