@@ -50,7 +50,7 @@ from .grounding import DEFAULT_MIN_SUPPORT as DEFAULT_GROUNDING_SUPPORT
 from .grounding import check_grounding
 from .prompt import ABSTAIN_TEXT, Prompt, build_prompt, echo_stops, parse_prompt, source_label
 from .retrieve import search_distinct
-from .text import answer_type, has_answer_type
+from .text import answer_type, content_terms, has_answer_type, question_terms
 from .types import Answer, Hit
 
 # The best hit's dense cosine (all-MiniLM-L6-v2, in [-1, 1]) below which the answer abstains unasked.
@@ -396,8 +396,10 @@ class RAG:
         if not hits:
             return False
         dense = [h.scores["dense"] for h in hits if "dense" in h.scores]
-        # Without a dense score (bm25-only search) there is no calibrated topic relevance to test.
-        if self.min_score is not None and dense and max(dense) < self.min_score:
+        # Without a dense score (bm25-only search) there is no calibrated topic relevance to test. A passage
+        # that holds every content word of the question is on its topic whatever the cosine: the embedder
+        # reads a rare acronym as word pieces ("What does HNSW stand for?" scored 0.22 against the glossary).
+        if self.min_score is not None and dense and max(dense) < self.min_score and not _holds_every_term(query, hits):
             return False
         if self.min_support is not None:
             return self.support(query, hits) >= self.min_support
@@ -427,3 +429,8 @@ class RAG:
                 f"the index{f' at {where}' if where else ''} is empty: add documents first with "
                 "`ragtune index add PATH` (or pass --index DIR to use another index)"
             )
+
+
+def _holds_every_term(query: str, hits: list[Hit]) -> bool:
+    terms = set(question_terms(query))
+    return bool(terms) and any(terms <= set(content_terms(h.text)) for h in hits)

@@ -60,6 +60,19 @@ def test_below_min_score_abstains_without_calling_the_generator():
     assert "generate" not in answer.timings and answer.timings["total"] >= answer.timings["retrieve"]
 
 
+def test_a_passage_holding_every_question_word_passes_the_topic_gate_whatever_its_cosine():
+    # The embedder reads a rare acronym as word pieces: "What does HNSW stand for?" scored 0.22 against the
+    # glossary row that answers it, under the 0.25 gate, and abstained.
+    glossary = [make_hit(1, "HNSW (hierarchical navigable small world): a layered proximity graph index.", dense=0.22),
+                make_hit(2, "Flat indexes compare the query with every vector.", dense=0.2)]
+    gen = FakeGenerator(["HNSW is hierarchical navigable small world [1]."])
+    answer = RAG(FakeSearcher(glossary), gen, min_score=0.25).ask("What does HNSW stand for?")
+    assert not answer.abstained and len(gen.calls) == 1
+    # Only every word counts: a passage that shares one of them is still below the gate.
+    answer = RAG(FakeSearcher(glossary), gen, min_score=0.25).ask("What does HNSW cost in Paris?")
+    assert answer.abstained and len(gen.calls) == 1
+
+
 def test_on_topic_question_whose_words_no_sentence_holds_abstains_without_generating():
     gen = FakeGenerator(["LoRA was invented in 1850 [1]."])
     answer = RAG(FakeSearcher(HITS), gen).ask("Which company first sold GPUs with LoRA support in Japan?")
