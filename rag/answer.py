@@ -199,7 +199,7 @@ class AnswerStream:
                     # The unsupported text was already shown: say it is withdrawn, then give the
                     # replacement. The final answer's text is the replacement alone.
                     why = grounding["reason"]
-                    yield f"\n\n(withdrawn: {why}; {_FALLBACK_NOTES[grounding['fallback']]})\n"
+                    yield f"\n\n(withdrawn: {why}; {FALLBACK_NOTES[grounding['fallback']]})\n"
                     self._pieces = []
                     yield self._emit(replacement)
                 elif tail:
@@ -226,7 +226,8 @@ class AnswerStream:
             self._on_done(self._answer)
 
 
-_FALLBACK_NOTES = {
+# What replaces a withdrawn answer, by grounding["fallback"]: said in the stream, and by the app beside the answer.
+FALLBACK_NOTES = {
     "extractive": "quoting the passage that answers instead",
     "abstain": "no passage answers it",
 }

@@ -60,6 +60,7 @@ _LAZY: dict[str, tuple[str, str | None]] = {
     "AnswerStream": ("ragtune.rag.answer", "AnswerStream"),
     "Conversation": ("ragtune.rag.conversation", "Conversation"),
     "ABSTAIN_TEXT": ("ragtune.rag.prompt", "ABSTAIN_TEXT"),
+    "FALLBACK_NOTES": ("ragtune.rag.answer", "FALLBACK_NOTES"),  # Answer.grounding["fallback"] -> what stands
     "load_generator": ("ragtune.rag.generators", "load_generator"),
     "GeneratorConfig": ("ragtune.rag.generators", "GeneratorConfig"),
     "LocalGenerator": ("ragtune.rag.generators", "LocalGenerator"),  # .load_adapter/.set_adapter/.set_adapter_scale

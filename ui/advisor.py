@@ -64,6 +64,11 @@ def weight_editor(base: Any) -> dict[str, float] | None:
     return edited
 
 
+def _question_texts() -> dict[str, str]:
+    """Question id -> its wording, for naming questions to the user."""
+    return {q.id: q.text for q in api.load_questions().questions}
+
+
 def _keep_weight(key: str) -> None:
     st.session_state[WEIGHTS][key] = st.session_state[key]
 
@@ -141,7 +146,7 @@ def headline(rec: Any) -> None:
                    "lever order (prompt an API model first, then RAG, then fine-tuning).")
         deciding = getattr(rec, "deciding_questions", [])
         if deciding:
-            texts = {q.id: q.text for q in api.load_questions().questions}
+            texts = _question_texts()
             st.write("Questions that would decide it:")
             st.markdown("\n".join(f"- {texts.get(q, q)}" for q in deciding))
         return
@@ -157,7 +162,7 @@ def headline(rec: Any) -> None:
                    "perturbed by up to 30%.")
     changes = [c for c in getattr(rec, "answer_changes", []) if c.previous is not None][:5]
     if changes:
-        texts = {q.id: q.text for q in api.load_questions().questions}
+        texts = _question_texts()
         # The texts name questions by id (what `ragtune advise --answer ID=VALUE` takes); here, by their wording.
         said = [c.text.replace(f"`{c.question_id}`", f"“{texts.get(c.question_id, c.question_id)}”")
                 for c in changes if c.text]

@@ -82,8 +82,7 @@ def show_details(turn: dict, rewritten: bool = True) -> None:
     if rewritten and answer.query != turn["question"]:
         st.caption(f"Follow-up read as: *{as_typed(answer.query)}*")
     if answer.grounding.get("fallback"):
-        instead = ("quoting the passage that answers instead" if answer.grounding["fallback"] == "extractive"
-                   else "no passage answers it")
+        instead = api.FALLBACK_NOTES[answer.grounding["fallback"]]
         st.caption(f"The model's answer was withdrawn: {answer.grounding.get('reason')}; {instead}.")
     if answer.abstained:
         st.info("The documents do not say: no indexed passage answers this question. "
@@ -167,5 +166,6 @@ def render() -> None:
         try:
             _ask(question, index, options, turns)
         except Exception as exc:  # a readable line, never a traceback; kept in the history like an answer
-            state.error(exc)
-            turns.append({"question": question, "text": "", "error": state.error_text(exc)})
+            message = state.error_text(exc)
+            st.error(message)
+            turns.append({"question": question, "text": "", "error": message})

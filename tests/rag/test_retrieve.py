@@ -91,14 +91,22 @@ def test_bad_search_arguments_are_clear(built):
         built.search("x", depth=3)
 
 
-def test_mmr_option_diversifies(hash_index, tmp_path):
+def _index_with_copies(hash_index, tmp_path, *others: str):
+    """Three copies of one passage (copy0..2.txt), other.txt, and each of ``others`` as its own file."""
     d = tmp_path / "dup"
     d.mkdir()
     for i in range(3):
         (d / f"copy{i}.txt").write_text("LoRA adapters train low rank matrices for efficient tuning.")
     (d / "other.txt").write_text("LoRA adapters differ from prefix tuning, which learns virtual tokens.")
+    for i, text in enumerate(others):
+        (d / f"more{i}.txt").write_text(text)
     index = hash_index()
     index.add([d], progress=False)
+    return index
+
+
+def test_mmr_option_diversifies(hash_index, tmp_path):
+    index = _index_with_copies(hash_index, tmp_path)
     plain = index.search("LoRA adapters low rank", k=2, mode="dense")
     diverse = index.search("LoRA adapters low rank", k=2, mode="dense", mmr=True, mmr_lambda=0.3)
     assert all("copy" in h.source for h in plain)
@@ -106,14 +114,7 @@ def test_mmr_option_diversifies(hash_index, tmp_path):
 
 
 def test_distinct_search_shows_each_text_once_and_names_the_copies(hash_index, tmp_path):
-    d = tmp_path / "dup"
-    d.mkdir()
-    for i in range(3):
-        (d / f"copy{i}.txt").write_text("LoRA adapters train low rank matrices for efficient tuning.")
-    (d / "other.txt").write_text("LoRA adapters differ from prefix tuning, which learns virtual tokens.")
-    (d / "third.txt").write_text("Quantised base models with LoRA adapters save memory when tuning.")
-    index = hash_index()
-    index.add([d], progress=False)
+    index = _index_with_copies(hash_index, tmp_path, "Quantised base models with LoRA adapters save memory when tuning.")
     plain = index.search("LoRA adapters low rank", k=3, mode="dense")
     assert sorted(h.source.split("/")[-1] for h in plain) == ["copy0.txt", "copy1.txt", "copy2.txt"]
     assert all(h.also_in == [] for h in plain)
