@@ -188,6 +188,7 @@ def load_collection(name: str, base: Path, embedder, lexical_only: bool = False)
     else:
         chunker = make_chunker(ChunkerConfig(), embedder)
         chunk_rows = [(d.source, c.text) for d in docs_from_beir(dataset) for c in chunker.chunk(d)]
+        saved.parent.mkdir(parents=True, exist_ok=True)  # a fresh clone has no bench/out/ yet
         saved.write_text(json.dumps(chunk_rows))
     doc_rows = [(i, (e["title"].strip() + "\n" + e["text"].strip()).strip()) for i, e in dataset.corpus.items()]
     units = {}
