@@ -14,6 +14,7 @@ questions, answers and passages by the same stemmed content words, so they share
 
 from __future__ import annotations
 
+import itertools
 import re
 from functools import lru_cache
 
@@ -251,6 +252,26 @@ def defines_subject(sentence: str, subject: list[str]) -> bool:
     if rest.startswith(("(", ",")):  # "LoRA (low-rank adaptation) is", "LoRA, a method that"
         return True
     return len(tokens) > n and tokens[n] in _COPULA
+
+
+# "What is each score multiplied by?": a question that ends on a preposition asks for that preposition's object.
+_PREPOSITIONS = frozenset("to for of in on by with from into onto at about as after over under between through "
+                          "within against towards".split())
+_STRANDED_RE = re.compile(r"\b([a-z]+)\s*\?+\s*$")  # lower case: "the Sorting HOW TO?" names a title
+
+
+def stranded_preposition(question: str) -> str | None:
+    """The preposition a question ends on ("What does QLoRA quantise the base model to?" -> "to"), if any."""
+    m = _STRANDED_RE.search(question)
+    return m.group(1) if m and m.group(1) in _PREPOSITIONS else None
+
+
+def completes_preposition(sentence: str, question_terms: set[str] | frozenset[str], preposition: str) -> bool:
+    """Whether a question word is directly followed by ``preposition`` in ``sentence`` ("... a base model
+    quantised to 4-bit NormalFloat"): the sentence then names the object the question asks for."""
+    tokens = words(sentence)
+    return any(b.lower() == preposition and set(content_terms(a)) & question_terms
+               for a, b in itertools.pairwise(tokens))
 
 
 def answer_type(question: str) -> str | None:

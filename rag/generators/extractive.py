@@ -29,6 +29,7 @@ from ..text import (
     QUESTION_FRAME,
     answer_type,
     asked_subject,
+    completes_preposition,
     content_terms,
     defines_subject,
     has_answer_type,
@@ -38,6 +39,7 @@ from ..text import (
     question_parts,
     question_term_groups,
     split_sentences,
+    stranded_preposition,
     words,
 )
 from .base import Message
@@ -63,6 +65,11 @@ _FRAME_CREDIT = 0.02  # a tie-break, below any difference in coverage of a conte
 # since it is the same kind of evidence (the sentence has the shape of the answer). Set by that principle,
 # not searched.
 _SUBJECT_CREDIT = _TYPE_BONUS
+# "What does QLoRA quantise the base model to?": a question ending on a preposition asks for its object, and a
+# sentence where a question word is directly followed by that preposition ("quantised to 4-bit NormalFloat")
+# has the answer's shape: the same kind of evidence, so the same weight (not searched). Definition questions
+# ("What does HNSW stand for?") already get _SUBJECT_CREDIT for that shape and are not credited twice.
+_PREPOSITION_CREDIT = _TYPE_BONUS
 # A second sentence completes the best one when it adds question words the best lacks and scores at least
 # _COMPLETES of it. From another document it is not a completion but a second answer, so it must be nearly
 # as good as the best. Measured on the development sets together (bench/answer.py, extractive, shipped
@@ -209,6 +216,8 @@ class ExtractiveGenerator(GeneratorBase):
         total = sum(weights)
         kind = answer_type(question)
         subject = asked_subject(question)
+        preposition = None if subject else stranded_preposition(question)
+        asked = {t for w in words(question) for t in content_terms(w)}  # frame words too: "stand for"
         # Frame words ("named", "called") are left out of the coverage, but among sentences that cover the
         # question equally, one that also has them is more likely the answer ("... is named after ...").
         # The kind named after what/which ("Which hash ...") is one of them: the answer names an instance
@@ -240,6 +249,8 @@ class ExtractiveGenerator(GeneratorBase):
                     score -= _NAME_PENALTY if kind == "name" else _TYPE_PENALTY
             if subject and defines_subject(c.text, subject):
                 score += _SUBJECT_CREDIT
+            if preposition and completes_preposition(c.text, asked, preposition):
+                score += _PREPOSITION_CREDIT
             if not c.terms - query:
                 score -= _RESTATES_PENALTY  # it only repeats the question's words: it adds no answer
             if cosines is not None:

@@ -249,3 +249,32 @@ def test_definition_subjects_and_shapes():
     assert defines_subject("Low-rank adaptation (LoRA) trains two matrices.", lora)
     assert not defines_subject("LoRA and QLoRA are covered in another document.", lora)
     assert not defines_subject("A merged LoRA model is as fast as the base model.", lora)
+
+
+def test_a_question_ending_on_a_preposition_prefers_the_sentence_that_completes_it():
+    # The README's example: both sentences hold every content word of the question; only one says what the
+    # base model is quantised *to*. Without the credit the pitfall sentence, in the higher-ranked source, won.
+    pitfall = ("Merge a QLoRA adapter into a 16-bit copy of the base weights, not into the 4-bit weights, "
+               "then quantise the merged model again if needed.")
+    answer = "QLoRA applies LoRA on top of a base model quantised to 4-bit NormalFloat, which saves memory."
+    question = "What does QLoRA quantise the base model to?"
+    text = ExtractiveGenerator(max_sentences=1).generate(_messages(question, [pitfall, answer]))
+    assert text.startswith(answer)
+    # The same sources for a question that does not end on a preposition: scored as before.
+    other = ExtractiveGenerator(max_sentences=1).generate(
+        _messages("When should a QLoRA adapter be merged into the base weights?", [pitfall, answer]))
+    assert other.startswith(pitfall)
+
+
+def test_stranded_prepositions():
+    from ragtune.rag.text import completes_preposition, content_terms, stranded_preposition
+
+    assert stranded_preposition("What does QLoRA quantise the base model to?") == "to"
+    assert stranded_preposition("In a weighted values matrix, what is each score multiplied by ?") == "by"
+    assert stranded_preposition("What is QLoRA?") is None
+    assert stranded_preposition("How many bytes were believed sufficient as of 2015?") is None
+    assert stranded_preposition("Who wrote the Sorting HOW TO?") is None  # a title, not a preposition
+    asked = set(content_terms("What is each score multiplied by?"))
+    assert completes_preposition("Each score is multiplied by the factor's weight.", asked, "by")
+    assert not completes_preposition("Each score is multiplied, then divided by ten.", asked, "by")
+    assert not completes_preposition("The weight is set by the team.", asked, "to")
