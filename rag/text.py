@@ -186,9 +186,39 @@ def question_term_groups(question: str) -> list[tuple[str, ...]]:
 _SECOND_QUESTION_RE = re.compile(r",?\s+(?:and|but)\s+(?=(?:what|which|how|who|whom|when|where|why)\b)", re.IGNORECASE)
 
 
+# "What is the difference between LoRA and QLoRA?", "How does RAG compare with fine-tuning?", "BM25 vs
+# dense retrieval": a comparison asks what each side is. No single sentence usually says both (the question
+# abstained), and the word "difference" is rarely in the answer; one sentence about each side answers it.
+_SIDE = r"(?:an? |the )?([\w .'+/-]{1,60}?)"
+_COMPARISON_RES = tuple(re.compile(p, re.IGNORECASE) for p in (
+    rf"^\s*what(?:'s| is| are| was| were) (?:the )?(?:main |key |real )?differences? between {_SIDE} and {_SIDE}\s*\?*\s*$",
+    rf"^\s*how (?:does|do|is|are) {_SIDE} (?:differ|different) from {_SIDE}\s*\?*\s*$",
+    rf"^\s*how (?:does|do) {_SIDE} compare (?:to|with|against) {_SIDE}\s*\?*\s*$",
+    rf"^\s*what distinguishes {_SIDE} from {_SIDE}\s*\?*\s*$",
+    rf"^\s*compare {_SIDE} (?:and|with|to) {_SIDE}\s*[.?]*\s*$",
+    rf"^\s*{_SIDE} (?:vs\.?|versus) {_SIDE}\s*\?*\s*$",
+))
+
+
+def compared_sides(question: str) -> list[str]:
+    """The two things a comparison question compares ("What is the difference between LoRA and QLoRA?" ->
+    ["LoRA", "QLoRA"]), each at most six words; empty for any other question."""
+    for pattern in _COMPARISON_RES:
+        m = pattern.match(question)
+        if m:
+            sides = [g.strip() for g in m.groups()]
+            if all(content_terms(x) and len(words(x)) <= 6 for x in sides):
+                return sides
+    return []
+
+
 def question_parts(question: str) -> list[str]:
     """The questions a two-part question asks, each on its own ("Which option does a program get for
-    free, and what is its short form?" -> two); a one-part question is returned alone."""
+    free, and what is its short form?" -> two; "What is the difference between LoRA and QLoRA?" -> "What
+    is LoRA?" and "What is QLoRA?"); a one-part question is returned alone."""
+    sides = compared_sides(question)
+    if sides:
+        return [f"What is {x}?" for x in sides]
     parts = [p.strip(" ,") for p in _SECOND_QUESTION_RE.split(question)]
     parts = [p for p in parts if content_terms(p)]
     return parts if len(parts) > 1 else [question]

@@ -278,3 +278,18 @@ def test_stranded_prepositions():
     assert completes_preposition("Each score is multiplied by the factor's weight.", asked, "by")
     assert not completes_preposition("Each score is multiplied, then divided by ten.", asked, "by")
     assert not completes_preposition("The weight is set by the team.", asked, "to")
+
+
+def test_a_comparison_question_is_answered_by_one_sentence_about_each_side():
+    lora = "LoRA freezes the pretrained weights and trains two small low-rank matrices per layer."
+    qlora = "QLoRA applies LoRA on top of a base model quantised to 4-bit NormalFloat."
+    other = "Adapters add small bottleneck layers between the frozen layers."
+    answer = RAG(FakeSearcher([make_hit(1, other), make_hit(2, lora), make_hit(3, qlora)])).ask(
+        "What is the difference between LoRA and QLoRA?")
+    assert not answer.abstained
+    assert lora in answer.text and qlora in answer.text and other not in answer.text
+    assert sorted(c.marker for c in answer.citations) == [2, 3]
+    # When the documents say nothing about one side, the comparison is not answered from the other alone.
+    half = RAG(FakeSearcher([make_hit(1, other), make_hit(2, lora)])).ask(
+        "What is the difference between LoRA and Kubernetes?")
+    assert half.abstained

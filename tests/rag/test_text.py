@@ -103,6 +103,22 @@ def test_a_two_part_question_is_split_into_its_questions():
         "What shorthand does the guide give for what RAG and fine-tuning are for?"]
 
 
+def test_a_comparison_question_asks_what_each_side_is():
+    from ragtune.rag.text import compared_sides
+
+    assert question_parts("What is the difference between LoRA and QLoRA?") == ["What is LoRA?", "What is QLoRA?"]
+    assert compared_sides("How does RAG compare with fine-tuning?") == ["RAG", "fine-tuning"]
+    assert compared_sides("How is LoRA different from full fine-tuning?") == ["LoRA", "full fine-tuning"]
+    assert compared_sides("What are the main differences between the API model and RAG?") == ["API model", "RAG"]
+    assert compared_sides("BM25 vs dense retrieval") == ["BM25", "dense retrieval"]
+    assert compared_sides("What distinguishes DPO from RLHF?") == ["DPO", "RLHF"]
+    assert compared_sides("Compare LoRA and DoRA.") == ["LoRA", "DoRA"]
+    assert compared_sides("What is LoRA?") == []
+    assert compared_sides("What does the guide recommend building to compare candidate models?") == []
+    # A side longer than six words is not a thing being named: the question is scored whole.
+    assert compared_sides("What is the difference between the model that the team trained last year and RAG?") == []
+
+
 def test_a_flattened_table_of_contents_of_api_names_is_not_prose():
     assert is_code("Table of Contents bisect — Array bisection algorithm bisect_left() bisect_right() bisect() "
                    "insort_left() insort_right() insort()")
