@@ -27,6 +27,7 @@ Grounding rules, applied here whatever the generator:
 
 from __future__ import annotations
 
+import itertools
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -49,8 +50,8 @@ from .generators.extractive import best_sentence_support
 from .grounding import DEFAULT_MIN_SUPPORT as DEFAULT_GROUNDING_SUPPORT
 from .grounding import check_grounding
 from .prompt import ABSTAIN_TEXT, Prompt, build_prompt, echo_stops, parse_prompt, source_label
-from .retrieve import search_distinct
-from .text import answer_type, content_terms, has_answer_type, question_terms
+from .retrieve import collapse_copies, search_distinct
+from .text import answer_type, compared_sides, content_terms, has_answer_type, question_terms
 from .types import Answer, Hit
 
 # The best hit's dense cosine (all-MiniLM-L6-v2, in [-1, 1]) below which the answer abstains unasked.
@@ -359,7 +360,18 @@ class RAG:
         """The ``k`` hits shown to the generator, each text once: the same text under two file names (a copy
         of a document) would fill two of the k places with one passage; the better-ranked copy is kept."""
         self._check_not_empty()
-        return search_distinct(lambda n: self._search(query, n, filters), self.k)
+        sides = compared_sides(query)
+        if not sides:
+            return search_distinct(lambda n: self._search(query, n, filters), self.k)
+        # A comparison ("How does RAG compare with fine-tuning?") asks what each side is. The whole question's
+        # passages are those that name both sides, often a list of pitfalls; each side's own best passages
+        # may rank lower. So each side is searched on its own too ("What is RAG?"), and the k places are
+        # dealt in turn: the whole question's best, each side's best, then the second of each, and so on
+        # (a fusion by score would let passages found twice push a side's best passage out).
+        queries = [query] + [f"What is {side}?" for side in sides]
+        rankings = [search_distinct(lambda n, q=q: self._search(q, n, filters), self.k) for q in queries]
+        dealt = [hit for rank in itertools.zip_longest(*rankings) for hit in rank if hit is not None]
+        return collapse_copies(dealt)[: self.k]
 
     def _search(self, query: str, k: int, filters: dict | None) -> list[Hit]:
         options = dict(self.search_options)

@@ -293,3 +293,31 @@ def test_a_comparison_question_is_answered_by_one_sentence_about_each_side():
     half = RAG(FakeSearcher([make_hit(1, other), make_hit(2, lora)])).ask(
         "What is the difference between LoRA and Kubernetes?")
     assert half.abstained
+
+
+def test_a_comparison_searches_each_side_too_and_gives_each_side_a_place():
+    # The whole question ranks passages that name both sides first (here: pitfalls); each side's own
+    # defining passage ranks below the k cut for it. Searching each side on its own and dealing the k places
+    # in turn gives both definitions a place, and the answer quotes them.
+    pitfalls = [make_hit(i, f"Common mistake {i}: comparing the options without a fixed evaluation set.")
+                for i in (1, 2, 3)]
+    rag_def = make_hit(7, "Retrieval-augmented generation (RAG) combines a search step with a language model.")
+    ft_def = make_hit(8, "Fine-tuning continues training a pre-trained model on a smaller, targeted dataset.")
+
+    class BySide(FakeSearcher):
+        def search(self, query, k=5, filters=None, mode=None, **options):
+            super().search(query, k, filters, mode, **options)
+            ranked = {"What is RAG?": [rag_def] + pitfalls, "What is fine-tuning?": [ft_def] + pitfalls}
+            return ranked.get(query, pitfalls + [rag_def, ft_def])[:k]
+
+    searcher = BySide(size=5)
+    rag = RAG(searcher, k=3)
+    hits = rag.retrieve("How does RAG compare with fine-tuning?")
+    assert [h.chunk.id for h in hits] == [pitfalls[0].chunk.id, rag_def.chunk.id, ft_def.chunk.id]
+    assert searcher.queries == ["How does RAG compare with fine-tuning?", "What is RAG?", "What is fine-tuning?"]
+    answer = rag.ask("How does RAG compare with fine-tuning?")
+    assert rag_def.text in answer.text and ft_def.text in answer.text
+    # Any other question is searched once, as before.
+    searcher.queries.clear()
+    rag.retrieve("What does RAG combine?")
+    assert searcher.queries == ["What does RAG combine?"]
