@@ -189,7 +189,7 @@ _SECOND_QUESTION_RE = re.compile(r",?\s+(?:and|but)\s+(?=(?:what|which|how|who|w
 # "What is the difference between LoRA and QLoRA?", "How does RAG compare with fine-tuning?", "BM25 vs
 # dense retrieval": a comparison asks what each side is. No single sentence usually says both (the question
 # abstained), and the word "difference" is rarely in the answer; one sentence about each side answers it.
-_SIDE = r"(?:an? |the )?([\w .'+/-]{1,60}?)"
+_SIDE = r"(?:an? |the )?([\w .,'+/-]{1,80}?)"
 _COMPARISON_RES = tuple(re.compile(p, re.IGNORECASE) for p in (
     rf"^\s*what(?:'s| is| are| was| were) (?:the )?(?:main |key |real )?differences? between {_SIDE} and {_SIDE}\s*\?*\s*$",
     rf"^\s*how (?:does|do|is|are) {_SIDE} (?:differ|different) from {_SIDE}\s*\?*\s*$",
@@ -200,14 +200,19 @@ _COMPARISON_RES = tuple(re.compile(p, re.IGNORECASE) for p in (
 ))
 
 
+_LIST_SEPARATOR_RE = re.compile(r"\s*,\s*(?:and\s+|or\s+)?|\s+(?:and|or)\s+")
+
+
 def compared_sides(question: str) -> list[str]:
-    """The two things a comparison question compares ("What is the difference between LoRA and QLoRA?" ->
-    ["LoRA", "QLoRA"]), each at most six words; empty for any other question."""
+    """The things a comparison question compares ("What is the difference between LoRA and QLoRA?" ->
+    ["LoRA", "QLoRA"]; two to four, each at most six words); empty for any other question."""
     for pattern in _COMPARISON_RES:
         m = pattern.match(question)
         if m:
-            sides = [g.strip() for g in m.groups()]
-            if all(content_terms(x) and len(words(x)) <= 6 for x in sides):
+            # "between RAG, fine-tuning and prompting", or a follow-up rewritten to "... compare with QLoRA, DoRA"
+            sides = [x.strip() for g in m.groups() for x in _LIST_SEPARATOR_RE.split(g)]
+            sides = [re.sub(r"^(?:an?|the) ", "", x, flags=re.IGNORECASE) for x in sides if x]
+            if 2 <= len(sides) <= 4 and all(content_terms(x) and len(words(x)) <= 6 for x in sides):
                 return sides
     return []
 

@@ -113,6 +113,9 @@ def test_a_comparison_question_asks_what_each_side_is():
     assert compared_sides("BM25 vs dense retrieval") == ["BM25", "dense retrieval"]
     assert compared_sides("What distinguishes DPO from RLHF?") == ["DPO", "RLHF"]
     assert compared_sides("Compare LoRA and DoRA.") == ["LoRA", "DoRA"]
+    assert compared_sides("What are the differences between RAG, fine-tuning and prompting?") == [
+        "RAG", "fine-tuning", "prompting"]
+    assert compared_sides("How does LoRA compare with QLoRA, DoRA?") == ["LoRA", "QLoRA", "DoRA"]  # a follow-up
     assert compared_sides("What is LoRA?") == []
     assert compared_sides("What does the guide recommend building to compare candidate models?") == []
     # A side longer than six words is not a thing being named: the question is scored whole.
