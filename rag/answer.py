@@ -265,8 +265,11 @@ class RAG:
     ):
         if not hasattr(index, "search"):
             raise ConfigError(f"RAG needs an index with a search() method, got {type(index).__name__}")
-        if k < 1:
-            raise ConfigError(f"k must be at least 1, got {k}")
+        if isinstance(generator, (str, dict)):
+            raise ConfigError(f"generator must be a Generator, got the {type(generator).__name__} {generator!r}; "
+                              f"make one with load_generator({generator!r})")
+        if isinstance(k, bool) or not isinstance(k, int) or k < 1:
+            raise ConfigError(f"k must be a whole number >= 1, got {k!r}")
         if max_new_tokens is None:
             max_new_tokens = int(getattr(generator, "default_max_new_tokens", 0) or DEFAULT_MAX_NEW_TOKENS)
         if max_new_tokens < 1:

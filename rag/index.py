@@ -42,7 +42,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ragtune.errors import ConfigError, IndexFormatError, IngestError, ModelMismatchError
+from ragtune.errors import ConfigError, IndexFormatError, IngestError, ModelMismatchError, RagtuneError
 
 from .config import IndexConfig
 from .embed import DEFAULT_EMBEDDING_MODEL, Embedder, make_embedder
@@ -78,6 +78,7 @@ class Index:
         self.embedder = embedder
         self._gen = generation.pin() if generation else None  # the Index's own reference
         self._swap_lock = threading.Lock()  # one loader at a time; readers never wait on it
+        self._closed = False
 
     # ------------------------------------------------------------------------------------------
     # opening
@@ -148,6 +149,7 @@ class Index:
 
         Safe to call from many threads while others search: readers finish on the generation they started.
         """
+        self._check_open()
         if not is_index(self.root) or read_current(self.root) == self.generation:
             return False
         with self._swap_lock:
@@ -165,6 +167,7 @@ class Index:
     @contextlib.contextmanager
     def reading(self) -> Iterator[Generation | None]:
         """Pin the published generation for a multi-step read (it stays open until the block ends)."""
+        self._check_open()
         gen = self._gen
         while gen is not None:
             gen.pin()
@@ -324,11 +327,15 @@ class Index:
 
         ``progress``: a ``ProgressFn`` (stage, done, total, message), or True/False for a terminal bar
         (None: a bar when stderr is a terminal)."""
+        from .ingest import as_list
+
+        paths = as_list(paths, "paths")
+        include, exclude = as_list(include, "include", "a glob"), as_list(exclude, "exclude", "a glob")
         with write_lock(self.root):
             self.refresh()  # another writer may have published since we opened
             started = time.perf_counter()
             report = AddReport()
-            exclude = list(self.config.ingest.exclude) + list(exclude or [])
+            exclude = list(self.config.ingest.exclude) + exclude
             files, problems = discover(paths, include or self.config.ingest.include, exclude,
                                        follow_symlinks=follow_symlinks)
             for p in problems:
@@ -420,6 +427,9 @@ class Index:
     def remove(self, sources: list[str]) -> AddReport:
         """Drop the given sources (paths as listed by ``files()``) from the index; a folder drops every
         indexed file under it."""
+        from .ingest import as_list
+
+        sources = [str(s) for s in as_list(sources, "sources")]
         with write_lock(self.root):
             self.refresh()
             report = AddReport()
@@ -456,10 +466,18 @@ class Index:
         return Writer(self, report, emit)
 
     def close(self) -> None:
+        """Release the index's files. Reading or writing through this object afterwards raises (a closed index
+        would otherwise answer every search with nothing); open the directory again with :meth:`open`."""
+        self._closed = True
         gen, self._gen = self._gen, None
         if gen is not None:
             gen.unpin()
             gen.retire()
+
+
+    def _check_open(self) -> None:
+        if self._closed:
+            raise RagtuneError(f"the index at {self.root} was closed; open it again with Index.open({str(self.root)!r})")
 
 
 def _check_embedder(root: Path, manifest: dict, embedder: Embedder) -> None:

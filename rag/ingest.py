@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 
-from ragtune.errors import IngestError
+from ragtune.errors import ConfigError, IngestError
 
 from .config import IngestConfig
 from .offline import prepare_unstructured
@@ -116,6 +116,24 @@ def _check_file(full: Path, root: Path | None, follow_symlinks: bool) -> Problem
     return None
 
 
+def as_list(value, name: str, what: str = "a path") -> list:
+    """``value`` as a list of paths (or globs): one string or path is one item, not its characters (a
+    ``remove("docs/a.md")`` that iterated the string would remove everything under "/"). Anything else that
+    is not a list of strings or paths is refused, naming the parameter."""
+    if value is None:
+        return []
+    if isinstance(value, (str, os.PathLike)):
+        return [value]
+    try:
+        items = list(value)
+    except TypeError:
+        raise ConfigError(f"{name} must be {what} or a list of them, got {type(value).__name__}") from None
+    wrong = [x for x in items if not isinstance(x, (str, os.PathLike))]
+    if wrong:
+        raise ConfigError(f"{name} must be {what} or a list of them; {wrong[0]!r} is a {type(wrong[0]).__name__}")
+    return items
+
+
 def discover(
     paths: list[str | Path],
     include: list[str] | None = None,
@@ -131,8 +149,9 @@ def discover(
     Inside a directory, symbolic links are followed only when they lead to somewhere inside it (or
     with ``follow_symlinks``); linked sub-directories are not descended into.
     """
-    include = list(include or [])
-    exclude = list(exclude or [])
+    paths = as_list(paths, "paths")
+    include = as_list(include, "include", "a glob")
+    exclude = as_list(exclude, "exclude", "a glob")
     found: dict[Path, None] = {}
     problems: list[Problem] = []
     for raw in paths:

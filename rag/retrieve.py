@@ -11,6 +11,7 @@ matching chunks exist). Every hit carries each retriever's score and rank in ``H
 from __future__ import annotations
 
 import dataclasses
+import numbers
 from functools import lru_cache
 
 import numpy as np
@@ -34,6 +35,48 @@ def rrf_fuse(rankings: dict[str, list[int]], weights: dict[str, float], k: int =
             scores[doc] = scores.get(doc, 0.0) + w / (k + rank)
             best[doc] = min(best.get(doc, rank), rank)
     return sorted(scores.items(), key=lambda item: (-item[1], best[item[0]], item[0]))
+
+
+def check_filters(filters: dict | None) -> dict | None:
+    """``filters`` checked, with the forms people type made canonical: a file type as a suffix (".md",
+    ".markdown", "PDF") becomes the type the index stores ("md", "pdf"), a page number given as text becomes
+    a number. A filter that is not a dict, or a page or type of the wrong kind, is refused naming it (each
+    would otherwise match nothing and the search would return nothing, silently)."""
+    if filters is None:
+        return None
+    if not isinstance(filters, dict):
+        raise ConfigError(f"filters must be a dict such as {{'file_type': 'pdf', 'source': '*lora*'}}, "
+                          f"got {type(filters).__name__} {filters!r}")
+    out = {}
+    for key, value in filters.items():
+        if not isinstance(key, str) or not key:
+            raise ConfigError(f"filters: a key must be a non-empty string, got {key!r}")
+        values = list(value) if isinstance(value, (list, tuple, set)) else [value]
+        if key == "file_type":
+            values = [_file_type_value(v) for v in values]
+        elif key == "page":
+            values = [_page_value(v) for v in values]
+        out[key] = values if isinstance(value, (list, tuple, set)) else values[0]
+    return out
+
+
+def _file_type_value(value) -> str:
+    """A file type as people type it: ".md", ".markdown", "MD" -> "md". A type ragtune's readers never write
+    ("beir", set by add_documents) is kept, lower-cased."""
+    from .ingest import SUPPORTED_TYPES
+
+    if not isinstance(value, str) or not value.strip():
+        raise ConfigError(f"filters: file_type must be a type such as 'pdf' or 'md', got {value!r}")
+    text = value.strip().lower()
+    return SUPPORTED_TYPES.get(text if text.startswith(".") else "." + text, text.lstrip("."))
+
+
+def _page_value(value):
+    if isinstance(value, str) and value.strip().isdigit():
+        return int(value)
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+        raise ConfigError(f"filters: page must be a page number, got {value!r}")
+    return value
 
 
 def mmr_select(query_vec: np.ndarray, vectors: np.ndarray, k: int, lam: float) -> list[int]:
@@ -117,6 +160,7 @@ class Retriever:
         file, taken from the top ``candidates`` fused chunks: ``per_source=1`` ranks documents by their best
         chunk), ``bm25_feedback`` (RM3) and ``dense_feedback`` (vector Rocchio; where it ran, a hit's
         ``scores["dense"]`` is its cosine to the fed-back query)."""
+        filters = check_filters(filters)
         cfg, mode = self._settings(query, k, mode, options)
         if len(self.index) == 0:
             return []
@@ -153,10 +197,12 @@ class Retriever:
         mode = mode or cfg.mode
         if mode not in MODES:
             raise ConfigError(f"unknown search mode {mode!r}; choose one of {', '.join(MODES)}")
-        if not isinstance(query, str) or not query.strip():
+        if not isinstance(query, str):
+            raise ConfigError(f"the query must be text (a str), got {type(query).__name__}")
+        if not query.strip():
             raise ConfigError("the query is empty; ask something")
-        if k < 1:
-            raise ConfigError(f"k must be >= 1, got {k}")
+        if isinstance(k, bool) or not isinstance(k, numbers.Integral) or k < 1:
+            raise ConfigError(f"k must be a whole number >= 1, got {k!r}")
         if rerank is False:
             cfg.reranker = None
         elif rerank is True and not cfg.reranker:

@@ -259,7 +259,7 @@ def index_paths(shared: SharedIndex, paths: list[str | Path], *, prune: bool = F
     """
     writer = _writer(shared)
     try:
-        report = writer.add(list(paths), prune=prune, exclude=exclude, progress=progress)
+        report = writer.add(paths, prune=prune, exclude=exclude, progress=progress)
     finally:
         writer.close()
     emit(progress, "refresh", 0, 1, "loading the new index generation")
@@ -270,6 +270,9 @@ def index_paths(shared: SharedIndex, paths: list[str | Path], *, prune: bool = F
 
 def remove_sources(shared: SharedIndex, sources: list[str], *, progress: ProgressFn | None = None) -> Any:
     """Drop ``sources`` from the shared index's directory with a separate writer, then refresh the reader."""
+    from ragtune.rag.ingest import as_list
+
+    sources = as_list(sources, "sources")
     writer = _writer(shared)
     try:
         emit(progress, "remove", 0, len(sources), "")

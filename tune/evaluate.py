@@ -124,6 +124,10 @@ def evaluate_adapter(
         raise ConfigError(f"limit (--limit) must be 0 or None (all questions) or a positive number, got {limit!r}")
     if data is None and (qa is None or index is None):
         raise DatasetError("nothing to evaluate on: give data (a `ragtune tune data` file) and/or qa with an index")
+    if adapter is not None:
+        from ragtune.rag.generators.adapters import check_adapter_dir
+
+        adapter = check_adapter_dir(adapter)  # a run folder is taken for its adapter
     if base_model is None and adapter is not None:
         base_model = (read_meta(adapter).get("base_model") or {}).get("path")
         if base_model and not Path(base_model).exists():

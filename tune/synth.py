@@ -25,6 +25,7 @@ of the same split, so test questions and their passages were never seen in train
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import random
@@ -254,27 +255,70 @@ def model_questions(generator: Any, text: str, limit: int = 3) -> list[QAPair]:
 
 # -------------------------------------------------------------------------------------------- building
 def split_sources(sources: Iterable[str], *, test_share: float, val_share: float, seed: int,
-                  test_sources: Iterable[str] | None = None) -> dict[str, str]:
-    """file name -> split. Whole documents go to one split (seeded shuffle); ``test_sources`` pins test files."""
+                  test_sources: Iterable[str] | None = None, content: dict[str, str] | None = None) -> dict[str, str]:
+    """file name -> split. Whole documents go to one split (seeded shuffle); ``test_sources`` pins test files.
+
+    ``content``: source -> content hash. Files with the same content (a copy under another name) go to one
+    split with each other, so a test question's document was never trained on under another name."""
     # By file name, not path: one document indexed under two folders must not straddle two splits.
-    sources = sorted({os.path.basename(s) for s in sources})
-    pinned = {os.path.basename(s) for s in (test_sources or ())}
-    order = [s for s in sources if s not in pinned]
+    names = sorted({os.path.basename(s) for s in sources})
+    unit = _copy_groups(names, content or {})
+    pinned_names = {os.path.basename(s) for s in (test_sources or ())}
+    pinned = {unit[n] for n in names if n in pinned_names}
+    units = sorted(set(unit.values()))
+    order = [u for u in units if u not in pinned]
     random.Random(seed).shuffle(order)
-    n = len(sources)
-    n_test = len(sources) - len(order) if pinned else (max(1, round(test_share * n)) if n >= 3 and test_share > 0 else 0)
+    n = len(units)
+    n_test = len(pinned) if pinned else (max(1, round(test_share * n)) if n >= 3 and test_share > 0 else 0)
     n_val = max(1, round(val_share * n)) if n - n_test >= 2 and val_share > 0 else 0
-    split = {s: "test" for s in sources if s in pinned}
-    for i, s in enumerate(order):
+    split = {u: "test" for u in pinned}
+    for i, u in enumerate(order):
         if not pinned and i < n_test:
-            split[s] = "test"
+            split[u] = "test"
         elif i < (0 if pinned else n_test) + n_val:
-            split[s] = "validation"
+            split[u] = "validation"
         else:
-            split[s] = "train"
-    return split
+            split[u] = "train"
+    return {name: split[unit[name]] for name in names}
 
 
+def _copy_groups(names: list[str], content: dict[str, str]) -> dict[str, str]:
+    """file name -> the first (sorted) name of its group: names whose files share a content hash."""
+    first_of_hash: dict[str, str] = {}
+    parent = {n: n for n in names}
+
+    def root(n: str) -> str:
+        while parent[n] != n:
+            n = parent[n]
+        return n
+
+    for source, digest in sorted(content.items()):
+        name = os.path.basename(source)
+        if name not in parent or not digest:
+            continue
+        other = first_of_hash.setdefault(digest, name)
+        a, b = sorted((root(name), root(other)))
+        parent[b] = a
+    return {n: root(n) for n in names}
+
+
+def _accepts_index_folder(build):
+    """Let ``build(index, ...)`` take an index folder too: it is opened for the call and closed after."""
+    @functools.wraps(build)
+    def wrapper(index: Any, *args, **kwargs):
+        if not isinstance(index, (str, os.PathLike)):
+            return build(index, *args, **kwargs)
+        from ragtune.rag.index import Index
+
+        opened = Index.open(index)
+        try:
+            return build(opened, *args, **kwargs)
+        finally:
+            opened.close()
+    return wrapper
+
+
+@_accepts_index_folder
 def build_training_data(
     index: Any,
     out: str | Path,
@@ -295,7 +339,8 @@ def build_training_data(
     prompt_model: Any = None,
     roundtrip: bool = False,
 ) -> DataReport:
-    """Write RAFT-style chat examples built from ``index``'s chunks to ``out`` (JSONL); see the module doc.
+    """Write RAFT-style chat examples built from ``index``'s chunks (an Index, or an index folder) to ``out`` (JSONL);
+    see the module doc.
 
     ``questions``: a QA JSONL file (question, answer, source); those about validation documents are added as
     validation question records asked through the RAG pipeline (:mod:`ragtune.tune.questions`), the others are
@@ -321,11 +366,15 @@ def build_training_data(
         from .questions import load_questions
 
         load_questions(questions)  # a bad questions file is reported before anything is built
+    if not hasattr(index, "chunks"):
+        raise ConfigError(f"index must be an Index or an index folder, got {type(index).__name__}")
     chunks = list(index.chunks())
     if not chunks:
         raise ConfigError("the index is empty: add documents first with `ragtune index add PATH`")
+    files = index.files() if hasattr(index, "files") else {}
     split_of = split_sources((c.source for c in chunks), test_share=test_share, val_share=val_share,
-                             seed=seed, test_sources=test_sources)
+                             seed=seed, test_sources=test_sources,
+                             content={s: (meta or {}).get("sha256", "") for s, meta in files.items()})
     rng = random.Random(seed)
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.with_name(f".{out.name}.tmp-{os.getpid()}")

@@ -100,6 +100,10 @@ def train_adapter(
     """
     import torch
 
+    if isinstance(config, dict):  # the fields as a dict: checked like any config (a typo is an error)
+        config = TrainConfig(**config)
+    elif config is not None and not isinstance(config, TrainConfig):
+        raise ConfigError(f"config must be a TrainConfig or a dict of its fields, got {type(config).__name__}")
     config = config or TrainConfig()
     out = Path(out)
     if out.exists() and not out.is_dir():

@@ -39,7 +39,8 @@ __all__ = ["APIGenerator", "Generator", "GeneratorConfig", "LocalGenerator", "Me
 class GeneratorConfig:
     """Everything needed to build a generator; saved next to what it produced, so a run is reproducible.
 
-    Fields unused by a kind are ignored (``base_url`` for ``local``), so one file can switch kinds.
+    Fields unused by a kind are ignored (``base_url`` for ``local``), so one file can switch kinds; an
+    ``adapter`` with any kind but ``local`` is refused (it would be silently unused).
     """
 
     kind: str = "local"  # "local" | "api" | "extractive"
@@ -96,6 +97,9 @@ class GeneratorConfig:
                                   "(e.g. base_url='http://localhost:8000/v1', model='my-model')")
             if self.adapter is not None:
                 raise ConfigError("adapter applies to 'local' generators only; an API serves its own weights")
+        if self.kind == "extractive" and self.adapter is not None:
+            raise ConfigError("adapter applies to 'local' generators only; the extractive generator has no model "
+                              "(use kind='local' to answer with the adapter)")
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> GeneratorConfig:

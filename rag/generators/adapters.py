@@ -82,11 +82,15 @@ def check_base(adapter_dir: str | Path, model_dir: str | Path) -> None:
 
 
 def check_adapter_dir(path: str | os.PathLike) -> Path:
-    """Raise ModelLoadError unless ``path`` looks like a peft adapter folder; return it as a Path."""
+    """Raise ModelLoadError unless ``path`` looks like a peft adapter folder; return it as a Path.
+
+    A ``ragtune tune run`` folder (OUT, whose adapter is OUT/adapter) is taken for its adapter."""
     path = Path(path).expanduser()
     if not path.is_dir():
         what = "does not exist" if not path.exists() else "is a file, not a folder"
         raise ModelLoadError(f"Adapter directory {path} {what}.")
+    if not (path / ADAPTER_CONFIG).is_file() and (path / "adapter" / ADAPTER_CONFIG).is_file():
+        path = path / "adapter"  # the run folder given: its adapter
     config_file = path / ADAPTER_CONFIG
     if not config_file.is_file():
         raise ModelLoadError(

@@ -232,6 +232,12 @@ def _resolve_generator(args: argparse.Namespace) -> Any:
     kind = (explicit or "local").strip().lower()
     if kind not in GENERATORS:
         raise ConfigError(f"unknown generator {kind!r} (from $RAGTUNE_GENERATOR?); use one of {', '.join(GENERATORS)}")
+    given = [flag for flag, value in (("--adapter", args.adapter), ("--adapter-scale", args.adapter_scale),
+                                      ("--model", args.model)) if value is not None]
+    if kind != "local" and given:
+        source = "--generator" if args.generator else "$RAGTUNE_GENERATOR"
+        raise ConfigError(f"{' and '.join(given)} need(s) the local model, but {source} is {kind!r}; "
+                          "use --generator local")
     if kind == "extractive":
         from ragtune.rag.generators.extractive import ExtractiveGenerator
 

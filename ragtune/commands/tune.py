@@ -102,7 +102,8 @@ def _register_run(verbs) -> None:
 
 def _register_eval(verbs) -> None:
     p = verbs.add_parser("eval", help="base vs adapter, with and without retrieval, on held-out questions")
-    p.add_argument("--adapter", type=Path, default=None, help="adapter folder (omit: base model only)")
+    p.add_argument("--adapter", type=Path, default=None,
+                   help="adapter folder, or the run folder of `tune run` (omit: base model only)")
     p.add_argument("--data", type=Path, help="a `tune data` file: its test split and validation perplexity")
     p.add_argument("--qa", type=Path, help="a QA jsonl file asked through RAG over --index")
     p.add_argument("--unanswerable", type=Path, metavar="FILE", help="a jsonl of questions the documents do not answer")
@@ -121,7 +122,8 @@ def _register_eval(verbs) -> None:
 
 def _register_merge(verbs) -> None:
     p = verbs.add_parser("merge", help="merge an adapter into its base model as a standalone model folder")
-    p.add_argument("--adapter", type=Path, required=True, help="the adapter folder (a run's OUT/adapter)")
+    p.add_argument("--adapter", type=Path, required=True,
+                   help="the adapter folder (a run's OUT/adapter, or the run folder OUT)")
     p.add_argument("--out", type=Path, required=True, metavar="DIR",
                    help="the standalone model folder to write (new, empty, or an earlier merge)")
     p.add_argument("--scale", type=float, default=1.0, metavar="X",

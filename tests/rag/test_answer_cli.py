@@ -90,6 +90,16 @@ def test_adapter_scale_reaches_the_generator_config_and_needs_an_adapter(cli, ca
         cli("ask", "What does LoRA train?", "--index", "idx", "--adapter-scale", "0.5")
 
 
+def test_local_model_options_with_another_generator_are_refused_not_ignored(cli, monkeypatch):
+    # `--generator extractive --adapter DIR` answered extractively, the adapter silently unused.
+    with pytest.raises(ConfigError, match=r"--adapter need\(s\) the local model, but --generator is 'extractive'"):
+        cli("ask", "What does LoRA train?", "--index", "idx", "--generator", "extractive", "--adapter", "runs/a")
+    monkeypatch.setenv("RAGTUNE_GENERATOR", "api")
+    with pytest.raises(ConfigError, match=r"--model need\(s\) the local model, but \$RAGTUNE_GENERATOR is 'api'"):
+        cli("ask", "What does LoRA train?", "--index", "idx", "--model", "models/x")
+    assert cli.configs == []
+
+
 def test_local_model_that_fails_to_load_falls_back_to_extractive_unless_asked_for(cli, monkeypatch, capsys):
     class Unloadable(FakeGenerator):
         def warm_up(self):  # like LocalGenerator: construction is cheap, loading fails later

@@ -249,3 +249,10 @@ def test_a_copy_of_a_passage_under_another_file_name_takes_one_place_not_two():
     assert [c["k"] for c in searcher.calls] == [3, 7]  # asked again for more once a copy took a place
     plain = FakeSearcher(HITS)
     assert len(RAG(plain, FakeGenerator("x [1]"), k=3).retrieve("q")) == 3 and len(plain.calls) == 1
+
+
+def test_a_generator_named_instead_of_made_is_refused_with_the_call_to_make_it():
+    with pytest.raises(ConfigError, match=r"make one with load_generator\('extractive'\)"):
+        RAG(FakeSearcher(HITS), "extractive")
+    with pytest.raises(ConfigError, match="k must be a whole number >= 1, got '5'"):
+        RAG(FakeSearcher(HITS), k="5")

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 
 from ragtune.errors import IndexFormatError
@@ -275,3 +277,66 @@ def test_query_with_invalid_utf8_and_nan_min_score_are_one_line_errors(built, ca
     assert main(["ask", "What is LoRA?", "--min-score", "nan", "--index", str(built.root)]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 2 and "not valid UTF-8" in err[0] and "--min-score: nan" in err[1]
+
+
+# --- wrong argument types in the Python API: refused naming the argument; nothing stored is lost -------------
+
+def test_one_path_given_as_a_string_is_one_path_not_its_characters(built, docs_dir):
+    before = _snapshot(built)
+    lora = str(docs_dir / "lora.md")
+    report = built.remove(lora)  # a string: iterating it removed every file under "/"
+    assert report.removed == [lora] and not report.problems
+    assert sorted(built.files()) == sorted(f for f in before[1] if f != lora)
+    report = built.add(lora, progress=False)  # and a string path to add is that one file
+    assert report.added == [lora]
+    assert sorted(built.files()) == before[1]
+    # include/exclude given as one glob
+    report = built.add([docs_dir], include="*.md", prune=False, progress=False)
+    assert not report.problems and report.unchanged == [lora]
+
+
+@pytest.mark.parametrize("call, message", [
+    (lambda ix: ix.add(42), "paths must be a path or a list of them, got int"),
+    (lambda ix: ix.add([3.5]), "paths must be a path or a list of them; 3.5 is a float"),
+    (lambda ix: ix.add(["x"], exclude=7), "exclude must be a glob or a list of them, got int"),
+    (lambda ix: ix.remove(None), None),  # nothing named: an empty report, not everything
+    (lambda ix: ix.search(123), "the query must be text (a str), got int"),
+    (lambda ix: ix.search("lora", k="3"), "k must be a whole number >= 1, got '3'"),
+    (lambda ix: ix.search("lora", k=3.5), "k must be a whole number >= 1, got 3.5"),
+    (lambda ix: ix.search("lora", filters=["file_type", "md"]), "filters must be a dict"),
+    (lambda ix: ix.search("lora", filters="file_type=md"), "filters must be a dict"),
+    (lambda ix: ix.search("lora", filters={"file_type": 3}), "file_type must be a type such as 'pdf' or 'md', got 3"),
+    (lambda ix: ix.search("lora", filters={"page": "three"}), "page must be a page number, got 'three'"),
+])
+def test_wrong_argument_types_are_refused_naming_the_argument(built, call, message):
+    from ragtune.errors import ConfigError
+
+    before = _snapshot(built)
+    if message is None:
+        assert not call(built).removed
+    else:
+        with pytest.raises(ConfigError, match=re.escape(message)):
+            call(built)
+    assert _snapshot(built) == before
+
+
+def test_filters_in_the_forms_people_type_are_made_canonical(built):
+    want = [h.chunk.id for h in built.search("LoRA adapters", k=5, filters={"file_type": "md"})]
+    assert want  # lora.md is the only Markdown file
+    for spelled in (".md", "MD", ".markdown", ["md", ".md"]):
+        got = [h.chunk.id for h in built.search("LoRA adapters", k=5, filters={"file_type": spelled})]
+        assert got == want, spelled
+
+
+def test_a_closed_index_refuses_to_read_or_write_instead_of_answering_nothing(built, docs_dir):
+    from ragtune.errors import RagtuneError
+
+    root = built.root
+    built.close()
+    for call in (lambda: built.search("LoRA"), lambda: len(built), lambda: built.add([docs_dir], progress=False)):
+        with pytest.raises(RagtuneError, match="was closed; open it again with Index.open"):
+            call()
+    built.close()  # closing twice is harmless
+    again = Index.open(root, embedder=built.embedder)
+    assert again.search("LoRA", k=1)
+    again.close()

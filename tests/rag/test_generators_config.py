@@ -159,3 +159,11 @@ def test_gguf_file_path_resolves_into_the_cache(tmp_path, monkeypatch, fake_conv
     gguf = tmp_path / "Tiny.Q4.gguf"
     gguf.write_bytes(b"w")
     assert models.resolve_model_path(gguf) == tmp_path / "cache" / "models" / "Tiny.Q4"
+
+
+def test_an_adapter_with_a_generator_that_has_no_model_is_refused(tmp_path):
+    from ragtune.errors import ConfigError
+    from ragtune.rag.generators import load_generator
+
+    with pytest.raises(ConfigError, match="adapter applies to 'local' generators only"):
+        load_generator({"kind": "extractive", "adapter": str(tmp_path)})

@@ -66,6 +66,18 @@ def test_the_parsed_writer_builds_data_and_says_so(hash_index, tmp_path):
     assert "What does method0 freeze?" in questions or "What does Method0 freeze?" in questions
 
 
+def test_an_index_folder_is_opened_for_the_build_and_closed_after(hash_index, tmp_path):
+    index = topic_index(hash_index(), tmp_path, 6, TOPICS)
+    root = index.root
+    index.close()
+    report = build_training_data(str(root), tmp_path / "data.jsonl", questions_per_chunk=2)
+    assert report.chunks > 0 and sum(report.records.values()) > 0
+    from ragtune.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="index must be an Index or an index folder, got int"):
+        build_training_data(42, tmp_path / "other.jsonl")
+
+
 def test_the_parsed_writer_without_the_spacy_model_is_a_clear_error(hash_index, tmp_path, monkeypatch):
     from ragtune.errors import ConfigError
     from ragtune.tune import syntax
@@ -94,6 +106,23 @@ def test_documents_are_split_whole_and_pinned_test_files_are_honoured():
     assert list(split.values()).count("test") == 2 and list(split.values()).count("validation") == 1
     pinned = split_sources(sources, test_share=0.2, val_share=0.1, seed=0, test_sources=["doc3.md"])
     assert [s for s, v in pinned.items() if v == "test"] == ["doc3.md"]
+
+
+def test_copies_of_a_document_under_other_names_share_its_split():
+    # vacation.txt and vacation_copy.txt hold the same text: a test question about one must not have been
+    # trained on through the other.
+    sources = [f"/docs/doc{i}.md" for i in range(10)] + ["/docs/vacation.txt", "/docs/vacation_copy.txt"]
+    content = {s: f"h{i}" for i, s in enumerate(sources)}
+    content["/docs/vacation_copy.txt"] = content["/docs/vacation.txt"]
+    for seed in range(20):
+        split = split_sources(sources, test_share=0.3, val_share=0.1, seed=seed, content=content)
+        assert split["vacation.txt"] == split["vacation_copy.txt"]
+        pinned = split_sources(sources, test_share=0.2, val_share=0.1, seed=seed, content=content,
+                               test_sources=["vacation.txt"])
+        assert pinned["vacation_copy.txt"] == "test"
+    # Without copies the split is what it was (no content hashes: every name its own group).
+    assert split_sources(sources, test_share=0.3, val_share=0.1, seed=3) == split_sources(
+        sources, test_share=0.3, val_share=0.1, seed=3, content={s: f"h{i}" for i, s in enumerate(sources)})
 
 
 def test_examples_cite_the_gold_chunk_and_test_documents_never_reach_training(hash_index, tmp_path):

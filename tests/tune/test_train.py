@@ -296,3 +296,24 @@ def test_a_bad_config_value_is_a_config_error_naming_the_field_however_it_is_bui
     cfg.write_text("rank: 0\n")
     with pytest.raises(ConfigError, match=r"training config .*c\.yaml: rank"):
         TrainConfig.from_file(cfg)
+
+
+def test_the_config_may_be_a_dict_of_its_fields_and_anything_else_is_refused(tmp_path, chat_data):
+    with pytest.raises(ConfigError, match="training config: .*max_step"):
+        train_adapter(chat_data, tmp_path / "run", {"max_step": 1})  # a typo: refused before any loading
+    with pytest.raises(ConfigError, match="config must be a TrainConfig or a dict of its fields, got list"):
+        train_adapter(chat_data, tmp_path / "run", [("max_steps", 1)])
+
+
+def test_a_run_folder_is_taken_for_its_adapter(tmp_path):
+    from ragtune.errors import ModelLoadError
+    from ragtune.rag.generators.adapters import check_adapter_dir
+
+    adapter = tmp_path / "run" / "adapter"
+    adapter.mkdir(parents=True)
+    (adapter / "adapter_config.json").write_text('{"peft_type": "LORA"}')
+    (adapter / "adapter_model.safetensors").write_bytes(b"x")
+    assert check_adapter_dir(tmp_path / "run") == adapter
+    assert check_adapter_dir(adapter) == adapter
+    with pytest.raises(ModelLoadError, match="is not a LoRA adapter folder"):
+        check_adapter_dir(tmp_path)
