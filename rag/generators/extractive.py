@@ -213,7 +213,17 @@ class ExtractiveGenerator(GeneratorBase):
         # One weight per question word: a compound ("dot-product", "secrets.token_bytes") weighs the mean
         # of its whole and its parts, not their sum.
         weights = [sum(idf[t] for t in g) / len(g) for g in groups]
-        total = sum(weights)
+        # The kind named after what/which ("What database does Zephyr use?") is left out of the question's
+        # words, since answers often name only the instance ("... results in ValueError"). But where some
+        # sentence names it ("The database is PostgreSQL 14."), it is evidence like a word of the context:
+        # a sentence that holds it gets its full weight, one without it half (_CONTEXT_CREDIT). Without it,
+        # every sentence naming Zephyr covered the whole question. A kind no sentence names weighs nothing.
+        head = tuple(dict.fromkeys(content_terms(question_head(question) or "")))
+        head_weight = 0.0
+        if head and not query & set(head):
+            held_by = sum(1 for c in candidates if _held(head, c.terms) == 1.0)
+            head_weight = math.log(1.0 + n / held_by) if held_by else 0.0
+        total = sum(weights) + head_weight
         kind = answer_type(question)
         subject = asked_subject(question)
         preposition = None if subject else stranded_preposition(question)
@@ -231,6 +241,8 @@ class ExtractiveGenerator(GeneratorBase):
             held = sum(w * _held(g, c.terms) for g, w in zip(groups, weights))
             in_context = sum(w * max(_held(g, c.context | c.terms) - _held(g, c.terms), 0.0)
                              for g, w in zip(groups, weights))
+            if head_weight:
+                held += head_weight * (1.0 if _held(head, c.terms) == 1.0 else _CONTEXT_CREDIT)
             coverage = (held + _CONTEXT_CREDIT * in_context) / total
             # Tie-breaks: a sentence that is mostly about the question, then the higher-ranked source.
             density = len(matched) / max(len(c.terms), 1)

@@ -321,3 +321,18 @@ def test_a_comparison_searches_each_side_too_and_gives_each_side_a_place():
     searcher.queries.clear()
     rag.retrieve("What does RAG combine?")
     assert searcher.queries == ["What does RAG combine?"]
+
+
+def test_the_kind_a_what_question_asks_for_counts_where_a_sentence_names_it():
+    # "database" is the kind asked for. Left out of the question's words, every sentence naming Zephyr
+    # covered the question, and the first one won.
+    zephyr = ("Zephyr runs on 12 servers in the Frankfurt data centre. The database is PostgreSQL 14. "
+              "The technical lead of Zephyr is Maria Lindqvist.")
+    question = "What database does Zephyr use?"
+    text = ExtractiveGenerator(max_sentences=1).generate(_messages(question, [zephyr]))
+    assert text.startswith("The database is PostgreSQL 14.")
+    # A kind that no sentence names costs nothing: the instance is still found ("... raises ValueError").
+    raises = "Calling int() on a word raises ValueError. Calling int() on a number returns it."
+    text = ExtractiveGenerator(max_sentences=1).generate(_messages("What exception does int() raise on a word?",
+                                                                   [raises]))
+    assert text.startswith("Calling int() on a word raises ValueError.")
