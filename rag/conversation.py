@@ -57,6 +57,7 @@ _PRONOUN_RE = re.compile(
 )
 _POSSESSIVE_RE = re.compile(r"\b(?:its|their|his or her|his)\b", re.IGNORECASE)
 _PERSONAL_RE = re.compile(r"\b(?:he|she|him|her|his|hers)\b", re.IGNORECASE)
+_NEUTER_RE = re.compile(r"\b(?:it|its)\b", re.IGNORECASE)
 _QUESTION_START_RE = re.compile(
     r"(?:what|which|who|whom|whose|how|when|where|why|is|are|was|were|do|does|did|can|could|should|will)\b",
     re.IGNORECASE,
@@ -89,6 +90,21 @@ def topic_phrase(question: str) -> str:
     return " ".join(best)
 
 
+def _named_run(question: str) -> str | None:
+    """The run of content words holding a name (a capitalised word past the first): "Zephyr" in "Who is
+    the technical lead of Zephyr?"."""
+    tokens = re.findall(r"[\w][\w'+#.\-]*[\w+#]|[\w]", question)
+    run: list[str] = []
+    for i, w in enumerate(tokens):
+        if w.lower() in STOPWORDS or w.lower() in QUESTION_FRAME:
+            if any(x[:1].isupper() for x in run):
+                return " ".join(run)
+            run = []
+        elif i > 0 or not w[:1].isupper():
+            run.append(w)
+    return " ".join(run) if any(x[:1].isupper() for x in run) else None
+
+
 def _first_run(text: str) -> str:
     run: list[str] = []
     for w in re.findall(r"[\w][\w'+#.\-]*[\w+#]|[\w]", text):
@@ -116,6 +132,10 @@ def heuristic_rewrite(question: str, history: list[Message]) -> str:
         # the person is the subject of the answer, its first run of content words.
         subject = _first_run(strip_citations(answers[-1]))
         topic = subject or topic
+    elif re.match(r"\s*(?:who|whom)\b", last, re.IGNORECASE) and _NEUTER_RE.search(question):
+        # "Who is the technical lead of Zephyr?" - "Where does it run?": "it" is not the person asked
+        # about (the topic, "technical lead") but the thing named beside it.
+        topic = _named_run(last) or topic
     if topic and _CONTINUATION_RE.match(question) and len(content_terms(question)) <= 3:
         rest = _CONTINUATION_RE.sub("", question).strip().rstrip("?").strip()
         rest = _PRONOUN_RE.sub(topic, _POSSESSIVE_RE.sub(lambda m: f"{topic}'s", rest))

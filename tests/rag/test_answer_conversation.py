@@ -153,3 +153,16 @@ def test_a_continuation_that_is_a_whole_question_is_kept_as_it_is():
     history = [{"role": "user", "content": "What does list.sort() return?"}, {"role": "assistant", "content": "None."}]
     assert heuristic_rewrite("And what does sorted() return?", history) == "What does sorted() return?"
     assert heuristic_rewrite("and for tuples?", history) == "What does list.sort() return, for tuples?"
+
+
+def test_it_after_a_who_question_is_the_thing_named_not_the_person():
+    history = [{"role": "user", "content": "Who is the technical lead of Zephyr?"},
+               {"role": "assistant", "content": "The technical lead of Zephyr is Maria Lindqvist. [1]"}]
+    assert heuristic_rewrite("Where does it run?", history) == "Where does Zephyr run?"
+    assert heuristic_rewrite("And what database does it use?", history) == "What database does Zephyr use?"
+    # "he or she" still means the person the answer names.
+    assert heuristic_rewrite("How do I reach him or her?", history) == "How do I reach technical lead?"
+    # After any other question "it" is the question's topic, as before.
+    other = [{"role": "user", "content": "What is the default logging level in Python?"},
+             {"role": "assistant", "content": "WARNING. [1]"}]
+    assert heuristic_rewrite("How do I change it?", other) == "How do I change default logging level?"
