@@ -89,7 +89,9 @@ def main(argv: list[str] | None = None) -> int:
         print(f"ragtune: error: {exc}", file=sys.stderr)
         return exc.exit_code
     except KeyboardInterrupt:
-        print("ragtune: interrupted", file=sys.stderr)
+        resumable = getattr(getattr(args, "func", None), "__name__", "") == "run_train"  # `tune run` resumes
+        hint = ": rerun the same command to resume from the last checkpoint" if resumable else ""
+        print(f"ragtune: interrupted{hint}", file=sys.stderr)
         return 130
     except BrokenPipeError:  # `ragtune search ... | head`
         return 0

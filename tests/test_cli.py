@@ -191,3 +191,14 @@ def test_the_usual_filter_keys_are_not_checked_by_scanning_every_chunk():
             raise AssertionError("scanned every chunk's metadata for keys every index has")
 
     note_unknown_filter_keys(Index(), {"file_type": "pdf", "source": "*.md", "page": 3, "section": "LoRA"})
+
+
+def test_an_interrupted_training_run_says_how_to_resume(monkeypatch, capsys, tmp_path):
+    from ragtune.commands import tune as tune_cmd
+
+    def run_train(args):  # the name the hint keys on: Ctrl-C during `tune run`
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(tune_cmd, "run_train", run_train)
+    assert main(["tune", "run", "--data", str(tmp_path / "d.jsonl"), "--out", str(tmp_path / "run")]) == 130
+    assert "rerun the same command to resume" in capsys.readouterr().err

@@ -88,7 +88,8 @@ def test_tune_run_help_names_the_training_config_defaults():
     helps = {a.option_strings[0]: a.help for a in run._actions if a.option_strings}
     defaults = TrainConfig()
     for option, field in [("--epochs", "epochs"), ("--learning-rate", "learning_rate"), ("--rank", "rank"),
-                          ("--batch-size", "batch_size"), ("--max-length", "max_length")]:
+                          ("--batch-size", "batch_size"), ("--max-length", "max_length"),
+                          ("--grad-accum", "grad_accum")]:
         value = getattr(defaults, field)
         shown = f"{value:g}" if isinstance(value, float) else str(value)
         assert f"(default {shown})" in helps[option], (option, helps[option])
