@@ -60,6 +60,7 @@ _NUMBER_WORDS = ("one two three four five six seven eight nine ten eleven twelve
 # A number is a token that starts with a digit ("4", "3.11", "/64", "UTF-8"), not a digit inside a name
 # ("bz2", "IPv6", "sha256", "MiniLM-L6"), or a number word.
 _DIGITS_RE = re.compile(r"(?<![A-Za-z_])\d")
+_ZERO_RE = re.compile(r"\b(?:no|none|zero)\b", re.IGNORECASE)  # a count of zero is a count
 _NUMBER_RE = re.compile(r"(?<![A-Za-z_])\d|\b(?:" + "|".join(_NUMBER_WORDS) + r")\b", re.IGNORECASE)
 _MONTHS = ("january february march april may june july august september october november december "
            "jan feb mar apr jun jul aug sep sept oct nov dec").split()
@@ -322,7 +323,8 @@ def answer_type(question: str) -> str | None:
 def has_answer_type(sentence: str, kind: str | None, question: str = "") -> bool:
     """Whether ``sentence`` holds something of the ``kind`` the question asks for (None: always)."""
     if kind == "number":
-        return bool(_NUMBER_RE.search(sentence))
+        # "Contractors receive no paid vacation." answers "How many vacation days do contractors get?"
+        return bool(_NUMBER_RE.search(sentence) or _ZERO_RE.search(sentence))
     if kind == "quantity":
         return bool(_DIGITS_RE.search(sentence))
     if kind == "level":

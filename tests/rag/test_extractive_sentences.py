@@ -336,3 +336,11 @@ def test_the_kind_a_what_question_asks_for_counts_where_a_sentence_names_it():
     text = ExtractiveGenerator(max_sentences=1).generate(_messages("What exception does int() raise on a word?",
                                                                    [raises]))
     assert text.startswith("Calling int() on a word raises ValueError.")
+
+
+def test_a_count_of_zero_answers_how_many():
+    policy = ("Employees receive 28 days of paid vacation per year. Contractors receive no paid vacation. "
+              "Requests must be submitted at least two weeks in advance.")
+    text = ExtractiveGenerator(max_sentences=1).generate(
+        _messages("How many vacation days do contractors get?", [policy]))
+    assert text.startswith("Contractors receive no paid vacation.")
