@@ -474,7 +474,6 @@ class Index:
             gen.unpin()
             gen.retire()
 
-
     def _check_open(self) -> None:
         if self._closed:
             raise RagtuneError(f"the index at {self.root} was closed; open it again with Index.open({str(self.root)!r})")
