@@ -22,6 +22,7 @@ documents' firm rules, then the weighted matrix; "Choosing a model" and "API, RA
 
 from __future__ import annotations
 
+import numbers
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
@@ -65,11 +66,15 @@ class Decision:
 def check_weights(weights: Mapping[str, float], matrix: Matrix, origin: str = "weights") -> dict[str, float]:
     """Validate caller-supplied weights (the UI's editable weights): known factors, numbers in range."""
     lo, hi = matrix.weight_range
+    if not isinstance(weights, Mapping):
+        raise AdvisorError(f"{origin}: expected a mapping of factor to weight such as {{'cost': 8}}, "
+                           f"got {type(weights).__name__}")
     out = {}
     for fid, w in weights.items():
         if fid not in matrix.factor_ids:
             raise AdvisorError(f"{origin}: unknown factor {fid!r}; factors are: {', '.join(matrix.factor_ids)}")
-        if isinstance(w, bool) or not isinstance(w, (int, float)) or not lo <= w <= hi:
+        # numpy's and Decimal's numbers are numbers too (a weight read from a dataframe is np.int64)
+        if isinstance(w, bool) or not isinstance(w, numbers.Real) or not lo <= w <= hi:
             raise AdvisorError(f"{origin}: {fid}: expected a number {lo:g}-{hi:g}, got {w!r}")
         out[fid] = float(w)
     return out

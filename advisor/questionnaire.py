@@ -14,6 +14,7 @@ team's answers against them, and resolves the answers into :class:`Adjustments` 
 
 from __future__ import annotations
 
+import numbers
 import sys
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -86,9 +87,9 @@ class Question:
         if self.type == "integer":
             if isinstance(value, str) and value.strip().isdigit():
                 value = int(value.strip())
-            if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+            if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 0:
                 raise AdvisorError(f"{where}: {self.id}: expected a whole number 0 or more, got {value!r}")
-            return value
+            return int(value)  # np.int64 from a dataframe is a whole number too
         # YAML reads an unquoted yes/no as a boolean; map it back for yes/no questions.
         if isinstance(value, bool) and ("yes" if value else "no") in self.choices:
             value = "yes" if value else "no"

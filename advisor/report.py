@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from ragtune.errors import AdvisorError
+
 from .types import OptionResult, Recommendation
 
 
@@ -59,8 +61,11 @@ def _headline(rec: Recommendation, chart_path: str | Path | None) -> list[str]:
     else:
         top = ranked[0]
         lead = f"**Recommendation: {top.name}** with {top.total:.1f} / 100"
-        if len(ranked) > 1:
-            lead += f", {top.total - ranked[1].total:.1f} points ahead of {ranked[1].name} ({ranked[1].total:.1f})"
+        gap = top.total - ranked[1].total if len(ranked) > 1 else 0.0
+        if len(ranked) > 1 and gap >= 0:
+            lead += f", {gap:.1f} points ahead of {ranked[1].name} ({ranked[1].total:.1f})"
+        elif len(ranked) > 1:  # a firm preference of the sources outranks a higher score
+            lead += f", ranked above {ranked[1].name} ({ranked[1].total:.1f}, {-gap:.1f} points more)"
         if rec.firm_preference:
             lead += ", ranked first by a firm preference of the source documents"
         if rec.close_call:
@@ -278,6 +283,9 @@ def write_chart(rec: Recommendation, path: str | Path) -> Path:
 def save_report(rec: Recommendation, md_path: str | Path, *, json_too: bool = False) -> list[Path]:
     """Write ``X.md`` and ``X.png`` (and ``X.json`` if asked) side by side; returns the paths written."""
     md_path = Path(md_path)
+    if md_path.is_dir():  # before anything is written (a stray X.png beside the folder)
+        raise AdvisorError(f"--report {md_path} is a folder; give the Markdown file to write, "
+                           f"e.g. {md_path / 'advice.md'}")
     png = write_chart(rec, md_path.with_suffix(".png"))
     md_path.write_text(rec.to_markdown(chart_path=png.name), encoding="utf-8")
     written = [md_path, png]

@@ -343,6 +343,10 @@ class Index:
             with progress_fn(progress) as emit:
                 docs = self._parse(files, report, emit)
                 stale = self._stale(paths, files) if prune else []
+                # A deleted file named with --prune is what pruning is for: removed, not also a failure.
+                gone = set(stale)
+                report.problems = [p for p in report.problems
+                                   if not (p.path in gone and p.reason == "no such file or directory")]
                 self._writer(report, emit).apply(docs, stale)
             report.timings["total"] = time.perf_counter() - started
             return report
@@ -370,13 +374,17 @@ class Index:
         except OSError as exc:
             report.problems.append(Problem(source, f"cannot read: {exc.strerror or exc}"))
             return None
-        if (self._read("file", source) or {}).get("sha256") == digest:  # one lookup, not the whole table
+        stored = self._read("file", source) or {}  # one lookup, not the whole table
+        if stored.get("sha256") == digest:
             report.unchanged.append(source)
             return None
         try:
             doc, warnings = parse_file(path, self.config.ingest)
         except IngestError as exc:
-            report.problems.append(Problem(source, exc.reason))
+            # Nothing stored is lost, but say that searches still find the text read before the change.
+            kept = (f"; the version indexed before is kept and still searchable (`ragtune index remove {source}`"
+                    " drops it)") if stored else ""
+            report.problems.append(Problem(source, exc.reason + kept))
             return None
         doc.source = source
         report.warnings.extend(warnings)

@@ -169,9 +169,10 @@ def discover(
                 found[path.resolve()] = None
             continue
         root = path.resolve()
-        for dirpath, dirnames, filenames in os.walk(root):
+        seen = {root}  # folders walked, by real path: a linked folder is walked once, a link loop never
+        for dirpath, dirnames, filenames in os.walk(root, followlinks=follow_symlinks):
             rel_dir = Path(dirpath).relative_to(root)
-            dirnames[:] = sorted(d for d in dirnames if not _excluded((d,), exclude))
+            dirnames[:] = _walked_dirs(Path(dirpath), dirnames, exclude, follow_symlinks, seen, problems)
             for name in sorted(filenames):
                 rel = (rel_dir / name).as_posix()
                 if _excluded((name,), exclude) or not _included(rel, name, include):
@@ -187,6 +188,31 @@ def discover(
                     continue
                 found[full] = None
     return sorted(found), problems
+
+
+def _walked_dirs(parent: Path, names: list[str], exclude: list[str], follow_symlinks: bool, seen: set[Path],
+                 problems: list[Problem]) -> list[str]:
+    """The sub-folders of ``parent`` to walk into, sorted. A symbolic link to a folder is named in the
+    report, not passed over in silence: followed with ``follow_symlinks`` (once, however many links lead to
+    it; a link back into a folder already walked is a loop), else skipped."""
+    kept = []
+    for name in sorted(names):
+        if _excluded((name,), exclude):
+            continue
+        folder = parent / name
+        if folder.is_symlink():
+            if not follow_symlinks:
+                problems.append(Problem(display_path(folder), "a symbolic link to a folder: not followed "
+                                        "(--follow-symlinks follows it)", level="skipped"))
+                continue
+            real = folder.resolve()
+            if real in seen or real in folder.parent.resolve().parents:
+                problems.append(Problem(display_path(folder), "a symbolic link to a folder already walked "
+                                        "(a second link to it, or a loop): skipped", level="skipped"))
+                continue
+            seen.add(real)
+        kept.append(name)
+    return kept
 
 
 def _unsupported(path: Path) -> str:

@@ -112,3 +112,16 @@ def test_caller_weights_override_the_answer_weights_and_are_marked():
 def test_bad_caller_weights_are_one_clear_error_naming_the_factor(weights, message):
     with pytest.raises(AdvisorError, match=message):
         advise({}, weights=weights)
+
+
+def test_numpy_numbers_are_numbers_and_a_list_of_pairs_is_refused_clearly():
+    import numpy as np
+
+    from ragtune.advisor import advise
+    from ragtune.errors import AdvisorError
+
+    a = advise({"labelled_examples": np.int64(300)}, weights={"cost": np.int64(8)})
+    b = advise({"labelled_examples": 300}, weights={"cost": 8})
+    assert [(o.id, round(o.total, 6)) for o in a.options] == [(o.id, round(o.total, 6)) for o in b.options]
+    with pytest.raises(AdvisorError, match="expected a mapping of factor to weight"):
+        advise({}, weights=[("cost", 8)])

@@ -1,6 +1,8 @@
 import json
 import struct
 
+import pytest
+
 from ragtune.advisor import advise, load_matrix
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
@@ -49,3 +51,27 @@ def test_save_writes_markdown_chart_and_json_side_by_side(tmp_path):
     assert "![Option scores](advice.png)" in (tmp_path / "advice.md").read_text()
     assert json.loads((tmp_path / "advice.json").read_text())["winner"] == rec.winner
     _png_size(tmp_path / "advice.png")
+
+
+def test_a_report_path_that_is_a_folder_is_refused_before_anything_is_written(tmp_path):
+    from ragtune.advisor import advise
+    from ragtune.advisor.report import save_report
+    from ragtune.errors import AdvisorError
+
+    folder = tmp_path / "adv"
+    folder.mkdir()
+    with pytest.raises(AdvisorError, match="is a folder; give the Markdown file to write"):
+        save_report(advise({}), folder)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["adv"]  # no stray adv.png
+
+
+def test_a_firm_preference_over_a_higher_score_is_not_called_points_ahead():
+    # rag_team.yaml with a strict house format: RAG + fine-tuning is preferred by rule at a lower score.
+    answers = {"use_case": "docs_qa", "documents": "yes", "need": "knowledge", "knowledge_change": "weekly",
+               "citations": "yes", "labelled_examples": 300, "style_needs": "yes", "gpu": "cloud"}
+    rec = advise(answers)
+    top, second = rec.ranked[0], rec.ranked[1]
+    assert rec.firm_preference and top.total < second.total  # the case this test is about
+    lead = rec.to_markdown().split("\n")[2]
+    assert "points ahead" not in lead
+    assert f"ranked above {second.name} ({second.total:.1f}, {second.total - top.total:.1f} points more)" in lead

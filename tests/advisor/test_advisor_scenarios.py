@@ -59,6 +59,20 @@ def test_private_data_without_self_hostable_model_never_recommends_the_api():
     assert "Ruled out" in rec.to_markdown()
 
 
+def test_private_data_without_gpus_never_recommends_fine_tuning():
+    # The gpu=none note says fine-tuning then means a hosted service that sends the training data out; with
+    # data that may not leave, fine-tuning was still ranked first on a firm preference for its style.
+    answers = {"data_leaves": "no", "self_host_model": "yes", "gpu": "none", "need": "behaviour",
+               "style_needs": "yes", "labelled_examples": 500, "documents": "yes"}
+    rec = advise(answers)
+    assert rec.option("finetune").excluded and rec.option("rag_finetune").excluded
+    assert rec.winner in ("api", "rag")
+    assert "sends the training data out" in rec.option("finetune").exclusion_reasons[0]
+    # With GPUs of its own the team can fine-tune in-house, and it may again.
+    rec = advise({**answers, "gpu": "on_prem"})
+    assert not rec.option("finetune").excluded and rec.winner in ("finetune", "rag_finetune")
+
+
 def test_every_option_excluded_gives_no_winner_and_says_so(tmp_path):
     rec = advise({"data_leaves": "no", "self_host_model": "no", "labelled_examples": 5},
                  matrix=_only_api_and_finetune(tmp_path))

@@ -340,3 +340,28 @@ def test_a_closed_index_refuses_to_read_or_write_instead_of_answering_nothing(bu
     again = Index.open(root, embedder=built.embedder)
     assert again.search("LoRA", k=1)
     again.close()
+
+
+def test_a_changed_file_that_no_longer_reads_says_its_old_version_is_kept(built, docs_dir):
+    lora = docs_dir / "lora.md"
+    before = _snapshot(built)
+    lora.write_text("")  # the file changed and can no longer be read
+    report = built.add([docs_dir], progress=False)
+    (problem,) = report.problems
+    assert problem.path == str(lora) and "empty file" in problem.reason
+    assert "the version indexed before is kept and still searchable" in problem.reason
+    assert f"ragtune index remove {lora}" in problem.reason
+    assert _snapshot(built) == before  # nothing stored is lost
+
+
+def test_a_deleted_file_named_with_prune_is_removed_not_also_failed(built, docs_dir):
+    rag = docs_dir / "rag.txt"
+    rag.unlink()
+    report = built.add([rag], prune=True, progress=False)
+    assert report.removed == [str(rag)] and report.problems == []
+    assert str(rag) not in built.files()
+    # Without --prune the same call reports it missing and keeps it.
+    (docs_dir / "quant.html").unlink()
+    report = built.add([docs_dir / "quant.html"], progress=False)
+    assert [p.reason for p in report.problems] == ["no such file or directory"]
+    assert str(docs_dir / "quant.html") in built.files()

@@ -231,3 +231,23 @@ def test_symlink_out_of_the_folder_is_not_followed_but_one_inside_is(tmp_path):
     assert "outside" in problems[0].reason and problems[0].path == str(docs / "passwd.txt")
     followed, _ = discover([docs], follow_symlinks=True)
     assert "passwd.txt" in [f.name for f in followed]
+
+
+def test_a_linked_folder_is_named_when_skipped_and_walked_once_when_followed(tmp_path):
+    outside = tmp_path / "ext"
+    outside.mkdir()
+    (outside / "kite.txt").write_text("Kites fly on windy days.")
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    (docs / "heron.txt").write_text("Herons ship on Fridays.")
+    (docs / "linked").symlink_to(outside)
+    (docs / "again").symlink_to(outside)  # a second link to the same folder
+    (docs / "loop").symlink_to(tmp_path)  # back up into a folder above: walking it would never end
+    files, problems = discover([docs])
+    assert [f.name for f in files] == ["heron.txt"]  # it was skipped without a word
+    assert {(Path(p.path).name, p.level) for p in problems} == {("again", "skipped"), ("linked", "skipped"),
+                                                                ("loop", "skipped")}
+    assert all("--follow-symlinks follows it" in p.reason for p in problems)
+    files, problems = discover([docs], follow_symlinks=True)
+    assert sorted(f.relative_to(docs).as_posix() for f in files) == ["again/kite.txt", "heron.txt"]
+    assert sorted((Path(p.path).name, "loop" in p.reason) for p in problems) == [("linked", True), ("loop", True)]
