@@ -296,7 +296,11 @@ class Questionnaire:
                                        "pass answers with --answers FILE.yaml instead") from None
                 if not reply:
                     break
-                if q.type == "choice" and reply.isdigit() and 1 <= int(reply) <= len(values):
+                if q.type == "choice" and reply.isdigit():
+                    if not 1 <= int(reply) <= len(values):
+                        print_fn(f"  {reply} is not one of the choices: type a number from 1 to {len(values)}, "
+                                 "or Enter to skip")
+                        continue
                     reply = values[int(reply) - 1]
                 try:
                     answers[q.id] = q.validate(reply, where="input")

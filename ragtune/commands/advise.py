@@ -84,7 +84,8 @@ def run_advise(args: argparse.Namespace) -> int:
     if args.answers:
         questionnaire = load_answers(args.answers)
     elif stdin_is_interactive():
-        print("Answer each question with its number; Enter skips it (the matrix default stays).", file=sys.stderr)
+        print("Answer each question with its number; Enter skips it (a skipped question is neutral: it changes "
+              "no weight or score).", file=sys.stderr)
         questionnaire = Questionnaire.interactive(input_fn=_ask_on_stderr,
                                                   print_fn=lambda line: print(line, file=sys.stderr))
         print(file=sys.stderr)

@@ -128,7 +128,7 @@ def test_interactive_accepts_numbers_and_ids_retries_on_bad_input_and_skips_on_e
     shown = []
     q = Questionnaire.interactive(input_fn=lambda prompt: next(replies), print_fn=shown.append, questions=qs)
     assert q.answers == {"use_case": "docs_qa", "knowledge_change": "weekly", "citations": "yes"}
-    assert any("'7' is not a valid choice" in s for s in shown)
+    assert any("7 is not one of the choices: type a number from 1 to 3" in s for s in shown)
     assert any("1) Answer questions from our own documents" in s for s in shown)
 
 
