@@ -9,6 +9,7 @@ unknown type becomes a :class:`Problem` naming the file and the cause, and the b
 
 from __future__ import annotations
 
+import errno
 import fnmatch
 import hashlib
 import logging
@@ -109,7 +110,10 @@ def _check_file(full: Path, root: Path | None, follow_symlinks: bool) -> Problem
     try:
         mode = full.stat().st_mode
     except OSError as exc:
-        reason = "broken symbolic link" if full.is_symlink() else f"cannot read: {exc.strerror or exc}"
+        if exc.errno == errno.ELOOP:
+            reason = "symbolic link loop (links that lead to each other)"
+        else:
+            reason = "broken symbolic link" if full.is_symlink() else f"cannot read: {exc.strerror or exc}"
         return Problem(display_path(full), reason)
     if not stat.S_ISREG(mode):
         return Problem(display_path(full), "not a regular file (a FIFO, socket or device): skipped, reading it could block forever")
@@ -178,6 +182,11 @@ def discover(
                 if _excluded((name,), exclude) or not _included(rel, name, include):
                     continue
                 full = Path(dirpath) / name
+                # A link is checked first: a broken one or a loop is named as such, whatever its name's type.
+                problem = _check_file(full, root, follow_symlinks) if full.is_symlink() else None
+                if problem:
+                    problems.append(problem)
+                    continue
                 if file_type(full) is None:
                     # Not an error in a walk (folders hold images, scripts...), but still named in the report.
                     problems.append(Problem(display_path(full), _unsupported(full), level="skipped"))

@@ -251,3 +251,17 @@ def test_a_linked_folder_is_named_when_skipped_and_walked_once_when_followed(tmp
     files, problems = discover([docs], follow_symlinks=True)
     assert sorted(f.relative_to(docs).as_posix() for f in files) == ["again/kite.txt", "heron.txt"]
     assert sorted((Path(p.path).name, "loop" in p.reason) for p in problems) == [("linked", True), ("loop", True)]
+
+
+def test_broken_and_looping_links_are_named_as_such_whatever_their_names(tmp_path):
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    (docs / "ok.txt").write_text("fine")
+    (docs / "gone").symlink_to(docs / "nowhere")  # no extension: it was "unsupported file type"
+    (docs / "a.txt").symlink_to(docs / "b.txt")
+    (docs / "b.txt").symlink_to(docs / "a.txt")  # a loop: it was "broken symbolic link"
+    files, problems = discover([docs])
+    assert [f.name for f in files] == ["ok.txt"]
+    reasons = {Path(p.path).name: p.reason for p in problems}
+    assert reasons["gone"] == "broken symbolic link"
+    assert reasons["a.txt"].startswith("symbolic link loop") and reasons["b.txt"].startswith("symbolic link loop")
