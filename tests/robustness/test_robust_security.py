@@ -92,7 +92,8 @@ def test_paths_stay_inside_the_folder_given(tmp_path):
     (docs / "dotdot.md").symlink_to(Path("..") / "outside" / "secret.md")
     files, problems = discover([docs])
     assert files == [docs / "ok.md"]
-    assert {Path(p.path).name for p in problems} == {"link.md", "dotdot.md"}
+    assert {Path(p.path).name for p in problems} == {"link.md", "dotdot.md", "linked-dir"}
+    assert [p.level for p in problems if p.path.endswith("linked-dir")] == ["skipped"]  # named, not walked
     assert all(outside not in f.resolve().parents for f in files)
 
 
