@@ -51,7 +51,7 @@ from .grounding import DEFAULT_MIN_SUPPORT as DEFAULT_GROUNDING_SUPPORT
 from .grounding import check_grounding
 from .prompt import ABSTAIN_TEXT, Prompt, build_prompt, echo_stops, parse_prompt, source_label
 from .retrieve import collapse_copies, search_distinct
-from .text import answer_type, compared_sides, content_terms, has_answer_type, question_terms
+from .text import answer_type, compared_sides, content_terms, has_answer_type, question_parts, question_terms
 from .types import Answer, Hit
 
 # The best hit's dense cosine (all-MiniLM-L6-v2, in [-1, 1]) below which the answer abstains unasked.
@@ -371,7 +371,7 @@ class RAG:
         # may rank lower. So each side is searched on its own too ("What is RAG?"), and the k places are
         # dealt in turn: the whole question's best, each side's best, then the second of each, and so on
         # (a fusion by score would let passages found twice push a side's best passage out).
-        queries = [query] + [f"What is {side}?" for side in sides]
+        queries = [query] + question_parts(query)  # "What is RAG?", "What is fine-tuning?"
         rankings = [search_distinct(lambda n, q=q: self._search(q, n, filters), self.k) for q in queries]
         dealt = [hit for rank in itertools.zip_longest(*rankings) for hit in rank if hit is not None]
         return collapse_copies(dealt)[: self.k]

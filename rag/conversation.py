@@ -58,6 +58,7 @@ _PRONOUN_RE = re.compile(
 _POSSESSIVE_RE = re.compile(r"\b(?:its|their|his or her|his)\b", re.IGNORECASE)
 _PERSONAL_RE = re.compile(r"\b(?:he|she|him|her|his|hers)\b", re.IGNORECASE)
 _NEUTER_RE = re.compile(r"\b(?:it|its)\b", re.IGNORECASE)
+_TOKEN_RE = re.compile(r"[\w][\w'+#.\-]*[\w+#]|[\w]")  # a word as written: "on-call", "list.sort", "C++"
 _QUESTION_START_RE = re.compile(
     r"(?:what|which|who|whom|whose|how|when|where|why|is|are|was|were|do|does|did|can|could|should|will)\b",
     re.IGNORECASE,
@@ -74,7 +75,7 @@ def topic_phrase(question: str) -> str:
     """
     runs: list[list[str]] = [[]]
     after_auxiliary: list[bool] = [False]
-    for w in re.findall(r"[\w][\w'+#.\-]*[\w+#]|[\w]", question):
+    for w in _TOKEN_RE.findall(question):
         if w.lower() in STOPWORDS or w.lower() in QUESTION_FRAME:
             runs.append([])
             after_auxiliary.append(w.lower() in _AUXILIARIES)
@@ -93,7 +94,7 @@ def topic_phrase(question: str) -> str:
 def _named_run(question: str) -> str | None:
     """The run of content words holding a name (a capitalised word past the first): "Zephyr" in "Who is
     the technical lead of Zephyr?"."""
-    tokens = re.findall(r"[\w][\w'+#.\-]*[\w+#]|[\w]", question)
+    tokens = _TOKEN_RE.findall(question)
     run: list[str] = []
     for i, w in enumerate(tokens):
         if w.lower() in STOPWORDS or w.lower() in QUESTION_FRAME:
@@ -107,7 +108,7 @@ def _named_run(question: str) -> str | None:
 
 def _first_run(text: str) -> str:
     run: list[str] = []
-    for w in re.findall(r"[\w][\w'+#.\-]*[\w+#]|[\w]", text):
+    for w in _TOKEN_RE.findall(text):
         if w.lower() in STOPWORDS:
             if run:
                 break

@@ -89,8 +89,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"ragtune: error: {exc}", file=sys.stderr)
         return exc.exit_code
     except KeyboardInterrupt:
-        resumable = getattr(getattr(args, "func", None), "__name__", "") == "run_train"  # `tune run` resumes
-        hint = ": rerun the same command to resume from the last checkpoint" if resumable else ""
+        resumes = getattr(args, "resumes", False)  # set by `tune run`, which continues from its last checkpoint
+        hint = ": rerun the same command to resume from the last checkpoint" if resumes else ""
         print(f"ragtune: interrupted{hint}", file=sys.stderr)
         return 130
     except BrokenPipeError:  # `ragtune search ... | head`

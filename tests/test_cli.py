@@ -196,7 +196,7 @@ def test_the_usual_filter_keys_are_not_checked_by_scanning_every_chunk():
 def test_an_interrupted_training_run_says_how_to_resume(monkeypatch, capsys, tmp_path):
     from ragtune.commands import tune as tune_cmd
 
-    def run_train(args):  # the name the hint keys on: Ctrl-C during `tune run`
+    def run_train(args):  # Ctrl-C during `tune run`
         raise KeyboardInterrupt
 
     monkeypatch.setattr(tune_cmd, "run_train", run_train)

@@ -218,7 +218,8 @@ class ExtractiveGenerator(GeneratorBase):
         # sentence names it ("The database is PostgreSQL 14."), it is evidence like a word of the context:
         # a sentence that holds it gets its full weight, one without it half (_CONTEXT_CREDIT). Without it,
         # every sentence naming Zephyr covered the whole question. A kind no sentence names weighs nothing.
-        head = tuple(dict.fromkeys(content_terms(question_head(question) or "")))
+        head_word = question_head(question) or ""
+        head = tuple(dict.fromkeys(content_terms(head_word)))
         head_weight = 0.0
         if head and not query & set(head):
             held_by = sum(1 for c in candidates if _held(head, c.terms) == 1.0)
@@ -227,12 +228,12 @@ class ExtractiveGenerator(GeneratorBase):
         kind = answer_type(question)
         subject = asked_subject(question)
         preposition = None if subject else stranded_preposition(question)
-        asked = {t for w in words(question) for t in content_terms(w)}  # frame words too: "stand for"
+        asked = set(content_terms(question)) if preposition else set()  # frame words too: "stand for"
         # Frame words ("named", "called") are left out of the coverage, but among sentences that cover the
         # question equally, one that also has them is more likely the answer ("... is named after ...").
         # The kind named after what/which ("Which hash ...") is one of them: the answer names an instance
         # ("MD5") and sometimes the kind too ("the MD5 hash").
-        framing = [w for w in words(question) if w.lower() in QUESTION_FRAME] + [question_head(question) or ""]
+        framing = [w for w in words(question) if w.lower() in QUESTION_FRAME] + [head_word]
         frame = {t for w in framing for t in content_terms(w)}
         cosines = self._cosines(question, [c.text for c in candidates]) if self.embedder is not None else None
         scored = []

@@ -101,7 +101,7 @@ def _register_run(verbs) -> None:
     p.add_argument("--qlora", action="store_true", help="4-bit base model (CUDA + bitsandbytes only)")
     p.add_argument("--fresh", action="store_true", help="discard checkpoints in OUT instead of resuming")
     p.add_argument("--json", action="store_true", help="print the result as JSON")
-    p.set_defaults(func=run_train)
+    p.set_defaults(func=run_train, resumes=True)  # Ctrl-C: ragtune.cli says to rerun to resume
 
 
 def _register_eval(verbs) -> None:
