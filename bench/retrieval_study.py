@@ -19,6 +19,9 @@ Groups (``--only``): rm3, fusion, depth, bm25, tokens, units, sides, and (issue 
 pseudo-relevance feedback, vector Rocchio), minchars, and (fifth round, with ``--reference current``) bm25k
 (BM25's k1 and b) with depth re-checked.
 
+``--ceiling`` (a diagnostic, not a result) scores 396 fusion and feedback settings on each collection and reports
+the best, *chosen on the test queries*: an upper bound for any default built from these two signals.
+
 ``--combine a.json b.json`` merges runs over disjoint collections (the four were run as 3 + 1 here).
 Whole-document vectors are embedded only with ``--doc-unit``.
 
@@ -275,12 +278,24 @@ def _doc_best(pairs: list[tuple[int, float]], doc_of: list[str]) -> list[tuple[s
 
 def run_variant(col: Collection, v: Variant) -> dict[str, float]:
     """Per-query nDCG@10 of variant ``v`` on ``col``."""
+    doc_of = col.units[v.unit][0]
+    run = {}
+    for qid, sides in _sides(col, v).items():
+        if v.level == "doc":
+            run[qid] = dict(fuse(v, sides)[:KEEP])
+        else:
+            run[qid] = _documents(fuse(v, sides)[:ASK], doc_of, v.doc_score)
+    return {qid: m["ndcg@10"] for qid, m in per_query_metrics(run, col.dataset.qrels).items()}
+
+
+def _sides(col: Collection, v: Variant) -> dict[str, dict[str, list[tuple]]]:
+    """Per query, each side's best-first (item, score) list as variant ``v`` builds it, before the final fusion."""
     doc_of, texts, _ = col.units[v.unit]
     vectors = _vectors(col, v.unit) if v.dense else None
     whole = _vectors(col, "doc") if v.dense and v.level == "doc" and v.doc_dense != "best" else None
     whole_ids = col.units["doc"][0]
     index = _bm25(col, v.unit, v.lexical) if v.bm25 else None
-    run, expanded, expanded_dense = {}, 0, 0
+    out, expanded, expanded_dense = {}, 0, 0
     for qid, (text, qvec) in col.queries.items():
         sides = {}
         if v.dense:
@@ -307,14 +322,12 @@ def run_variant(col: Collection, v: Variant) -> dict[str, float]:
                 best = np.full(len(whole_ids), -np.inf)
                 np.maximum.at(best, _doc_rows(col), sims)  # every document's best chunk, exactly
                 sides["dense"] = _whole_doc_dense(v, whole @ qvec, whole_ids, best)
-            run[qid] = dict(fuse(v, sides)[:KEEP])
-        else:
-            run[qid] = _documents(fuse(v, sides)[:ASK], doc_of, v.doc_score)
+        out[qid] = sides
     if index is not None and v.rm3 not in ("on", "off"):
         print(f"  {col.name}: {v.name}: RM3 on {expanded} of {len(col.queries)} queries", file=sys.stderr)
     if v.vprf != "off":
         print(f"  {col.name}: {v.name}: dense PRF on {expanded_dense} of {len(col.queries)} queries", file=sys.stderr)
-    return {qid: m["ndcg@10"] for qid, m in per_query_metrics(run, col.dataset.qrels).items()}
+    return out
 
 
 def _use_vprf(v: Variant, index: BM25Index | None, query: str) -> bool:
@@ -482,6 +495,72 @@ def report(cols: list[Collection], ref: Variant, groups: dict[str, list[Variant]
     return rows
 
 
+# The baselines' nDCG@10 per collection (BENCHMARKS.md, bench/retrieval.py run of 2026-11-30 23:46; both are
+# deterministic and gave the same figures in every run), used only to express the ceiling below in the issue's
+# ratios: per collection against the better of the two, on the mean against the baseline with the better mean.
+BASELINES = {"langchain": {"cranfield": 0.365, "cisi": 0.420, "cacm": 0.407, "med": 0.790},
+             "bm25": {"cranfield": 0.369, "cisi": 0.381, "cacm": 0.499, "med": 0.699}}
+BETTER_BASELINE = {c: max(b[c] for b in BASELINES.values()) for c in COLLECTIONS}
+CEILING_MODES = ("off", "long", "on")  # RM3 and dense PRF: never, queries of >= LONG_QUERY terms, always
+
+
+def ceiling(cols: list[Collection], ref: Variant, out) -> list[dict]:
+    """Diagnostic, not a result: how far ragtune's two offline signals (MiniLM and BM25) can be pushed on each
+    collection when every fusion setting is chosen *on that collection's own test queries*.
+
+    Grid: RM3 x dense PRF (each off / long queries / always) x RRF dense weight 0.0-1.0 (BM25 gets 1 - w) x
+    RRF k in 10/30/60/100, 396 settings. "best setting" is the single setting with the highest mean nDCG@10
+    on the collection (chosen on the test queries, so an upper bound for any default of these signals);
+    "per-query oracle" takes each query's best setting (not achievable by any rule; a looser bound still);
+    "shared" is the one setting with the best mean over all the collections run (a single default's bound).
+    """
+    rows = []
+    for col in cols:
+        doc_of = col.units[ref.unit][0]
+        per_setting: dict[tuple, dict[str, float]] = {}
+        for rm3 in CEILING_MODES:
+            for vprf in CEILING_MODES:
+                base = replace(ref, rm3=rm3, vprf=vprf)
+                sides = _sides(col, base)
+                for w in (round(0.1 * i, 1) for i in range(11)):
+                    for k in (10, 30, 60, 100):
+                        v = replace(base, dense_weight=w, bm25_weight=round(1.0 - w, 1), rrf_k=k)
+                        run = {qid: _documents(fuse(v, s)[:ASK], doc_of, v.doc_score) for qid, s in sides.items()}
+                        per_setting[(rm3, vprf, w, k)] = {
+                            q: m["ndcg@10"] for q, m in per_query_metrics(run, col.dataset.qrels).items()}
+        # RRF with weights (1, 1) ranks as (0.5, 0.5) does: the reference's point on the grid
+        here = (ref.rm3, ref.vprf, round(ref.dense_weight / (ref.dense_weight + ref.bm25_weight), 1), ref.rrf_k)
+        current = per_setting[here]
+        means = {key: float(np.mean(list(q.values()))) for key, q in per_setting.items()}
+        best = max(means, key=means.get)
+        oracle = float(np.mean([max(q[qid] for q in per_setting.values()) for qid in current]))
+        baseline = BETTER_BASELINE.get(col.name)
+        row = {"collection": col.name, "current": means[here],
+               "best": means[best], "best_setting": dict(zip(("rm3", "dense_prf", "dense_weight", "rrf_k"), best)),
+               "per_query_oracle": oracle, "better_baseline": baseline}
+        ratio = (lambda x: f" ({x / baseline:.3f}x)") if baseline else (lambda x: "")
+        print(f"{col.name}: current {row['current']:.4f}{ratio(row['current'])}, best setting {means[best]:.4f}"
+              f"{ratio(means[best])} at RM3 {best[0]}, dense PRF {best[1]}, dense weight {best[2]}, k {best[3]}; "
+              f"per-query oracle {oracle:.4f}{ratio(oracle)}", file=out, flush=True)
+        row["means"] = {"/".join(map(str, key)): m for key, m in means.items()}
+        rows.append(row)
+    if len(rows) > 1:
+        # One setting for all: the best mean over the collections (what a single default could reach at most).
+        shared = max(rows[0]["means"], key=lambda key: np.mean([r["means"][key] for r in rows]))
+        cells = ", ".join(f"{r['collection']} {r['means'][shared]:.4f}"
+                          + (f" ({r['means'][shared] / r['better_baseline']:.3f}x)" if r["better_baseline"] else "")
+                          for r in rows)
+        print(f"best single setting for all (RM3/dense PRF/dense weight/k {shared}): {cells}", file=out)
+        for r in rows:
+            r["shared"] = r["means"][shared]
+    if sorted(r["collection"] for r in rows) == sorted(COLLECTIONS):
+        name, base = max(((n, float(np.mean(list(b.values())))) for n, b in BASELINES.items()), key=lambda t: t[1])
+        for key in ("current", "shared", "best", "per_query_oracle"):
+            mean = float(np.mean([r[key] for r in rows]))
+            print(f"mean of four, {key}: {mean:.4f} ({mean / base:.3f}x {name}'s mean {base:.4f})", file=out)
+    return rows
+
+
 def combine(paths: list[str], out=sys.stdout) -> list[dict]:
     """Merge the JSON rows of runs over disjoint collections (same reference) into one table."""
     merged: dict[tuple[str, str], dict] = {}
@@ -522,6 +601,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--combine", nargs="+", metavar="JSON", help="merge earlier --json runs into one table")
     parser.add_argument("--doc-unit", action="store_true",
                         help="include the whole-document variants (embeds every long document once more)")
+    parser.add_argument("--ceiling", action="store_true",
+                        help="diagnostic: the best fusion setting per collection, chosen on its own test queries")
     parser.add_argument("--lexical-only", action="store_true",
                         help="BM25 side alone (no embeddings needed): every variant with dense off")
     args = parser.parse_args(argv)
@@ -535,6 +616,11 @@ def main(argv: list[str] | None = None) -> int:
     cols = [load_collection(n, Path(args.datasets), embedder, args.lexical_only)
             for n in args.collections.split(",")]
     ref = {"old": OLD, "new": NEW, "hint": HINT, "current": CURRENT}[args.reference]
+    if args.ceiling:
+        rows = ceiling(cols, ref, sys.stdout)
+        if args.json:
+            Path(args.json).write_text(json.dumps(rows, indent=2))
+        return 0
     if args.lexical_only:
         ref = replace(ref, name=ref.name + " [BM25 side only]", dense=False)
     groups = variants(ref)

@@ -47,7 +47,7 @@ from ragtune.errors import ConfigError, IndexFormatError, IngestError, ModelMism
 from .config import IndexConfig
 from .embed import DEFAULT_EMBEDDING_MODEL, Embedder, make_embedder
 from .generation import FORMAT_VERSION, Generation, manifest_config, read_manifest, verify
-from .ingest import Problem, discover, parse_file, sha256_file
+from .ingest import Problem, discover, parse_file, read_again, sha256_file
 from .types import Chunk, Document, Hit
 from .writer import AddReport, Writer, clean_debris, drop_old_generations, progress_fn, try_write_lock, write_lock
 
@@ -375,7 +375,7 @@ class Index:
             report.problems.append(Problem(source, f"cannot read: {exc.strerror or exc}"))
             return None
         stored = self._read("file", source) or {}  # one lookup, not the whole table
-        if stored.get("sha256") == digest:
+        if stored.get("sha256") == digest and not read_again(stored):
             report.unchanged.append(source)
             return None
         try:

@@ -355,11 +355,69 @@ def _elements(path: Path, kind: str, data: bytes, config: IngestConfig, warnings
             )
         )
         return paragraphs(text)
+    if kind == "csv":
+        return csv_rows(path, text)
     elements = _partition(path, kind, text=text)
     if kind == "html" and not any(e.text.strip() for e in elements):
         from .html_text import html_fallback
 
         elements = html_fallback(path, text, warnings)
+    return elements
+
+
+# When a file type's reader last changed what it makes of a file (seconds since the epoch). A file indexed
+# before that is read again on the next add even though its bytes did not change, so an existing index
+# does not keep what the old reader made. csv: one record per row (2026-12-01).
+READER_CHANGED = {"csv": 1796158800.0}
+
+
+def read_again(stored: dict) -> bool:
+    """Whether a stored file record was made by an older reader of its type (see READER_CHANGED)."""
+    changed = READER_CHANGED.get(stored.get("type") or "")
+    return changed is not None and float(stored.get("added_at") or 0.0) < changed
+
+
+_CSV_DELIMITERS = ",;\t|"
+
+
+def csv_rows(path: Path, text: str) -> list[Element]:
+    """A CSV file as one element per data row: ``"header: value; header: value"`` (empty cells left out).
+
+    A row is a record: its values mean something only beside their column names and each other. unstructured
+    reads a CSV as one table whose cells are flattened into a single run of words, so a chunk boundary could
+    fall mid-record and an extracted answer ran one row's cells into the next ("...pptx HNSW RAG Hierarchical
+    navigable small world ..."). One line per record, named cells (the form of LangChain's CSVLoader, on one
+    line so the sentence splitter keeps a short record whole and starts the next record afresh). The first row is the header, as in every CSV reader;
+    the delimiter is the one of , ; tab | that the header line holds most of (comma when none).
+    """
+    import csv
+    import io
+
+    first = next((line for line in text.splitlines() if line.strip()), "")
+    delimiter = max(_CSV_DELIMITERS, key=lambda d: (first.count(d), d == ","))
+    # The text with its line ends: a quoted cell may span lines.
+    reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter)
+    header: list[str] | None = None
+    elements: list[Element] = []
+    try:
+        for row in reader:
+            cells = [" ".join(cell.split()) for cell in row]
+            if not any(cells):
+                continue
+            if header is None:
+                header = [c or f"column {i + 1}" for i, c in enumerate(cells)]
+                continue
+            names = header + [f"column {i + 1}" for i in range(len(header), len(cells))]
+            fields = [f"{name}: {value}" for name, value in zip(names, cells) if value]
+            # Fields end at "; ", the record at a full stop (a cell's own final stop is dropped for it), so
+            # the next record starts a new sentence instead of running on from this one's last cell.
+            record = "; ".join(f.rstrip(".") for f in fields)
+            elements.append(Element(text=record + ("" if record.endswith(("!", "?")) else "."), type="TableRow",
+                                    metadata={"row": reader.line_num}))
+    except csv.Error as exc:
+        raise IngestError(str(path), f"malformed CSV at line {reader.line_num}: {exc}") from exc
+    if header is not None and not elements:
+        raise IngestError(str(path), "CSV holds a header row and no data rows: nothing to index")
     return elements
 
 
