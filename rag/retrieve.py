@@ -60,6 +60,26 @@ def check_filters(filters: dict | None) -> dict | None:
     return out
 
 
+def _warn_unknown_keys(index, filters: dict) -> None:
+    """Warn (UnknownFilterKeyWarning) when a filter that matched nothing names a key no chunk has."""
+    from .chunkdb import COLUMN_KEYS
+
+    asked = set(filters) - {"source", *COLUMN_KEYS}  # the usual keys exist in every index: no metadata scan
+    known = getattr(index, "metadata_keys", None)
+    if not asked or known is None:
+        return
+    keys = known()
+    missing = sorted(asked - keys)
+    if missing:
+        import warnings
+
+        from ragtune.errors import UnknownFilterKeyWarning
+
+        warnings.warn(UnknownFilterKeyWarning(
+            f"no chunk has the metadata key(s) {', '.join(map(repr, missing))}, so the filter matched nothing; "
+            f"keys in this index: {', '.join(sorted(keys))}"), stacklevel=4)
+
+
 def _file_type_value(value) -> str:
     """A file type as people type it: ".md", ".markdown", "MD" -> "md". A type ragtune's readers never write
     ("beir", set by add_documents) is kept, lower-cased."""
@@ -168,6 +188,7 @@ class Retriever:
         if filters:
             allowed = np.asarray(self.index.filter_ids(filters), dtype=np.int64)
             if not len(allowed):
+                _warn_unknown_keys(self.index, filters)
                 return []
         depth = max(cfg.candidates, k, cfg.rerank_depth if cfg.reranker else 0)
         rankings, scores, query_vec = self._rankings(query, mode, cfg, depth, allowed, filters)

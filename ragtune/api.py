@@ -38,6 +38,7 @@ from ragtune.errors import (  # errors are cheap, so they are imported eagerly
     IndexFormatError,
     IndexLockedError,
     RagtuneError,
+    UnknownFilterKeyWarning,
 )
 from ragtune.progress import ProgressFn
 
@@ -118,6 +119,7 @@ _LAZY.update({
 
 _EAGER = [
     "ConfigError", "DatasetError", "IndexFormatError", "IndexLockedError", "RagtuneError", "ProgressFn",
+    "UnknownFilterKeyWarning",
     "available", "supports", "corpus_index", "corpus_index_fingerprint", "evaluate_dataset",
 ]
 

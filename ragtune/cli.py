@@ -16,9 +16,10 @@ import importlib
 import math
 import os
 import sys
+import warnings
 
 from ragtune import __version__
-from ragtune.errors import ConfigError, RagtuneError
+from ragtune.errors import ConfigError, RagtuneError, UnknownFilterKeyWarning
 
 # Command groups in the order --help lists them; a missing optional one is skipped.
 COMMANDS = ("index", "search", "ask", "eval", "advise", "tune", "ui")
@@ -80,6 +81,8 @@ def main(argv: list[str] | None = None) -> int:
         # A group without a verb (e.g. `ragtune index`) shows that group's help.
         (getattr(args, "_group_parser", None) or parser).print_help()
         return 0 if args.command is None else 2
+    # The commands print their own one-line note for such a filter (commands/common.py), not Python's warning.
+    warnings.filterwarnings("ignore", category=UnknownFilterKeyWarning)
     try:
         check_args(args)
         return int(args.func(args) or 0)

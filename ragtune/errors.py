@@ -74,3 +74,8 @@ class TrainingDataError(RagtuneError):
     """Training data is malformed: a record is reported with its file and line, and nothing trains."""
 
     exit_code = 2
+
+
+class UnknownFilterKeyWarning(UserWarning):
+    """A search filter names a metadata key that no chunk of the index has, so it matched nothing (a typo such
+    as ``{"fle_type": "pdf"}`` would otherwise look like "no results"). The CLI prints its own note instead."""

@@ -179,6 +179,7 @@ def test_a_filter_key_no_chunk_has_is_named_instead_of_a_bare_no_results(capsys,
     code, out, err = _run(capsys, "search", "QLoRA", "--index", idx, "--filter", "fle_type=md")
     assert code == 0 and "no results" in out
     assert "no chunk has the metadata key 'fle_type'" in err and "file_type" in err
+    assert "Warning" not in err  # the note only, not also the API's Python warning
     code, out, err = _run(capsys, "search", "QLoRA", "--index", idx, "--filter", "file_type=md")
     assert code == 0 and "lora.md" in out and "metadata key" not in err
 

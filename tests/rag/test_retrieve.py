@@ -82,6 +82,19 @@ def test_metadata_key_filter(hash_index, tmp_path):
         index.search("wing", filters={"bad key;": "x"})
 
 
+def test_a_filter_key_no_chunk_has_warns_in_the_api(built, recwarn):
+    import warnings
+
+    from ragtune.errors import UnknownFilterKeyWarning
+
+    with pytest.warns(UnknownFilterKeyWarning, match=r"'fle_type'.*matched nothing.*file_type"):
+        assert built.search("QLoRA", filters={"fle_type": "md"}) == []
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # a known key that matches nothing, or a match: no warning
+        assert built.search("QLoRA", filters={"file_type": "pdf"}) == []
+        assert built.search("QLoRA", filters={"file_type": "md"})
+
+
 def test_bad_search_arguments_are_clear(built):
     with pytest.raises(ConfigError, match="unknown search mode 'semantic'"):
         built.search("x", mode="semantic")
