@@ -113,12 +113,14 @@ def train_adapter(
     mode, reason = choose_mode(config, torch.cuda.is_available(),
                                torch.cuda.is_available() and torch.cuda.is_bf16_supported())
     emit(progress, "prepare", 0, None, f"mode: {reason}")
+    # Before the model loads (~10 s for SmolLM2 on this CPU): a finished run or another run's checkpoints are
+    # refused at once.
+    ckpt_dir = out / "checkpoints"
+    resume_from = _resume_point(ckpt_dir, data_hash, config, resume)
     torch.manual_seed(config.seed)
     model = _load_model(model_dir, config, mode)
     model, trainable, total = _add_lora(model, config)
 
-    ckpt_dir = out / "checkpoints"
-    resume_from = _resume_point(ckpt_dir, data_hash, config, resume)
     collator = Collator(tokenizer.pad_token_id)
     watcher = _watcher(progress, on_log, should_stop, config.max_minutes)
     if resume_from:  # the log of the steps before the interruption, so training_log.csv and the curve stay whole

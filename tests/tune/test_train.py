@@ -96,11 +96,17 @@ def test_data_without_a_train_split_says_so(tiny_model, tmp_path):
         train_adapter(data, tmp_path / "run", config(tiny_model, max_steps=2))
 
 
-def test_the_same_finished_run_twice_is_refused_and_its_adapter_kept(tiny_model, chat_data, tmp_path):
+def test_the_same_finished_run_twice_is_refused_and_its_adapter_kept(tiny_model, chat_data, tmp_path, monkeypatch):
     first = train_adapter(chat_data, tmp_path / "run", config(tiny_model, max_steps=2))
     before = (tmp_path / "run" / "adapter" / "adapter_model.safetensors").read_bytes()
+    from ragtune.tune import train as train_module
+
+    loads = []
+    original = train_module._load_model
+    monkeypatch.setattr(train_module, "_load_model", lambda *a, **kw: loads.append(a) or original(*a, **kw))
     with pytest.raises(ConfigError, match="already holds a finished run"):
         train_adapter(chat_data, tmp_path / "run", config(tiny_model, max_steps=2))
+    assert not loads  # refused before the model is loaded
     assert (tmp_path / "run" / "adapter" / "adapter_model.safetensors").read_bytes() == before
     assert first.metrics["steps"] == 2
     again = train_adapter(chat_data, tmp_path / "run", config(tiny_model, max_steps=2), resume=False)
