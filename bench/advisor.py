@@ -86,7 +86,7 @@ def run(args: argparse.Namespace) -> str:
         rows.append((s, new_full, new_sparse, old_full, old_sparse))
     seconds = spent / (2 * len(scenarios))
 
-    lines = [f"## Advisor: `python bench/advisor.py`", "",
+    lines = ["## Advisor: `python bench/advisor.py`", "",
              f"{len(scenarios)} scenarios (`advisor/scenarios/*.yaml`): realistic teams, each with full answers "
              "(all questions) and a sparse version that gives only the 2-4 deciding facts; the expected winner "
              "is the one the shipped documents' rules imply, each justified by a verbatim quote (checked by the "

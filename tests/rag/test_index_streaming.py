@@ -9,7 +9,6 @@ import threading
 import tracemalloc
 import weakref
 
-import numpy as np
 import pytest
 
 from ragtune.rag import index as index_module

@@ -5,7 +5,6 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-import pytest
 
 REPO = Path(__file__).resolve().parents[2]
 PACKAGES = ["ragtune", "rag", "tune", "advisor", "ui", "corpora", "bench"]

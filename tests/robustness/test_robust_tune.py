@@ -3,7 +3,6 @@ SIGKILL at a random moment of an adapter save leaves the previous adapter or the
 
 from __future__ import annotations
 
-import json
 import os
 import random
 import signal

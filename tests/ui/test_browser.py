@@ -13,7 +13,6 @@ import os
 import shutil
 import socket
 import subprocess
-import sys
 import time
 import urllib.request
 from pathlib import Path
@@ -253,8 +252,6 @@ def fill(driver, css: str, text: str, *, enter: bool, what: str):
 
 
 def test_evaluate_page_shows_the_metrics_table_and_chart(app, browser, tmp_path):
-    from selenium.webdriver.common.by import By
-
     qa = tmp_path / "qa.jsonl"
     qa.write_text('{"id": "1", "question": "What does QLoRA quantise?", "answer": "4-bit", "source": "lora.md"}\n'
                   '{"id": "2", "question": "What is BM25?", "answer": "a ranking function", "source": "rag.txt"}\n')
