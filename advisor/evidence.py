@@ -50,6 +50,11 @@ CITATION_THRESHOLDS = ((0.9, 5), (0.75, 4), (0.5, 3), (0.25, 2))  # (minimum cit
 F1_THRESHOLDS = ((0.8, 5), (0.6, 4), (0.4, 3), (0.2, 2))  # (minimum F1, score)
 LATENCY_RATIO_THRESHOLDS = ((1.25, 5), (2.0, 4), (4.0, 3), (8.0, 2))  # (maximum p50 / fastest p50, score)
 LATENCY_FLOOR_S = 0.5  # the fastest p50 is taken as at least this
+# The fewest answers whose measurements replace the matrix's priors. The F1 bands are 0.2 wide; with n answers
+# one answer can move the mean by up to 1/n, so from 20 on no single question moves an arm by more than a
+# quarter of a band. A smaller pilot is shown in the report but keeps the priors (a 3-question pilot had
+# replaced them as firmly as a 200-question one).
+MIN_PILOT_ANSWERS = 20
 
 _MARKER = re.compile(r"\s*\[\d+(?:\s*,\s*\d+)*\]")  # [1], [1, 3]
 
@@ -102,10 +107,12 @@ class PilotResult:
     arms: dict[str, ArmResult]
     n_questions: int
     notes: list[str] = field(default_factory=list)
+    min_answers: int = MIN_PILOT_ANSWERS
 
     def measured_scores(self) -> dict[str, dict[str, int]]:
-        """``{option_id: {"domain_accuracy": 1-5, "latency": 1-5}}`` for every arm that answered."""
-        answered = [a for a in self.arms.values() if a.n > 0]
+        """``{option_id: {"domain_accuracy": 1-5, "latency": 1-5}}`` for every arm that answered at least
+        ``min_answers`` questions (see MIN_PILOT_ANSWERS)."""
+        answered = [a for a in self.arms.values() if a.n > 0 and a.n >= self.min_answers]
         if not answered:
             return {}
         fastest = min(a.latency_p50 for a in answered)
@@ -122,6 +129,12 @@ class PilotResult:
         partly built: measured fine-tuned arms need a trained adapter from tune/, and citation precision is
         not scored yet)."""
         out = []
+        small = [a for a in self.arms.values() if 0 < a.n < self.min_answers]
+        if small:
+            out.append(f"Evidence too small: {', '.join(f'{a.arm} answered {a.n}' for a in small)} of the questions, "
+                       f"fewer than {self.min_answers} (with fewer, one answer can move an arm's mean F1 by more "
+                       "than a quarter of a score band). Their figures are shown, but the matrix's priors are kept. "
+                       f"Give at least {self.min_answers} QA items (and --limit {self.min_answers} or more).")
         if not any(a.option_id in ("finetune", "rag_finetune") for a in self.arms.values()):
             out.append("Evidence gap: the fine-tuned options were not measured (no adapter given); their accuracy "
                        "and latency are the matrix's priors. Train an adapter with ragtune's tune/ workflow and "
@@ -138,6 +151,7 @@ class PilotResult:
             "measured_scores": self.measured_scores(),
             "notes": list(self.notes),
             "missing": self.missing(),
+            "min_answers": self.min_answers,
             "thresholds": {"f1": [list(t) for t in F1_THRESHOLDS],
                            "latency_ratio_to_fastest": [list(t) for t in LATENCY_RATIO_THRESHOLDS],
                            "latency_floor_s": LATENCY_FLOOR_S},
@@ -163,11 +177,12 @@ def run_pilot(
     *,
     clock: Callable[[], float] = time.perf_counter,
     keep_samples: int = 5,
+    min_answers: int = MIN_PILOT_ANSWERS,
 ) -> PilotResult:
     """Ask every question of ``qa`` (dicts with ``question`` and ``answer``/``answers``) through each arm.
 
     A question that raises in one arm is recorded in that arm's ``errors`` and skipped there; an arm with
-    no successful answer gets no measured score.
+    fewer than ``min_answers`` successful answers gets no measured score (its figures are still reported).
     """
     arms: dict[str, Ask] = {"without": ask_without, "rag": ask_with_rag}
     if ask_with_adapter is not None:
@@ -199,7 +214,7 @@ def run_pilot(
                                   statistics.median(secs) if secs else 0.0, errors, samples,
                                   cited[0] / cited[1] if cited[1] else None)
     notes = [f"arm {a.arm}: every question failed ({a.errors[0]})" for a in results.values() if a.n == 0 and a.errors]
-    return PilotResult(results, len(qa), notes)
+    return PilotResult(results, len(qa), notes, min_answers=min_answers)
 
 
 def load_qa(path: str | Path, limit: int | None = None) -> list[dict[str, Any]]:

@@ -99,7 +99,7 @@ def test_evidence_mode_needs_both_folder_and_qa(tmp_path):
 def test_evidence_mode_feeds_the_pilot_into_the_report(tmp_path, monkeypatch, capsys):
     from ragtune.advisor.evidence import run_pilot
 
-    qa = [{"question": "Q1?", "answer": "alpha beta"}, {"question": "Q2?", "answer": "gamma"}]
+    qa = [{"question": "Q1?", "answer": "alpha beta"}, {"question": "Q2?", "answer": "gamma"}] * 10  # the minimum
     seen = {}
 
     def fake_pilot(args):

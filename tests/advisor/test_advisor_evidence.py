@@ -3,7 +3,10 @@ import json
 import pytest
 
 from ragtune.advisor import advise
-from ragtune.advisor.evidence import f1_to_score, latency_to_score, load_qa, run_pilot, token_f1
+import functools
+
+from ragtune.advisor import evidence
+from ragtune.advisor.evidence import f1_to_score, latency_to_score, load_qa, token_f1
 from ragtune.errors import DatasetError
 from ragtune.rag.types import Answer
 
@@ -12,6 +15,8 @@ QA = [
     {"question": "What does QLoRA quantise?", "answers": ["the frozen base model", "base model"]},
     {"question": "What is BM25?", "answer": "a lexical ranking function"},
 ]
+# The scoring tests use a 3-question pilot; the minimum pilot size has its own test below.
+run_pilot = functools.partial(evidence.run_pilot, min_answers=1)
 GOLD = {"What does LoRA train?": "It trains two low-rank matrices.",
         "What does QLoRA quantise?": "The base model.",
         "What is BM25?": "A lexical ranking function."}
@@ -155,3 +160,17 @@ def test_without_sources_the_report_says_citation_precision_is_missing():
     rec = advise({"citations": "yes"}, evidence=result)
     assert any("citation precision was not measured" in n for n in rec.notes)
     assert "citation precision was not measured" in rec.to_markdown()
+
+
+def test_a_pilot_smaller_than_the_minimum_keeps_the_priors_and_says_why():
+    small = evidence.run_pilot(QA, ask_with_rag=lambda q: "I do not know", ask_without=lambda q: GOLD[q])
+    assert small.min_answers == evidence.MIN_PILOT_ANSWERS == 20 and small.measured_scores() == {}
+    answers = {"knowledge_change": "weekly", "stakes": "moderate"}
+    rec = advise(answers, evidence=small)
+    assert rec.option("rag").total == advise(answers).option("rag").total  # 3 answers move nothing
+    assert any("Evidence too small: without answered 3, rag answered 3" in n for n in rec.notes)
+    assert "at least 20 QA items" in rec.to_markdown()
+    # 21 questions (the same three, seven times): the measurements replace the priors
+    big = evidence.run_pilot(QA * 7, ask_with_rag=lambda q: "I do not know", ask_without=lambda q: GOLD[q])
+    assert big.measured_scores()["rag"]["domain_accuracy"] == 1
+    assert advise(answers, evidence=big).option("rag").contribution("domain_accuracy").measured_score == 1
