@@ -23,7 +23,7 @@ from ragtune.errors import RagtuneError
 from .citations import strip_citations
 from .generators.base import Generator, Message
 from .prompt import ABSTAIN_TEXT
-from .text import QUESTION_FRAME, STOPWORDS, content_terms, key_terms, words
+from .text import QUESTION_FRAME, STOPWORDS, content_terms, key_terms, question_names, question_term_groups, words
 
 if TYPE_CHECKING:  # pragma: no cover
     from .answer import RAG, AnswerStream
@@ -65,6 +65,8 @@ _QUESTION_START_RE = re.compile(
 )
 _AUXILIARIES = frozenset("do does did can could will would should shall may might must".split())
 _CONTINUATION_RE = re.compile(r"^\s*(?:and|but|also|so|then|what about|how about)\b[\s,]*", re.IGNORECASE)
+_COPULA_QUESTION_RE = re.compile(r"\s*(?:what|which|who)(?:'s|\s+(?:is|are|was|were))\b", re.IGNORECASE)
+_PREPOSITIONS = frozenset("for in with on at about to from of by during under over without per".split())
 
 
 def topic_phrase(question: str) -> str:
@@ -81,10 +83,15 @@ def topic_phrase(question: str) -> str:
             after_auxiliary.append(w.lower() in _AUXILIARIES)
         else:
             runs[-1].append(w)
-    # "How much memory does LoRA save?": after an auxiliary comes the subject, then the main verb.
-    runs = [r[:-1] if aux and len(r) >= 2 else r for r, aux in zip(runs, after_auxiliary)]
+    # "How much memory does LoRA save?": after an auxiliary comes the subject, then the main verb, when the
+    # run ends the question. A run that a word closes ("What constant does reciprocal rank fusion use?")
+    # already left its verb outside.
+    last = len(runs) - 1
+    runs = [r[:-1] if aux and len(r) >= 2 and i == last else r for i, (r, aux) in enumerate(zip(runs, after_auxiliary))]
     # "... is the on-call engineer paged?": a participle closing the question is the verb, not the topic.
-    if len(runs[-1]) >= 2 and runs[-1][-1].lower().endswith(("ed", "ing")):
+    # Not after "What/Which/Who is": there "is" is the verb, and "prompt tuning" a whole noun.
+    if (len(runs[-1]) >= 2 and runs[-1][-1].lower().endswith(("ed", "ing"))
+            and not _COPULA_QUESTION_RE.match(question)):
         runs[-1] = runs[-1][:-1]
     # Ties go to a run with a capitalised word: "LoRA" over "memory".
     best = max(runs, key=lambda r: (len(r), any(w[:1].isupper() for w in r)))
@@ -137,18 +144,56 @@ def heuristic_rewrite(question: str, history: list[Message]) -> str:
         # "Who is the technical lead of Zephyr?" - "Where does it run?": "it" is not the person asked
         # about (the topic, "technical lead") but the thing named beside it.
         topic = _named_run(last) or topic
-    if topic and _CONTINUATION_RE.match(question) and len(content_terms(question)) <= 3:
+    if topic and _CONTINUATION_RE.match(question) and len(question_term_groups(question)) <= 3:
         rest = _CONTINUATION_RE.sub("", question).strip().rstrip("?").strip()
         rest = _PRONOUN_RE.sub(topic, _POSSESSIVE_RE.sub(lambda m: f"{topic}'s", rest))
         if _QUESTION_START_RE.match(rest):  # "and what does sorted() return?" asks a whole question itself
             return rest[:1].upper() + rest[1:] + "?"
+        swapped = _swap_parallel(last, rest)
+        if swapped:
+            return swapped
         return f"{last.rstrip('?').rstrip()}, {rest}?" if rest else last
     if topic and (_PRONOUN_RE.search(question) or _POSSESSIVE_RE.search(question)):
-        rewritten = _POSSESSIVE_RE.sub(lambda m: f"{topic}'s", question)
-        rewritten = _PRONOUN_RE.sub(topic, rewritten)
+        # One antecedent stands for one pronoun, the first: "When did they do it?" had become "When did
+        # retrieval-augmented generation do retrieval-augmented generation?".
+        rewritten, done = _POSSESSIVE_RE.subn(lambda m: f"{topic}'s", question, count=1)
+        if not done:
+            rewritten = _PRONOUN_RE.sub(topic, rewritten, count=1)
         if set(content_terms(rewritten)) - set(content_terms(question)):
             return rewritten
     return _append_terms(question, users)
+
+
+def _swap_parallel(last: str, rest: str) -> str | None:
+    """``last`` asked again about ``rest``'s thing, where the two line up; None where they do not.
+
+    "What is LoRA?" + "what about DoRA?" -> "What is DoRA?": a name asked about in place of the one name the
+    last question held. "What is the hotel limit in London?" + "and in Paris?" -> "... in Paris?": the
+    phrase after the same preposition. Otherwise (no name to swap, two names, no shared preposition) None.
+    """
+    tokens = _TOKEN_RE.findall(rest)
+    if not tokens:
+        return None
+    lead = tokens[0].lower()
+    if lead in _PREPOSITIONS and len(tokens) > 1:
+        phrase = rest[rest.lower().index(lead) + len(lead):].strip()
+        # The content words after the last use of the same preposition in the last question.
+        found = list(re.finditer(rf"\b{lead}\s+((?:(?:the|a|an)\s+)?(?:[\w'+#.\-]+\s*)+?)\s*(?=\?|,|;|$)",
+                                 last, re.IGNORECASE))
+        if found:
+            m = found[-1]
+            return f"{last[: m.start(1)]}{phrase}{last[m.end(1):]}".rstrip().rstrip("?").rstrip() + "?"
+        rest = phrase  # "and for QLoRA?" after "What is LoRA's rank?": the name alone takes LoRA's place
+    # "and ": a fragment's first word is not a question's first word, whose capital says nothing
+    names = {g[0] for g in question_names("and " + rest)}
+    if not names or names & {g[0] for g in question_names(last)}:  # no new name: nothing to swap
+        return None
+    spans = [m for m in _TOKEN_RE.finditer(last) if m.start() > 0 and question_names("and " + m.group())]
+    if len(spans) != 1:  # no name in the last question, or two (which one "what about X" replaces is unknown)
+        return None
+    m = spans[0]
+    suffix = "'s" if m.group().lower().endswith("'s") else ""
+    return f"{last[: m.start()]}{rest}{suffix}{last[m.end():]}".rstrip().rstrip("?").rstrip() + "?"
 
 
 def _append_terms(question: str, users: list[str]) -> str:

@@ -183,6 +183,29 @@ def question_term_groups(question: str) -> list[tuple[str, ...]]:
     return list(groups.values()) or [(t,) for t in dict.fromkeys(content_terms(question))]
 
 
+def question_names(question: str) -> list[tuple[str, ...]]:
+    """The names in ``question``, each as :func:`question_term_groups` groups it: words written with a capital
+    past the question's first word ("Kestrel", "Adam"), or with an inner capital or a digit anywhere ("LoRA",
+    "ORPO", "MiniLM", "GPT-4", "7B"); stop words and question-frame words are not names.
+
+    A name says which thing the question is about: "How many engineers are in the Kestrel team?" is not
+    answered by a sentence about the Heron team, however many of the other words it shares.
+    """
+    frame = _frame_words(question)
+    out: dict[str, tuple[str, ...]] = {}
+    for i, w in enumerate(words(question)):
+        lower = w.lower()
+        if lower in STOPWORDS or lower in frame:
+            continue
+        inner = any(ch.isupper() for ch in w[1:]) or (any(ch.isdigit() for ch in w) and any(ch.isalpha() for ch in w))
+        if not (inner or (i > 0 and w[:1].isupper())):
+            continue
+        terms = tuple(dict.fromkeys(content_terms(w)))
+        if terms and terms[0] not in out:
+            out[terms[0]] = terms
+    return list(out.values())
+
+
 # ", and what is its short form?": a second question joined to the first.
 _SECOND_QUESTION_RE = re.compile(r",?\s+(?:and|but)\s+(?=(?:what|which|how|who|whom|when|where|why)\b)", re.IGNORECASE)
 

@@ -166,3 +166,43 @@ def test_it_after_a_who_question_is_the_thing_named_not_the_person():
     other = [{"role": "user", "content": "What is the default logging level in Python?"},
              {"role": "assistant", "content": "WARNING. [1]"}]
     assert heuristic_rewrite("How do I change it?", other) == "How do I change default logging level?"
+
+
+def _asked(*turns: str) -> str:
+    """The rewrite of the last of ``turns`` after the others (answers left out)."""
+    history = [m for q in turns[:-1] for m in ({"role": "user", "content": q}, {"role": "assistant", "content": "..."})]
+    return heuristic_rewrite(turns[-1], history)
+
+
+def test_what_about_a_new_name_asks_the_last_question_about_it():
+    assert _asked("What is LoRA?", "what about DoRA?") == "What is DoRA?"
+    assert _asked("When was LoRA introduced?", "And QLoRA?") == "When was QLoRA introduced?"
+    assert _asked("What is LoRA's rank?", "and for QLoRA?") == "What is QLoRA's rank?"
+    assert _asked("What database does Kestrel run on?", "and Heron?") == "What database does Heron run on?"
+    # two names in the last question: which one the new name replaces is unknown, so the old way
+    assert _asked("How big is the KV cache for a 7B model?", "What about MQA?") == \
+        "How big is the KV cache for a 7B model, MQA?"
+
+
+def test_and_with_the_same_preposition_replaces_its_phrase():
+    assert _asked("What is the hotel limit in London?", "and in Paris?") == "What is the hotel limit in Paris?"
+    assert _asked("What learning rate should I use for LoRA?", "and for full fine-tuning?") == \
+        "What learning rate should I use for full fine-tuning?"
+    assert _asked("Who is the technical lead of Kestrel?", "and of Heron?") == "Who is the technical lead of Heron?"
+
+
+def test_one_pronoun_takes_the_topic_not_every_pronoun():
+    assert _asked("Who described retrieval-augmented generation?", "When did they do it?") == \
+        "When did retrieval-augmented generation do it?"
+
+
+def test_topic_keeps_nouns_ending_in_ing_and_words_before_a_closing_verb():
+    from ragtune.rag.conversation import topic_phrase
+
+    assert topic_phrase("What is prompt tuning?") == "prompt tuning"
+    assert topic_phrase("What is continuous batching?") == "continuous batching"
+    assert topic_phrase("When is the on-call engineer paged?") == "on-call engineer"  # a verb, as before
+    assert topic_phrase("What constant does reciprocal rank fusion use?") == "reciprocal rank fusion"
+    assert topic_phrase("How much memory does LoRA save?") == "LoRA"
+    assert _asked("What is prompt tuning?", "How many parameters does it train?") == \
+        "How many parameters does prompt tuning train?"
