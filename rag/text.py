@@ -278,6 +278,7 @@ _SUBJECT_RE = re.compile(r"^\s*what (?:(?:is|are|was|were) (?:an? |the )?([\w .'
                          r"(?:does|do) (?:an? |the )?([\w .'-]{1,80}?) (?:stand for|mean))\s*\?*\s*$",
                          re.IGNORECASE)
 _COPULA = frozenset("is are was were means mean refers refer stands stand denotes".split())
+_DETERMINERS = frozenset("a an the one any each every".split())
 
 
 def asked_subject(question: str) -> list[str]:
@@ -304,13 +305,27 @@ def defines_subject(sentence: str, subject: list[str]) -> bool:
     if tokens and tokens[0] in ("a", "an", "the"):
         tokens = tokens[1:]
     n = len(subject)
-    if tokens[:n] != [w.lower() for w in subject]:
+    stem = _stemmer()
+    # By stem: "What are adapters?" is defined by "An adapter is ...".
+    if [stem(t) for t in tokens[:n]] != [stem(w.lower()) for w in subject]:
         return False
-    at = sentence.lower().find(subject[-1].lower())
-    rest = sentence[at + len(subject[-1]):].lstrip() if at >= 0 else ""
+    opening = [w for w in words(sentence) if w.lower() not in ("a", "an", "the")][:n]
+    at = sentence.find(opening[-1]) if opening else -1
+    rest = sentence[at + len(opening[-1]):].lstrip() if at >= 0 else ""
     if rest.startswith(("(", ",")):  # "LoRA (low-rank adaptation) is", "LoRA, a method that"
         return True
-    return len(tokens) > n and tokens[n] in _COPULA
+    if len(tokens) <= n or tokens[n] not in _COPULA:
+        return False
+    # The copula must open a noun phrase (TREC's "X is a/an/the NP"): "Perplexity is useful for ...",
+    # "Instruction tuning is why ..." and "Adapters were proposed in 2019" do not say what X is. A plural
+    # definition often has no article ("Adapters are small bottleneck layers"), so after are/were only a
+    # participle or an adverb is refused.
+    after = tokens[n + 1] if len(tokens) > n + 1 else ""
+    if tokens[n] in ("is", "was"):
+        return after in _DETERMINERS
+    if tokens[n] in ("are", "were"):
+        return bool(after) and not after.endswith(("ed", "ly"))
+    return True
 
 
 # "What is each score multiplied by?": a question that ends on a preposition asks for that preposition's object.

@@ -249,6 +249,14 @@ def test_definition_subjects_and_shapes():
     assert defines_subject("Low-rank adaptation (LoRA) trains two matrices.", lora)
     assert not defines_subject("LoRA and QLoRA are covered in another document.", lora)
     assert not defines_subject("A merged LoRA model is as fast as the base model.", lora)
+    # a copula must open a noun phrase: these do not say what the subject is
+    assert not defines_subject("Perplexity is useful for tracking pre-training.", ["perplexity"])
+    assert not defines_subject("Instruction tuning is why chat models follow tasks.", ["instruction", "tuning"])
+    assert not defines_subject("Adapters were proposed in 2019.", ["adapters"])
+    assert defines_subject("Perplexity is the exponential of the average loss.", ["perplexity"])
+    assert defines_subject("Adapters are small bottleneck layers.", ["adapters"])  # plural: no article needed
+    # singular and plural are the same subject
+    assert defines_subject("An adapter is a small trainable module.", ["adapters"])
 
 
 def test_a_question_ending_on_a_preposition_prefers_the_sentence_that_completes_it():
