@@ -95,6 +95,31 @@ def display_path(path: str | Path) -> str:
         return os.fsencode(text).decode("utf-8", "backslashreplace")
 
 
+_ESCAPE_RE = re.compile(r"\\x([0-9a-fA-F]{2})")
+
+
+def source_path(source: str) -> Path:
+    """The path on disk of a stored source: :func:`display_path` undone (``\\xNN`` escapes back to the file
+    name's bytes), so a file whose name is not UTF-8 is found again."""
+    if "\\x" not in source or os.path.lexists(source):  # a valid name may hold a backslash itself
+        return Path(source)
+    raw = bytearray()
+    at = 0
+    for m in _ESCAPE_RE.finditer(source):
+        raw += source[at : m.start()].encode("utf-8") + bytes([int(m.group(1), 16)])
+        at = m.end()
+    raw += source[at:].encode("utf-8")
+    return Path(os.fsdecode(bytes(raw)))
+
+
+def is_file_source(source: str, record: dict | None = None) -> bool:
+    """Whether a stored source names a file (indexed from disk) rather than a document given in code
+    (``Index.add_documents``: any id, such as ``"doc-1"`` or a BEIR id). Files are stored by absolute path
+    with their size and modification time."""
+    record = record or {}
+    return os.path.isabs(source) and record.get("size") is not None and record.get("mtime") is not None
+
+
 def _inside(path: Path, root: Path) -> bool:
     return path == root or root in path.parents
 

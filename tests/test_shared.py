@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import threading
 import time
+from pathlib import Path
 
 import pytest
 
@@ -152,6 +153,28 @@ def test_reindex_updates_changed_files_and_drops_deleted_ones(hash_index, docs_d
     assert [p.rsplit("/", 1)[-1] for p in report.updated] == ["lora.md"]
     assert [p.rsplit("/", 1)[-1] for p in report.removed] == ["rag.txt"]
     assert sorted(p.rsplit("/", 1)[-1] for p in shared.files()) == ["lora.md", "new.md", "quant.html"]
+
+
+def test_reindex_keeps_documents_added_in_code_and_files_whose_names_are_not_utf8(hash_index, tmp_path):
+    import os
+
+    from ragtune.rag.types import Document, Element
+
+    folder = tmp_path / "docs"
+    folder.mkdir()
+    odd = os.fsdecode(bytes(folder) + b"/caf\xe9.txt")  # a Latin-1 file name, not UTF-8
+    Path(odd).write_text("Notes about the cafe menu.\n")
+    (folder / "x.txt").write_text("Notes about x.\n")
+    index = hash_index()
+    index.add([folder])
+    index.add_documents([Document(source="doc-1", type="txt", elements=[Element("A document given in code.")])])
+    shared = SharedIndex(index)
+    report = reindex(shared)
+    assert report.removed == [] and len(report.unchanged) == 2  # both files found on disk, unchanged
+    assert len(shared.files()) == 3 and "doc-1" in shared.files()
+    Path(odd).unlink()
+    assert [Path(p).name for p in reindex(shared).removed] == ["caf\\xe9.txt"]  # a file really gone is dropped
+    assert "doc-1" in shared.files()
 
 
 def test_objects_say_whether_they_may_be_shared_across_threads(hash_index):
