@@ -47,7 +47,7 @@ from ragtune.errors import ConfigError, IndexFormatError, IngestError, ModelMism
 from .config import IndexConfig
 from .embed import DEFAULT_EMBEDDING_MODEL, Embedder, make_embedder
 from .generation import FORMAT_VERSION, Generation, manifest_config, read_manifest, verify
-from .ingest import Problem, discover, parse_file, read_again, sha256_file
+from .ingest import Problem, discover, display_path, parse_file, read_again, sha256_file, source_path
 from .types import Chunk, Document, Hit
 from .writer import AddReport, Writer, clean_debris, drop_old_generations, progress_fn, try_write_lock, write_lock
 
@@ -343,10 +343,10 @@ class Index:
             with progress_fn(progress) as emit:
                 docs = self._parse(files, report, emit)
                 stale = self._stale(paths, files) if prune else []
-                # A deleted file named with --prune is what pruning is for: removed, not also a failure.
-                gone = set(stale)
+                # A deleted file or folder named with --prune is what pruning is for: removed, not also a
+                # failure. The path as typed ("docs/a.md") is compared as the index stores it (absolute).
                 report.problems = [p for p in report.problems
-                                   if not (p.path in gone and p.reason == "no such file or directory")]
+                                   if not (p.reason == "no such file or directory" and _pruned(p.path, stale))]
                 self._writer(report, emit).apply(docs, stale)
             report.timings["total"] = time.perf_counter() - started
             return report
@@ -354,8 +354,6 @@ class Index:
     def _parse(self, files: list[Path], report: AddReport, emit) -> Iterator[Document]:
         """The new and changed files' documents, parsed one at a time as the writer asks for them (a write
         never holds more than one parsed document; rag/feed.py). Unchanged files are not parsed."""
-        from .ingest import display_path
-
         report.timings.setdefault("parse", 0.0)
         for n, path in enumerate(files):
             source = display_path(path)
@@ -391,14 +389,12 @@ class Index:
         return doc
 
     def _stale(self, paths, files: list[Path]) -> list[str]:
-        from .ingest import display_path
-
         seen = {display_path(f) for f in files}
         roots = [display_path(Path(p).expanduser().resolve()) for p in paths]
         stale = []
         for source in self.files():
             inside = any(source == r or source.startswith(r + os.sep) for r in roots)
-            if inside and source not in seen and not os.path.lexists(source):
+            if inside and source not in seen and not os.path.lexists(source_path(source)):
                 stale.append(source)
         return stale
 
@@ -535,3 +531,11 @@ def _window(embedder) -> int | None:
     if declared is not None:
         return declared()
     return getattr(embedder, "max_tokens", None)
+
+
+def _pruned(typed: str, stale: list[str]) -> bool:
+    """Whether the path ``typed`` (as given to add) is a pruned source or a folder that held pruned ones."""
+    if not stale:
+        return False
+    where = display_path(Path(typed).expanduser().resolve())
+    return any(source == where or source.startswith(where + os.sep) for source in stale)

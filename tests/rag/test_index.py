@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 
@@ -95,6 +96,27 @@ def test_prune_removes_deleted_files_only_when_asked(hash_index, docs_dir):
     assert str(docs_dir / "quant.html") not in index.files()
     assert all("Distillation" not in h.text for h in index.search("distillation student teacher", k=5))
     assert len(index.store) == len(index) == len(index.bm25)
+
+
+def test_pruning_a_deleted_file_or_folder_named_by_a_relative_path_is_not_also_a_failure(hash_index, tmp_path,
+                                                                                         monkeypatch):
+    (tmp_path / "d" / "sub").mkdir(parents=True)
+    for name in ("d/k.txt", "d/l.txt", "d/sub/m.txt"):
+        (tmp_path / name).write_text(f"Notes {name}.\n")
+    monkeypatch.chdir(tmp_path)
+    index = hash_index()
+    index.add(["d"], progress=False)
+    (tmp_path / "d" / "l.txt").unlink()
+    report = index.add(["d/l.txt"], prune=True, progress=False)
+    assert [Path(p).name for p in report.removed] == ["l.txt"] and report.problems == []
+    for f in (tmp_path / "d" / "sub").iterdir():
+        f.unlink()
+    (tmp_path / "d" / "sub").rmdir()
+    report = index.add(["d/sub"], prune=True, progress=False)
+    assert [Path(p).name for p in report.removed] == ["m.txt"] and report.problems == []
+    # a path that never held anything indexed is still a failure
+    assert [p.reason for p in index.add(["d/nothing"], prune=True, progress=False).problems] == \
+        ["no such file or directory"]
 
 
 def test_prune_is_limited_to_the_paths_given(hash_index, docs_dir, tmp_path):
