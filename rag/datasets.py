@@ -131,6 +131,7 @@ def _load_qrels(
     path: Path, corpus: dict[str, Any], queries: dict[str, str]
 ) -> dict[str, dict[str, int]]:
     qrels: dict[str, dict[str, int]] = {}
+    first_line: dict[tuple[str, str], int] = {}  # (query, document) -> the line that judged it
     for lineno, line in enumerate(_text_lines(path), start=1):
         line = line.rstrip("\r\n")
         if not line.strip():
@@ -165,7 +166,15 @@ def _load_qrels(
             raise DatasetError(
                 f"{path}:{lineno}: query-id {qid!r} is not in queries.jsonl. Fix the id or add the query."
             )
-        qrels.setdefault(qid, {})[doc_id] = score
+        judged = qrels.setdefault(qid, {})
+        if doc_id in judged and judged[doc_id] != score:
+            # The later line used to overwrite the earlier one silently: "q1 d1 0" erased q1's relevant d1.
+            raise DatasetError(
+                f"{path}:{lineno}: query {qid!r} judges document {doc_id!r} again, with score {score} (line "
+                f"{first_line[(qid, doc_id)]} gave {judged[doc_id]}). Keep one judgement per query and document."
+            )
+        first_line.setdefault((qid, doc_id), lineno)
+        judged[doc_id] = score  # an identical repeat is harmless
     return {qid: rels for qid, rels in qrels.items() if any(s > 0 for s in rels.values())}
 
 

@@ -22,9 +22,11 @@ from __future__ import annotations
 import math
 import statistics
 import time
+from numbers import Integral
 from pathlib import PurePath
 from typing import Any, Iterable, Mapping, Protocol, Sequence
 
+from ragtune.errors import ConfigError
 from ragtune.progress import ProgressFn, emit
 
 from .datasets import (  # re-exported: one import for evaluation users
@@ -40,7 +42,8 @@ from .types import Hit
 __all__ = [
     "BeirDataset", "QAItem", "load_beir", "load_qa", "docs_from_beir", "is_beir_dir",
     "ndcg_at_k", "recall_at_k", "mrr_at_k", "average_precision", "evaluate_run", "per_query_metrics",
-    "run_from_hits", "evaluate_index", "evaluate_qa", "source_matches", "SearchIndex",
+    "run_from_hits", "refuse_document_index", "index_corpus", "evaluate_index", "evaluate_qa", "source_matches",
+    "SearchIndex",
 ]
 
 Run = Mapping[str, Mapping[str, float]] | Mapping[str, Sequence[str]]
@@ -166,6 +169,38 @@ def _percentile_ms(seconds: Sequence[float], q: float) -> float:
     return statistics.quantiles(seconds, n=100, method="inclusive")[round(q) - 1] * 1000
 
 
+NDCG_K = 10  # the cutoff of nDCG and MRR in evaluate_index (and the CLI's columns), whatever k is
+
+
+def refuse_document_index(index: Any, dataset: BeirDataset, option: str = "--index") -> None:
+    """Raise :class:`ConfigError` when ``index`` holds files indexed from disk: that is someone's document
+    index, not an evaluation index, and :func:`index_corpus` would replace its files with the collection's
+    documents. ``option`` names the setting that chose the folder (``--index``, ``index_dir=``)."""
+    from .ingest import is_file_source
+
+    files = [source for source, record in index.files().items() if is_file_source(source, record)]
+    if files:
+        where = getattr(index, "root", None) or "the index"
+        more = f" and {len(files) - 1} more" if len(files) > 1 else ""
+        raise ConfigError(
+            f"{where}: this index holds files indexed from disk ({files[0]}{more}); evaluating "
+            f"{dataset.name or 'a BEIR collection'} in it would replace them with the collection's documents. "
+            f"Use a separate {option} folder for evaluations (a new or empty folder; without {option} a "
+            f"temporary index is used)."
+        )
+
+
+def index_corpus(index: Any, dataset: BeirDataset, *, progress: ProgressFn | None = None,
+                 option: str = "--index") -> Any:
+    """Make ``index`` hold exactly ``dataset``'s corpus: new and changed documents are added, unchanged ones
+    skipped, and documents that are not in this corpus (an earlier dataset's) removed. An index of files
+    indexed from disk is refused before anything is written (:func:`refuse_document_index`)."""
+    refuse_document_index(index, dataset, option)
+    # prune: documents an earlier dataset left in this index would be retrieved and scored as misses
+    # (nDCG@10 0.63 where a fresh index gave 1.0).
+    return index.add_documents(docs_from_beir(dataset), prune=True, progress=progress)
+
+
 def evaluate_index(
     index: SearchIndex,
     dataset: BeirDataset,
@@ -179,34 +214,44 @@ def evaluate_index(
 ) -> dict[str, dict[str, float]]:
     """Search every evaluated query of ``dataset`` in each mode and score the runs.
 
-    Ranks documents at their best chunk among the top ``k * chunks_per_doc`` fused chunks and keeps the
-    top ``k`` (a document split into several chunks would otherwise crowd out others). Returns, per mode, the metrics
-    of :func:`evaluate_run` (``recall@k``) plus ``p50_ms`` / ``p95_ms``: search latency per query.
-    ``search_kwargs`` are passed to every ``index.search`` call (e.g. ``{"rerank": True}``);
+    Ranks documents at their best chunk among the top ``depth * chunks_per_doc`` fused chunks and keeps the
+    top ``depth`` documents, ``depth = max(k, 10)`` (a document split into several chunks would otherwise
+    crowd out others). Returns, per mode, the metrics of :func:`evaluate_run`: ``ndcg@10`` and ``mrr@10`` on
+    those top ``depth``, ``recall@k`` and ``map`` on the top ``k``, plus ``p50_ms`` / ``p95_ms``: search
+    latency per query. ``search_kwargs`` are passed to every ``index.search`` call (e.g. ``{"rerank": True}``);
     ``progress`` is called once per query with the stage ``search <mode>``. ``runs``, when given, receives
-    each mode's run (query id -> {document id: score}) so that callers can pair systems query by query.
+    each mode's run (query id -> {document id: score}, top ``depth``) so that callers can pair systems
+    query by query.
     """
-    # Documents at their best chunk among the top k * chunks_per_doc fused chunks; the index does the
-    # grouping so that it reads texts for the k returned chunks only, not for the whole pool.
+    if isinstance(k, bool) or not isinstance(k, Integral) or k < 1:
+        raise ConfigError(f"k must be a positive whole number (the retrieval depth), got {k!r}")
+    # nDCG@10 and MRR@10 need the top 10 whatever k is: with k=1 they were computed on one document and
+    # still labelled @10 (nDCG@10 0.94 where the top 10 gave 1.0).
+    depth = max(k, NDCG_K)
+    # Documents at their best chunk among the top depth * chunks_per_doc fused chunks; the index does the
+    # grouping so that it reads texts for the returned chunks only, not for the whole pool.
     # An index configured for a deeper pool keeps it (the pool was max(candidates, k * chunks_per_doc) before).
     configured = getattr(getattr(getattr(index, "config", None), "retrieval", None), "candidates", 0)
-    extra = {"per_source": 1, "candidates": max(k * chunks_per_doc, configured), **(search_kwargs or {})}
+    extra = {"per_source": 1, "candidates": max(depth * chunks_per_doc, configured), **(search_kwargs or {})}
     results: dict[str, dict[str, float]] = {}
     for mode in modes:
         hits_per_query, latencies = {}, []
         queries = dataset.evaluated_queries
-        _warm_up(index, next(iter(queries.values()), None), k, mode, extra)
+        _warm_up(index, next(iter(queries.values()), None), depth, mode, extra)
         for done, (qid, text) in enumerate(queries.items()):
             emit(progress, f"search {mode}", done, len(queries), "")
             t0 = time.perf_counter()
-            hits = index.search(text, k=k, mode=mode, **extra)
+            hits = index.search(text, k=depth, mode=mode, **extra)
             latencies.append(time.perf_counter() - t0)
             hits_per_query[qid] = hits
         emit(progress, f"search {mode}", len(queries), len(queries), "")
-        run = {qid: dict(list(docs.items())[:k]) for qid, docs in run_from_hits(hits_per_query).items()}
+        run = {qid: dict(list(docs.items())[:depth]) for qid, docs in run_from_hits(hits_per_query).items()}
         if runs is not None:
             runs[mode] = run
-        metrics = evaluate_run(run, dataset.qrels, recall_k=k)
+        metrics = evaluate_run(run, dataset.qrels, ndcg_k=NDCG_K, recall_k=k, mrr_k=NDCG_K)
+        if depth > k:  # MAP is over the run the user asked for (k deep), as before; only the @10 look deeper
+            top_k = {qid: dict(list(docs.items())[:k]) for qid, docs in run.items()}
+            metrics["map"] = evaluate_run(top_k, dataset.qrels, recall_k=k)["map"]
         metrics["p50_ms"] = _percentile_ms(latencies, 50)
         metrics["p95_ms"] = _percentile_ms(latencies, 95)
         results[mode] = metrics

@@ -235,34 +235,51 @@ def evaluate_dataset(
     target: str | Path,
     *,
     index: Any = None,
-    modes: tuple[str, ...] = ("dense", "bm25", "hybrid"),
+    modes: str | tuple[str, ...] = ("dense", "bm25", "hybrid"),
     k: int | None = None,
     limit_queries: int | None = None,
     index_dir: str | Path | None = None,
     progress: ProgressFn | None = None,
 ) -> dict:
     """Score retrieval on ``target``: a BEIR folder (indexed into ``index_dir`` or a temporary index) or a
-    QA .jsonl file (searched in ``index``). Returns ``{"kind", "name", "queries", "k", "results":
-    {mode: metrics}}``; ``progress`` sees the indexing and the per-query searches.
+    QA .jsonl file (searched in ``index``: an ``Index`` or the path of an index folder). Returns
+    ``{"kind", "name", "queries", "k", "results": {mode: metrics}}``; ``progress`` sees the indexing and the
+    per-query searches.
+
+    ``modes`` is one mode ("bm25") or several; ``k`` the retrieval depth (default 100 for BEIR, 5 for QA;
+    nDCG@10 and MRR@10 always look at the top 10 at least). ``index_dir`` is an evaluation index: it ends up
+    holding exactly this corpus (documents of another dataset are removed), and an index of files indexed
+    from disk is refused rather than overwritten.
     """
+    import os
     import tempfile
 
     from ragtune.rag import evaluate as ev
     from ragtune.rag.index import Index
 
+    # Every argument is checked before anything is read or indexed: a typo in modes used to surface only
+    # after the whole BEIR corpus had been embedded.
+    modes = _eval_modes(modes)
+    if k is not None and (isinstance(k, bool) or not isinstance(k, int) or k < 1):
+        raise ConfigError(f"k must be a positive whole number (the retrieval depth) or None for the default, "
+                          f"got {k!r}")
+    if limit_queries is not None and limit_queries < 1:
+        raise ConfigError(f"limit_queries must be a positive number, got {limit_queries}")
     target = Path(target).expanduser()
     if not target.exists():
         raise DatasetError(f"{target}: no such file or directory; pass a BEIR folder (corpus.jsonl, "
                            "queries.jsonl, qrels/test.tsv) or a QA .jsonl file")
-    if limit_queries is not None and limit_queries < 1:
-        raise ConfigError(f"limit_queries must be a positive number, got {limit_queries}")
     if ev.is_beir_dir(target):
+        if index is not None:
+            raise ConfigError(f"{target.name} is a BEIR folder: its corpus is indexed for the evaluation, so "
+                              "index= (the index a QA file is searched in) is not used; pass index_dir= to keep "
+                              "the evaluation index in a folder of its own, or neither for a temporary index")
         dataset = ev.load_beir(target).subset(limit_queries)
         k = k or 100
         with tempfile.TemporaryDirectory(prefix="ragtune-eval-") as tmp:
             built = Index.open(index_dir or tmp, create=True)
             try:
-                built.add_documents(ev.docs_from_beir(dataset), progress=progress)
+                ev.index_corpus(built, dataset, progress=progress, option="index_dir=")
                 results = ev.evaluate_index(built, dataset, modes=modes, k=k, progress=progress)
             finally:
                 built.close()
@@ -271,10 +288,45 @@ def evaluate_dataset(
         raise DatasetError(f"{target}: not a BEIR folder (no corpus.jsonl) and not a QA .jsonl file")
     if index is None:
         raise ConfigError(f"{target.name} is a QA file: it is scored against an index; pass index=")
+    if index_dir is not None:
+        raise ConfigError(f"{target.name} is a QA file: it is searched in index= (an Index or its folder); "
+                          "index_dir= is where a BEIR folder's evaluation index is kept, so drop it")
+    is_path = isinstance(index, (str, os.PathLike))
+    if not is_path and not callable(getattr(index, "search", None)):
+        raise ConfigError(f"index= must be an Index (ragtune.api.Index.open(folder)) or the path of an index "
+                          f"folder, got {type(index).__name__}")
     qa = ev.load_qa(target)[: limit_queries or None]
     k = k or 5
-    results = ev.evaluate_qa(index, qa, modes=modes, k=k, progress=progress)
+    opened = None
+    if is_path:
+        index = opened = Index.open(index)  # a folder: opened here, closed when done
+    try:
+        results = ev.evaluate_qa(index, qa, modes=modes, k=k, progress=progress)
+    finally:
+        if opened is not None:
+            opened.close()
     return {"kind": "qa", "name": target.name, "queries": len(qa), "k": k, "results": results}
+
+
+def _eval_modes(modes: Any) -> tuple[str, ...]:
+    """``modes`` of :func:`evaluate_dataset` as a tuple: one string is one mode (iterating "bm25" asked for
+    modes 'b', 'm', ...); an empty choice or an unknown mode is refused."""
+    from ragtune.rag.config import MODES
+
+    if isinstance(modes, str):
+        modes = (modes,)
+    try:
+        modes = tuple(modes)
+    except TypeError:
+        raise ConfigError(f"modes must be a mode or a sequence of modes among {', '.join(MODES)}, "
+                          f"got {type(modes).__name__}") from None
+    if not modes:
+        raise ConfigError(f"modes is empty: choose at least one of {', '.join(MODES)}")
+    unknown = [m for m in modes if m not in MODES]
+    if unknown:
+        raise ConfigError(f"modes: unknown mode(s) {', '.join(map(repr, unknown))}; choose among "
+                          f"{', '.join(MODES)}")
+    return modes
 
 
 __all__ = sorted([*_EAGER, *_LAZY])

@@ -4,9 +4,10 @@
     ragtune eval retrieval --qa corpora/qa.jsonl --index .ragtune/index --json
 
 A BEIR directory (corpus.jsonl, queries.jsonl, qrels/test.tsv) is indexed into a temporary index (or into
-``--index DIR``, built there on first use and reused afterwards) and scored with nDCG@10, Recall@k, MRR@10
-and MAP per mode. A QA jsonl file is scored against an existing index: hit rate@k and MRR@k of the file
-that supports each answer.
+``--index DIR``, an evaluation index built there on first use and reused afterwards; it holds only this
+corpus, and an index of your own files is refused) and scored with nDCG@10, Recall@k, MRR@10 and MAP per
+mode. A QA jsonl file is scored against an existing index: hit rate@k and MRR@k of the file that supports
+each answer.
 """
 
 from __future__ import annotations
@@ -42,11 +43,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--modes", default=",".join(MODES),
                    help="comma-separated retrieval modes among dense,bm25,hybrid (default: all three)")
     p.add_argument("--index", metavar="DIR", default=None,
-                   help="BEIR: keep the corpus's index in DIR (built on first use, reused after; default: a "
-                        "temporary index). QA: the index to search (default: $RAGTUNE_INDEX, then "
-                        f"{DEFAULT_INDEX}, then the shipped corpora's index)")
+                   help="BEIR: keep the corpus's index in DIR, a folder for evaluations (built on first use, "
+                        "reused after; documents of another dataset are removed from it; an index of your own "
+                        "files is refused; default: a temporary index). QA: the index to search (default: "
+                        f"$RAGTUNE_INDEX, then {DEFAULT_INDEX}, then the shipped corpora's index)")
     p.add_argument("--k", type=int, default=None,
-                   help="retrieval depth: Recall@k for BEIR (default 100), hit rate/MRR@k for QA (default 5)")
+                   help="retrieval depth: Recall@k and MAP for BEIR (default 100; nDCG@10 and MRR@10 always "
+                        "look at the top 10, or the top k when k is larger), hit rate/MRR@k for QA (default 5)")
     p.add_argument("--limit-queries", type=int, default=None, metavar="N",
                    help="evaluate only the first N questions (a quick look, not a reportable figure)")
     p.add_argument("--json", action="store_true", help="print the results as JSON on stdout")
@@ -133,8 +136,9 @@ def _parse_modes(text: str) -> tuple[str, ...]:
 
 @contextlib.contextmanager
 def _beir_index(path: str | None, dataset: Any) -> Iterator[tuple[Any, float]]:
-    """Index the dataset's corpus into ``path`` (incremental: unchanged documents are skipped) or a temp dir."""
-    from ragtune.rag.evaluate import docs_from_beir
+    """Index the dataset's corpus into ``path`` or a temp dir: incremental (unchanged documents are skipped),
+    other documents removed, and an index of the user's own files refused (``index_corpus``)."""
+    from ragtune.rag.evaluate import index_corpus, refuse_document_index
 
     with contextlib.ExitStack() as stack:
         if path is None:
@@ -142,10 +146,11 @@ def _beir_index(path: str | None, dataset: Any) -> Iterator[tuple[Any, float]]:
         index = open_index(path, create=True)
         if hasattr(index, "close"):
             stack.callback(index.close)
+        refuse_document_index(index, dataset, "--index")  # before "indexing ...": nothing will be indexed
         print(f"indexing {len(dataset.corpus)} documents of {dataset.name} ...", file=sys.stderr)
         t0 = time.perf_counter()
         with terminal_progress() as bar:
-            index.add_documents(docs_from_beir(dataset), progress=bar)
+            index_corpus(index, dataset, progress=bar, option="--index")
         yield index, time.perf_counter() - t0
 
 

@@ -90,6 +90,16 @@ def test_bad_qrels_lines_are_reported(tmp_path, qrels, pattern):
         load_beir(write_beir(tmp_path / "tiny", qrels=qrels))
 
 
+def test_conflicting_duplicate_qrels_lines_are_reported_and_identical_ones_are_harmless(tmp_path):
+    # a later "q1 d1 0" used to erase q1's relevant d1 without a word
+    root = write_beir(tmp_path / "conflict", qrels=QRELS + "q1\td1\t0\n")
+    with pytest.raises(DatasetError, match=r"test\.tsv:6: query 'q1' judges document 'd1' again, with score 0 "
+                                           r"\(line 2 gave 2\)"):
+        load_beir(root)
+    same = load_beir(write_beir(tmp_path / "same", qrels=QRELS + "q1\td1\t2\n"))
+    assert same.qrels == load_beir(write_beir(tmp_path / "plain")).qrels
+
+
 def test_duplicate_document_id_is_reported(tmp_path):
     root = write_beir(tmp_path / "tiny", corpus=CORPUS + [CORPUS[0]])
     with pytest.raises(DatasetError, match=r"corpus\.jsonl:4: duplicate document id 'd1'"):

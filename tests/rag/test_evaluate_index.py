@@ -55,7 +55,11 @@ class OverlapIndex:
         self.calls: list[tuple[str, int, str | None]] = []
         self.options: list[dict] = []
 
-    def add_documents(self, docs: list[Document], progress=None) -> dict:
+    def add_documents(self, docs: list[Document], prune: bool = False, progress=None) -> dict:
+        docs = list(docs)
+        if prune:
+            keep = {d.source for d in docs}
+            self.chunks = [c for c in self.chunks if c.source in keep]
         for doc in docs:
             for i, el in enumerate(doc.elements):
                 self.chunks.append(Chunk(id=f"{doc.source}#{i}", text=el.text, source=doc.source))
@@ -115,7 +119,8 @@ def test_evaluate_index_passes_search_options_to_every_query(tmp_path):
     ds = load_beir(write_beir(tmp_path / "tiny"))
     index = OverlapIndex()
     evaluate_index(index, ds, modes=("hybrid",), k=5, search_kwargs={"reranker": "/models/ce"})
-    assert index.options == [{"per_source": 1, "candidates": 15, "reranker": "/models/ce"}] * 3  # with the warm-up
+    # k 5 still retrieves 10 documents for nDCG@10 / MRR@10: 10 * 3 candidate chunks
+    assert index.options == [{"per_source": 1, "candidates": 30, "reranker": "/models/ce"}] * 3  # with the warm-up
 
 
 def test_evaluate_index_keeps_a_deeper_configured_candidate_pool(tmp_path):
@@ -292,3 +297,159 @@ def test_cli_on_a_real_index_with_the_hash_embedder_builds_once_then_reuses_it(t
         assert results["bm25"]["mrr@10"] == pytest.approx(1.0)
         assert results["hybrid"]["recall@100"] == pytest.approx(1.0)  # dense ranks every chunk
     assert len(reports[0].unchanged) == 0 and sorted(reports[1].unchanged) == ["d1", "d2", "d3"]
+
+
+# ---------------------------------------------------------------- the @10 metrics whatever k is
+def test_ndcg_and_mrr_at_10_look_at_the_top_10_even_when_k_is_smaller():
+    from ragtune.rag.evaluate import BeirDataset
+
+    # "alpha beta gamma" ranks d1 (3 shared words), d2 (2), d3 (1); only d2 is relevant.
+    corpus = {"d1": "alpha beta gamma", "d2": "alpha beta", "d3": "alpha"}
+    ds = BeirDataset(corpus={d: {"title": "", "text": t} for d, t in corpus.items()},
+                     queries={"q1": "alpha beta gamma"}, qrels={"q1": {"d2": 1}}, name="three")
+    index = OverlapIndex()
+    index.add_documents([Document(source=d, type="beir", elements=[Element(t)]) for d, t in corpus.items()])
+    at_1 = evaluate_index(index, ds, modes=("bm25",), k=1)["bm25"]
+    at_10 = evaluate_index(index, ds, modes=("bm25",), k=10)["bm25"]
+    # k=1 used to cut the run to d1 before nDCG@10 and MRR@10 were computed (both 0, still labelled @10)
+    assert at_1["ndcg@10"] == pytest.approx(1 / math.log2(3)) == at_10["ndcg@10"]
+    assert at_1["mrr@10"] == pytest.approx(0.5) == at_10["mrr@10"]
+    # Recall and MAP stay at the depth asked for: d2 is not in the top 1
+    assert at_1["recall@1"] == 0.0 and at_1["map"] == 0.0
+    assert at_10["recall@10"] == 1.0 and at_10["map"] == pytest.approx(0.5)
+    assert {k for _, k, _ in index.calls} == {10}
+
+
+@pytest.mark.parametrize("k", [0, -3, 2.5, True])
+def test_evaluate_index_refuses_a_depth_below_one(tmp_path, k):
+    ds = load_beir(write_beir(tmp_path / "tiny"))
+    with pytest.raises(ConfigError, match="k must be a positive whole number"):
+        evaluate_index(OverlapIndex(), ds, modes=("bm25",), k=k)
+
+
+# ---------------------------------------------------------------- the evaluation index holds one corpus
+def write_foreign_beir(root: Path) -> Path:
+    """Another collection whose documents match the tiny collection's queries better than its own do."""
+    corpus = [{"_id": "x1", "title": "", "text": "wing flutter at transonic speed, wing flutter"},
+              {"_id": "x2", "title": "", "text": "heat conduction in slabs, heat conduction"}]
+    root.mkdir(parents=True)
+    (root / "corpus.jsonl").write_text("".join(json.dumps(r) + "\n" for r in corpus))
+    (root / "queries.jsonl").write_text(json.dumps({"_id": "f1", "text": "wing flutter"}) + "\n")
+    (root / "qrels").mkdir()
+    (root / "qrels" / "test.tsv").write_text("query-id\tcorpus-id\tscore\nf1\tx1\t1\n")
+    return root
+
+
+TINY_BM25_NDCG = (2 / (2 + 1 / math.log2(3)) + 1) / 2  # q1 finds d1 (d3 not), q2 finds d2
+
+
+@pytest.fixture
+def hash_open(monkeypatch):
+    from ragtune.rag.embed import HashEmbedder
+    from ragtune.rag.index import Index
+
+    def open_index(path, create=False):
+        return Index.open(path, create=create, embedder=HashEmbedder(dim=64))
+
+    monkeypatch.setattr(eval_cmd, "open_index", open_index)
+    return open_index
+
+
+def test_cli_index_reused_for_another_dataset_holds_only_that_dataset(tmp_path, capsys, hash_open):
+    keep = tmp_path / "idx"
+    reports = []
+    for root in (write_foreign_beir(tmp_path / "foreign"), write_beir(tmp_path / "tiny")):
+        args = _parse(["eval", "retrieval", "--dataset", str(root), "--index", str(keep), "--modes", "bm25",
+                       "--json"])
+        assert args.func(args) == 0
+        reports.append(json.loads(capsys.readouterr().out))
+    # the foreign x1/x2 used to stay in the index, outrank d1/d2 and score as misses
+    assert reports[1]["results"]["bm25"]["ndcg@10"] == pytest.approx(TINY_BM25_NDCG)
+    index = hash_open(keep)
+    try:
+        assert set(index.files()) == {"d1", "d2", "d3"}
+    finally:
+        index.close()
+
+
+def test_cli_refuses_to_evaluate_in_an_index_of_the_user_s_files(tmp_path, docs_dir, hash_index, hash_open):
+    mine = hash_index("mine")
+    mine.add([docs_dir])
+    before = set(mine.files())
+    mine.close()
+    args = _parse(["eval", "retrieval", "--dataset", str(write_beir(tmp_path / "tiny")),
+                   "--index", str(tmp_path / "mine"), "--modes", "bm25"])
+    with pytest.raises(ConfigError, match=r"files indexed from disk .*separate --index folder"):
+        args.func(args)
+    index = hash_open(tmp_path / "mine")
+    try:
+        assert set(index.files()) == before  # nothing written: no BEIR document, no file pruned
+    finally:
+        index.close()
+
+
+# ---------------------------------------------------------------- the Python API: ragtune.api.evaluate_dataset
+def test_api_index_dir_holds_one_corpus_and_an_index_of_the_user_s_files_is_refused(tmp_path, docs_dir,
+                                                                                       hash_index):
+    from ragtune import api
+
+    hash_index("evalidx").close()  # an index with the hash embedder, which evaluate_dataset reopens
+    keep = tmp_path / "evalidx"
+    api.evaluate_dataset(write_foreign_beir(tmp_path / "foreign"), index_dir=keep, modes="bm25")
+    report = api.evaluate_dataset(write_beir(tmp_path / "tiny"), index_dir=keep, modes="bm25")
+    assert set(report["results"]) == {"bm25"}  # one string is one mode, not the modes 'b', 'm', '2', '5'
+    assert report["results"]["bm25"]["ndcg@10"] == pytest.approx(TINY_BM25_NDCG)
+    index = api.Index.open(keep)
+    try:
+        assert set(index.files()) == {"d1", "d2", "d3"}
+    finally:
+        index.close()
+
+    mine = hash_index("mine")
+    mine.add([docs_dir])
+    before = set(mine.files())
+    mine.close()
+    with pytest.raises(ConfigError, match=r"files indexed from disk .*separate index_dir= folder"):
+        api.evaluate_dataset(tmp_path / "tiny", index_dir=tmp_path / "mine", modes="bm25")
+    index = api.Index.open(tmp_path / "mine")
+    try:
+        assert set(index.files()) == before
+    finally:
+        index.close()
+
+
+@pytest.mark.parametrize("kwargs, pattern", [
+    ({"modes": ()}, "modes is empty"),
+    ({"modes": ("bm25", "sparse")}, "unknown mode.*'sparse'"),
+    ({"modes": "sparse"}, "unknown mode.*'sparse'"),
+    ({"k": 0}, "k must be a positive whole number"),
+    ({"k": -3}, "k must be a positive whole number"),
+    ({"index": "some/folder"}, "BEIR folder.*pass index_dir="),
+])
+def test_api_refuses_bad_arguments_before_indexing_a_beir_folder(tmp_path, monkeypatch, kwargs, pattern):
+    from ragtune import api
+    from ragtune.rag.index import Index
+
+    def no_index(*args, **kw):
+        raise AssertionError("the corpus was indexed before the arguments were checked")
+
+    monkeypatch.setattr(Index, "open", no_index)
+    with pytest.raises(ConfigError, match=pattern):
+        api.evaluate_dataset(write_beir(tmp_path / "tiny"), **kwargs)
+
+
+def test_api_scores_a_qa_file_in_an_index_given_by_its_folder(tmp_path, docs_dir, hash_index):
+    from ragtune import api
+
+    mine = hash_index("mine")
+    mine.add([docs_dir])
+    mine.close()
+    qa = tmp_path / "qa.jsonl"
+    qa.write_text(json.dumps({**QA_LINE, "question": "What does LoRA freeze and train?", "source": "lora.md"}) + "\n")
+    report = api.evaluate_dataset(qa, index=str(tmp_path / "mine"), modes="bm25")  # was an AttributeError
+    assert report["kind"] == "qa" and set(report["results"]) == {"bm25"}
+    assert report["results"]["bm25"]["hit_rate@5"] == pytest.approx(1.0)
+    with pytest.raises(ConfigError, match="index= must be an Index"):
+        api.evaluate_dataset(qa, index=42)
+    with pytest.raises(ConfigError, match="index_dir= is where a BEIR folder"):
+        api.evaluate_dataset(qa, index=str(tmp_path / "mine"), index_dir=tmp_path / "elsewhere")
