@@ -120,7 +120,7 @@ class StructureChunker:
                 source=doc.source,
                 page=next((u.page for u in group if u.page is not None), None),
                 section=title,
-                metadata={"file_type": doc.type},
+                metadata=doc.chunk_metadata(),
             )
             for group in groups
         ]
@@ -163,7 +163,7 @@ class RecursiveChunker:
             owner = next((el for start, el in reversed(starts) if start <= begin), doc.elements[0])
             chunks.append(
                 Chunk(id="", text=piece.page_content, source=doc.source, page=owner.page,
-                      section=owner.section, metadata={"file_type": doc.type})
+                      section=owner.section, metadata=doc.chunk_metadata())
             )
         # The model-window guarantee is this chunker's only token bound: use the model's full window.
         return finalize(chunks, self.embedder, self.embedder.max_tokens)

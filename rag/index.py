@@ -415,12 +415,19 @@ class Index:
     def _fresh(self, documents: Iterable[Document], report: AddReport, seen: set[str]) -> Iterator[Document]:
         """The documents that are new or changed (by content hash), lazily."""
         import hashlib
+        import json
 
         for doc in documents:
             seen.add(doc.source)
             if not doc.sha256:
-                doc.sha256 = hashlib.sha256(doc.text.encode("utf-8", "surrogatepass")).hexdigest()
-            if (self._read("file", doc.source) or {}).get("sha256") == doc.sha256:
+                # The text, and the metadata when there is any: a changed label must reach the chunks.
+                own = {k: v for k, v in doc.chunk_metadata().items() if k != "file_type"}
+                keyed = doc.text + ("\x00" + json.dumps(own, sort_keys=True, default=str) if own else "")
+                doc.sha256 = hashlib.sha256(keyed.encode("utf-8", "surrogatepass")).hexdigest()
+            problem = doc.metadata_problem()
+            if problem:
+                report.problems.append(Problem(doc.source, problem))
+            elif (self._read("file", doc.source) or {}).get("sha256") == doc.sha256:
                 report.unchanged.append(doc.source)
             elif not doc.text.strip():
                 report.problems.append(Problem(doc.source, "no text"))

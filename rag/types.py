@@ -38,6 +38,36 @@ class Document:
     def text(self) -> str:
         return "\n\n".join(e.text for e in self.elements)
 
+    def chunk_metadata(self) -> dict[str, Any]:
+        """What every chunk of this document carries: the document's own metadata (a filter can match it:
+        ``filters={"year": "2024"}``) and its file type. A file's size and modification time are the
+        index's bookkeeping (its files table), not a description of the document."""
+        own = {k: v for k, v in self.metadata.items() if k not in FILE_BOOKKEEPING and v is not None}
+        return {**own, "file_type": self.type}
+
+    def metadata_problem(self) -> str | None:
+        """Why this document's metadata cannot go onto its chunks, or None. A key must be a name a filter can
+        address (letters, digits, ``_``, ``-``) and not one of the index's own; a value a string, number or
+        boolean (what a filter compares with)."""
+        if not isinstance(self.metadata, dict):
+            return f"metadata must be a dict, got {type(self.metadata).__name__}"
+        for key, value in self.metadata.items():
+            if key in FILE_BOOKKEEPING or value is None:
+                continue
+            if not isinstance(key, str) or not key or not key.replace("_", "").replace("-", "").isalnum():
+                return f"metadata key {key!r}: use letters, digits, '_' or '-' (a filter names it)"
+            if key in RESERVED_METADATA:
+                return f"metadata key {key!r} is the index's own; rename it (e.g. 'doc_{key}')"
+            if not isinstance(value, (str, int, float, bool)):
+                return (f"metadata {key!r}: {type(value).__name__} values cannot be filtered on; give a string, "
+                        "number or boolean")
+        return None
+
+
+FILE_BOOKKEEPING = ("size", "mtime")
+# Keys a chunk's metadata cannot take from its document: the index's columns and its own fields.
+RESERVED_METADATA = frozenset({"source", "page", "section", "file_type", "ordinal", "id", "chunk_id", "text", "hash"})
+
 
 @dataclass
 class Chunk:
