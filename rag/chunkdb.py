@@ -13,11 +13,13 @@ before releasing it, so no cursor outlives the call, and :meth:`close` waits for
 from __future__ import annotations
 
 import fnmatch
+import hashlib
 import json
 import sqlite3
 import threading
 import time
 from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -54,6 +56,32 @@ CREATE TABLE IF NOT EXISTS files (
 
 
 _FILE_KEYS = ("sha256", "size", "mtime", "type", "n_chunks", "added_at")  # a files record, in column order
+_CHUNK_COLUMNS = "id, chunk_id, source, page, section, text, hash, file_type, metadata"  # what insert() writes
+# What to do when the chunk table itself is gone or unreadable: repair rebuilds everything else from it.
+REBUILD = "rebuild the index from the documents with `ragtune index add DOCS --index NEW_DIR`"
+
+
+@dataclass
+class Damage:
+    """What :meth:`ChunkDB.audit` found: each source whose stored rows cannot be trusted, and why.
+
+    Sources are keyed by their raw stored bytes (None for a row without one): the damage may have left a
+    source that does not even decode, and the rows must still be matched to drop them."""
+
+    reasons: dict[bytes | None, str] = field(default_factory=dict)
+    unlisted: set[bytes | None] = field(default_factory=set)  # those without a files record (a damaged name)
+
+    def __bool__(self) -> bool:
+        return bool(self.reasons)
+
+    def describe(self) -> list[tuple[str, str, bool]]:
+        """(source as text, what is wrong with it, whether a files record names it), sorted by source."""
+        return sorted((_readable(s), why, s not in self.unlisted) for s, why in self.reasons.items())
+
+    @property
+    def sources(self) -> list[str]:
+        return [name for name, _, _ in self.describe()]
+
 
 class ChunkDB:
     def __init__(self, path: Path, readonly: bool = False):
@@ -62,7 +90,7 @@ class ChunkDB:
         self._closed = False
         if readonly:
             if not Path(path).is_file():
-                raise IndexFormatError(f"{path} is missing: the index generation is damaged")
+                raise IndexFormatError(f"{path} is missing: the index generation is damaged; {REBUILD}")
             from urllib.parse import quote
 
             uri = f"file:{quote(str(path))}?mode=ro&immutable=1"
@@ -71,7 +99,9 @@ class ChunkDB:
                 self.conn.execute("SELECT id, chunk_id, source, text FROM chunks LIMIT 1").fetchall()
                 self.conn.execute("SELECT source, sha256 FROM files LIMIT 1").fetchall()
             except sqlite3.Error as exc:
-                raise IndexFormatError(f"{path} is not a readable chunk database ({exc}): the index is damaged") from exc
+                raise IndexFormatError(
+                    f"{path} is not a readable chunk database ({exc}): the index is damaged; {REBUILD}"
+                ) from exc
         else:
             self.conn = sqlite3.connect(str(path), check_same_thread=False)
             self.conn.executescript(_SCHEMA)
@@ -207,6 +237,43 @@ class ChunkDB:
             rows = [r for r in rows if any(_source_match(r[1], p) for p in patterns)]
         return [r[0] for r in rows]
 
+    def audit(self, page: int = 1000) -> Damage:
+        """Check every row against what was stored with it: each chunk's text against its ``hash`` and its
+        ``chunk_id`` (which hashes its source and text), its metadata is JSON, and each file's chunk count
+        against its ``files`` record. A manifest checksum only says *that* the table changed; this says
+        which files' rows can no longer be trusted. :class:`IndexFormatError` when the table cannot be read.
+
+        Texts, sources and hashes are read as raw bytes: a damaged text may not decode as UTF-8, and
+        reading it as a string would fail the whole check instead of naming the file it belongs to."""
+        select = ("SELECT id, CAST(source AS BLOB), CAST(chunk_id AS BLOB), CAST(text AS BLOB), CAST(hash AS BLOB), "
+                  "json_valid(metadata) FROM chunks")
+        found: dict[bytes | None, int] = {}
+        bad: dict[bytes | None, int] = {}
+        try:
+            check = [r[0] for r in self._rows("PRAGMA quick_check")]
+            if check != ["ok"]:
+                raise IndexFormatError(f"{self.path} is damaged beyond its rows ({'; '.join(map(str, check[:3]))}): "
+                                       f"the chunk texts cannot be trusted; {REBUILD}")
+            for rows in self._pages(select, page):
+                for _, source, cid, text, digest, metadata_ok in rows:
+                    found[source] = found.get(source, 0) + 1
+                    if not (metadata_ok and _intact(source, cid, text, digest)):
+                        bad[source] = bad.get(source, 0) + 1
+            listed = dict(self._rows("SELECT CAST(source AS BLOB), n_chunks FROM files"))
+        except sqlite3.Error as exc:
+            raise IndexFormatError(f"{self.path} cannot be read ({exc}): the chunk table is damaged; "
+                                   f"{REBUILD}") from exc
+        damage = Damage(unlisted=found.keys() - listed.keys())
+        for source in sorted(found.keys() | listed.keys(), key=lambda s: s or b""):
+            have, want = found.get(source, 0), listed.get(source)
+            if bad.get(source):
+                damage.reasons[source] = f"{bad[source]} of its {have} stored chunk(s) no longer match their hash"
+            elif want is None:
+                damage.reasons[source] = f"{have} stored chunks but no files record"
+            elif have != want:
+                damage.reasons[source] = f"its files record lists {want} chunks, the table holds {have}"
+        return damage
+
     def metadata_keys(self) -> set[str]:
         """Every key :meth:`filter_ids` can match on: the columns and the keys of any chunk's metadata."""
         rows = self._rows("SELECT DISTINCT je.key FROM chunks, json_each(chunks.metadata) AS je")
@@ -225,8 +292,7 @@ class ChunkDB:
 
     def insert(self, rows: list[tuple[int, Chunk]]) -> None:
         self.conn.executemany(
-            "INSERT INTO chunks (id, chunk_id, source, page, section, text, hash, file_type, metadata) "
-            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            f"INSERT INTO chunks ({_CHUNK_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
             [
                 (i, c.id, c.source, c.page, c.section, c.text, c.hash, c.metadata.get("file_type"),
                  json.dumps(c.metadata, sort_keys=True))
@@ -242,6 +308,46 @@ class ChunkDB:
 
     def commit(self) -> None:
         self.conn.commit()
+
+
+def copy_without(src: Path, dest: Path, sources: Iterable[bytes | None]) -> int:
+    """Write a fresh chunk table at ``dest`` holding every row of ``src`` except the chunks and ``files``
+    records of ``sources`` (raw stored bytes, as :class:`Damage` keys them). Returns the chunks left out.
+
+    A fresh file rather than DELETEs in place: deleting a row whose index entry the damage changed fails
+    ("database disk image is malformed"), and the copy also rebuilds the table's indexes and keeps no
+    freed page that still holds a damaged text."""
+    db = ChunkDB(dest)
+    try:
+        conn = db.conn
+        conn.execute("ATTACH DATABASE ? AS old", (str(src),))
+        conn.execute("CREATE TEMP TABLE dropped (source BLOB PRIMARY KEY)")
+        conn.executemany("INSERT INTO dropped VALUES (?)", [(s,) for s in sources])
+        keep = "NOT EXISTS (SELECT 1 FROM dropped d WHERE d.source IS CAST(o.source AS BLOB))"  # IS: a NULL too
+        conn.execute(f"INSERT INTO main.chunks ({_CHUNK_COLUMNS}) SELECT {_CHUNK_COLUMNS} FROM old.chunks o "
+                     f"WHERE {keep} ORDER BY id")
+        files = f"source, {', '.join(_FILE_KEYS)}"
+        conn.execute(f"INSERT INTO main.files ({files}) SELECT {files} FROM old.files o WHERE {keep}")
+        left_out = conn.execute(
+            "SELECT (SELECT COUNT(*) FROM old.chunks) - (SELECT COUNT(*) FROM main.chunks)").fetchone()[0]
+        conn.commit()
+        conn.execute("DETACH DATABASE old")
+    finally:
+        db.close()
+    return left_out
+
+
+def _intact(source, chunk_id, text, digest) -> bool:
+    """Whether a row's text still hashes to its ``hash`` and its source and text to its ``chunk_id`` (the
+    two digests rag/chunk.py computes when the chunk is made)."""
+    if not all(isinstance(v, bytes) for v in (source, chunk_id, text, digest)):
+        return False  # a NULL where the schema says NOT NULL: the row's header was damaged
+    return (hashlib.sha256(text).hexdigest().encode() == digest
+            and hashlib.sha256(source + b"\x00" + text).hexdigest()[:20].encode() == chunk_id)
+
+
+def _readable(source: bytes | None) -> str:
+    return "(a chunk without a source)" if source is None else source.decode("utf-8", "replace")
 
 
 def _json_key(key: str) -> str:

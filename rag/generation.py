@@ -26,7 +26,7 @@ import numpy as np
 
 from ragtune.errors import ConfigError, IndexFormatError
 
-from .chunkdb import ChunkDB
+from .chunkdb import REBUILD, ChunkDB
 from .config import IndexConfig
 from .ingest import sha256_file
 from .lexical import BM25Index
@@ -235,6 +235,14 @@ def _fix(root: Path) -> str:
     return f"rebuild it with `ragtune index repair --index {root}` (re-embeds the stored chunk texts)"
 
 
+def _table_fix(root: Path) -> str:
+    """What to do when the chunk table itself changed: not a plain re-embed, which would re-sign whatever the
+    damage left; repair checks every chunk against its hash and drops the files it cannot trust."""
+    return (f"run `ragtune index repair --index {root}`: it keeps the chunks whose text still matches its hash, "
+            "drops the files whose chunks do not and names them to index again with `ragtune index add` "
+            f"(if the table cannot be read at all, {REBUILD})")
+
+
 def verify_files(root: Path, manifest: dict, quick: bool = True) -> None:
     """Every file the manifest records is there with its size (and checksum; see :func:`verify`)."""
     gen_dir, fix = root / manifest["generation"], _fix(root)
@@ -247,23 +255,36 @@ def verify_files(root: Path, manifest: dict, quick: bool = True) -> None:
             raise IndexFormatError(f"{gen_dir}/{MANIFEST}: files[{rel!r}] must be a mapping")
         if rel.startswith("bm25/"):
             continue  # derived data: checked (and rebuilt if needed) when BM25 is opened
+        table = rel == "chunks.sqlite"  # the source of truth repair rebuilds the rest from
         if not path.is_file():
-            raise IndexFormatError(f"{path} is missing: the index generation is damaged; {fix}")
+            raise IndexFormatError(f"{path} is missing: the index generation is damaged; "
+                                   f"{REBUILD if table else fix}")
         size = path.stat().st_size
         if size != rec.get("size"):
-            raise IndexFormatError(f"{path} has {size} bytes, the manifest records {rec.get('size')}: damaged; {fix}")
+            raise IndexFormatError(f"{path} has {size} bytes, the manifest records {rec.get('size')}: damaged; "
+                                   f"{_table_fix(root) if table else fix}")
         if (not quick or size <= CHECKSUM_MAX_BYTES) and rec.get("sha256") and sha256_file(path) != rec["sha256"]:
-            raise IndexFormatError(f"{path} does not match its checksum in the manifest: damaged; {fix}")
+            raise IndexFormatError(f"{path} does not match its checksum in the manifest: damaged; "
+                                   f"{_table_fix(root) if table else fix}")
 
 
 def verify(gen: Generation, quick: bool = True) -> None:
     """Check a generation against its manifest; :class:`IndexFormatError` saying what is wrong and what to do.
 
-    ``quick`` checksums only files up to :data:`CHECKSUM_MAX_BYTES` (sizes for the rest).
+    ``quick`` checksums only files up to :data:`CHECKSUM_MAX_BYTES` (sizes for the rest); a full check also
+    checks every chunk's text against its stored hash (:meth:`ChunkDB.audit`), which the checksums cannot
+    vouch for: a table damaged and then re-signed matches them (repair did that before it checked the hashes).
     Manifests written before these records existed (no ``files`` / ``ids_sha256``) get the count checks.
     """
     verify_files(gen.root, gen.manifest, quick)
     verify_counts(gen)
+    if not quick:
+        damage = gen.db.audit()
+        if damage:
+            found = "; ".join(f"{source}: {why}" for source, why, _ in damage.describe()[:5])
+            more = f" (and {len(damage.reasons) - 5} more files)" if len(damage.reasons) > 5 else ""
+            raise IndexFormatError(f"{gen.root / gen.name}/chunks.sqlite holds chunks that no longer match what was "
+                                   f"stored with them: {found}{more}: damaged; {_table_fix(gen.root)}")
 
 
 def verify_counts(gen: Generation) -> None:

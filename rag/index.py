@@ -34,6 +34,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import shlex
 import sqlite3
 import threading
 import time
@@ -44,6 +45,7 @@ import numpy as np
 
 from ragtune.errors import ConfigError, IndexFormatError, IngestError, ModelMismatchError, RagtuneError
 
+from .chunkdb import ChunkDB, Damage, copy_without
 from .config import IndexConfig
 from .embed import DEFAULT_EMBEDDING_MODEL, Embedder, make_embedder
 from .generation import FORMAT_VERSION, Generation, manifest_config, read_manifest, verify
@@ -458,7 +460,12 @@ class Index:
     @classmethod
     def repair(cls, path: str | Path, *, embedder: Embedder | None = None, progress=None) -> Index:
         """Rebuild a damaged published generation's vectors and BM25 index from its chunk texts (which
-        are the source of truth) and publish the result as a new generation. Returns the opened index."""
+        are the source of truth) and publish the result as a new generation. Returns the opened index.
+
+        The chunk table is checked first (:meth:`ChunkDB.audit`): a file whose stored chunks no longer
+        match their hashes is dropped with its ``files`` record, so the next ``index add`` reads it again
+        instead of calling it unchanged; :attr:`repairs` names each one. A table that cannot be read at
+        all is refused (:class:`IndexFormatError`): there is nothing to rebuild from but the documents."""
         root = Path(path).expanduser().resolve()
         if not is_index(root):
             raise IndexFormatError(f"no index at {root}")
@@ -468,9 +475,11 @@ class Index:
             if embedder is None:
                 embedder = make_embedder(config.embedder.model, config.embedder.device, config.embedder.batch_size)
             _check_embedder(root, manifest, embedder)
+            damage, notes = _audit_table(root, manifest)
             index = cls(root, config, embedder)
             with progress_fn(progress) as emit:
-                Writer(index, AddReport(), emit, base_manifest=manifest).rebuild()
+                _RepairWriter(index, AddReport(), emit, manifest, damage).rebuild()
+            index._gen.repairs.extend(notes)  # what this repair dropped: Index.repairs and info() report it
             return index
 
     def _writer(self, report: AddReport, emit) -> Writer:
@@ -488,6 +497,50 @@ class Index:
     def _check_open(self) -> None:
         if self._closed:
             raise RagtuneError(f"the index at {self.root} was closed; open it again with Index.open({str(self.root)!r})")
+
+
+def _audit_table(root: Path, manifest: dict) -> tuple[Damage, list[str]]:
+    """Index.repair's check of the published chunk table: what to drop, and a note for the user per file."""
+    path = root / manifest["generation"] / "chunks.sqlite"
+    try:
+        db = ChunkDB(path, readonly=True)
+        try:
+            damage = db.audit()
+        finally:
+            db.close()
+    except IndexFormatError as exc:
+        # Re-embedding is all repair does: without readable chunk texts it would publish nothing true.
+        raise IndexFormatError(f"cannot repair {root}: {exc}") from exc
+    notes = [f"dropped {source}: {why} (the chunk table was damaged), with its files record; index it again: "
+             f"`ragtune index add {shlex.quote(source)} --index {shlex.quote(str(root))}`" if indexed else
+             f"dropped the chunks stored under {source}: {why}; no indexed file has that name (the damage reached "
+             "the name itself), so there is nothing to index again for it"
+             for source, why, indexed in damage.describe()]
+    recorded = ((manifest.get("files") or {}).get("chunks.sqlite") or {}).get("sha256")
+    if not damage and recorded and sha256_file(path) != recorded:
+        notes.append(f"{path} did not match its checksum, but every chunk text still matches its hash and every "
+                     "file its chunk count: kept every row")
+    return damage, notes
+
+
+class _RepairWriter(Writer):
+    """Writer.rebuild() over a clean copy of the chunk table: the damaged files' rows are left out before
+    anything is re-embedded (a damaged text may not even decode), and the copy's indexes are rebuilt (a
+    damaged entry in the source index hid a file's old chunks from the next add, which left them beside
+    the new ones)."""
+
+    def __init__(self, index: Index, report: AddReport, emit, manifest: dict, damage: Damage):
+        super().__init__(index, report, emit, base_manifest=manifest)
+        self.damage = damage
+
+    def _begin(self, name: str) -> Path:
+        tmp = super()._begin(name)
+        table, clean = tmp / "chunks.sqlite", tmp / "chunks.clean.sqlite"
+        dropped = copy_without(table, clean, list(self.damage.reasons))
+        os.replace(clean, table)
+        self.report.removed.extend(self.damage.sources)
+        self.report.chunks_removed += dropped
+        return tmp
 
 
 def _check_embedder(root: Path, manifest: dict, embedder: Embedder) -> None:

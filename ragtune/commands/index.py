@@ -54,7 +54,9 @@ def register(sub) -> None:
     repair = verbs.add_parser(
         "repair", help="rebuild a damaged index's vectors and BM25 from its stored chunk texts",
         description="Re-embed every stored chunk text into a new vector index and BM25 index and publish "
-        "them as a new generation (the chunk table is the source of truth; nothing is re-parsed).",
+        "them as a new generation (the chunk table is the source of truth; nothing is re-parsed). A file "
+        "whose stored chunks no longer match their hashes is dropped and named: index it again with "
+        "`ragtune index add`.",
     )
     add_index_option(repair)
     repair.add_argument("--no-progress", action="store_true", help="no progress bars")
@@ -191,7 +193,8 @@ def cmd_verify(args) -> int:
     if args.json:
         print_json({"ok": True, **info})
     else:
-        print(f"ok: {info['chunks']} chunks in {info['files']} files, every checksum and count matches ({info['generation']})")
+        print(f"ok: {info['chunks']} chunks in {info['files']} files, every checksum, count and chunk hash matches "
+              f"({info['generation']})")
     return 0
 
 
@@ -201,8 +204,12 @@ def cmd_repair(args) -> int:
     index = Index.repair(index_path(args), progress=False if (args.no_progress or args.json) else None)
     info = index.info()
     if args.json:
-        print_json(info)
+        print_json(info)  # its "repairs" name each file dropped for damage
     else:
+        # Each file dropped because its stored chunks were damaged, with the command that indexes it again:
+        # the summary alone read as if every stored text had been kept.
+        for note in info["repairs"]:
+            print(f"warning: {note}", file=sys.stderr)
         print(f"repaired: {info['chunks']} chunks re-embedded into {info['generation']} -> {index.root}")
     return 0
 
