@@ -203,3 +203,13 @@ def test_an_interrupted_training_run_says_how_to_resume(monkeypatch, capsys, tmp
     monkeypatch.setattr(tune_cmd, "run_train", run_train)
     assert main(["tune", "run", "--data", str(tmp_path / "d.jsonl"), "--out", str(tmp_path / "run")]) == 130
     assert "rerun the same command to resume" in capsys.readouterr().err
+
+
+def test_chunk_tokens_zero_is_refused_and_one_past_the_window_is_named(capsys, tmp_path, docs_dir):
+    idx = tmp_path / "idx"
+    code, _, err = _run(capsys, "index", "add", str(docs_dir), "--index", str(idx), "--embedder", "hash-64",
+                        "--chunk-tokens", "0")
+    assert code != 0 and "max_tokens: 0 is too small" in err and not idx.exists()
+    code, _, err = _run(capsys, "index", "add", str(docs_dir), "--index", str(idx), "--embedder", "hash-64",
+                        "--chunk-tokens", "100000")
+    assert code == 0 and "--chunk-tokens 100000 is above the embedding model's window" in err

@@ -77,7 +77,7 @@ def _new_index_config(args):
     config = IndexConfig()
     if args.chunker:
         config.chunker.name = args.chunker
-    if args.chunk_tokens:
+    if args.chunk_tokens is not None:  # 0 was taken as "not given" and ignored silently
         config.chunker.max_tokens = args.chunk_tokens
     if args.embedder:
         config.embedder.model = args.embedder
@@ -99,7 +99,11 @@ def cmd_add(args) -> int:
     path = index_path(args)
     creating = not is_index(path)
     index = open_index(args, create=True, config=_new_index_config(args) if creating else None)
-    if not creating and (args.chunker or args.chunk_tokens or args.embedder or args.backend):
+    window = getattr(index.embedder, "max_tokens", None)
+    if creating and args.chunk_tokens is not None and window and args.chunk_tokens > window:
+        print(f"ragtune: note: --chunk-tokens {args.chunk_tokens} is above the embedding model's window; chunks are "
+              f"bounded by the window, {window} tokens (the model would not see past it)", file=sys.stderr)
+    if not creating and (args.chunker or args.chunk_tokens is not None or args.embedder or args.backend):
         print("ragtune: note: --chunker/--chunk-tokens/--embedder/--backend apply to a new index only; ignored",
               file=sys.stderr)
     if args.max_file_mb is not None:
