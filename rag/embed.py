@@ -67,6 +67,44 @@ def _fingerprint(model_dir: Path) -> str:
     return digest.hexdigest()[:16]
 
 
+class UnavailableEmbedder:
+    """Stands in for the embedding model an index was built with when its folder is gone (moved, deleted).
+
+    Reading the index needs no model: ``index info``, ``files``, ``remove`` and BM25-only search work. Anything
+    that embeds raises the load error, with what to do; before, every command on the index failed with it.
+    """
+
+    def __init__(self, record: dict, error: Exception):
+        self.model_id = record.get("model_id", "?")
+        self.fingerprint = record.get("fingerprint")
+        self._dim = record.get("dim")
+        self._message = (f"{error}. This index was built with that model: put the folder back, or if it moved, "
+                         "open the index with the same model from its new place (Python: "
+                         "Index.open(path, embedder=make_embedder(NEW_DIR))). Reading the index (info, files, remove, "
+                         "search --mode bm25) works without it")
+
+    @property
+    def dim(self) -> int:
+        if self._dim is None:
+            raise ModelLoadError(self._message)
+        return int(self._dim)
+
+    model_path = None  # no folder to load: _check_embedder compares the manifest's identity only
+
+    def declared_max_tokens(self) -> None:
+        return None
+
+    def _missing(self, *args, **kwargs):
+        raise ModelLoadError(self._message)
+
+    # Everything that embeds or counts tokens needs the model.
+    encode = count_tokens = split_tokens = warm_up = _missing
+
+    @property
+    def max_tokens(self) -> int:
+        raise ModelLoadError(self._message)
+
+
 class SentenceTransformerEmbedder:
     """A sentence-transformers model from a local directory (never a hub name).
 

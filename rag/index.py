@@ -43,7 +43,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ragtune.errors import ConfigError, IndexFormatError, IngestError, ModelMismatchError, RagtuneError
+from ragtune.errors import ConfigError, IndexFormatError, IngestError, ModelLoadError, ModelMismatchError, RagtuneError
 
 from .chunkdb import ChunkDB, Damage, copy_without
 from .config import IndexConfig
@@ -110,7 +110,12 @@ class Index:
                     "or build a new index in another directory"
                 )
             if embedder is None:
-                embedder = make_embedder(stored.embedder.model, stored.embedder.device, stored.embedder.batch_size)
+                try:
+                    embedder = make_embedder(stored.embedder.model, stored.embedder.device, stored.embedder.batch_size)
+                except ModelLoadError as exc:  # the model's folder is gone: the index can still be read
+                    from .embed import UnavailableEmbedder
+
+                    embedder = UnavailableEmbedder(manifest["embedder"], exc)
             _check_embedder(root, manifest, embedder)
             _tidy(root)
             index = cls(root, stored, embedder)
@@ -546,6 +551,8 @@ class _RepairWriter(Writer):
 def _check_embedder(root: Path, manifest: dict, embedder: Embedder) -> None:
     want = manifest["embedder"]
     got_fp = getattr(embedder, "fingerprint", None)
+    if getattr(embedder, "model_path", None) is not None and got_fp and got_fp == want.get("fingerprint"):
+        return  # a model folder with the same content: the same model, whatever the folder is called now
     if embedder.model_id != want["model_id"] or (got_fp and want.get("fingerprint") and got_fp != want["fingerprint"]):
         raise ModelMismatchError(
             f"index {root} was built with embedding model {want['model_id']!r} "
