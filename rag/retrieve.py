@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import dataclasses
 import numbers
+import re
 from functools import lru_cache
 
 import numpy as np
@@ -54,6 +55,9 @@ def check_filters(filters: dict | None) -> dict | None:
         values = list(value) if isinstance(value, (list, tuple, set)) else [value]
         if key == "file_type":
             values = [_file_type_value(v) for v in values]
+        elif key == "source":
+            # "./docs/a.md" as a shell completes it: the index stores absolute paths, matched by their tail
+            values = [re.sub(r"^(?:\./)+", "", v) if isinstance(v, str) else v for v in values]
         elif key == "page":
             values = [_page_value(v) for v in values]
         out[key] = values if isinstance(value, (list, tuple, set)) else values[0]

@@ -60,6 +60,10 @@ def test_filters_apply_before_the_top_k_cut(built):
     hits = built.search("QLoRA NormalFloat quantises", k=1, filters={"file_type": "txt"})
     assert len(hits) == 1 and hits[0].source.endswith("rag.txt")
     hits = built.search("model", k=5, filters={"source": "*quant*"})
+    # a relative path as a shell completes it ("./docs/lora.md") matches like "docs/lora.md"
+    tail = "/".join(built.search("QLoRA", k=1)[0].source.split("/")[-2:])
+    assert built.search("QLoRA", k=5, filters={"source": "./" + tail}) == built.search("QLoRA", k=5, filters={"source": tail})
+    assert built.search("QLoRA", k=5, filters={"source": "./" + tail})
     assert hits and all(h.source.endswith("quant.html") for h in hits)
     hits = built.search("model", k=5, filters={"section": "Distillation"}, mode="bm25")
     assert hits and all(h.section == "Distillation" for h in hits)
