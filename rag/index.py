@@ -345,6 +345,10 @@ class Index:
             exclude = list(self.config.ingest.exclude) + exclude
             files, problems = discover(paths, include or self.config.ingest.include, exclude,
                                        follow_symlinks=follow_symlinks)
+            # The index's own folder inside a folder given ("ragtune index add . --index .ragtune") is not a
+            # document: its files (CURRENT, write.lock, chunks.sqlite) were listed as unsupported ones.
+            files = [f for f in files if not _inside_root(f, self.root)]
+            problems = [p for p in problems if not _inside_root(Path(p.path), self.root)]
             for p in problems:
                 {"warning": report.warnings, "skipped": report.skipped}.get(p.level, report.problems).append(p)
             with progress_fn(progress) as emit:
@@ -606,3 +610,11 @@ def _pruned(typed: str, stale: list[str]) -> bool:
         return False
     where = display_path(Path(typed).expanduser().resolve())
     return any(source == where or source.startswith(where + os.sep) for source in stale)
+
+
+def _inside_root(path: Path, root: Path) -> bool:
+    try:
+        resolved = Path(path).expanduser().resolve()
+    except (OSError, RuntimeError):
+        return False
+    return resolved == root or root in resolved.parents

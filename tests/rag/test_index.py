@@ -260,3 +260,13 @@ def test_filters_still_work_after_a_repair(hash_index, docs_dir):
     assert [h.chunk_id for h in hits] == before and all(h.source.endswith(".md") for h in hits)
     by_source = repaired.search("ranking", k=3, filters={"source": "*rag.txt"}, mode="dense")
     assert by_source and {h.source for h in by_source} == {str(docs_dir / "rag.txt")}
+
+
+def test_the_index_folder_inside_a_folder_added_is_not_read_as_documents(tmp_path, monkeypatch):
+    (tmp_path / "notes.txt").write_text("Notes about adapters.\n")
+    index = Index.open(tmp_path / "idx", create=True, embedder=HashEmbedder(dim=64))
+    index.add([tmp_path], progress=False)
+    report = index.add([tmp_path], progress=False)  # the index folder now holds files
+    assert [Path(p).name for p in report.unchanged] == ["notes.txt"]
+    assert not report.problems and not report.skipped and not report.warnings
+    assert list(index.files()) == [str(tmp_path / "notes.txt")]
