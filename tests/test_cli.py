@@ -213,3 +213,15 @@ def test_chunk_tokens_zero_is_refused_and_one_past_the_window_is_named(capsys, t
     code, _, err = _run(capsys, "index", "add", str(docs_dir), "--index", str(idx), "--embedder", "hash-64",
                         "--chunk-tokens", "100000")
     assert code == 0 and "--chunk-tokens 100000 is above the embedding model's window" in err
+
+
+def test_verify_json_says_not_ok_on_stdout_when_the_index_is_damaged(capsys, tmp_path, docs_dir):
+    idx = tmp_path / "idx"
+    assert _run(capsys, "index", "add", str(docs_dir), "--index", str(idx), "--embedder", "hash-64")[0] == 0
+    code, out, _ = _run(capsys, "index", "verify", "--index", str(idx), "--json")
+    assert code == 0 and json.loads(out)["ok"] is True
+    (vectors,) = idx.glob("gen-*/vectors.faiss")
+    vectors.write_bytes(vectors.read_bytes()[:-8])  # damaged
+    code, out, err = _run(capsys, "index", "verify", "--index", str(idx), "--json")
+    verdict = json.loads(out)
+    assert code == 1 and verdict["ok"] is False and "vectors.faiss" in verdict["error"] and "ragtune: error:" in err

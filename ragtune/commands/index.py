@@ -193,7 +193,17 @@ def _age(seconds: float) -> str:
 
 
 def cmd_verify(args) -> int:
-    info = open_index(args).verify(full=True)
+    from ragtune.errors import IndexFormatError
+
+    try:
+        info = open_index(args).verify(full=True)
+    except IndexFormatError as exc:
+        if not args.json:
+            raise
+        # A script reads the verdict from stdout: {"ok": false} with the reason, and the same exit status.
+        print_json({"ok": False, "error": str(exc)})
+        print(f"ragtune: error: {exc}", file=sys.stderr)
+        return exc.exit_code
     if args.json:
         print_json({"ok": True, **info})
     else:
