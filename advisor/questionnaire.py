@@ -85,7 +85,8 @@ class Question:
     def validate(self, value: Any, where: str = "answers") -> str | int:
         """Return the answer in canonical form, or raise AdvisorError saying what is valid."""
         if self.type == "integer":
-            if isinstance(value, str) and value.strip().isdigit():
+            # ASCII digits only: "²".isdigit() is True and int("²") raised a traceback
+            if isinstance(value, str) and value.strip().isascii() and value.strip().isdigit():
                 value = int(value.strip())
             if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 0:
                 raise AdvisorError(f"{where}: {self.id}: expected a whole number 0 or more, got {value!r}")
@@ -296,7 +297,7 @@ class Questionnaire:
                                        "pass answers with --answers FILE.yaml instead") from None
                 if not reply:
                     break
-                if q.type == "choice" and reply.isdigit():
+                if q.type == "choice" and reply.isascii() and reply.isdigit():
                     if not 1 <= int(reply) <= len(values):
                         print_fn(f"  {reply} is not one of the choices: type a number from 1 to {len(values)}, "
                                  "or Enter to skip")

@@ -280,17 +280,39 @@ def write_chart(rec: Recommendation, path: str | Path) -> Path:
     return path
 
 
-def save_report(rec: Recommendation, md_path: str | Path, *, json_too: bool = False) -> list[Path]:
-    """Write ``X.md`` and ``X.png`` (and ``X.json`` if asked) side by side; returns the paths written."""
+def check_report_path(md_path: str | Path) -> Path:
+    """``md_path`` as a Path, after refusing what :func:`save_report` cannot write (checked before any work:
+    a pilot can take minutes)."""
+    if not str(md_path).strip():
+        raise AdvisorError("--report needs a file name, e.g. advice.md")
     md_path = Path(md_path)
     if md_path.is_dir():  # before anything is written (a stray X.png beside the folder)
         raise AdvisorError(f"--report {md_path} is a folder; give the Markdown file to write, "
                            f"e.g. {md_path / 'advice.md'}")
-    png = write_chart(rec, md_path.with_suffix(".png"))
-    md_path.write_text(rec.to_markdown(chart_path=png.name), encoding="utf-8")
-    written = [md_path, png]
-    if json_too:
-        js = md_path.with_suffix(".json")
-        js.write_text(rec.to_json() + "\n", encoding="utf-8")
-        written.append(js)
+    # The chart and the JSON go beside the Markdown under its name: a report named X.png or X.json would be
+    # overwritten by them (the chart was, silently), and /dev/null would grow /dev/null.png.
+    hint = "give a Markdown file name such as advice.md (the chart and JSON are written beside it)"
+    if md_path.suffix.lower() in (".png", ".json"):
+        raise AdvisorError(f"--report {md_path}: the chart or JSON would overwrite it; {hint}")
+    if md_path.exists() and not md_path.is_file():
+        raise AdvisorError(f"--report {md_path} is not a regular file; {hint}")
+    if not md_path.parent.is_dir():
+        why = "is not a folder" if md_path.parent.exists() else "does not exist (create it first)"
+        raise AdvisorError(f"--report {md_path}: {md_path.parent} {why}")
+    return md_path
+
+
+def save_report(rec: Recommendation, md_path: str | Path, *, json_too: bool = False) -> list[Path]:
+    """Write ``X.md`` and ``X.png`` (and ``X.json`` if asked) side by side; returns the paths written."""
+    md_path = check_report_path(md_path)
+    try:
+        png = write_chart(rec, md_path.with_suffix(".png"))
+        md_path.write_text(rec.to_markdown(chart_path=png.name), encoding="utf-8")
+        written = [md_path, png]
+        if json_too:
+            js = md_path.with_suffix(".json")
+            js.write_text(rec.to_json() + "\n", encoding="utf-8")
+            written.append(js)
+    except OSError as exc:
+        raise AdvisorError(f"--report {md_path}: cannot write the report: {exc.strerror or exc}") from exc
     return written

@@ -93,6 +93,10 @@ def run_advise(args: argparse.Namespace) -> int:
         example = Path(sys.modules["ragtune.advisor"].__file__).parent / "examples" / "rag_team.yaml"
         raise AdvisorError(f"no terminal to ask the questions in: pass --answers FILE.yaml (example: {example})")
 
+    if args.report is not None:  # before the work (a pilot takes minutes): "" or a path it cannot write
+        from ragtune.advisor.report import check_report_path
+
+        check_report_path(args.report)
     evidence = run_pilot(args) if args.evidence else None
     searcher, why_not = None, "Citations skipped (--no-cite)."
     if not args.no_cite:

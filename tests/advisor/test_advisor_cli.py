@@ -134,3 +134,26 @@ def test_robustness_draws_and_seed_reach_the_report(capsys):
     assert json.loads(capsys.readouterr().out)["robustness_config"] == {"spread": 0.3, "draws": 500, "seed": 7}
     with pytest.raises(AdvisorError, match="^--draws: Input should be greater than or equal to 100$"):
         _run(["--answers", str(EXAMPLES / "rag_team.yaml"), "--no-cite", "--draws", "5"])
+
+
+@pytest.mark.parametrize("name, message", [
+    ("out.png", "the chart or JSON would overwrite it"),
+    ("out.json", "the chart or JSON would overwrite it"),
+    ("missing/out.md", "does not exist"),
+    ("afile/out.md", "is not a folder"),
+    ("", "--report needs a file name"),
+])
+def test_a_report_path_that_cannot_be_written_is_refused_before_any_work(tmp_path, monkeypatch, name, message):
+    (tmp_path / "afile").write_text("x")
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr("ragtune.advisor.advise", lambda *a, **k: pytest.fail("advised before checking --report"))
+    with pytest.raises(AdvisorError, match=message):
+        _run(["--answers", str(EXAMPLES / "rag_team.yaml"), "--report", name, "--no-cite"])
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["afile"]  # nothing written
+
+
+def test_a_number_written_with_other_digits_is_a_clear_error(tmp_path):
+    answers = tmp_path / "a.yaml"
+    answers.write_text('labelled_examples: "²"\n', encoding="utf-8")
+    with pytest.raises(AdvisorError, match="labelled_examples: expected a whole number"):
+        _run(["--answers", str(answers), "--no-cite"])
