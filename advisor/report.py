@@ -189,6 +189,11 @@ def _weight_sensitivity(rec: Recommendation) -> list[str]:
 def _robustness(rec: Recommendation) -> list[str]:
     if not rec.robustness:
         return []
+    if rec.status == "firm_preference":
+        # The preferred option is first in every draw by construction; "100%" read as if the weights agreed.
+        return ["", "## Robustness", "",
+                f"Not applicable: {rec.option(rec.winner).name} is first by a firm preference (a rule, above), which "
+                "no weight change moves. The weighted totals alone rank the options as in the table."]
     cfg = rec.robustness_config
     shares = ", ".join(f"{rec.option(o).name} {share:.0%}" for o, share in
                        sorted(rec.robustness.items(), key=lambda kv: -kv[1]) if share > 0)

@@ -75,3 +75,12 @@ def test_a_firm_preference_over_a_higher_score_is_not_called_points_ahead():
     lead = rec.to_markdown().split("\n")[2]
     assert "points ahead" not in lead
     assert f"ranked above {second.name} ({second.total:.1f}, {second.total - top.total:.1f} points more)" in lead
+
+
+def test_robustness_is_not_applicable_to_a_firm_preference():
+    answers = {"use_case": "docs_qa", "documents": "yes", "need": "knowledge", "knowledge_change": "weekly",
+               "citations": "yes", "labelled_examples": 300, "style_needs": "yes", "gpu": "cloud"}
+    rec = advise(answers)
+    assert rec.status == "firm_preference"
+    section = rec.to_markdown().split("## Robustness", 1)[1].split("\n## ", 1)[0]
+    assert "Not applicable" in section and "100%" not in section
