@@ -59,6 +59,10 @@ def analyse(
             new_w = w + delta
             if new_w < lo - _EPS or new_w > hi + _EPS:
                 continue
+            # At the range's end there is no room to go past the tie, and a tie is not a flip when the matrix
+            # order keeps the winner first: "0 -> 10.00 puts X first" listed a change that only tied.
+            if (delta > 0 and new_w > hi - _EPS) or (delta < 0 and new_w < lo + _EPS):
+                continue
             if sum(weights.values()) - w + new_w <= _EPS:
                 continue  # every weight would be 0: no ranking at all
             if best is None or abs(delta) < abs(best[0]) - _EPS:

@@ -43,7 +43,10 @@ def test_a_flip_outside_the_weight_range_is_reported_as_none(tiny):
     _, flips = _flips(m, weight_range=(0, 2))
     assert flips["c"].flip_weight is None and flips["c"].delta is None
     assert "no weight within [0, 2] flips it" in flips["c"].note
-    assert flips["b"].flip_weight == 2.0  # the boundary itself is allowed
+    # b ties x with y exactly at the range's end, 2: no weight in range goes past it, so nothing flips
+    # (a tie keeps the winner first in matrix order; listing it as a flip was wrong)
+    assert flips["b"].flip_weight is None and "no weight within [0, 2] flips it" in flips["b"].note
+    assert _flips(m, weight_range=(0, 2.5))[1]["b"].flip_weight == 2.0  # with room past it, it flips
 
 
 def test_every_reported_flip_in_a_recommendation_really_changes_the_winner():
