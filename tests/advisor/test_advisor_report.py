@@ -84,3 +84,9 @@ def test_robustness_is_not_applicable_to_a_firm_preference():
     assert rec.status == "firm_preference"
     section = rec.to_markdown().split("## Robustness", 1)[1].split("\n## ", 1)[0]
     assert "Not applicable" in section and "100%" not in section
+
+
+def test_data_kept_on_premises_and_an_unsure_self_hosted_model_says_what_the_api_option_means():
+    rec = advise({"data_leaves": "no", "self_host_model": "unsure", "use_case": "general"})
+    assert any("can only mean an open-weight model you serve yourself" in n for n in rec.notes)
+    assert not any("open-weight model you serve" in n for n in advise({"data_leaves": "yes"}).notes)
