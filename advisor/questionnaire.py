@@ -335,6 +335,13 @@ class Questionnaire:
         set_by: dict[str, tuple[float, str]] = {}
         for source, eff in self.applied_effects():
             skipped += _apply(eff, source, matrix, out, set_by)
+        for answer, others, why in _contradictions(self.answers):
+            # A firm preference resting on an answer the others contradict would settle the question silently
+            # ("API model as is, a firm preference" for a team that must cite its weekly-changing documents):
+            # it is dropped, the weighted totals decide, and the report says which answers disagree.
+            out.preferences = [(o, r) for o, r in out.preferences if not r.endswith(f"({answer})")]
+            out.notes.append(f"Contradictory answers: {answer} but {', '.join(others)}: {why} The preference "
+                             f"of '{answer}' is not applied; check these answers.")
         for fid, (w, src) in set_by.items():
             out.weights[fid] = w
             out.weight_sources[fid] = src
@@ -342,6 +349,26 @@ class Questionnaire:
             out.notes.append("Ignored effects naming factors or options this matrix does not have: "
                              + "; ".join(skipped))
         return out
+
+
+# Answers that cannot both hold: (answer, any of these answers, why). "Neither" says a general model with a
+# good prompt already does the task; a general model has not seen the team's documents, so it can neither
+# answer from them nor cite them.
+_CONTRADICTIONS = (
+    ("need", "neither", {"use_case": "docs_qa", "citations": "yes"},
+     "a general model has not seen your documents, so it can neither answer from them nor cite them."),
+)
+
+
+def _contradictions(answers: dict) -> list[tuple[str, list[str], str]]:
+    found = []
+    for qid, value, against, why in _CONTRADICTIONS:
+        if answers.get(qid) != value:
+            continue
+        others = [f"{k} = {v}" for k, v in against.items() if answers.get(k) == v]
+        if others:
+            found.append((f"{qid} = {value}", others, why))
+    return found
 
 
 def _apply(eff: Effects, source: str, matrix: Matrix, out: Adjustments,

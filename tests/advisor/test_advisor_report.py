@@ -90,3 +90,14 @@ def test_data_kept_on_premises_and_an_unsure_self_hosted_model_says_what_the_api
     rec = advise({"data_leaves": "no", "self_host_model": "unsure", "use_case": "general"})
     assert any("can only mean an open-weight model you serve yourself" in n for n in rec.notes)
     assert not any("open-weight model you serve" in n for n in advise({"data_leaves": "yes"}).notes)
+
+
+def test_need_neither_contradicted_by_documents_and_citations_is_flagged_not_preferred():
+    answers = {"need": "neither", "use_case": "docs_qa", "citations": "yes", "knowledge_change": "weekly",
+               "stakes": "high"}
+    rec = advise(answers)
+    assert rec.status != "firm_preference" and rec.winner == "rag"  # it was "API model as is, a firm preference"
+    assert any(n.startswith("Contradictory answers: need = neither but use_case = docs_qa, citations = yes")
+               for n in rec.notes)
+    plain = advise({"need": "neither", "use_case": "general"})  # no contradiction: the preference stands
+    assert plain.status == "firm_preference" and plain.winner == "api"
