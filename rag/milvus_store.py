@@ -210,7 +210,8 @@ class MilvusStore:
         if not self.exists():
             raise IndexFormatError(
                 f"Milvus collection {self.collection!r} is missing at {self.config.uri}: it was dropped or "
-                "the URI points at another server; rebuild the index"
+                "the URI points at another server; `ragtune index repair` re-embeds the stored chunk texts into "
+                "a new collection"
             )
         info = self._call("describe", self.client.describe_collection)
         dims = [int(f.get("params", {}).get("dim", 0)) for f in info["fields"] if f["name"] == "vector"]
@@ -219,6 +220,9 @@ class MilvusStore:
                 f"Milvus collection {self.collection!r} holds vectors of dimension {dims[0] if dims else '?'}, "
                 f"the index expects {self.dim}"
             )
+        # A collection reopened by another process, or after the server restarted, is "released": search,
+        # query and delete fail until it is loaded. Loading a loaded collection is a no-op.
+        self._call("load", self.client.load_collection)
         return self
 
     def close(self) -> None:

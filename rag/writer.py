@@ -319,20 +319,23 @@ class Writer:
 
     def _guarded(self, publish, started: float) -> None:
         current = self.base_manifest.get("generation")
+        self._published: str | None = None
         try:
             publish()
         except RagtuneError:
-            clean_debris(self.root, current)
+            # Once CURRENT names the new generation it is the index: cleaning up "as if nothing was published"
+            # deleted it and left CURRENT pointing at nothing (every later command refused the index).
+            clean_debris(self.root, self._published or current)
             raise
         except (OSError, sqlite3.Error, RuntimeError, MemoryError) as exc:
             # Disk full, I/O error, FAISS write error: nothing was published, the previous generation stands.
-            clean_debris(self.root, current)
+            clean_debris(self.root, self._published or current)
             raise IndexWriteError(
                 f"could not write the new index generation in {self.root}: {_reason(exc)}; nothing was "
                 "changed (the previous generation is intact). Free space or fix the cause and run again"
             ) from exc
         except BaseException:
-            clean_debris(self.root, current)
+            clean_debris(self.root, self._published or current)
             raise
         # Parsing, chunking and embedding stream inside the publish; "write" is the rest of it.
         timings = self.report.timings
@@ -483,11 +486,19 @@ class Writer:
         except BaseException:
             gen.retire()
             raise
+        self._published = name  # from here on the new generation is the index, whatever fails next
         gen.name = gen.manifest["generation"] = name
-        if shared_old_ids is not None:
-            store.remove(shared_old_ids)
-            store.persist(self.root / name)
         index._swap(gen)
+        if shared_old_ids is not None:
+            try:
+                store.remove(shared_old_ids)
+                store.persist(self.root / name)
+            except Exception as exc:  # the manifest's pending_remove lets the next write finish it
+                from .ingest import Problem
+
+                self.report.warnings.append(Problem(str(self.root), (
+                    f"published {name}, but removing {len(shared_old_ids)} replaced vectors from the store failed "
+                    f"({_reason(exc)}); searches ignore them and the next write removes them"), level="warning"))
         drop_old_generations(self.root, name)
 
     def _rename_and_point(self, tmp: Path, name: str) -> None:
