@@ -78,8 +78,8 @@ class UnavailableEmbedder:
         self.model_id = record.get("model_id", "?")
         self.fingerprint = record.get("fingerprint")
         self._dim = record.get("dim")
-        self._message = (f"{error}. This index was built with that model: put the folder back, or if it moved, "
-                         "open the index with the same model from its new place (Python: "
+        self._message = (f"{error}. To search or add, give the index the model it was built with: put the folder "
+                         "back, or if it moved, open the index with the same model from its new place (Python: "
                          "Index.open(path, embedder=make_embedder(NEW_DIR))). Reading the index (info, files, remove, "
                          "search --mode bm25) works without it")
 

@@ -109,14 +109,21 @@ class Index:
                     f"index {root} was built with other chunker/embedder settings; open it without a config, "
                     "or build a new index in another directory"
                 )
-            if embedder is None:
+            from .embed import UnavailableEmbedder
+
+            made = embedder is None
+            if made:
                 try:
                     embedder = make_embedder(stored.embedder.model, stored.embedder.device, stored.embedder.batch_size)
                 except ModelLoadError as exc:  # the model's folder is gone: the index can still be read
-                    from .embed import UnavailableEmbedder
-
                     embedder = UnavailableEmbedder(manifest["embedder"], exc)
-            _check_embedder(root, manifest, embedder)
+            try:
+                _check_embedder(root, manifest, embedder)
+            except ModelMismatchError as exc:
+                if not made:  # a model the caller chose: refused, as always
+                    raise
+                # The folder the index names now holds another model (retuned into it): still readable.
+                embedder = UnavailableEmbedder(manifest["embedder"], exc)
             _tidy(root)
             index = cls(root, stored, embedder)
             index._gen = index._open_published().pin()
@@ -557,6 +564,12 @@ def _check_embedder(root: Path, manifest: dict, embedder: Embedder) -> None:
     got_fp = getattr(embedder, "fingerprint", None)
     if getattr(embedder, "model_path", None) is not None and got_fp and got_fp == want.get("fingerprint"):
         return  # a model folder with the same content: the same model, whatever the folder is called now
+    if embedder.model_id == want["model_id"] and got_fp and want.get("fingerprint") and got_fp != want["fingerprint"]:
+        where = getattr(embedder, "model_path", None) or want["model_id"]
+        raise ModelMismatchError(
+            f"index {root} was built with embedding model {want['model_id']!r}, and the folder {str(where)!r} now "
+            "holds another model of that name (its files changed since): give the index the model it was built "
+            "with, or re-embed it with this one (`ragtune tune embedder ... --reembed`, reembed_index)")
     if embedder.model_id != want["model_id"] or (got_fp and want.get("fingerprint") and got_fp != want["fingerprint"]):
         raise ModelMismatchError(
             f"index {root} was built with embedding model {want['model_id']!r} "

@@ -181,9 +181,14 @@ def _trainer_callback(progress: ProgressFn | None, losses: list[float], total: i
 
 
 def check_out(out: Path) -> None:
-    """Refuse an ``out`` that exists and is not a tuned embedder directory (it would be replaced whole)."""
+    """Refuse an ``out`` that exists: a folder that is not a tuned embedder would be replaced whole, and one
+    that is may be the model of an index, which would no longer open (its model changed under it: "built
+    with embedding model 'e3', not 'e3'"), even for a BM25 search."""
     if out.exists() and not (out.is_dir() and (out / META_FILE).is_file()):
         raise ConfigError(f"{out} exists and is not a tuned embedder directory; choose a new --out")
+    if out.exists():
+        raise ConfigError(f"{out} already holds a tuned embedder, which indexes built with it need as it is; choose a "
+                          "new --out (to retune an index's model, write a new folder and pass --reembed)")
 
 
 def train_embedder(pairs: list[Pair], base: str | Path, out: str | Path,

@@ -31,3 +31,24 @@ def test_an_index_whose_model_folder_moved_is_readable_and_reopens_from_the_new_
     again = Index.open(tmp_path / "idx", embedder=make_embedder(tmp_path / "moved"))  # same fingerprint
     assert again.search("QLoRA", k=1, mode="hybrid")[0].source.endswith("lora.md")
     again.close()
+
+
+def test_an_index_whose_model_folder_now_holds_another_model_is_readable_and_says_so(tmp_path, docs_dir):
+    import os
+    import shutil
+
+    model = tmp_path / "e3"
+    shutil.copytree(default_model_path(), model, copy_function=os.symlink)
+    index = Index.open(tmp_path / "idx", create=True, embedder=make_embedder(model))
+    index.add([docs_dir], progress=False)
+    index.close()
+    config = model / "config.json"  # the folder is retuned in place: its files change, its name does not
+    text = config.read_text()
+    config.unlink()
+    config.write_text(text + "\n")
+
+    index = Index.open(tmp_path / "idx")  # before: "built with embedding model 'e3', not 'e3'" on every command
+    assert len(index.files()) == 3 and index.search("QLoRA", k=1, mode="bm25")
+    with pytest.raises(ModelLoadError, match=r"folder .*e3' now holds another model of that name"):
+        index.search("QLoRA", k=1, mode="dense")
+    index.close()

@@ -178,6 +178,17 @@ def tuned(tiny_index, tmp_path):
     return tune_embedder(tiny_index, tmp_path / "tuned", config=config).out
 
 
+def test_a_tuned_model_is_never_overwritten(tiny_index, tuned, monkeypatch):
+    # Indexes built with it need it as it is: overwritten, they refused to open at all.
+    import ragtune.tune.embedder as embedder_mod
+
+    before = read_embedder_meta(tuned)
+    monkeypatch.setattr(embedder_mod, "build_pairs", lambda *a, **k: pytest.fail("built pairs before checking --out"))
+    with pytest.raises(ConfigError, match="already holds a tuned embedder"):
+        tune_embedder(tiny_index, tuned, config=EmbedderTuneConfig(steps=1, batch_size=4, heldout=0))
+    assert read_embedder_meta(tuned) == before
+
+
 def test_reembedding_keeps_chunks_and_bm25_and_searches_with_the_new_model(tiny_index, tuned):
     from ragtune.rag.index import Index
 
