@@ -353,7 +353,7 @@ def reembed_index(index, model_dir: str | Path, *, progress: ProgressFn | None =
         index = index_module.Index.open(index)
     model_dir = Path(model_dir).expanduser().resolve()
     if index.generation is None:
-        raise ConfigError(f"index {index.root} is empty; build it with the new model instead (--embedding-model DIR)")
+        raise ConfigError(f"index {index.root} is empty; build it with the new model instead (`ragtune index add DOCS --index NEW_DIR --embedder DIR`)")
     embedder = SentenceTransformerEmbedder(model_dir, batch_size=index.config.embedder.batch_size)
     root = index.root
     with write_lock(root):
