@@ -225,3 +225,12 @@ def test_verify_json_says_not_ok_on_stdout_when_the_index_is_damaged(capsys, tmp
     code, out, err = _run(capsys, "index", "verify", "--index", str(idx), "--json")
     verdict = json.loads(out)
     assert code == 1 and verdict["ok"] is False and "vectors.faiss" in verdict["error"] and "ragtune: error:" in err
+
+
+def test_adding_a_folder_without_documents_says_no_index_was_created(capsys, tmp_path):
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    (empty / "image.bin").write_bytes(b"\x00\x01")
+    idx = tmp_path / "idx"
+    code, _, err = _run(capsys, "index", "add", str(empty), "--index", str(idx), "--embedder", "hash-64")
+    assert code == 0 and "nothing was indexed, so no index was created" in err

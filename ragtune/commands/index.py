@@ -121,6 +121,13 @@ def cmd_add(args) -> int:
         print(f"ragtune: note: no file under {', '.join(map(str, args.paths))} matched --include "
               f"{' '.join(args.include)} (globs match the path relative to the folder, or the file name)",
               file=sys.stderr)
+    if creating and not is_index(path):  # nothing published: "-> DIR (0 chunks)" read as if DIR were an index now
+        from ragtune.rag.ingest import SUPPORTED_TYPES
+
+        why = ("every file failed (above)" if report.problems else
+               f"no supported file was found under {', '.join(map(str, args.paths))} (types: "
+               f"{' '.join(sorted(SUPPORTED_TYPES))})")
+        print(f"ragtune: note: nothing was indexed, so no index was created at {path}: {why}", file=sys.stderr)
     nothing_done = not report.changed and not report.unchanged
     if report.problems and (args.strict or nothing_done):
         return 1
