@@ -301,11 +301,20 @@ def evaluate_dataset(
     if is_path:
         index = opened = Index.open(index)  # a folder: opened here, closed when done
     try:
+        # Questions about files the index does not hold score 0 whatever retrieval does: say which, in the
+        # result and as a warning (the CLI printed a note; the API had returned silent zeros).
+        missing = ev.missing_sources(index, qa)
+        if missing:
+            import warnings
+
+            warnings.warn(f"{len(missing)} source(s) of {target.name} are not in the index, so their questions "
+                          f"score 0: {', '.join(missing[:5])}{' ...' if len(missing) > 5 else ''}", stacklevel=2)
         results = ev.evaluate_qa(index, qa, modes=modes, k=k, progress=progress)
     finally:
         if opened is not None:
             opened.close()
-    return {"kind": "qa", "name": target.name, "queries": len(qa), "k": k, "results": results}
+    return {"kind": "qa", "name": target.name, "queries": len(qa), "k": k, "results": results,
+            "missing_sources": missing}
 
 
 def _eval_modes(modes: Any) -> tuple[str, ...]:

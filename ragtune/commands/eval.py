@@ -116,7 +116,7 @@ def _run_qa(args: argparse.Namespace, path: Path, modes: tuple[str, ...]) -> int
     with terminal_progress(force=_bars(args)) as bar:
         results = ev.evaluate_qa(index, qa, modes=modes, k=k, progress=bar)
     report = {"kind": "qa", "dataset": str(path), "name": path.name, "queries": len(qa), "k": k,
-              "index": index_name, "results": results}
+              "index": index_name, "results": results, "missing_sources": missing}
     _print(report, [(f"hit@{k}", f"hit_rate@{k}"), (f"MRR@{k}", f"mrr@{k}")], args.json)
     return 0
 

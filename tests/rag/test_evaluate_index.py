@@ -453,3 +453,17 @@ def test_api_scores_a_qa_file_in_an_index_given_by_its_folder(tmp_path, docs_dir
         api.evaluate_dataset(qa, index=42)
     with pytest.raises(ConfigError, match="index_dir= is where a BEIR folder"):
         api.evaluate_dataset(qa, index=str(tmp_path / "mine"), index_dir=tmp_path / "elsewhere")
+
+
+def test_api_names_qa_sources_the_index_does_not_hold(tmp_path, docs_dir, hash_index):
+    from ragtune import api
+
+    index = hash_index("held")
+    index.add([docs_dir])
+    qa = tmp_path / "qa.jsonl"
+    qa.write_text(json.dumps({**QA_LINE, "id": "h1", "question": "What does the handbook say?",
+                              "source": "handbook.pdf"}) + "\n"
+                  + json.dumps({**QA_LINE, "id": "l1", "question": "What does LoRA freeze?", "source": "lora.md"}) + "\n")
+    with pytest.warns(UserWarning, match=r"1 source\(s\) of qa.jsonl are not in the index.*handbook.pdf"):
+        report = api.evaluate_dataset(qa, index=index, modes="bm25")
+    assert report["missing_sources"] == ["handbook.pdf"]  # its question scores 0 whatever retrieval does
