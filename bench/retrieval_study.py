@@ -278,9 +278,14 @@ def _doc_best(pairs: list[tuple[int, float]], doc_of: list[str]) -> list[tuple[s
 
 def run_variant(col: Collection, v: Variant) -> dict[str, float]:
     """Per-query nDCG@10 of variant ``v`` on ``col``."""
+    return _score(col, v, _sides(col, v))
+
+
+def _score(col: Collection, v: Variant, sides_per_query: dict[str, dict[str, list[tuple]]]) -> dict[str, float]:
+    """Per-query nDCG@10 of fusing each query's sides as ``v`` says (the sides built by :func:`_sides`)."""
     doc_of = col.units[v.unit][0]
     run = {}
-    for qid, sides in _sides(col, v).items():
+    for qid, sides in sides_per_query.items():
         if v.level == "doc":
             run[qid] = dict(fuse(v, sides)[:KEEP])
         else:
@@ -516,7 +521,6 @@ def ceiling(cols: list[Collection], ref: Variant, out) -> list[dict]:
     """
     rows = []
     for col in cols:
-        doc_of = col.units[ref.unit][0]
         per_setting: dict[tuple, dict[str, float]] = {}
         for rm3 in CEILING_MODES:
             for vprf in CEILING_MODES:
@@ -525,9 +529,7 @@ def ceiling(cols: list[Collection], ref: Variant, out) -> list[dict]:
                 for w in (round(0.1 * i, 1) for i in range(11)):
                     for k in (10, 30, 60, 100):
                         v = replace(base, dense_weight=w, bm25_weight=round(1.0 - w, 1), rrf_k=k)
-                        run = {qid: _documents(fuse(v, s)[:ASK], doc_of, v.doc_score) for qid, s in sides.items()}
-                        per_setting[(rm3, vprf, w, k)] = {
-                            q: m["ndcg@10"] for q, m in per_query_metrics(run, col.dataset.qrels).items()}
+                        per_setting[(rm3, vprf, w, k)] = _score(col, v, sides)
         # RRF with weights (1, 1) ranks as (0.5, 0.5) does: the reference's point on the grid
         here = (ref.rm3, ref.vprf, round(ref.dense_weight / (ref.dense_weight + ref.bm25_weight), 1), ref.rrf_k)
         current = per_setting[here]

@@ -42,7 +42,7 @@ from .types import Hit
 __all__ = [
     "BeirDataset", "QAItem", "load_beir", "load_qa", "docs_from_beir", "is_beir_dir",
     "ndcg_at_k", "recall_at_k", "mrr_at_k", "average_precision", "evaluate_run", "per_query_metrics",
-    "run_from_hits", "refuse_document_index", "index_corpus", "evaluate_index", "evaluate_qa", "source_matches",
+    "run_from_hits", "check_depth", "missing_sources_note", "refuse_document_index", "index_corpus", "evaluate_index", "evaluate_qa", "source_matches",
     "SearchIndex",
 ]
 
@@ -172,6 +172,18 @@ def _percentile_ms(seconds: Sequence[float], q: float) -> float:
 NDCG_K = 10  # the cutoff of nDCG and MRR in evaluate_index (and the CLI's columns), whatever k is
 
 
+def check_depth(k: Any) -> None:
+    """Refuse a retrieval depth ``k`` that is not a whole number of at least 1."""
+    if isinstance(k, bool) or not isinstance(k, Integral) or k < 1:
+        raise ConfigError(f"k must be a positive whole number (the retrieval depth), got {k!r}")
+
+
+def missing_sources_note(name: str, missing: Sequence[str]) -> str:
+    """What to tell the user about a QA file's sources the index does not hold (see :func:`missing_sources`)."""
+    shown = ", ".join(missing[:5]) + (f" and {len(missing) - 5} more" if len(missing) > 5 else "")
+    return f"{len(missing)} source(s) of {name} are not in the index, so their questions score 0: {shown}"
+
+
 def refuse_document_index(index: Any, dataset: BeirDataset, option: str = "--index") -> None:
     """Raise :class:`ConfigError` when ``index`` holds files indexed from disk: that is someone's document
     index, not an evaluation index, and :func:`index_corpus` would replace its files with the collection's
@@ -223,8 +235,7 @@ def evaluate_index(
     each mode's run (query id -> {document id: score}, top ``depth``) so that callers can pair systems
     query by query.
     """
-    if isinstance(k, bool) or not isinstance(k, Integral) or k < 1:
-        raise ConfigError(f"k must be a positive whole number (the retrieval depth), got {k!r}")
+    check_depth(k)
     # nDCG@10 and MRR@10 need the top 10 whatever k is: with k=1 they were computed on one document and
     # still labelled @10 (nDCG@10 0.94 where the top 10 gave 1.0).
     depth = max(k, NDCG_K)

@@ -49,7 +49,7 @@ from .chunkdb import ChunkDB, Damage, copy_without
 from .config import IndexConfig
 from .embed import DEFAULT_EMBEDDING_MODEL, Embedder, make_embedder
 from .generation import FORMAT_VERSION, Generation, manifest_config, read_manifest, verify
-from .ingest import Problem, discover, display_path, parse_file, read_again, sha256_file, source_path
+from .ingest import Problem, _inside, discover, display_path, parse_file, read_again, sha256_file, source_path
 from .types import Chunk, Document, Hit
 from .writer import AddReport, Writer, clean_debris, drop_old_generations, progress_fn, try_write_lock, write_lock
 
@@ -411,7 +411,7 @@ class Index:
         roots = [display_path(Path(p).expanduser().resolve()) for p in paths]
         stale = []
         for source in self.files():
-            inside = any(source == r or source.startswith(r + os.sep) for r in roots)
+            inside = any(_under(source, r) for r in roots)
             if inside and source not in seen and not os.path.lexists(source_path(source)):
                 stale.append(source)
         return stale
@@ -439,7 +439,7 @@ class Index:
             seen.add(doc.source)
             if not doc.sha256:
                 # The text, and the metadata when there is any: a changed label must reach the chunks.
-                own = {k: v for k, v in doc.chunk_metadata().items() if k != "file_type"}
+                own = doc.own_metadata()
                 keyed = doc.text + ("\x00" + json.dumps(own, sort_keys=True, default=str) if own else "")
                 doc.sha256 = hashlib.sha256(keyed.encode("utf-8", "surrogatepass")).hexdigest()
             problem = doc.metadata_problem()
@@ -561,16 +561,18 @@ class _RepairWriter(Writer):
 
 def _check_embedder(root: Path, manifest: dict, embedder: Embedder) -> None:
     want = manifest["embedder"]
-    got_fp = getattr(embedder, "fingerprint", None)
-    if getattr(embedder, "model_path", None) is not None and got_fp and got_fp == want.get("fingerprint"):
+    got_fp, want_fp = getattr(embedder, "fingerprint", None), want.get("fingerprint")
+    other_content = bool(got_fp and want_fp and got_fp != want_fp)
+    folder = getattr(embedder, "model_path", None)
+    if folder is not None and got_fp and got_fp == want_fp:
         return  # a model folder with the same content: the same model, whatever the folder is called now
-    if embedder.model_id == want["model_id"] and got_fp and want.get("fingerprint") and got_fp != want["fingerprint"]:
-        where = getattr(embedder, "model_path", None) or want["model_id"]
+    if embedder.model_id == want["model_id"] and other_content:
+        where = folder or want["model_id"]
         raise ModelMismatchError(
             f"index {root} was built with embedding model {want['model_id']!r}, and the folder {str(where)!r} now "
             "holds another model of that name (its files changed since): give the index the model it was built "
             "with, or re-embed it with this one (`ragtune tune embedder ... --reembed`, reembed_index)")
-    if embedder.model_id != want["model_id"] or (got_fp and want.get("fingerprint") and got_fp != want["fingerprint"]):
+    if embedder.model_id != want["model_id"] or other_content:
         raise ModelMismatchError(
             f"index {root} was built with embedding model {want['model_id']!r} "
             f"(dimension {want['dim']}), not {embedder.model_id!r}: open it with the same model or build a "
@@ -622,7 +624,12 @@ def _pruned(typed: str, stale: list[str]) -> bool:
     if not stale:
         return False
     where = display_path(Path(typed).expanduser().resolve())
-    return any(source == where or source.startswith(where + os.sep) for source in stale)
+    return any(_under(source, where) for source in stale)
+
+
+def _under(source: str, root: str) -> bool:
+    """Whether the stored source ``source`` is ``root`` or lies under it (both as the index stores paths)."""
+    return source == root or source.startswith(root + os.sep)
 
 
 def _inside_root(path: Path, root: Path) -> bool:
@@ -630,4 +637,4 @@ def _inside_root(path: Path, root: Path) -> bool:
         resolved = Path(path).expanduser().resolve()
     except (OSError, RuntimeError):
         return False
-    return resolved == root or root in resolved.parents
+    return _inside(resolved, root)

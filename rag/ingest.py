@@ -412,8 +412,9 @@ def csv_rows(path: Path, text: str) -> list[Element]:
     reads a CSV as one table whose cells are flattened into a single run of words, so a chunk boundary could
     fall mid-record and an extracted answer ran one row's cells into the next ("...pptx HNSW RAG Hierarchical
     navigable small world ..."). One line per record, named cells (the form of LangChain's CSVLoader, on one
-    line so the sentence splitter keeps a short record whole and starts the next record afresh). The first row is the header, as in every CSV reader;
-    the delimiter is the one of , ; tab | that the header line holds most of (comma when none).
+    line so the sentence splitter keeps a short record whole and starts the next record afresh). The first
+    row is the header, as in every CSV reader; the delimiter is the one of , ; tab | that the header line
+    holds most of (comma when none).
     """
     import csv
     import io

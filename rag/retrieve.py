@@ -64,16 +64,22 @@ def check_filters(filters: dict | None) -> dict | None:
     return out
 
 
-def _warn_unknown_keys(index, filters: dict) -> None:
-    """Warn (UnknownFilterKeyWarning) when a filter that matched nothing names a key no chunk has."""
+def unknown_filter_keys(index, filters: dict | None) -> tuple[list[str], set[str]]:
+    """The keys of ``filters`` that no chunk of ``index`` has (they match nothing), and the keys it has. The
+    usual keys (``source`` and the chunk table's columns) exist in every index: no scan of the metadata."""
     from .chunkdb import COLUMN_KEYS
 
-    asked = set(filters) - {"source", *COLUMN_KEYS}  # the usual keys exist in every index: no metadata scan
+    asked = set(filters or ()) - {"source", *COLUMN_KEYS}
     known = getattr(index, "metadata_keys", None)
     if not asked or known is None:
-        return
+        return [], set()
     keys = known()
-    missing = sorted(asked - keys)
+    return sorted(asked - keys), keys
+
+
+def _warn_unknown_keys(index, filters: dict) -> None:
+    """Warn (UnknownFilterKeyWarning) when a filter that matched nothing names a key no chunk has."""
+    missing, keys = unknown_filter_keys(index, filters)
     if missing:
         import warnings
 

@@ -38,12 +38,14 @@ class Document:
     def text(self) -> str:
         return "\n\n".join(e.text for e in self.elements)
 
+    def own_metadata(self) -> dict[str, Any]:
+        """The document's own metadata (a filter can match it: ``filters={"year": "2024"}``). A file's size and
+        modification time are the index's bookkeeping (its files table), not a description of the document."""
+        return {k: v for k, v in self.metadata.items() if k not in FILE_BOOKKEEPING and v is not None}
+
     def chunk_metadata(self) -> dict[str, Any]:
-        """What every chunk of this document carries: the document's own metadata (a filter can match it:
-        ``filters={"year": "2024"}``) and its file type. A file's size and modification time are the
-        index's bookkeeping (its files table), not a description of the document."""
-        own = {k: v for k, v in self.metadata.items() if k not in FILE_BOOKKEEPING and v is not None}
-        return {**own, "file_type": self.type}
+        """What every chunk of this document carries: its own metadata and its file type."""
+        return {**self.own_metadata(), "file_type": self.type}
 
     def metadata_problem(self) -> str | None:
         """Why this document's metadata cannot go onto its chunks, or None. A key must be a name a filter can

@@ -260,9 +260,8 @@ def evaluate_dataset(
     # Every argument is checked before anything is read or indexed: a typo in modes used to surface only
     # after the whole BEIR corpus had been embedded.
     modes = _eval_modes(modes)
-    if k is not None and (isinstance(k, bool) or not isinstance(k, int) or k < 1):
-        raise ConfigError(f"k must be a positive whole number (the retrieval depth) or None for the default, "
-                          f"got {k!r}")
+    if k is not None:  # None: the default depth
+        ev.check_depth(k)
     if limit_queries is not None and limit_queries < 1:
         raise ConfigError(f"limit_queries must be a positive number, got {limit_queries}")
     target = Path(target).expanduser()
@@ -307,8 +306,7 @@ def evaluate_dataset(
         if missing:
             import warnings
 
-            warnings.warn(f"{len(missing)} source(s) of {target.name} are not in the index, so their questions "
-                          f"score 0: {', '.join(missing[:5])}{' ...' if len(missing) > 5 else ''}", stacklevel=2)
+            warnings.warn(ev.missing_sources_note(target.name, missing), stacklevel=2)
         results = ev.evaluate_qa(index, qa, modes=modes, k=k, progress=progress)
     finally:
         if opened is not None:

@@ -294,9 +294,9 @@ def reindex(shared: SharedIndex, folders: list[str | Path] = (), *, progress: Pr
 
     # Only files are checked against the disk: a document added in code ("doc-1", a BEIR id) has no file,
     # and is not "gone" (reindex had dropped every such document, and files whose names are not UTF-8).
-    files = [s for s, record in shared.files().items() if is_file_source(s, record)]
-    present = [str(source_path(s)) for s in files if source_path(s).is_file()]
-    gone = [s for s in files if not source_path(s).is_file()]
+    on_disk = {s: source_path(s) for s, record in shared.files().items() if is_file_source(s, record)}
+    present = [str(path) for path in on_disk.values() if path.is_file()]
+    gone = [s for s, path in on_disk.items() if not path.is_file()]
     targets = present + [str(f) for f in folders if Path(f).is_dir()]
     report = index_paths(shared, targets, progress=progress) if targets else None
     if gone:

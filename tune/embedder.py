@@ -184,11 +184,12 @@ def check_out(out: Path) -> None:
     """Refuse an ``out`` that exists: a folder that is not a tuned embedder would be replaced whole, and one
     that is may be the model of an index, which would no longer open (its model changed under it: "built
     with embedding model 'e3', not 'e3'"), even for a BM25 search."""
-    if out.exists() and not (out.is_dir() and (out / META_FILE).is_file()):
+    if not out.exists():
+        return
+    if not (out.is_dir() and (out / META_FILE).is_file()):
         raise ConfigError(f"{out} exists and is not a tuned embedder directory; choose a new --out")
-    if out.exists():
-        raise ConfigError(f"{out} already holds a tuned embedder, which indexes built with it need as it is; choose a "
-                          "new --out (to retune an index's model, write a new folder and pass --reembed)")
+    raise ConfigError(f"{out} already holds a tuned embedder, which indexes built with it need as it is; choose a "
+                      "new --out (to retune an index's model, write a new folder and pass --reembed)")
 
 
 def train_embedder(pairs: list[Pair], base: str | Path, out: str | Path,

@@ -139,13 +139,10 @@ def add_retrieval_options(parser: argparse.ArgumentParser, *, k_help: str = "res
 def note_unknown_filter_keys(index, filters: dict | None) -> None:
     """A note on stderr for each --filter key that no chunk of ``index`` has: it matches nothing, so a typo
     ("--filter fle_type=pdf") would otherwise look like "no results"."""
-    from ragtune.rag.chunkdb import COLUMN_KEYS
+    from ragtune.rag.retrieve import unknown_filter_keys
 
-    known = getattr(index, "metadata_keys", None)
-    if not filters or known is None or set(filters) <= {"source", *COLUMN_KEYS}:
-        return  # the usual keys exist in every index: no scan of every chunk's metadata for them
-    keys = known()
-    for key in sorted(set(filters) - keys):
+    missing, keys = unknown_filter_keys(index, filters)
+    for key in missing:
         print(f"ragtune: note: no chunk has the metadata key {key!r}, so --filter {key}=... matches nothing; keys "
               f"in this index: {', '.join(sorted(keys))}", file=sys.stderr)
 

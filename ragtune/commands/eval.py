@@ -110,9 +110,7 @@ def _run_qa(args: argparse.Namespace, path: Path, modes: tuple[str, ...]) -> int
     index, index_name = _qa_index(args.index)
     missing = ev.missing_sources(index, qa)
     if missing:
-        shown = ", ".join(missing[:5]) + (f" and {len(missing) - 5} more" if len(missing) > 5 else "")
-        print(f"ragtune: note: {len(missing)} source(s) of {path.name} are not in the index, so their questions "
-              f"score 0: {shown}", file=sys.stderr)
+        print(f"ragtune: note: {ev.missing_sources_note(path.name, missing)}", file=sys.stderr)
     with terminal_progress(force=_bars(args)) as bar:
         results = ev.evaluate_qa(index, qa, modes=modes, k=k, progress=bar)
     report = {"kind": "qa", "dataset": str(path), "name": path.name, "queries": len(qa), "k": k,

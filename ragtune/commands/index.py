@@ -99,8 +99,10 @@ def cmd_add(args) -> int:
     path = index_path(args)
     creating = not is_index(path)
     index = open_index(args, create=True, config=_new_index_config(args) if creating else None)
-    window = getattr(index.embedder, "max_tokens", None)
-    if creating and args.chunk_tokens is not None and window and args.chunk_tokens > window:
+    # The window only when --chunk-tokens asks for a new index: reading it loads the embedding model (seconds),
+    # which an add of unchanged files never needs.
+    window = index.embedder.max_tokens if creating and args.chunk_tokens is not None else None
+    if window and args.chunk_tokens > window:
         print(f"ragtune: note: --chunk-tokens {args.chunk_tokens} is above the embedding model's window; chunks are "
               f"bounded by the window, {window} tokens (the model would not see past it)", file=sys.stderr)
     if not creating and (args.chunker or args.chunk_tokens is not None or args.embedder or args.backend):
