@@ -24,6 +24,13 @@ from .config import ChunkerConfig, check_overlap
 from .embed import Embedder
 from .types import Chunk, Document
 
+# When the structure chunker last changed the chunks it makes of unchanged elements (a date): the shipped
+# corpus's cached index is rebuilt when it moves (ragtune.api.corpus_index_fingerprint). A user's index keeps
+# a file's chunks until the file changes (or is removed and added again): re-embedding every unchanged file of
+# a large index for a small chunking change would cost more than the stale chunks do.
+# 2026-12-02: a heading directly followed by a subheading opens the subsection's prefix, not a chunk alone.
+CHUNKS_CHANGED = "2026-12-02"
+
 # A sentence ends at . ! ? (optionally followed by a closing quote/bracket) before whitespace and an
 # upper-case letter, digit or opening bracket; good enough for packing, no model needed.
 _SENTENCE_END = re.compile(r"(?<=[.!?])[\"')\]]?\s+(?=[A-Z0-9(\[\"'])")
@@ -54,7 +61,7 @@ class StructureChunker:
         check_overlap(config.overlap_tokens, self.max_tokens)
 
     def chunk(self, doc: Document) -> list[Chunk]:
-        sections: list[tuple[str | None, list]] = []
+        sections: list[tuple[str | None, list, int | None]] = []  # (title, elements, the title's page)
         last_title: str | None = None
         for el in doc.elements:
             # A Title opens a section even when the caller did not fill ``section`` in (documents built
@@ -63,18 +70,32 @@ class StructureChunker:
                 last_title = el.section if el.section is not None else el.text.strip()[:200]
             section = el.section if el.section is not None else last_title
             if not sections or section != sections[-1][0]:
-                sections.append((section, []))
+                sections.append((section, [], el.page))
             # The heading itself becomes the prefix of every chunk of its section.
             if self.config.prefix_section and el.type == "Title" and el.text.strip()[:200] == (section or ""):
                 continue
             sections[-1][1].append(el)
         chunks: list[Chunk] = []
-        for title, elements in sections:
-            prefix = f"{title}\n" if (title and self.config.prefix_section) else ""
-            if not elements:
-                if title:  # a heading with nothing under it is still content (e.g. a slide title)
-                    chunks.extend(self._emit(doc, title, "", [_Unit(title, self._count([title])[0], None)]))
+        pending: list[str] = []  # headings with nothing under them, carried into the next section's prefix
+        for i, (title, elements, page) in enumerate(sections):
+            if not elements and not title:
                 continue
+            if not elements:
+                # A heading directly followed by another heading on the same page ("Pre-training", then
+                # "Objective") is the next section's context, not content: it opens that section's prefix,
+                # so no chunk holds a heading alone (the shipped corpus had two, which retrieval and the
+                # extractive answer could pick). A heading with nothing after it on its page (a slide
+                # title, a document's last heading) is still content and stays a chunk of its own.
+                if self.config.prefix_section and i + 1 < len(sections) and sections[i + 1][2] == page:
+                    pending.append(title)
+                    continue
+                text = "\n".join([*pending, title])
+                pending = []
+                chunks.extend(self._emit(doc, title, "", [_Unit(text, self._count([text])[0], page)]))
+                continue
+            heads = [*pending, title] if title and self.config.prefix_section else pending
+            pending = []
+            prefix = "".join(f"{h}\n" for h in heads)
             chunks.extend(self._pack_section(doc, title, prefix, elements))
         return finalize(chunks, self.embedder, self.max_tokens)
 

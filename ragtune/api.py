@@ -165,18 +165,20 @@ def supports(function: Any, parameter: str) -> bool:
 
 
 def corpus_index_fingerprint() -> str:
-    """What the shipped corpus's index depends on: ragtune's version, its default index settings and where
-    the corpus lies (two checkouts sharing one cache must not add their copies of corpora/ to one index:
-    retrieval then returned every chunk once per checkout)."""
+    """What the shipped corpus's index depends on: ragtune's version, its default index settings, when the
+    chunker last changed what it makes of a file (``CHUNKS_CHANGED``) and where the corpus lies (two checkouts
+    sharing one cache must not add their copies of corpora/ to one index: retrieval then returned every chunk
+    once per checkout)."""
     import hashlib
     import json
 
     from ragtune import __version__
     from ragtune.paths import corpora_dir
+    from ragtune.rag.chunk import CHUNKS_CHANGED
 
     config = _public("IndexConfig")()  # through this module, so a test can swap the defaults
-    blob = json.dumps({"version": __version__, "config": config.to_dict(), "corpora": str(corpora_dir().resolve())},
-                      sort_keys=True, default=str)
+    blob = json.dumps({"version": __version__, "config": config.to_dict(), "corpora": str(corpora_dir().resolve()),
+                       "chunks": CHUNKS_CHANGED}, sort_keys=True, default=str)
     return hashlib.sha256(blob.encode("utf-8")).hexdigest()[:12]
 
 

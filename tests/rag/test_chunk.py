@@ -113,3 +113,30 @@ def test_title_without_section_field_heads_its_text():
     untitled = Document(source="d2", type="txt", elements=[Element("Intro", "Title"), Element("Body text here.")])
     (only,) = make_chunker(ChunkerConfig(), emb).chunk(untitled)
     assert only.section == "Intro" and only.text == "Intro\nBody text here."
+
+
+def test_heading_followed_by_a_subheading_opens_its_prefix_instead_of_a_chunk_alone():
+    """The shipped docx "Pre-training" heading, directly followed by "Objective", had been a chunk holding
+    only the word "Pre-training"; it is now the context line above the subsection's text."""
+    emb = HashEmbedder()
+    doc = Document(source="/docs/p.docx", type="docx", elements=[
+        Element("Pre-training", "Title", section="Pre-training"),
+        Element("Objective", "Title", section="Objective"),
+        Element("Models predict the next token.", "NarrativeText", section="Objective"),
+        Element("References", "Title", section="References"),
+    ])
+    chunks = make_chunker(ChunkerConfig(), emb).chunk(doc)
+    assert [c.text for c in chunks] == ["Pre-training\nObjective\nModels predict the next token.", "References"]
+    assert chunks[0].section == "Objective"  # a document's last heading, with nothing under it, stays content
+
+
+def test_slide_title_alone_on_its_page_stays_a_chunk():
+    """A title with nothing under it on its own page (a title slide) is content, not the next slide's context."""
+    emb = HashEmbedder()
+    doc = Document(source="/docs/s.pptx", type="pptx", elements=[
+        Element("Quarterly review", "Title", page=1, section="Quarterly review"),
+        Element("Revenue", "Title", page=2, section="Revenue"),
+        Element("Revenue grew 12 percent.", "NarrativeText", page=2, section="Revenue"),
+    ])
+    texts = [c.text for c in make_chunker(ChunkerConfig(), emb).chunk(doc)]
+    assert texts == ["Quarterly review", "Revenue\nRevenue grew 12 percent."]
