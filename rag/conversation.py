@@ -184,6 +184,9 @@ def _swap_parallel(last: str, rest: str) -> str | None:
             m = found[-1]
             return f"{last[: m.start(1)]}{phrase}{last[m.end(1):]}".rstrip().rstrip("?").rstrip() + "?"
         rest = phrase  # "and for QLoRA?" after "What is LoRA's rank?": the name alone takes LoRA's place
+    same_head = _swap_same_head(last, rest)
+    if same_head:
+        return same_head
     # "and ": a fragment's first word is not a question's first word, whose capital says nothing
     names = {g[0] for g in question_names("and " + rest)}
     if not names or names & {g[0] for g in question_names(last)}:  # no new name: nothing to swap
@@ -193,7 +196,41 @@ def _swap_parallel(last: str, rest: str) -> str | None:
         return None
     m = spans[0]
     suffix = "'s" if m.group().lower().endswith("'s") else ""
+    named = [t for t in tokens if content_terms(t)[:1] and content_terms(t)[0] in names]
+    if set(content_terms(rest)) - names <= set(content_terms(last)):
+        # "and the context window of Mistral?" after "... the context window of Llama?": the fragment repeats
+        # the question around the new name, so the name alone takes the old one's place (the whole fragment
+        # had: "... the context window of the context window of Mistral?").
+        rest = " ".join(named)
     return f"{last[: m.start()]}{rest}{suffix}{last[m.end():]}".rstrip().rstrip("?").rstrip() + "?"
+
+
+_ARTICLES = frozenset({"the", "a", "an"})
+
+
+def _swap_same_head(last: str, rest: str) -> str | None:
+    """"How many vacation days do staff get?" + "what about sick days?" -> "How many sick days do staff get?":
+    a phrase ending in the same noun as a phrase of the last question names another of the same kind, and
+    takes that phrase's place (the run of content words ending in the noun). None when the fragment's last
+    word is no content word of the last question, or the fragment adds nothing before it ("and days?")."""
+    tokens = _TOKEN_RE.findall(rest)
+    head = content_terms(tokens[-1]) if tokens else []
+    if len(tokens) < 2 or not head or len(content_terms(rest)) < 2:
+        return None
+    spans = list(_TOKEN_RE.finditer(last))
+    at = next((i for i in range(len(spans) - 1, -1, -1) if content_terms(spans[i].group())[:1] == head[:1]), None)
+    if at is None:
+        return None
+    start = at
+    while start > 0 and spans[start - 1].group().lower() not in STOPWORDS and \
+            spans[start - 1].group().lower() not in QUESTION_FRAME and start - 1 > 0:
+        start -= 1  # the first word of the question is its frame ("Which", "How"), never part of the phrase
+    if start > 0 and tokens[0].lower() in _ARTICLES and spans[start - 1].group().lower() in _ARTICLES:
+        start -= 1  # "the meal limit" takes the place of "the hotel limit", article and all
+    begin, end = spans[start].start(), spans[at].end()
+    if last[begin:end].lower() == rest.lower():
+        return None
+    return f"{last[:begin]}{rest}{last[end:]}".rstrip().rstrip("?").rstrip() + "?"
 
 
 def _append_terms(question: str, users: list[str]) -> str:

@@ -184,6 +184,21 @@ def test_what_about_a_new_name_asks_the_last_question_about_it():
         "How big is the KV cache for a 7B model, MQA?"
 
 
+def test_a_phrase_with_the_same_head_noun_takes_the_old_phrases_place():
+    assert _asked("How many vacation days do staff get?", "what about sick days?") == "How many sick days do staff get?"
+    assert _asked("What is the hotel limit in London?", "and the meal limit?") == "What is the meal limit in London?"
+    assert _asked("Which GPU memory does a 7B model need?", "what about a 13B model?") == \
+        "Which GPU memory does a 13B model need?"
+    # no shared head noun: the old way (the fragment is appended)
+    assert _asked("What is the default learning rate?", "what about the batch size?") == \
+        "What is the default learning rate, the batch size?"
+
+
+def test_a_fragment_repeating_the_question_around_a_new_name_swaps_the_name_only():
+    assert _asked("How long is the context window of Llama?", "and the context window of Mistral?") == \
+        "How long is the context window of Mistral?"
+
+
 def test_and_with_the_same_preposition_replaces_its_phrase():
     assert _asked("What is the hotel limit in London?", "and in Paris?") == "What is the hotel limit in Paris?"
     assert _asked("What learning rate should I use for LoRA?", "and for full fine-tuning?") == \
