@@ -28,8 +28,8 @@ from .types import Chunk, Document
 # corpus's cached index is rebuilt when it moves (ragtune.api.corpus_index_fingerprint). A user's index keeps
 # a file's chunks until the file changes (or is removed and added again): re-embedding every unchanged file of
 # a large index for a small chunking change would cost more than the stale chunks do.
-# 2026-12-02: a heading directly followed by a subheading opens the subsection's prefix, not a chunk alone.
-CHUNKS_CHANGED = "2026-12-02"
+# 2026-12-01 (late): a heading directly followed by a subheading opens the subsection's prefix, not a chunk alone.
+CHUNKS_CHANGED = "2026-12-01T23:50"
 
 # A sentence ends at . ! ? (optionally followed by a closing quote/bracket) before whitespace and an
 # upper-case letter, digit or opening bracket; good enough for packing, no model needed.
