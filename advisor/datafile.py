@@ -83,7 +83,22 @@ def _strict_yaml_loader():
             first_line[key] = key_node.start_mark.line + 1
         return yaml.SafeLoader.construct_mapping(loader, node, deep=deep)
 
+    def construct_int(loader, node):
+        # YAML 1.1 reads a leading zero as octal ("labelled_examples: 050" was 40, under the 50-example floor)
+        # and "1:20" as base 60 (80); nobody writing a count means either. Digits with leading zeros are the
+        # decimal they look like (as in YAML 1.2), and a base-60 form stays text, so the field that expects a
+        # number refuses it by name. The explicit 0x/0b prefixes and 1_000 keep their YAML meaning.
+        text = loader.construct_scalar(node)
+        digits = text.replace("_", "")
+        unsigned = digits.lstrip("+-")
+        if ":" in unsigned:
+            return text
+        if len(unsigned) > 1 and unsigned.startswith("0") and unsigned.isdigit():
+            return int(digits, 10)
+        return yaml.SafeLoader.construct_yaml_int(loader, node)
+
     StrictLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, construct_mapping)
+    StrictLoader.add_constructor("tag:yaml.org,2002:int", construct_int)
     return StrictLoader
 
 

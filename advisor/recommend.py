@@ -18,7 +18,7 @@ from typing import Any
 from ragtune.errors import AdvisorError
 
 from .cite import Searcher, attach_citations
-from .decide import Decision, decide
+from .decide import MIN_GROUNDS, Decision, decide
 from .evidence import PilotResult
 from .matrix import Matrix, load_matrix
 from .questionnaire import Questionnaire
@@ -58,7 +58,8 @@ def advise(
     rec = Recommendation(
         winner=d.winner,
         options=rank(matrix, d.weights, d.table, exclusions=d.adjustments.exclusions,
-                     deltas=d.adjustments.score_deltas, measured=measured, first=d.preferred),
+                     deltas=d.adjustments.score_deltas, measured=measured, first=d.preferred,
+                     lever_order=d.too_few_grounds),
         status=_status(d, changes, names),
         firm_preference=d.preference_reason,
         close_call_reasons=close_call_reasons(d, changes, names),
@@ -116,6 +117,13 @@ def _status(d: Decision, changes: list, names: Mapping[str, str]) -> str:
 def _status_notes(d: Decision, names: Mapping[str, str]) -> list[str]:
     if d.winner is None:
         return ["Every option is ruled out by a hard constraint; revisit the constraints listed below."]
+    if d.leader is not None:
+        on = ", ".join(f"`{g}`" for g in d.grounds)
+        return [f"Undetermined: only {on} bears on the choice (at least {MIN_GROUNDS} answers that bear on it are "
+                f"needed), and alone it weighs only the factors it speaks to: {names[d.leader]} leads on them with "
+                f"{d.totals[d.leader]:.1f}/100, which restates it rather than weighing the options against each "
+                "other. The order shown is the sources' lever order (prompt engineering on an API model first, "
+                "then RAG, then fine-tuning); answer the deciding questions listed to settle it."]
     if not d.determined:
         tied = ", ".join(names[o] for o in d.tied)
         return [f"Undetermined: the answers given do not separate {tied}. The order shown is the sources' lever "

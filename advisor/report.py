@@ -56,7 +56,7 @@ def _headline(rec: Recommendation, chart_path: str | Path | None) -> list[str]:
         lines = ["# ragtune advisor: every option is ruled out", ""]
     elif not rec.determined:
         lines = ["# ragtune advisor: undetermined - answer the deciding questions", "",
-                 f"**No recommendation yet.** Until the answers separate the options the order is the lever order, "
+                 f"**No recommendation yet.** Until the answers settle it the order is the lever order, "
                  f"which puts {ranked[0].name} first.", ""]
     else:
         top = ranked[0]
@@ -105,6 +105,8 @@ def _deciding(rec: Recommendation) -> list[str]:
             continue
         if c.new_winner is None:
             outcome = "rules out every option"
+        elif c.leader is not None:
+            outcome = f"{rec.option(c.leader).name} ahead (still open)"
         else:
             outcome = rec.option(c.new_winner).name + ("" if c.determined else " (still open)")
         by_q.setdefault(c.question_id, []).append(f"{c.label} → {outcome}")
@@ -197,9 +199,19 @@ def _robustness(rec: Recommendation) -> list[str]:
     cfg = rec.robustness_config
     shares = ", ".join(f"{rec.option(o).name} {share:.0%}" for o, share in
                        sorted(rec.robustness.items(), key=lambda kv: -kv[1]) if share > 0)
-    return ["", "## Robustness", "",
-            f"First place when every weight is perturbed at once by a uniform factor in "
-            f"[{1 - cfg['spread']:g}, {1 + cfg['spread']:g}] ({cfg['draws']} draws, seed {cfg['seed']}): {shares}."]
+    lines = ["", "## Robustness", "",
+             f"First place when every weight is perturbed at once by a uniform factor in "
+             f"[{1 - cfg['spread']:g}, {1 + cfg['spread']:g}] ({cfg['draws']} draws, seed {cfg['seed']}): {shares}."]
+    deciding = rec.deciding_questions
+    if deciding:
+        # The draws perturb the weights the answers gave; an unanswered question weighs 0 in every draw, so
+        # "100%" on a few answers said nothing about the questions that could still change first place.
+        n = len(rec.unanswered)
+        are = f"{n} questions are" if n > 1 else f"{n} question is"
+        lines += ["", f"The draws vary only the weights of the answers given. {are} "
+                  f"unanswered, and answering {', '.join(f'`{q}`' for q in deciding)} could change first place "
+                  "(see the answer sensitivity above)."]
+    return lines
 
 
 def _evidence(rec: Recommendation) -> list[str]:

@@ -75,13 +75,15 @@ def rank(
     measured: Mapping[str, Mapping[str, float]] | None = None,
     n_reasons: int = 3,
     first: str | None = None,
+    lever_order: bool = False,
 ) -> list[OptionResult]:
     """Score every option; eligible ones come first, best first (``first``, a firm preference, leads),
-    then the excluded ones."""
+    then the excluded ones. ``lever_order``: the eligible ones in the matrix's order whatever their totals
+    (an undetermined result whose totals rest on too few answers, see :mod:`.decide`)."""
     exclusions, deltas, measured = exclusions or {}, deltas or {}, measured or {}
     ids = matrix.option_ids
     tot = totals(weights, table, ids)
-    eligible = [o for o in order(tot, ids, first) if o not in exclusions]
+    eligible = [o for o in (ids if lever_order else order(tot, ids, first)) if o not in exclusions]
     excluded = [o for o in order(tot, ids) if o in exclusions]
     results = []
     for oid in eligible + excluded:

@@ -103,6 +103,7 @@ class AnswerChange:
     determined: bool = True  # whether the new first place is decided (not a tie)
     by_rule: bool = False  # a hard constraint or firm preference changed, not just the weighted totals
     text: str = ""
+    leader: str | None = None  # undetermined on too few answers: the option ahead on the totals (not first)
 
 
 @dataclass

@@ -55,7 +55,9 @@ def answer_changes(
                 continue
             trial = Questionnaire({**q.answers, question.id: value}, questions=q.questions)
             d = decide(trial, matrix, weights=weights, measured=measured)
-            if d.winner == base.winner and d.determined == base.determined:
+            # The leader counts too: on a sparse questionnaire one more answer decides nothing yet, but which
+            # option it puts ahead is what the user needs to choose their next answer.
+            if d.winner == base.winner and d.determined == base.determined and d.leader == base.leader:
                 continue
             label = question.effects_for(value)[0]
             one_step = (given is not None and question.ordinal
@@ -63,7 +65,7 @@ def answer_changes(
             by_rule = (d.preferred != base.preferred
                        or set(d.adjustments.exclusions) != set(base.adjustments.exclusions))
             out.append(AnswerChange(question.id, value, label, given, d.winner, one_step, d.determined, by_rule,
-                                    _describe(question.id, label, given, question, d, names)))
+                                    _describe(question.id, label, given, question, d, names), d.leader))
     return sorted(out, key=lambda c: not c.one_step)
 
 
@@ -74,6 +76,9 @@ def _describe(qid: str, label: str, given, question, d: Decision, names: Mapping
         what = f"changing `{qid}` from {question.effects_for(given)[0]} to {label}"
     if d.winner is None:
         return f"{what} rules out every option"
+    if d.leader is not None:
+        return (f"{what} leaves it undetermined: {names[d.leader]} leads, on too few answers to decide (lever "
+                f"order puts {names[d.winner]} first)")
     if not d.determined:
         return f"{what} leaves it undetermined (lever order puts {names[d.winner]} first)"
     return f"{what} puts {names[d.winner]} first"

@@ -76,3 +76,18 @@ def test_the_cli_prints_one_line_and_no_traceback(tmp_path, capsys, content, mes
     assert main(["advise", "--answers", str(p), "--no-cite"]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and message in err and "Traceback" not in err
+
+
+@pytest.mark.parametrize("written, count", [("050", 50), ("0050", 50), ("049", 49), ("1_000", 1000), ("300", 300)])
+def test_a_count_with_a_leading_zero_is_read_as_the_decimal_it_looks_like(tmp_path, written, count):
+    # YAML 1.1 read 050 as octal 40, under the 50-example floor: fine-tuning was ruled out silently
+    p = tmp_path / "answers.yaml"
+    p.write_text(f"labelled_examples: {written}\n")
+    assert Questionnaire.from_file(p).answers == {"labelled_examples": count}
+
+
+def test_a_base_60_count_is_refused_naming_the_field_not_read_as_80(tmp_path):
+    p = tmp_path / "answers.yaml"
+    p.write_text("labelled_examples: 1:20\n")
+    with pytest.raises(AdvisorError, match=r"labelled_examples: expected a whole number 0 or more, got '1:20'$"):
+        Questionnaire.from_file(p)

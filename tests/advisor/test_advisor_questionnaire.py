@@ -86,6 +86,36 @@ def test_integer_answers_fall_into_bins():
     assert many.score_deltas["finetune"]["training_data"] == 3
 
 
+@pytest.mark.parametrize("base", [
+    {"use_case": "specialised", "deadline": "weeks"},
+    {"knowledge_change": "quarterly", "citations": "helpful"},
+    {"need": "both", "budget": "moderate", "stakes": "moderate"},
+])
+def test_many_labelled_examples_help_the_fine_tuning_options_and_few_hurt_against_a_blank(base):
+    from ragtune.advisor.decide import decide
+
+    def lead(answers, option):  # raw weighted lead over the better of API and RAG: what orders the options
+        d = decide(Questionnaire(answers), load_matrix())
+        raw = {o: sum(d.weights[f] * (d.table[f][o] - 1) for f in d.table) for o in ("api", "rag", option)}
+        return raw[option] - max(raw["api"], raw["rag"])
+
+    # "Fine-tune when ... you have a specific high-quality dataset": with the API and RAG scoring 5 whatever the
+    # count, any answer had lowered fine-tuning against leaving the question blank, even 5000 examples.
+    for option in ("finetune", "rag_finetune"):
+        blank = lead(base, option)
+        assert lead({**base, "labelled_examples": 60}, option) < blank  # just above the floor: overfitting risk
+        assert blank < lead({**base, "labelled_examples": 300}, option) < lead({**base, "labelled_examples": 5000},
+                                                                              option)
+
+
+def test_a_large_labelled_dataset_can_put_fine_tuning_first():
+    from ragtune.advisor import advise
+
+    answers = {"use_case": "specialised", "deadline": "weeks"}
+    assert advise(answers).winner == "api"
+    assert advise({**answers, "labelled_examples": 5000}).winner == "finetune"
+
+
 def test_data_on_premises_without_a_self_hostable_model_rules_out_the_api():
     m = load_matrix()
     adj = Questionnaire({"data_leaves": "no", "self_host_model": "no"}).resolve(m)

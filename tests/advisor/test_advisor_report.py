@@ -66,9 +66,10 @@ def test_a_report_path_that_is_a_folder_is_refused_before_anything_is_written(tm
 
 
 def test_a_firm_preference_over_a_higher_score_is_not_called_points_ahead():
-    # rag_team.yaml with a strict house format: RAG + fine-tuning is preferred by rule at a lower score.
+    # rag_team.yaml with a strict house format: RAG + fine-tuning is preferred by rule at a lower score. (With
+    # 200 examples or more the labelled data also puts RAG + fine-tuning ahead on the totals: 120 keeps the case.)
     answers = {"use_case": "docs_qa", "documents": "yes", "need": "knowledge", "knowledge_change": "weekly",
-               "citations": "yes", "labelled_examples": 300, "style_needs": "yes", "gpu": "cloud"}
+               "citations": "yes", "labelled_examples": 120, "style_needs": "yes", "gpu": "cloud"}
     rec = advise(answers)
     top, second = rec.ranked[0], rec.ranked[1]
     assert rec.firm_preference and top.total < second.total  # the case this test is about

@@ -8,12 +8,22 @@ from ragtune.advisor.robustness import RobustnessConfig, robustness
 
 
 def test_changing_one_answer_that_flips_the_result_is_reported_in_answer_terms():
-    rec = advise({"use_case": "specialised", "citations": "yes"})
+    # three answers that bear on the choice: without citations two remain, enough to decide (see below)
+    rec = advise({"use_case": "specialised", "citations": "yes", "style_needs": "somewhat"})
     assert rec.winner == "rag_finetune"
     change = next(c for c in rec.answer_changes if c.question_id == "citations" and c.value == "no")
     assert change.new_winner == "finetune" and change.previous == "yes"
     assert change.text == "changing `citations` from Yes, always to No puts Fine-tuning (LoRA/QLoRA) first"
     assert change.text in rec.to_markdown()
+
+
+def test_a_change_that_leaves_one_answer_bearing_is_undetermined_and_names_the_leader():
+    rec = advise({"use_case": "specialised", "citations": "yes"})
+    assert rec.winner == "rag_finetune" and rec.status == "recommended"
+    change = next(c for c in rec.answer_changes if c.question_id == "citations" and c.value == "no")
+    assert (change.new_winner, change.determined, change.leader) == ("api", False, "finetune")
+    assert change.text == ("changing `citations` from Yes, always to No leaves it undetermined: Fine-tuning "
+                           "(LoRA/QLoRA) leads, on too few answers to decide (lever order puts API model as is first)")
 
 
 def test_answering_an_open_question_that_flips_the_result_is_reported():
