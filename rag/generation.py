@@ -11,7 +11,9 @@ Opening verifies the generation against its manifest (:func:`verify`): every fil
 recorded size (and SHA-256 for files up to :data:`CHECKSUM_MAX_BYTES`), the chunk, vector and BM25
 counts equal, the BM25 ids equal to the chunk ids. A damaged generation is refused with a message that
 says what is wrong and what to do; a missing or damaged BM25 index is rebuilt from the stored chunk
-texts (cheap, and nothing is lost) and reported in :attr:`Generation.repairs`.
+texts (cheap, and nothing is lost) and reported in :attr:`Generation.repairs`. Opened with
+``allow_damaged_vectors`` (``index info``/``files``), damage confined to the vector files is recorded in
+:attr:`Generation.vectors_damage` instead, and what needs a vector raises it.
 """
 
 from __future__ import annotations
@@ -109,28 +111,53 @@ class Generation:
     private parts), and :class:`~ragtune.rag.index.Index` exposes the same names.
     """
 
-    def __init__(self, root: Path, manifest: dict, config: IndexConfig, embedder, store=None, bm25=None):
+    def __init__(self, root: Path, manifest: dict, config: IndexConfig, embedder, store=None, bm25=None, *,
+                 allow_damaged_vectors: bool = False):
         self.root = root
         self.name: str = manifest["generation"]
         self.manifest = manifest
         self.config = config
         self.embedder = embedder
         self.repairs: list[str] = []
+        # Why the vectors could not be opened (allow_damaged_vectors only); the store is then None, and every
+        # read that needs a vector raises this instead of answering from nothing.
+        self.vectors_damage: str | None = None
         self._refs = 0
         self._retired = False
         self._lock = threading.Lock()
         gen_dir = root / self.name
-        verify_files(root, manifest, quick=True)
+        verify_files(root, manifest, quick=True, vectors=False if allow_damaged_vectors else None)
         self.db = ChunkDB(gen_dir / "chunks.sqlite", readonly=True)
         try:
-            dim = manifest["embedder"]["dim"]
-            description = manifest.get("store") or {"backend": "faiss", "format_version": 1}
-            self.store: VectorStore = store if store is not None else open_store(description, gen_dir, dim, config.store)
+            self.store: VectorStore | None = (store if store is not None
+                                              else self._open_store(gen_dir, allow_damaged_vectors))
             self.bm25 = bm25 if bm25 is not None else self._open_bm25(gen_dir)
-            verify_counts(self)
+            verify_counts(self, vectors=not allow_damaged_vectors)  # the tolerant open checked them already
         except BaseException:
             self.db.close()
             raise
+
+    def _open_store(self, gen_dir: Path, tolerate: bool) -> VectorStore | None:
+        """The generation's vector store. With ``tolerate``, damaged vector files (wrong size or checksum,
+        unreadable, another vector count) give None and :attr:`vectors_damage` instead of refusing the whole
+        generation: the chunk table, files record and BM25 do not depend on them, so `index info`/`files` can
+        still show what the index holds and point at `index repair`."""
+        dim = self.manifest["embedder"]["dim"]
+        description = self.manifest.get("store") or {"backend": "faiss", "format_version": 1}
+        if not tolerate:
+            return open_store(description, gen_dir, dim, self.config.store)
+        try:
+            verify_files(self.root, self.manifest, quick=True, vectors=True)
+            self.store = open_store(description, gen_dir, dim, self.config.store)
+            verify_vectors(self)
+            return self.store
+        except IndexFormatError as exc:  # reported by info() and the CLI, not logged: it would be said twice
+            self.vectors_damage = str(exc)
+            return None
+
+    def _check_vectors(self, what: str) -> None:
+        if self.vectors_damage is not None:
+            raise IndexFormatError(f"{what} needs the index's vectors, which are damaged: {self.vectors_damage}")
 
     def _open_bm25(self, gen_dir: Path) -> BM25Index:
         if not self.config.lexical.enabled:
@@ -213,6 +240,7 @@ class Generation:
         A server-side store also holds vectors of newer (or crashed, unpublished) generations, so it is
         asked for more and the ids this generation's chunk table does not know are dropped.
         """
+        self._check_vectors("a dense (or hybrid) search")
         queries = np.atleast_2d(queries)
         if not self.shared_store:
             return self.store.search(queries, k, allowed)
@@ -228,6 +256,7 @@ class Generation:
         return out_s, out_i
 
     def reconstruct(self, ids: list[int]) -> np.ndarray:
+        self._check_vectors("reading stored vectors")
         return self.store.reconstruct(ids)
 
 
@@ -243,8 +272,10 @@ def _table_fix(root: Path) -> str:
             f"(if the table cannot be read at all, {REBUILD})")
 
 
-def verify_files(root: Path, manifest: dict, quick: bool = True) -> None:
-    """Every file the manifest records is there with its size (and checksum; see :func:`verify`)."""
+def verify_files(root: Path, manifest: dict, quick: bool = True, *, vectors: bool | None = None) -> None:
+    """Every file the manifest records is there with its size (and checksum; see :func:`verify`).
+
+    ``vectors``: None checks every file, True only the vector store's, False all but the vector store's."""
     gen_dir, fix = root / manifest["generation"], _fix(root)
     files = manifest.get("files") or {}
     if not isinstance(files, dict):
@@ -256,6 +287,8 @@ def verify_files(root: Path, manifest: dict, quick: bool = True) -> None:
         if rel.startswith("bm25/"):
             continue  # derived data: checked (and rebuilt if needed) when BM25 is opened
         table = rel == "chunks.sqlite"  # the source of truth repair rebuilds the rest from
+        if vectors is not None and vectors == table:
+            continue  # every file but the table and BM25 is the vector store's (vectors.faiss)
         if not path.is_file():
             raise IndexFormatError(f"{path} is missing: the index generation is damaged; "
                                    f"{REBUILD if table else fix}")
@@ -287,14 +320,25 @@ def verify(gen: Generation, quick: bool = True) -> None:
                                    f"stored with them: {found}{more}: damaged; {_table_fix(gen.root)}")
 
 
-def verify_counts(gen: Generation) -> None:
-    """Chunk table, vectors and manifest agree on how many chunks there are and which ids."""
+def verify_counts(gen: Generation, vectors: bool = True) -> None:
+    """Chunk table, vectors and manifest agree on how many chunks there are and which ids
+    (``vectors=False``: leave the vectors out)."""
     gen_dir, fix = gen.root / gen.name, _fix(gen.root)
     count = gen.db.count()
     if "chunks" in gen.manifest and count != gen.manifest["chunks"]:
         raise IndexFormatError(f"{gen_dir}/chunks.sqlite holds {count} chunks, the manifest records "
                                f"{gen.manifest['chunks']}: damaged; {fix}")
-    if not gen.shared_store and len(gen.store) != count:
-        raise IndexFormatError(f"{gen_dir}: {len(gen.store)} vectors for {count} chunks: damaged; {fix}")
+    if vectors:
+        verify_vectors(gen)
     if gen.manifest.get("ids_sha256") and ids_digest(gen.db.ids_array()) != gen.manifest["ids_sha256"]:
         raise IndexFormatError(f"{gen_dir}/chunks.sqlite holds other chunk ids than the manifest records: damaged; {fix}")
+
+
+def verify_vectors(gen: Generation) -> None:
+    """The vector store opened and holds one vector per chunk (a server-side store is shared: not counted)."""
+    if gen.vectors_damage is not None:
+        raise IndexFormatError(gen.vectors_damage)
+    count = gen.db.count()
+    if not gen.shared_store and len(gen.store) != count:
+        raise IndexFormatError(f"{gen.root / gen.name}: {len(gen.store)} vectors for {count} chunks: damaged; "
+                               f"{_fix(gen.root)}")

@@ -81,6 +81,7 @@ class Index:
         self._gen = generation.pin() if generation else None  # the Index's own reference
         self._swap_lock = threading.Lock()  # one loader at a time; readers never wait on it
         self._closed = False
+        self._allow_damaged_vectors = False  # see open(); refresh() opens newer generations the same way
 
     # ------------------------------------------------------------------------------------------
     # opening
@@ -92,11 +93,19 @@ class Index:
         create: bool = False,
         config: IndexConfig | None = None,
         embedder: Embedder | None = None,
+        allow_damaged_vectors: bool = False,
     ) -> Index:
         """Open the index at ``path``; with ``create=True`` make an empty one if there is none.
 
         ``embedder`` overrides the model named in the manifest (it must be the same model); ``config`` is
         used only when creating. A damaged generation is refused with :class:`IndexFormatError`.
+
+        ``allow_damaged_vectors``: open it anyway when only its vector files are damaged, to read what it
+        holds (``info()``, whose ``vectors_damaged`` says what is wrong; ``files()``, ``chunks()``, a BM25
+        search). A dense or hybrid search and every write then raise :class:`IndexFormatError`;
+        :meth:`repair` rebuilds the vectors from the stored chunk texts.
+
+            >>> Index.open(".ragtune/index", allow_damaged_vectors=True).info()["vectors_damaged"]  # doctest: +SKIP
         """
         root = Path(path).expanduser().resolve()
         if is_index(root):
@@ -126,6 +135,7 @@ class Index:
                 embedder = UnavailableEmbedder(manifest["embedder"], exc)
             _tidy(root)
             index = cls(root, stored, embedder)
+            index._allow_damaged_vectors = allow_damaged_vectors
             index._gen = index._open_published().pin()
             return index
         if root.exists() and not root.is_dir():
@@ -152,7 +162,8 @@ class Index:
         for attempt in range(_OPEN_ATTEMPTS):
             name = read_current(self.root)
             try:
-                return Generation(self.root, read_manifest(self.root, name), self.config, self.embedder)
+                return Generation(self.root, read_manifest(self.root, name), self.config, self.embedder,
+                                  allow_damaged_vectors=self._allow_damaged_vectors)
             except IndexFormatError:
                 if attempt + 1 == _OPEN_ATTEMPTS or read_current(self.root) == name:
                     raise  # CURRENT did not move: the generation really is damaged
@@ -285,6 +296,9 @@ class Index:
                 "chunker": self.config.chunker.in_use(_window(self.embedder)),
                 "updated": gen.manifest.get("updated") if gen else None,
                 "repairs": list(gen.repairs) if gen else [],
+                # None when the vectors are sound; what is wrong with them and the fix when an index opened
+                # with allow_damaged_vectors could not load them (dense search and writes are refused then).
+                "vectors_damaged": gen.vectors_damage if gen else None,
             }
 
     @property
@@ -321,6 +335,18 @@ class Index:
         with self.reading() as gen:
             if gen is not None:
                 verify(gen, quick=not full)
+                # verify() cannot count a server-side store's vectors (the collection is shared by every generation
+                # and may hold a crashed writer's ids): ask it whether each chunk of this generation has its vector.
+                count_present = getattr(gen.store, "count_present", None)
+                if gen.shared_store and count_present is not None:
+                    from .generation import _fix
+
+                    ids = gen.db.ids_array()
+                    present = count_present(ids)
+                    if present != len(ids):
+                        where = f"Milvus collection {gen.store.collection!r} at {gen.store.config.uri}"
+                        raise IndexFormatError(f"{gen.root / gen.name}: {where} holds vectors for {present} of its "
+                                               f"{len(ids)} chunks: damaged; {_fix(gen.root)}")
         return self.info()
 
     # ------------------------------------------------------------------------------------------
@@ -499,6 +525,9 @@ class Index:
             return index
 
     def _writer(self, report: AddReport, emit) -> Writer:
+        damage = self._gen.vectors_damage if self._gen is not None else None
+        if damage is not None:  # a write forks the vectors: it would publish the damage as the next generation
+            raise IndexFormatError(f"cannot write to {self.root}: its vectors are damaged: {damage}")
         return Writer(self, report, emit)
 
     def close(self) -> None:

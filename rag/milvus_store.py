@@ -28,12 +28,24 @@ Choices, and why:
   next writer reuses (the manifest's ``next_id`` did not move); upsert overwrites them instead of
   leaving two rows with one primary key.
 - ``persist`` = ``flush``: Milvus seals the segments, so the data survives a server restart.
+- One writer folder per collection: the collection records the index folder that writes it (a collection
+  property, claimed on the first write). A copied index folder (``cp -r idx idx2``) still names the same
+  collection; writing through it removed and replaced the original's vectors. A store opened from a folder
+  that is not the owner, while the owner folder still uses the collection, searches but refuses writes
+  (see :meth:`MilvusStore._check_writable`); a folder that was *moved* takes the collection over, since its
+  old path no longer holds an index naming it. ``ragtune index repair`` gives a copy its own collection.
+- A moved collection: ``RAGTUNE_MILVUS_URI`` (``index add --uri``) is where an existing index looks for its
+  collection first, before the URI the manifest recorded (see :func:`open_milvus_store`).
 """
 
 from __future__ import annotations
 
+import contextlib
+import json
+import logging
 import os
 import re
+import threading
 import uuid
 from pathlib import Path
 from typing import Literal
@@ -50,6 +62,10 @@ FORMAT_VERSION = 1
 MAX_TOPK = 16384  # Milvus' limit on k per search
 _SERVER_SCHEMES = ("http://", "https://", "tcp://", "grpc://")
 _NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,254}$")
+URI_ENV = "RAGTUNE_MILVUS_URI"
+OWNER_PROPERTY = "ragtune.index"  # collection property: the index folder that writes the collection
+_GENERATION = re.compile(r"^(tmp-)?gen-\d+")  # the index's generation folders (rag/index.py), built or published
+_LITE_LOG_LOCK = threading.Lock()
 
 
 class MilvusError(RagtuneError):
@@ -148,6 +164,8 @@ class MilvusStore:
         self.dim = int(dim)
         self.config = config
         self.collection = config.collection
+        self.root: Path | None = None  # the index folder that opened this store (bind()); None: not known
+        self._writable = False  # True once this folder is known to own the collection
         self._client = None
 
     # -- connection --------------------------------------------------------------------------
@@ -157,18 +175,14 @@ class MilvusStore:
             from pymilvus import MilvusClient
 
             cfg = self.config
-            try:
-                # No keepalive pings on an idle connection: gRPC servers with the default policy (Milvus Lite's)
-                # answer a reader that idles ~30 s between searches with GOAWAY "too many pings".
-                self._client = MilvusClient(uri=cfg.uri, token=cfg.token or "", timeout=cfg.timeout,
-                                            grpc_options={"grpc.keepalive_permit_without_calls": False})
-            except Exception as exc:
-                hint = (
-                    "another process may hold this Milvus Lite file; for several processes run "
-                    f"`milvus-lite server --data-dir {cfg.uri} --port 19530` and use --uri http://127.0.0.1:19530"
-                    if cfg.is_local else "start the server or check --uri and MILVUS_TOKEN"
-                )
-                raise MilvusError(f"cannot connect to Milvus at {cfg.uri}: {_short(exc)}; {hint}") from exc
+            with _lite_failures(cfg.is_local) as causes:
+                try:
+                    # No keepalive pings on an idle connection: gRPC servers with the default policy (Milvus Lite's)
+                    # answer a reader that idles ~30 s between searches with GOAWAY "too many pings".
+                    self._client = MilvusClient(uri=cfg.uri, token=cfg.token or "", timeout=cfg.timeout,
+                                                grpc_options={"grpc.keepalive_permit_without_calls": False})
+                except Exception as exc:
+                    raise MilvusError(_connect_failure(cfg, exc, causes)) from exc
         return self._client
 
     def _call(self, what: str, fn, *args, **kwargs):
@@ -187,6 +201,14 @@ class MilvusStore:
         from pymilvus import DataType
 
         if self.exists():
+            owner = self._owner()
+            if owner is not None and _uses_collection(owner, self.collection):
+                # A new index given an existing collection name (store.milvus.collection) would write into it
+                # before its first publish could check whose it is.
+                raise MilvusError(
+                    f"Milvus collection {self.collection!r} at {self.config.uri} already holds the vectors of the "
+                    f"index at {owner}; choose another collection name, or leave it unset for a new one"
+                )
             return self.check()
         client = self.client
         schema = client.create_schema(auto_id=False, enable_dynamic_field=False)
@@ -224,6 +246,44 @@ class MilvusStore:
         # query and delete fail until it is loaded. Loading a loaded collection is a no-op.
         self._call("load", self.client.load_collection)
         return self
+
+    # -- ownership: which index folder may write the collection ------------------------------
+    def bind(self, root: Path) -> MilvusStore:
+        """Tie this store to the index folder ``root`` it was opened or persisted for (its writes check it)."""
+        root = Path(root).resolve()
+        if root != self.root:
+            self.root, self._writable = root, False
+        return self
+
+    def _owner(self) -> Path | None:
+        """The index folder the collection records as its writer (None: not claimed, e.g. an older ragtune)."""
+        info = self._call("describe", self.client.describe_collection)
+        owner = (info.get("properties") or {}).get(OWNER_PROPERTY)
+        return Path(owner) if owner else None
+
+    def _check_writable(self) -> None:
+        """Refuse a write from a folder that does not own the collection while its owner still uses it,
+        and claim an unowned (or abandoned: the owner folder moved or was deleted) collection for this one.
+
+        The owner is a folder path, not an id stored in the folder: ``cp -r`` copies any id along with the
+        manifest, while a copy always has another path. A folder moved away leaves no index naming the
+        collection at its old path, so the moved one may take it over; a copy leaves the original in place.
+        (A copy made on another machine at the very same path is not told apart.)"""
+        if self._writable or self.root is None:
+            return  # a store not opened from an index folder: a new collection, or a tool's direct use
+        owner = self._owner()
+        if owner != self.root:
+            if owner is not None and _uses_collection(owner, self.collection):
+                raise MilvusError(
+                    f"cannot write to the index at {self.root}: its vectors are in Milvus collection "
+                    f"{self.collection!r} at {self.config.uri}, which belongs to the index at {owner} ({self.root} "
+                    f"is probably a copy of it), and writing here would change the vectors {owner} searches. This "
+                    f"copy can still be searched. To write to it, give it its own collection with `ragtune index "
+                    f"repair --index {self.root}` (re-embeds its stored chunk texts); or, if {owner} is no longer "
+                    "needed, delete it and write here again"
+                )
+            self._call("claim", self.client.alter_collection_properties, properties={OWNER_PROPERTY: str(self.root)})
+        self._writable = True
 
     def close(self) -> None:
         if self._client is not None:
@@ -270,6 +330,19 @@ class MilvusStore:
         rows = self._call("count", self.client.query, filter="", output_fields=["count(*)"])
         return int(rows[0]["count(*)"]) if rows else 0
 
+    def count_present(self, ids) -> int:
+        """How many of ``ids`` have a vector in the collection (:meth:`Index.verify`: the collection is shared
+        by every generation and may hold a crashed writer's ids, so its size alone proves nothing).
+        :class:`IndexFormatError` when the collection is gone."""
+        self.check()
+        ids = [int(i) for i in np.unique(np.asarray(ids, dtype=np.int64).reshape(-1))]
+        present = 0
+        for start in range(0, len(ids), 10_000):
+            rows = self._call("count", self.client.query, filter=f"id in {ids[start : start + 10_000]}",
+                              output_fields=["count(*)"])
+            present += int(rows[0]["count(*)"]) if rows else 0
+        return present
+
     def add(self, ids: np.ndarray, vectors: np.ndarray, metadata: list[dict] | None = None) -> None:
         ids = np.asarray(ids, dtype=np.int64).reshape(-1)
         vectors = np.ascontiguousarray(vectors, dtype=np.float32)
@@ -277,6 +350,7 @@ class MilvusStore:
             raise IndexFormatError(f"vectors of dimension {vectors.shape[-1]} cannot go into a {self.dim}-d index")
         if len(ids) != len(vectors) or (metadata is not None and len(metadata) != len(ids)):
             raise ValueError(f"{len(ids)} ids, {len(vectors)} vectors and {len(metadata or [])} metadata rows differ")
+        self._check_writable()
         step = self.config.batch_size
         for start in range(0, len(ids), step):
             rows = [
@@ -287,6 +361,7 @@ class MilvusStore:
 
     def remove(self, ids: np.ndarray) -> int:
         """Delete by id; returns how many of the ids were present (Milvus' own count includes absent ids)."""
+        self._check_writable()
         arr = np.unique(np.asarray(ids, dtype=np.int64).reshape(-1))
         if len(arr) > 10_000 and arr[-1] - arr[0] + 1 == len(arr):
             # A contiguous range (what a crashed writer reserved): one range expression, not id lists.
@@ -359,19 +434,115 @@ class MilvusStore:
 
     def persist(self, gen_dir: Path | None = None) -> dict:
         """Flush: Milvus seals the growing segments so the vectors survive a server restart. Nothing is
-        written to ``gen_dir``; the manifest records :meth:`describe`, which is returned."""
+        written to ``gen_dir``; the manifest records :meth:`describe`, which is returned. A generation folder
+        as ``gen_dir`` binds the store to its index folder, which claims a new collection for it."""
+        root = _index_root(gen_dir)
+        if root is not None:
+            self.bind(root)
+        self._check_writable()
         self._call("flush", self.client.flush)
         return self.describe()
 
     def drop(self) -> None:
-        """Delete the collection and every vector in it (tests, benchmarks, ``index`` deletion)."""
-        if self.exists():
-            self._call("drop", self.client.drop_collection)
+        """Delete the collection and every vector in it (tests, benchmarks, ``index`` deletion).
+
+        Refused while the index folder that owns the collection still names it: the index drops a collection
+        when none of *its* generations names it any more (after a repair), and a copied folder's old
+        generations name the original's collection."""
+        if not self.exists():
+            return
+        owner = self._owner()
+        if owner is not None and owner != self.root and _uses_collection(owner, self.collection):
+            raise MilvusError(f"not dropping Milvus collection {self.collection!r} at {self.config.uri}: the index "
+                              f"at {owner} still uses it")
+        self._call("drop", self.client.drop_collection)
 
 
 def _short(exc: Exception) -> str:
     text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
     return text[:300]
+
+
+@contextlib.contextmanager
+def _lite_failures(local: bool):
+    """The exceptions Milvus Lite logs while pymilvus starts it for a local path. pymilvus then raises only
+    "Open local milvus failed", while the real cause (a lock held, a file in the way) went to stderr as a
+    traceback; collected here, it goes into the error message instead."""
+    causes: list[BaseException] = []
+    if not local:
+        yield causes
+        return
+    handler = logging.Handler(logging.ERROR)
+    handler.emit = lambda record: causes.append(record.exc_info[1]) if record.exc_info and record.exc_info[1] else None
+    logger = logging.getLogger("milvus_lite")
+    with _LITE_LOG_LOCK:  # propagate is the logger's, not the thread's
+        propagate, logger.propagate = logger.propagate, False
+        logger.addHandler(handler)
+        try:
+            yield causes
+        finally:
+            logger.removeHandler(handler)
+            logger.propagate = propagate
+
+
+def _connect_failure(cfg: MilvusConfig, exc: Exception, causes: list[BaseException]) -> str:
+    """What failed and what to do. Every local failure used to be put down to "another process may hold this
+    file", a missing folder or a file in the way included; that is said now only when its lock is held."""
+    what = f"cannot connect to Milvus at {cfg.uri}: {_short(causes[-1] if causes else exc)}"
+    if not cfg.is_local:
+        return f"{what}; start the server, or check the URI (--uri / {URI_ENV}) and MILVUS_TOKEN"
+    path = Path(cfg.uri)
+    if _lock_held(path):
+        return (f"{what}; another process has this Milvus Lite database open (a Lite database serves one process): "
+                f"for several, run `milvus-lite server --data-dir {path} --port 19530` and use --uri "
+                "http://127.0.0.1:19530")
+    if not path.parent.is_dir():
+        return f"{what}; the folder {path.parent} does not exist: create it, or check the URI (--uri / {URI_ENV})"
+    if path.exists() and not path.is_dir():
+        return f"{what}; {path} is a file, not a Milvus Lite database (a folder): check the URI (--uri / {URI_ENV})"
+    return f"{what}; check that {path} is a Milvus Lite database folder this user can read and write"
+
+
+def _lock_held(path: Path) -> bool:
+    """Whether another process holds Milvus Lite's lock on the database folder ``path`` (its ``LOCK`` file)."""
+    try:
+        import fcntl
+
+        fd = os.open(path / "LOCK", os.O_RDWR)
+    except (ImportError, OSError):
+        return False  # no lock file (no database there), or no flock (Windows): not known to be held
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        fcntl.flock(fd, fcntl.LOCK_UN)
+        return False
+    except OSError:
+        return True
+    finally:
+        os.close(fd)
+
+
+def _index_root(gen_dir) -> Path | None:
+    """The index folder of a generation folder (``DIR/gen-N``, or ``DIR/tmp-gen-N-PID`` being built); None for
+    any other ``gen_dir`` (a store used outside an index)."""
+    if gen_dir is None or not _GENERATION.match(Path(gen_dir).name):
+        return None
+    return Path(gen_dir).resolve().parent
+
+
+def _uses_collection(root: Path, collection: str) -> bool:
+    """Whether a kept generation of the index folder ``root`` names ``collection`` (layout: rag/index.py)."""
+    try:
+        manifests = list(Path(root).glob("gen-*/manifest.json"))
+    except OSError:
+        return False
+    for manifest in manifests:
+        try:
+            store = json.loads(manifest.read_text()).get("store")
+        except (OSError, ValueError, AttributeError):
+            continue  # a damaged generation names nothing
+        if isinstance(store, dict) and store.get("collection") == collection:
+            return True
+    return False
 
 
 def create_milvus_store(config: MilvusConfig, dim: int) -> MilvusStore:
@@ -381,10 +552,14 @@ def create_milvus_store(config: MilvusConfig, dim: int) -> MilvusStore:
     return MilvusStore(dim, config).create()
 
 
-def open_milvus_store(description: dict, dim: int, config=None) -> MilvusStore:
-    """Reopen the store a manifest describes. ``config`` (a :class:`MilvusConfig` or the index's
-    ``StoreConfig``) may override the URI and token (a moved server); the collection, index settings and
-    dimension come from the description."""
+def open_milvus_store(description: dict, dim: int, config=None, *, uri: str | None = None) -> MilvusStore:
+    """Reopen the store a manifest describes; the collection, index settings and dimension come from the
+    description. ``config`` (a :class:`MilvusConfig`, the index's ``StoreConfig``) may give the token.
+
+    ``uri`` (else ``config.uri``) is where the collection is looked for first: a moved Milvus Lite database or
+    server. The recorded URI is tried when the collection is not there, so one default URI for new indexes
+    (``RAGTUNE_MILVUS_URI``) does not break the indexes that live elsewhere; found at neither, the error names
+    both. A Lite database that is not there is never created (Milvus Lite would make an empty one)."""
     version = description.get("format_version", 0)
     if description.get("backend") != "milvus":
         raise IndexFormatError(f"store description names backend {description.get('backend')!r}, not 'milvus'")
@@ -393,13 +568,44 @@ def open_milvus_store(description: dict, dim: int, config=None) -> MilvusStore:
             f"the Milvus store has format version {version}; this ragtune reads up to {FORMAT_VERSION}: upgrade ragtune"
         )
     settings = {k: v for k, v in description.items() if k in MilvusConfig.model_fields}
-    if getattr(config, "uri", None):
-        settings["uri"] = config.uri
     if getattr(config, "token", None):
         settings["token"] = config.token
     if int(description.get("dim", dim)) != int(dim):
         raise IndexFormatError(f"the Milvus store holds {description['dim']}-d vectors, the manifest says {dim}")
-    return MilvusStore(dim, milvus_config(**settings)).check()
+    recorded = milvus_config(**settings)
+    given = uri or getattr(config, "uri", None)
+    if not given:
+        return _reopen(dim, recorded)
+    try:
+        moved = milvus_config(**{**settings, "uri": given})
+    except ConfigError as exc:
+        raise ConfigError(f"the Milvus URI {given!r} (--uri / {URI_ENV}): {exc}") from None
+    if moved.uri == recorded.uri:
+        return _reopen(dim, recorded)
+    try:
+        return _reopen(dim, moved)
+    except RagtuneError as exc:
+        not_there = exc
+    try:
+        return _reopen(dim, recorded)
+    except RagtuneError as exc:
+        kind = IndexFormatError if isinstance(exc, IndexFormatError) else MilvusError
+        raise kind(
+            f"Milvus collection {recorded.collection!r} was found neither at {moved.uri} (--uri / {URI_ENV}: "
+            f"{_short(not_there)}) nor at {recorded.uri}, where the index recorded it ({_short(exc)}); point "
+            f"--uri / {URI_ENV} at the Milvus server or Milvus Lite database that holds it"
+        ) from exc
+
+
+def _reopen(dim: int, config: MilvusConfig) -> MilvusStore:
+    if config.is_local and not Path(config.uri).exists():
+        # Checked before connecting: Milvus Lite would create an empty database there, and the collection
+        # "missing" from it sent users to `index repair`, which re-embedded into that stray database.
+        raise IndexFormatError(
+            f"the Milvus Lite database {config.uri} that holds collection {config.collection!r} is not there; if "
+            f"it was moved, set {URI_ENV} (or pass --uri to `ragtune index add`) to its new path"
+        )
+    return MilvusStore(dim, config).check()
 
 
 # -- the backend entry points rag/store.py dispatches to (BACKENDS["milvus"]) ------------------------
@@ -426,6 +632,11 @@ def create(config, dim: int) -> MilvusStore:
 
 
 def open(description: dict, gen_dir: Path, dim: int, config=None) -> MilvusStore:  # noqa: A001
-    """Reopen the collection a manifest describes. The URI is the recorded one (absolute for a Lite file,
-    so the index opens from any directory); ``gen_dir`` is unused, the vectors live in Milvus."""
-    return open_milvus_store(description, dim)
+    """Reopen the collection a manifest describes: first at ``RAGTUNE_MILVUS_URI`` when it is set (a moved
+    database or server; see :func:`open_milvus_store`), else at the recorded URI (absolute for a Lite file,
+    so the index opens from any directory). ``config`` (the index's ``StoreConfig``) is not asked for the
+    URI: it holds the one typed at creation, maybe relative. A generation folder as ``gen_dir`` binds the
+    store to its index folder, whose writes must own the collection; the vectors live in Milvus."""
+    store = open_milvus_store(description, dim, uri=os.environ.get(URI_ENV) or None)
+    root = _index_root(gen_dir)
+    return store.bind(root) if root is not None else store

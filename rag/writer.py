@@ -328,8 +328,18 @@ class Writer:
             clean_debris(self.root, self._published or current)
             raise
         except (OSError, sqlite3.Error, RuntimeError, MemoryError) as exc:
-            # Disk full, I/O error, FAISS write error: nothing was published, the previous generation stands.
             clean_debris(self.root, self._published or current)
+            if self._published:
+                # Failed after the publish (dropping old generations): the write landed, and "nothing was
+                # changed" sent users to redo it. What is left, _tidy() on the next open removes (when more
+                # than two generations remain), and so does the next write that publishes.
+                raise IndexWriteError(
+                    f"the write was saved: {self._published} is published in {self.root} and searchable, but "
+                    f"finishing up after it failed: {_reason(exc)}. Older generations may be left on disk; opening "
+                    "the index while no writer runs, or the next write that changes it, removes them. Nothing "
+                    "needs to be written again; fix the cause if this repeats"
+                ) from exc
+            # Disk full, I/O error, FAISS write error: nothing was published, the previous generation stands.
             raise IndexWriteError(
                 f"could not write the new index generation in {self.root}: {_reason(exc)}; nothing was "
                 "changed (the previous generation is intact). Free space or fix the cause and run again"
@@ -510,6 +520,9 @@ class Writer:
         with open(current_tmp, "rb") as fh:
             os.fsync(fh.fileno())
         os.replace(current_tmp, self.root / "CURRENT")
+        # Published from here: an error in the fsync below must not have the new generation removed as
+        # debris (that left CURRENT naming a deleted folder, and every later command refused the index).
+        self._published = name
         _fsync_dir(self.root)
 
 

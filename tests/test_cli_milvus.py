@@ -42,3 +42,24 @@ def test_index_add_and_search_with_milvus_lite(capsys, tmp_path, docs_dir):
     assert not (idx / generation / "vectors.faiss").exists()  # the vectors live in Milvus
     code, out, _ = _run(capsys, "search", "QLoRA NormalFloat", "--index", str(idx), "--k", "2", "--mode", "dense", "--json")
     assert code == 0 and json.loads(out)["hits"][0]["source"].endswith("lora.md")
+
+
+def test_index_add_uri_repoints_an_index_whose_lite_database_moved(capsys, tmp_path, docs_dir, monkeypatch):
+    pytest.importorskip("milvus_lite", reason="needs the [milvus] extra")
+    from milvus_lite.server_manager import server_manager_instance
+
+    monkeypatch.setenv("RAGTUNE_MILVUS_URI", "")  # restored after the test: `index add --uri` sets it in-process
+    idx, db, moved = tmp_path / "idx", tmp_path / "vectors.db", tmp_path / "moved" / "vectors.db"
+    code, _, err = _run(capsys, "index", "add", str(docs_dir), "--index", str(idx), "--embedder", "hash-64",
+                        "--backend", "milvus", "--uri", str(db))
+    assert code == 0, err
+    server_manager_instance.release_server(str(db))  # as if that process had ended
+    moved.parent.mkdir()
+    db.rename(moved)
+    code, _, err = _run(capsys, "search", "QLoRA", "--index", str(idx), "--mode", "dense")
+    assert code == 1 and str(db) in err and "--uri" in err and "Traceback" not in err
+    (docs_dir / "rag.txt").write_text("Retrieval notes, changed after the move.\n")
+    code, _, err = _run(capsys, "index", "add", str(docs_dir), "--index", str(idx), "--uri", str(moved))
+    assert code == 0, err
+    generation = (idx / "CURRENT").read_text().strip()
+    assert json.loads((idx / generation / "manifest.json").read_text())["store"]["uri"] == str(moved)

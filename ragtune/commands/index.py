@@ -98,6 +98,8 @@ def cmd_add(args) -> int:
         raise ConfigError(f"--max-file-mb must be a positive number of megabytes, got {args.max_file_mb:g}")
     path = index_path(args)
     creating = not is_index(path)
+    if not creating and args.uri:  # an existing index looks for its Milvus collection there first (it moved)
+        os.environ["RAGTUNE_MILVUS_URI"] = args.uri
     index = open_index(args, create=True, config=_new_index_config(args) if creating else None)
     # The window only when --chunk-tokens asks for a new index: reading it loads the embedding model (seconds),
     # which an add of unchanged files never needs.
@@ -154,11 +156,27 @@ def _print_report(report, index) -> None:
     )
 
 
+def _open_to_list(args):
+    """The index for `info` and `files`, which read only its chunk table and manifest: damaged vectors do not
+    stop them (they showed nothing of what the index holds), they are named on stderr with the way out."""
+    from ragtune.rag.index import Index
+
+    index = Index.open(index_path(args), allow_damaged_vectors=True)
+    with index.reading() as gen:
+        damage = gen.vectors_damage if gen is not None else None
+    if damage is not None:
+        print(f"ragtune: warning: the index's vectors are damaged: {damage}. Search and ask refuse the index "
+              "until it is repaired; listing what it holds still works (`ragtune index verify` checks every file)",
+              file=sys.stderr)
+    return index
+
+
 def cmd_info(args) -> int:
-    info = open_index(args).info()
+    info = _open_to_list(args).info()
     if args.json:
-        print_json(info)
+        print_json(info)  # "vectors_damaged": null, or what is wrong with the vectors and the fix
         return 0
+    info.pop("vectors_damaged")  # said on stderr when there is damage; a "-" row on every sound index is noise
     width = max(len(k) for k in info)
     for key, value in info.items():
         print(f"{key:<{width}}  {_readable(key, value)}")
@@ -238,7 +256,7 @@ def cmd_repair(args) -> int:
 
 
 def cmd_files(args) -> int:
-    files = open_index(args).files()
+    files = _open_to_list(args).files()
     if args.json:
         print_json(files)
         return 0
