@@ -36,6 +36,9 @@ def main() -> None:
     ap.add_argument("--adapter-scales", type=float, nargs="+", default=[1.0], metavar="X",
                     help="adapter strengths scored in the same run: the first gives the 'adapter' rows, the others "
                          "'adapter@X' rows (default 1)")
+    ap.add_argument("--check-adapter", action="store_true",
+                    help="also 'adapter+check' rows: the adapter's answers checked by the extractive reader, the base "
+                         "model answering where it disagrees (RAG's fallback)")
     ap.add_argument("--sections", default="heldout,unseen,split",
                     help="comma-separated sections to run, in this order (default heldout,unseen,split)")
     ap.add_argument("--out", default=str(ROOT / "bench" / "out" / "tune-quality.json"))
@@ -58,7 +61,8 @@ def main() -> None:
         out.write_text(json.dumps(results, indent=2))
         print(name, json.dumps(report, indent=1), flush=True)
 
-    scales = {"adapter_scale": args.adapter_scales[0], "also_scales": args.adapter_scales[1:]}
+    scales = {"adapter_scale": args.adapter_scales[0], "also_scales": args.adapter_scales[1:],
+              "check_adapter": args.check_adapter}
 
     def answers(section: str) -> dict:
         return {"answers": Path(args.answers) / f"{section}.jsonl"} if args.answers else {}

@@ -51,7 +51,15 @@ from .grounding import DEFAULT_MIN_SUPPORT as DEFAULT_GROUNDING_SUPPORT
 from .grounding import check_grounding
 from .prompt import ABSTAIN_TEXT, Prompt, build_prompt, echo_stops, parse_prompt, source_label
 from .retrieve import collapse_copies, search_distinct
-from .text import answer_type, compared_sides, content_terms, has_answer_type, question_parts, question_terms
+from .text import (
+    answer_type,
+    compared_sides,
+    content_terms,
+    has_answer_type,
+    normalize_answer,
+    question_parts,
+    question_terms,
+)
 from .types import Answer, Hit
 
 # The best hit's dense cosine (all-MiniLM-L6-v2, in [-1, 1]) below which the answer abstains unasked.
@@ -150,17 +158,19 @@ class AnswerStream:
         numbers = attribute_sources(text, self._prepared.query, prompt)
         return f" [{', '.join(map(str, numbers))}]" if numbers else ""
 
-    def _generate(self) -> Iterator[str]:
-        """The generator's pieces with invalid citation markers removed; timings recorded."""
+    def _generate(self, generator: Generator | None = None) -> Iterator[str]:
+        """The pieces of ``generator`` (default: the RAG's) with invalid citation markers removed; timings
+        recorded."""
         p, rag = self._prepared, self._rag
+        generator = generator or rag.generator
         filt = CitationFilter({s.number for s in p.prompt.sources})
         # A model that starts copying a source block has stopped answering (see echo_stops). The stops go to
         # the generator, so it stops early, and are applied here too, for a generator that ignores them. The
         # extractive generator quotes the sources themselves and never continues the prompt.
-        stops = [] if getattr(rag.generator, "extractive", False) else echo_stops(len(p.prompt.sources))
+        stops = [] if getattr(generator, "extractive", False) else echo_stops(len(p.prompt.sources))
         echo = StopMatcher(stops)
         began = time.perf_counter()
-        pieces = rag.generator.stream(
+        pieces = generator.stream(
             p.prompt.messages, max_new_tokens=rag.max_new_tokens, temperature=rag.temperature, stop=stops or None
         )
         try:
@@ -179,7 +189,7 @@ class AnswerStream:
         tail = filt.feed(echo.flush()) + filt.flush()
         if tail:
             yield tail
-        p.timings["generate"] = time.perf_counter() - began
+        p.timings["generate"] = p.timings.get("generate", 0.0) + time.perf_counter() - began
 
     def _emit(self, piece: str) -> str:
         self._pieces.append(piece)
@@ -188,12 +198,22 @@ class AnswerStream:
     def _run(self) -> Iterator[str]:
         p, rag = self._prepared, self._rag
         grounding: dict = {}
+        check: dict | None = None  # the reader check's verdict (RAG's fallback), when it ran
         if p.prompt is None:
             yield self._emit(ABSTAIN_TEXT)
         else:
             for piece in self._generate():
                 yield self._emit(piece)
             text = "".join(self._pieces)
+            if rag.fallback is not None:
+                agreed = rag._reader_agrees(text, p)
+                check = {"agreed": agreed, "model_text": text}
+                if not agreed:
+                    yield f"\n\n(withdrawn: {READER_CHECK_NOTE}; {getattr(rag.fallback, 'name', 'the fallback model')} answers instead)\n"
+                    self._pieces = []
+                    for piece in self._generate(rag.fallback):
+                        yield self._emit(piece)
+                    text = "".join(self._pieces)
             if rag.checks_grounding:
                 grounding, replacement, tail = rag._ground(text, p)
                 if replacement is not None:
@@ -212,6 +232,8 @@ class AnswerStream:
                 if tail:
                     yield self._emit(tail)
         text = "".join(self._pieces)
+        if check is not None:
+            grounding = {**grounding, "reader_check": check}
         p.timings["total"] = time.perf_counter() - p.started
         self._answer = Answer(
             text=text,
@@ -225,6 +247,16 @@ class AnswerStream:
         )
         if self._on_done is not None:
             self._on_done(self._answer)
+
+
+# The reader check (RAG's ``fallback``): how long the extractive reader's answer may be (the round-trip check of
+# `tune data --roundtrip` reads with the same budget), and what the stream says when it withdraws an answer.
+READER_CHECK_TOKENS = 128
+READER_CHECK_NOTE = "the passage that answers does not say it"
+
+
+def _abstains(text: str) -> bool:
+    return ABSTAIN_TEXT.lower().rstrip(".") in text.lower()
 
 
 # What replaces a withdrawn answer, by grounding["fallback"]: said in the stream, and by the app beside the answer.
@@ -245,6 +277,9 @@ class RAG:
     ``history_turns``: how many earlier (question, answer) turns are used; older ones are ignored.
     ``attribute``: when the model cites nothing, cite the sources that hold the answer's words (appended
     at the end; see :func:`attribute_sources`). Small models rarely write [n] themselves.
+    ``fallback``: check the generator's answers with the extractive reader, and have ``fallback`` answer
+    instead when the reader does not say the same (see :meth:`_reader_agrees`). Made for a fine-tuned
+    adapter, with its base model as the fallback: ``fallback=without_adapter(generator)``.
     """
 
     def __init__(
@@ -262,6 +297,7 @@ class RAG:
         attribute: bool = True,
         min_grounding: float | None = DEFAULT_MIN_GROUNDING,
         search_options: dict | None = None,
+        fallback: Generator | None = None,
     ):
         if not hasattr(index, "search"):
             raise ConfigError(f"RAG needs an index with a search() method, got {type(index).__name__}")
@@ -301,6 +337,8 @@ class RAG:
         self.attribute = attribute
         self.min_grounding = min_grounding
         self.search_options = dict(search_options or {})
+        # The reader check (see _reader_agrees): None for the extractive generator, which is the reader.
+        self.fallback = None if getattr(generator, "extractive", False) else fallback
 
     @property
     def checks_grounding(self) -> bool:
@@ -343,6 +381,25 @@ class RAG:
         if not chosen or chosen[0].score < gate or not has_answer_type(chosen[0].text, kind, parsed.question):
             return ABSTAIN_TEXT
         return self._extractive.render(chosen, self.max_new_tokens)  # the sentences just chosen, not chosen again
+
+    def _reader_agrees(self, text: str, p: _Prepared) -> bool:
+        """Whether the extractive reader, over the same passages, says what ``text`` says: ``text`` (citations
+        stripped, normalised as answers are scored) appears word for word inside the reader's answer, and
+        neither abstains.
+
+        Why: a fine-tuned adapter answers in short phrases, and on documents unlike its training data a short
+        phrase from the wrong sentence loses facts the base model's longer answer kept (BENCHMARKS.md,
+        "Fine-tuning"). The reader is an independent, lexical judge of where the answer is (round-trip
+        consistency, Alberti et al. 2019, here at answer time): when the two agree the short answer stands,
+        otherwise the fallback (the base model) answers. An abstaining model is not confirmed either way.
+        """
+        if _abstains(text):
+            return False
+        said = self._extractive.generate(p.prompt.messages, max_new_tokens=READER_CHECK_TOKENS)
+        if _abstains(said):
+            return False
+        mine, reader = normalize_answer(strip_citations(text)), normalize_answer(strip_citations(said))
+        return bool(mine) and bool(reader) and f" {mine} " in f" {reader} "
 
     def ask(self, question: str, history: list[Message] | None = None, filters: dict | None = None) -> Answer:
         """Answer ``question`` (a follow-up to ``history``, oldest message first) from the index."""

@@ -474,6 +474,8 @@ def _continues(previous: str, line: str) -> bool:
 # -- scoring answers against a gold answer (the answers bench, `tune eval`, the advisor's pilot) ---------------
 _CITATION_MARKER_RE = re.compile(r"\[\s*\d+(?:\s*[,;\-]\s*\d+)*\s*\]")  # [1], [1, 3], [2-4]
 _ARTICLE_RE = re.compile(r"\b(?:a|an|the)\b")
+_THOUSANDS_RE = re.compile(r"(?<=\d),(?=\d{3}\b)")  # 1,200,000 -> 1200000
+_PUNCTUATION_RE = re.compile(r"(?!(?<=\d)\.(?=\d))[^\w\s]|_")  # every mark but a decimal point
 
 
 def normalize_answer(text: str) -> str:
@@ -481,13 +483,18 @@ def normalize_answer(text: str) -> str:
 
     Punctuation is every non-word character, Unicode quotes and dashes included: documents write
     "Python’s" and answers copied from them must match a gold "Python's" (ASCII-only normalisation scored
-    such a copy wrong). Punctuation becomes a space, so "32-bit" matches "32 bit".
+    such a copy wrong). Punctuation becomes a space, so "32-bit" matches "32 bit"; but a number keeps its
+    decimal point and loses its thousands commas, since "2.1" split into "2" and "1" made "1.2 million" a
+    perfect match for "2.1 million" and any "1" a partial one.
 
     >>> normalize_answer("The “Monty Python’s” show [1].")
     'monty python s show'
+    >>> normalize_answer("About 2.1 million, not 1,200,000.")
+    'about 2.1 million not 1200000'
     """
     text = _CITATION_MARKER_RE.sub(" ", text.lower())
-    text = re.sub(r"[^\w\s]|_", " ", text)
+    text = _THOUSANDS_RE.sub("", text)
+    text = _PUNCTUATION_RE.sub(" ", text)
     return " ".join(_ARTICLE_RE.sub(" ", text).split())
 
 

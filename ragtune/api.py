@@ -66,6 +66,7 @@ _LAZY: dict[str, tuple[str, str | None]] = {
     "GeneratorConfig": ("ragtune.rag.generators", "GeneratorConfig"),
     "LocalGenerator": ("ragtune.rag.generators", "LocalGenerator"),  # .load_adapter/.set_adapter/.set_adapter_scale
     "APIGenerator": ("ragtune.rag.generators", "APIGenerator"),
+    "without_adapter": ("ragtune.rag.generators.adapters", "without_adapter"),  # RAG(fallback=...): the base model
     # advisor
     "advise": ("ragtune.advisor", "advise"),
     "load_questions": ("ragtune.advisor", "load_questions"),

@@ -110,12 +110,15 @@ def evaluate_adapter(
     adapter_scale: float = 1.0,
     also_scales: Sequence[float] = (),
     answers: str | Path | None = None,
+    check_adapter: bool = False,
 ) -> dict:
     """Figures for base and adapter (``adapter=None``: base only), with and without retrieval; see module doc.
 
     ``adapter_scale`` is the strength the "adapter" rows use (see ``LocalGenerator.set_adapter_scale``);
     each of ``also_scales`` adds rows "adapter@S", from the same loaded adapter, in the same run.
     ``answers``: a JSON-lines file to write every answer to (replaced whole at the end of the run).
+    ``check_adapter``: also rows "adapter+check+rag" for the QA questions: the adapter's answers checked by the
+    extractive reader, the base model answering where it disagrees (``RAG(fallback=...)``).
     """
     from ragtune.rag.generators import LocalGenerator
     from ragtune.rag.generators.models import resolve_model_path
@@ -143,6 +146,7 @@ def evaluate_adapter(
         gen.load_adapter(adapter, name="adapter", scale=adapter_scale)
         configs["adapter"] = adapter_scale
         configs.update({f"adapter@{s:g}": s for s in also_scales if s != adapter_scale})
+    checked = {"adapter+check": adapter_scale} if check_adapter and adapter is not None else {}
     report: dict[str, Any] = {"adapter": str(adapter) if adapter else None, "limit": limit,
                               "adapter_scale": adapter_scale if adapter is not None else None}
     rows: list[dict] = []  # every answer, tagged with its section and configuration
@@ -161,7 +165,8 @@ def evaluate_adapter(
         # unanswerable one when the QA file had 2N answerable questions).
         items = (_qa_items(qa, test_sources)[: limit or None]
                  + (_qa_items(unanswerable, None)[: limit or None] if unanswerable else []))
-        report["qa"] = _run_qa(gen, configs, index, items, max_new_tokens, progress, without_retrieval, rows=rows)
+        report["qa"] = _run_qa(gen, {**configs, **checked}, index, items, max_new_tokens, progress, without_retrieval,
+                               rows=rows, checked=set(checked))
         report["qa"]["sources"] = test_sources or "all"
     report["regressions"] = _regressions(report)
     if answers is not None:
@@ -309,18 +314,23 @@ def _qa_items(path, sources: list[str] | None) -> list[dict]:
     return items
 
 
-def _run_qa(gen, configs, index, items, max_new_tokens, progress, without_retrieval=True, rows=None) -> dict:
+def _run_qa(gen, configs, index, items, max_new_tokens, progress, without_retrieval=True, rows=None,
+            checked: set[str] = frozenset()) -> dict:
+    """``checked``: configurations whose answers the extractive reader checks (no row without retrieval:
+    without passages there is nothing to check against)."""
     from ragtune.rag.answer import RAG
+    from ragtune.rag.generators.adapters import AdapterOff
     from ragtune.rag.prompt import SYSTEM_PROMPT, format_user_message
 
     out: dict[str, Any] = {}
-    total = len(items) * len(configs) * (2 if without_retrieval else 1)
+    total = sum(len(items) * (2 if without_retrieval and c not in checked else 1) for c in configs)
     done = 0
     for config in configs:
         _use(gen, configs[config])
         # attribute=False: only the citations the model wrote itself are scored.
-        rag = RAG(index, gen, max_new_tokens=max_new_tokens, attribute=False)
-        for with_rag in (True, False) if without_retrieval else (True,):
+        rag = RAG(index, gen, max_new_tokens=max_new_tokens, attribute=False,
+                  fallback=AdapterOff(gen) if config in checked else None)
+        for with_rag in (True, False) if without_retrieval and config not in checked else (True,):
             scores = Scores()
             for item in items:
                 gold, source = item.get("answer"), os.path.basename(item.get("source") or "")
@@ -378,12 +388,14 @@ def _regressions(report: dict) -> list[str]:
     found = []
     for section in ("test_split", "qa"):
         figures = report.get(section) or {}
-        base, tuned = figures.get("base+rag"), figures.get("adapter+rag")
-        if not base or not tuned:
-            continue
-        for key in HEADLINE:
-            if base.get(key) is not None and tuned.get(key) is not None and tuned[key] < base[key] - 1e-9:
-                found.append(f"{section}: adapter+rag {key} {tuned[key]:.3f} < base+rag {base[key]:.3f}")
+        base = figures.get("base+rag")
+        for label in ("adapter+rag", "adapter+check+rag"):
+            tuned = figures.get(label)
+            if not base or not tuned:
+                continue
+            for key in HEADLINE:
+                if base.get(key) is not None and tuned.get(key) is not None and tuned[key] < base[key] - 1e-9:
+                    found.append(f"{section}: {label} {key} {tuned[key]:.3f} < base+rag {base[key]:.3f}")
     ppl = report.get("validation_perplexity") or {}
     if ppl.get("adapter") and ppl.get("base") and ppl["adapter"] > ppl["base"]:
         found.append(f"validation perplexity: adapter {ppl['adapter']} > base {ppl['base']}")

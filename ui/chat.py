@@ -40,6 +40,11 @@ def sidebar() -> dict[str, Any]:
                 sb.slider, "Adapter strength", "adapter_scale", 1.0, min_value=0.0, max_value=1.0, step=0.1,
                 help="1: the adapter as trained; lower moves halfway (0.5) or all the way (0) back to the base "
                      "model, which can answer better on documents unlike the ones it was trained on")
+            options["check_adapter"] = state.bound(
+                sb.checkbox, "Check the adapter's answers against the passages", "check_adapter", False,
+                help="keep the adapter's answer only where the passage that answers says it too (the extractive "
+                     "reader); elsewhere the base model answers. Safer on documents unlike the adapter's training "
+                     "data; costs a second answer when they disagree")
             sb.caption(f"Answers come from the local model with the adapter **{state.adapter_name(options['adapter'])}**.")
         else:
             sb.info(f"No adapter yet: train one on the Fine-tune page (saved under {cfg.adapters_dir}).")
@@ -81,6 +86,9 @@ def show_details(turn: dict, rewritten: bool = True) -> None:
         return
     if rewritten and answer.query != turn["question"]:
         st.caption(f"Follow-up read as: *{as_typed(answer.query)}*")
+    if _withdrawn_by_reader(answer):
+        st.caption(f"The adapter's answer \"{answer.grounding['reader_check']['model_text'].strip()}\" was withdrawn: "
+                   "the passage that answers does not say it; the base model answered instead.")
     if answer.grounding.get("fallback"):
         instead = api.FALLBACK_NOTES[answer.grounding["fallback"]]
         st.caption(f"The model's answer was withdrawn: {answer.grounding.get('reason')}; {instead}.")
@@ -96,6 +104,11 @@ def show_details(turn: dict, rewritten: bool = True) -> None:
             st.markdown(f'<div style="white-space: pre-wrap">{highlight(text, answer.query)}</div>',
                         unsafe_allow_html=True)
     st.caption(f"{turn['generator']} · {timings_line(answer.timings)}")
+
+
+def _withdrawn_by_reader(answer: Any) -> bool:
+    check = answer.grounding.get("reader_check")
+    return bool(check) and not check.get("agreed")
 
 
 def _ask(question: str, index: Any, options: dict[str, Any], turns: list[dict]) -> None:
@@ -115,13 +128,15 @@ def _ask(question: str, index: Any, options: dict[str, Any], turns: list[dict]) 
     # Off: neither the topic gate (dense score) nor the support gate (a passage sentence must cover enough of
     # the question) stops the question before the generator; on: RAG's calibrated defaults.
     extra = {} if options["abstain"] else {"min_score": None, "min_support": None}
+    if options["kind"] == "adapter" and options.get("check_adapter"):
+        extra["fallback"] = api.without_adapter(gen)
     rag = api.RAG(index, gen, k=options["k"], mode=options["mode"], **extra)
     stream = rag.stream(question, history=_history(turns))
     if stream.query != question:
         st.caption(f"Follow-up read as: *{as_typed(stream.query)}*")  # before the answer streams
     shown = st.empty()
     shown.write_stream(iter(stream))
-    if stream.answer.grounding.get("fallback"):
+    if stream.answer.grounding.get("fallback") or _withdrawn_by_reader(stream.answer):
         # The model's words were streamed before the grounding check withdrew them: show only what stands,
         # as the history will, and say what was withdrawn and why.
         shown.markdown(stream.answer.text)
@@ -130,6 +145,7 @@ def _ask(question: str, index: Any, options: dict[str, Any], turns: list[dict]) 
         scale = options.get("adapter_scale", 1.0)
         label += f" + adapter {state.adapter_name(options['adapter'])}"
         label += f" at strength {scale:g}" if scale != 1 else ""
+        label += ", checked by the extractive reader" if options.get("check_adapter") else ""
     turn = {"question": question, "text": stream.answer.text, "answer": stream.answer, "generator": label}
     turns.append(turn)
     show_details(turn, rewritten=False)

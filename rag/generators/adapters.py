@@ -200,3 +200,62 @@ def _short(e: BaseException) -> str:
     elif "mismatched_sizes" in low or "size mismatch" in low:
         first = "its weight shapes do not match this base model"
     return f"{type(e).__name__}: {first}"[:400]
+
+
+def without_adapter(generator: Any) -> Any | None:
+    """A generator that answers as ``generator`` does but with its adapter off (the base model), or None when
+    ``generator`` answers without one. Nothing reloads: the same weights answer with the adapter disabled for
+    the length of one answer. Used as RAG's ``fallback`` when an adapter's answer is checked (``RAG(...,
+    fallback=without_adapter(gen))``; ``ragtune ask --check-adapter``)."""
+    shared = getattr(generator, "shared", None)
+    if shared is not None and hasattr(shared, "view"):  # one session's view of the app's shared model
+        return shared.view(None) if getattr(generator, "adapter", None) else None
+    if getattr(generator, "active_adapter", None) is None:
+        return None
+    return AdapterOff(generator)
+
+
+class AdapterOff:
+    """``generator`` (a ``LocalGenerator``) answering with its active adapter disabled while an answer streams.
+
+    One caller at a time, like the generator it wraps; the app's shared model gives a base-model view
+    (``SharedGenerator.view(None)``) instead, under its lock.
+    """
+
+    def __init__(self, generator: Any):
+        self.generator = generator
+        default = getattr(generator, "default_max_new_tokens", None)
+        if default is not None:
+            self.default_max_new_tokens = default
+
+    @property
+    def name(self) -> str:
+        return str(self.generator.name).split("+")[0]
+
+    @property
+    def context_window(self) -> int:
+        return self.generator.context_window
+
+    def count_tokens(self, text: str) -> int:
+        return self.generator.count_tokens(text)
+
+    def count_message_tokens(self, messages: list) -> int:
+        return self.generator.count_message_tokens(messages)
+
+    def generate(self, messages: list, **options: Any) -> str:
+        return "".join(self.stream(messages, **options))
+
+    def stream(self, messages: list, **options: Any):
+        gen = self.generator
+        active = gen.active_adapter
+        gen.set_adapter(None)
+        try:
+            inner = gen.stream(messages, **options)
+            try:
+                yield from inner
+            finally:
+                close = getattr(inner, "close", None)
+                if close is not None:
+                    close()
+        finally:
+            gen.set_adapter(active)

@@ -88,6 +88,9 @@ def _add_common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--adapter", metavar="DIR", default=None, help="a LoRA adapter folder for the local model")
     p.add_argument("--adapter-scale", type=float, default=None, metavar="X",
                    help="the adapter's strength: 1 as trained (default), 0 the base model, 0.5 halfway (WiSE-FT)")
+    p.add_argument("--check-adapter", action="store_true",
+                   help="keep the adapter's answer only where the extractive reader, over the same passages, says the "
+                        "same; elsewhere the base model answers (nothing reloads)")
     p.add_argument("--base-url", metavar="URL", default=None,
                    help="API base URL (default: $OPENAI_BASE_URL, then $RAGTUNE_API_BASE)")
     p.add_argument("--api-model", metavar="NAME", default=None, help="API model name (default: $RAGTUNE_API_MODEL)")
@@ -192,6 +195,10 @@ def build_rag(args: argparse.Namespace, history_turns: int = 3):
     from ragtune.rag.answer import DEFAULT_MIN_SCORE, DEFAULT_MIN_SUPPORT, RAG
 
     filters, options = retrieval_options(args)
+    # Flags that cannot work together are refused before the index is opened (or the corpus index built).
+    _generator_kind(args)
+    if getattr(args, "check_adapter", False) and args.adapter is None:
+        raise ConfigError("--check-adapter needs --adapter DIR (the adapter whose answers it checks)")
     if args.max_new_tokens is not None and args.max_new_tokens < 1:
         raise ConfigError(f"--max-new-tokens must be a positive number, got {args.max_new_tokens}")
     # A cosine-like retrieval score may be negative; support is a share of the answer's words.
@@ -202,11 +209,16 @@ def build_rag(args: argparse.Namespace, history_turns: int = 3):
     note_unknown_filter_keys(index, filters)
     warm_embedder(index)
     generator = _resolve_generator(args)
+    fallback = None
+    if getattr(args, "check_adapter", False):
+        from ragtune.rag.generators.adapters import without_adapter
+
+        fallback = without_adapter(generator)
     rag = RAG(
         index, generator, k=args.k, mode=args.mode, max_new_tokens=args.max_new_tokens,
         min_score=DEFAULT_MIN_SCORE if args.min_score is None else args.min_score,
         min_support=DEFAULT_MIN_SUPPORT if args.min_support is None else (args.min_support or None),
-        history_turns=history_turns, search_options=options,
+        history_turns=history_turns, search_options=options, fallback=fallback,
     )
     return rag, filters
 
@@ -218,6 +230,7 @@ def generator_config(args: argparse.Namespace, kind: str) -> dict[str, Any]:
         config.update(model_path=args.model, adapter=args.adapter, adapter_scale=args.adapter_scale)
         if args.adapter_scale is not None and args.adapter is None:
             raise ConfigError("--adapter-scale needs --adapter DIR (the adapter it scales)")
+
     elif kind == "api":
         config.update(
             base_url=args.base_url or os.environ.get("OPENAI_BASE_URL") or os.environ.get("RAGTUNE_API_BASE"),
@@ -227,17 +240,25 @@ def generator_config(args: argparse.Namespace, kind: str) -> dict[str, Any]:
     return {k: v for k, v in config.items() if v is not None}
 
 
-def _resolve_generator(args: argparse.Namespace) -> Any:
+def _generator_kind(args: argparse.Namespace) -> tuple[str, str | None]:
+    """The generator kind the flags and environment ask for, and whether it was asked for explicitly; the
+    local model's flags with another kind are refused (before any index is opened or built)."""
     explicit = args.generator or os.environ.get("RAGTUNE_GENERATOR")
     kind = (explicit or "local").strip().lower()
     if kind not in GENERATORS:
         raise ConfigError(f"unknown generator {kind!r} (from $RAGTUNE_GENERATOR?); use one of {', '.join(GENERATORS)}")
     given = [flag for flag, value in (("--adapter", args.adapter), ("--adapter-scale", args.adapter_scale),
+                                      ("--check-adapter", getattr(args, "check_adapter", False) or None),
                                       ("--model", args.model)) if value is not None]
     if kind != "local" and given:
         source = "--generator" if args.generator else "$RAGTUNE_GENERATOR"
         raise ConfigError(f"{' and '.join(given)} need(s) the local model, but {source} is {kind!r}; "
                           "use --generator local")
+    return kind, explicit
+
+
+def _resolve_generator(args: argparse.Namespace) -> Any:
+    kind, explicit = _generator_kind(args)
     if kind == "extractive":
         from ragtune.rag.generators.extractive import ExtractiveGenerator
 

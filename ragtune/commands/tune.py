@@ -18,6 +18,7 @@ import sys
 from pathlib import Path
 
 from ragtune.commands.common import group, print_json
+from ragtune.errors import ConfigError
 
 DESCRIPTION = __doc__
 
@@ -120,6 +121,9 @@ def _register_eval(verbs) -> None:
                    help="also score the adapter at these strengths, in the same run (rows adapter@X)")
     p.add_argument("--answers", type=Path, metavar="FILE",
                    help="also write every answer, with its gold and scores, to this JSON-lines file")
+    p.add_argument("--check-adapter", action="store_true",
+                   help="also rows adapter+check+rag for --qa: the adapter's answers checked by the extractive reader, "
+                        "the base model answering where it disagrees (as `ragtune ask --check-adapter`)")
     p.add_argument("--json", action="store_true", help="print the report as JSON")
     p.set_defaults(func=run_eval)
 
@@ -237,12 +241,15 @@ def _log_line(record: dict) -> str:
 def run_eval(args) -> int:
     from ragtune.tune.evaluate import evaluate_adapter
 
+    if args.check_adapter and (args.adapter is None or args.qa is None):
+        raise ConfigError("--check-adapter needs --adapter DIR and --qa FILE (it checks the adapter's answers to the "
+                          "QA questions)")
     index = _index(args.index) if args.qa else None
     with _progress() as bar:
         report = evaluate_adapter(args.adapter, index=index, data=args.data, qa=args.qa,
                                   unanswerable=args.unanswerable, limit=args.limit or None, progress=bar,
                                   adapter_scale=args.adapter_scale, also_scales=args.also_scales,
-                                  answers=args.answers)
+                                  answers=args.answers, check_adapter=args.check_adapter)
     if args.data and report.get("test_split") and not any(
             (fig or {}).get("answerable") or (fig or {}).get("unanswerable") for fig in report["test_split"].values()):
         print(f"note: {args.data} has no test split, so its rows are empty; build data with `ragtune tune data` "
@@ -253,7 +260,7 @@ def run_eval(args) -> int:
         for section in ("test_split", "qa"):
             for name, fig in (report.get(section) or {}).items():
                 if isinstance(fig, dict):
-                    print(f"{section:10s} {name:12s} " + "  ".join(f"{k}={v}" for k, v in fig.items()))
+                    print(f"{section:10s} {name:17s} " + "  ".join(f"{k}={v}" for k, v in fig.items()))
         if report.get("validation_perplexity"):
             print(f"validation perplexity: {report['validation_perplexity']}")
         if report.get("answers"):

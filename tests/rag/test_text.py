@@ -139,3 +139,14 @@ def test_answers_are_scored_alike_whatever_quotes_and_dashes_the_document_used()
     assert normalize_answer("The [1, 2] answer [3-4].") == "answer"
     assert answer_f1("It trains two low-rank matrices [1].", "two low-rank matrices") == pytest.approx(0.8)
     assert answer_f1("", "") == 1.0 and answer_f1("", "x") == 0.0
+
+
+def test_a_decimal_number_is_one_token_when_answers_are_scored():
+    from ragtune.rag.text import answer_f1, holds_fact, normalize_answer
+
+    # "2.1" had become "2 1": "1.2 million" scored 1.0 against "2.1 million", and a bare "1" 0.4
+    assert answer_f1("about 1.2 million", "about 2.1 million") < 1.0
+    assert answer_f1("1", "about 2.1 million") == 0.0
+    assert holds_fact("Speculative decoding gives 3.4 tokens per pass [1].", "3.4 tokens")
+    assert not holds_fact("about 1.2 million", "2.1 million")
+    assert normalize_answer("1,200,000 rows; 32-bit.") == "1200000 rows 32 bit"

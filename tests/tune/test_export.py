@@ -166,3 +166,29 @@ def test_limit_takes_n_answerable_and_n_unanswerable_qa_questions(adapter, tmp_p
     assert seen == [["q0", "q1", "u0", "u1"]]
     ev.evaluate_adapter(adapter, index=object(), qa=qa, unanswerable=unanswerable, limit=0)
     assert len(seen[-1]) == 7
+
+
+def test_evaluation_adds_the_reader_checked_adapter_rows_for_qa_questions(adapter, tmp_path):
+    import sys
+    from pathlib import Path
+
+    sys.path.insert(0, str(Path(__file__).parents[1] / "rag"))
+    from _answer_fakes import FakeSearcher, make_hit
+
+    from ragtune.tune.evaluate import evaluate_adapter
+
+    hits = [make_hit(1, "Staff get 25 paid leave days per year.", source="/d/handbook.md"),
+            make_hit(2, "The engineer is paged after 15 minutes.", source="/d/oncall.md")]
+    qa = tmp_path / "qa.jsonl"
+    qa.write_text('{"question": "How many paid leave days do staff get?", "answer": "25", "source": "handbook.md"}\n'
+                  '{"question": "When is the engineer paged?", "answer": "after 15 minutes", "source": "oncall.md"}\n')
+    out = tmp_path / "answers.jsonl"
+    report = evaluate_adapter(adapter, index=FakeSearcher(hits), qa=qa, max_new_tokens=6, check_adapter=True,
+                              answers=out)
+    assert set(report["qa"]) - {"sources"} == {"base+rag", "base", "adapter+rag", "adapter", "adapter+check+rag"}
+    rows = [json.loads(line) for line in out.read_text().splitlines()]
+    assert len([r for r in rows if r["config"] == "adapter+check+rag"]) == 2
+    # without an adapter there is nothing to check: no such rows
+    plain = evaluate_adapter(None, index=FakeSearcher(hits), qa=qa, max_new_tokens=6, check_adapter=True,
+                             without_retrieval=False)
+    assert set(plain["qa"]) - {"sources"} == {"base+rag"}

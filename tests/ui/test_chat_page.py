@@ -187,3 +187,30 @@ def test_a_withdrawn_model_answer_is_replaced_on_screen_and_the_withdrawal_is_sa
     shown = at.chat_message[1].markdown[0].value
     assert "8-bit" not in shown and "4-bit" in shown  # only the replacement stands on screen
     assert any(c.startswith("The model's answer was withdrawn:") and "8" in c for c in texts(at, "caption"))
+
+
+def test_a_checked_adapter_answer_the_passages_do_not_say_is_replaced_by_the_base_models(ui_env, monkeypatch,
+                                                                                         tmp_path):
+    from _answer_fakes import FakeGenerator
+
+    from ragtune import api
+    from ragtune.ui import state
+
+    adapter = tmp_path / "my-adapter"
+    adapter.mkdir()
+    (adapter / "adapter_config.json").write_text("{}")
+    monkeypatch.setattr(state, "adapters", lambda: [adapter])
+    monkeypatch.setattr(state, "generator", lambda *a, **k: (FakeGenerator(["8-bit [1]"], name="local+my-adapter"), None))
+    asked_base = []
+    monkeypatch.setattr(api, "without_adapter", lambda gen: asked_base.append(gen) or FakeGenerator(
+        ["QLoRA quantises the base model to 4-bit [1]."], name="local"))
+    at = page("chat")
+    at.sidebar.radio[0].set_value("adapter").run()
+    box = [c for c in at.sidebar.checkbox if c.label.startswith("Check the adapter")]
+    assert len(box) == 1 and box[0].value is False  # off unless asked for
+    box[0].check().run()
+    at = ask(at, "What does QLoRA quantise the base model to?")
+    assert not at.exception and len(asked_base) == 1
+    shown = at.chat_message[1].markdown[0].value
+    assert "4-bit" in shown and "8-bit" not in shown
+    assert any("was withdrawn: the passage that answers does not say it" in c for c in texts(at, "caption"))
