@@ -21,17 +21,32 @@ from typing import Any
 
 # The reading side (identity of a base model, refusing an adapter on another one) lives with the loader, since
 # `ragtune ask --adapter` needs it without the training stack; re-exported here for the writing side.
-from ragtune.rag.generators.adapters import META_FILE, check_base, model_fingerprint, read_meta  # noqa: F401
+from ragtune.errors import ConfigError
+from ragtune.rag.generators.adapters import (  # noqa: F401
+    ADAPTER_CONFIG, META_FILE, check_base, model_fingerprint, read_meta)
 
 FORMAT_VERSION = 1
 
 
 def base_identity(model_dir: str | Path) -> dict:
     """Name, path, architecture and fingerprint of a base model folder."""
-    model_dir = Path(model_dir)
+    # Resolved: `tune eval`/`tune merge` run from another folder find the base by this path; a relative one
+    # would send them to the shipped model instead.
+    model_dir = Path(model_dir).resolve()
     cfg = json.loads((model_dir / "config.json").read_text()) if (model_dir / "config.json").is_file() else {}
     return {"name": model_dir.name, "path": str(model_dir), "model_type": cfg.get("model_type"),
             "architectures": cfg.get("architectures"), "fingerprint": model_fingerprint(model_dir)}
+
+
+def check_out_path(path: Path, flag: str = "--out") -> None:
+    """Refuse ``path`` when a folder above it is a file, so nothing can be created there: one clear error up
+    front instead of NotADirectoryError/FileExistsError from deep inside a save."""
+    for parent in Path(path).parents:
+        if parent.exists():
+            if not parent.is_dir():
+                raise ConfigError(f"{flag} {path}: {parent} is a file, so nothing can be written under it; "
+                                  "give a path inside a folder")
+            return
 
 
 def fsync_tree(path: Path) -> None:

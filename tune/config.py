@@ -15,9 +15,9 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator, model_validator
 
 from ragtune.errors import ConfigError
 
@@ -42,7 +42,9 @@ TARGET_MODULES: dict[str, list[str]] = {
 class TrainConfig(BaseModel):
     """Everything that decides a LoRA run. Unknown fields are an error (a typo must not be ignored)."""
 
-    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+    # allow_inf_nan=False: `weight_decay: .inf` or `epochs: .nan` in a YAML file would otherwise pass the range
+    # checks (inf >= 0) and train a NaN adapter or overflow deep inside the Trainer.
+    model_config = ConfigDict(extra="forbid", validate_assignment=True, allow_inf_nan=False)
 
     base_model: str | None = None  # model folder or .gguf; None = the shipped SmolLM2-135M-Instruct
     # LoRA
@@ -57,7 +59,7 @@ class TrainConfig(BaseModel):
     top_layers: int | None = Field(None, ge=1)
     # optimisation
     learning_rate: float = Field(1e-3, gt=0, le=1.0)
-    epochs: float = Field(1.0, gt=0)
+    epochs: float = Field(1.0, gt=0, le=10_000)
     max_steps: int | None = Field(None, ge=1)  # overrides epochs
     # A wall-clock budget: training ends after this many minutes and the adapter is still written (unlike a
     # cancel). For shared or slow machines where steps/s is not known in advance.
@@ -67,7 +69,7 @@ class TrainConfig(BaseModel):
     warmup_ratio: float = Field(0.05, ge=0.0, lt=1.0)
     weight_decay: float = Field(0.0, ge=0.0)
     max_length: int = Field(1024, ge=16)
-    seed: int = 0
+    seed: int = Field(0, ge=0, le=2**32 - 1)  # the range numpy's seeding accepts
     # evaluation, checkpoints, stopping
     logging_steps: int = Field(5, ge=1)
     eval_steps: int = Field(25, ge=1)
@@ -95,6 +97,15 @@ class TrainConfig(BaseModel):
     precision: Literal["auto", "fp32", "bf16", "fp16"] = "auto"  # auto: bf16 on CUDA if supported, else fp32
     quantization: Literal["none", "4bit"] = "none"  # 4bit = QLoRA (CUDA + bitsandbytes only)
     gradient_checkpointing: bool = False
+
+    @field_validator("*", mode="before")
+    @classmethod
+    def _no_bool_for_numbers(cls, v: Any, info: ValidationInfo) -> Any:
+        # pydantic takes true/false as 1/0 for a number; `rank: true` is a mistake, not rank 1.
+        annotation = cls.model_fields[info.field_name].annotation
+        if isinstance(v, bool) and {int, float} & {annotation, *get_args(annotation)}:
+            raise ValueError("must be a number, not true/false")
+        return v
 
     @field_validator("target_modules")
     @classmethod
@@ -176,5 +187,6 @@ def _describe(e: ValidationError) -> str:
     parts = []
     for err in e.errors():
         field = ".".join(str(p) for p in err.get("loc", ())) or "config"
-        parts.append(f"{field}: {err.get('msg', 'invalid')} (got {err.get('input')!r})")
+        msg = str(err.get("msg", "invalid")).removeprefix("Value error, ")  # pydantic's prefix for our own checks
+        parts.append(f"{field}: {msg} (got {err.get('input')!r})")
     return "; ".join(parts)

@@ -3,9 +3,11 @@
 Accepted inputs (one JSON object per line in ``.jsonl``, or a JSON array in ``.json``):
 
 - chat transcripts: ``{"messages": [{"role": "system"|"user"|"assistant", "content": "..."}]}`` (OpenAI) or
-  ``{"conversations": [{"from": "system"|"human"|"gpt", "value": "..."}]}`` (ShareGPT);
+  ``{"conversations": [{"from": "system"|"human"|"gpt", "value": "..."}]}`` (ShareGPT); a conversation opens with
+  the user (after an optional system turn) and ends with the assistant;
 - instruction pairs: ``{"instruction": "...", "input": "...", "output": "..."}`` (alpaca; ``input`` optional);
-- plain text for continued pre-training: ``{"text": "..."}``, or a ``.txt``/``.md`` file (split at blank lines).
+- plain text for continued pre-training: ``{"text": "..."}``, or a ``.txt``/``.md`` file (split at blank lines);
+  training splits text longer than ``max_length`` tokens into consecutive windows.
 
 A record may carry ``"split": "train"|"validation"|"test"`` (``ragtune tune data`` writes one, split by source
 document) and a free ``"meta"`` object. Every record is checked before anything trains; all problems are
@@ -64,8 +66,11 @@ def file_hash(path: str | Path) -> str:
     return h.hexdigest()
 
 
-def load_records(path: str | Path) -> list[Record]:
-    """Read and validate a training file; raise :class:`TrainingDataError` listing every bad record."""
+def load_records(path: str | Path, *, checking: bool = False) -> list[Record]:
+    """Read and validate a training file; raise :class:`TrainingDataError` listing every bad record.
+
+    ``checking``: the file is only being checked (``tune data --show-example``), so the error does not say that
+    nothing was trained."""
     path = Path(path)
     if not path.is_file():
         what = "does not exist" if not path.exists() else "is not a file"
@@ -86,7 +91,7 @@ def load_records(path: str | Path) -> list[Record]:
     if problems:
         more = f" (and {len(problems) - _MAX_REPORTED} more)" if len(problems) > _MAX_REPORTED else ""
         raise TrainingDataError(
-            f"{len(problems)} bad record(s) in {path}, nothing was trained{more}:\n  "
+            f"{len(problems)} bad record(s) in {path}{'' if checking else ', nothing was trained'}{more}:\n  "
             + "\n  ".join(problems[:_MAX_REPORTED])
         )
     if not records:
@@ -179,6 +184,12 @@ def _check_messages(turns: Any, key: str, role_key: str, content_key: str, role_
         raise ValueError(f"'{key}' has no assistant turn, so there is nothing to learn from it")
     if out[-1]["role"] != "assistant":
         raise ValueError(f"'{key}' must end with an assistant turn (the last turn is {out[-1]['role']!r})")
+    first = next(m["role"] for m in out if m["role"] != "system")
+    if first != "user":
+        # An answer needs a question; and a chat template renders a conversation that opens with an assistant
+        # turn with its own default system prompt, which would then be trained on as if it were the answer.
+        raise ValueError(f"'{key}' has no user turn before its first assistant turn; a conversation starts with "
+                         "the user (after an optional system turn)")
     return out
 
 
@@ -254,6 +265,12 @@ def _extend(tokenizer: Any, ids: list[int], labels: list[int], rendered: list[in
 
 def show_example(tokenizer: Any, record: Record, max_length: int) -> str:
     """The formatted example as the model sees it, with the trained (labelled) tokens in ``[[...]]``."""
+    view = example_view(tokenizer, record, max_length)
+    return view["example"] + f"\n\n-- {view['tokens']} tokens, {view['trained_tokens']} with loss (shown in [[...]])"
+
+
+def example_view(tokenizer: Any, record: Record, max_length: int) -> dict:
+    """``example`` (the text as the model sees it, trained tokens in ``[[...]]``), ``tokens``, ``trained_tokens``."""
     ids, labels = encode_record(tokenizer, record, max_length)
     out, run, trained = [], [], None
     for tid, lab in zip(ids, labels):
@@ -266,7 +283,7 @@ def show_example(tokenizer: Any, record: Record, max_length: int) -> str:
     if run:
         out.append(_wrap(tokenizer.decode(run), bool(trained)))
     n_trained = sum(1 for lab in labels if lab != IGNORE)
-    return "".join(out) + f"\n\n-- {len(ids)} tokens, {n_trained} with loss (shown in [[...]])"
+    return {"example": "".join(out), "tokens": len(ids), "trained_tokens": n_trained}
 
 
 def _wrap(text: str, trained: bool) -> str:

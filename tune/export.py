@@ -17,11 +17,12 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from ragtune.errors import ConfigError, ModelLoadError
+from ragtune.errors import ConfigError, ModelLoadError, ModelMismatchError
 
 from .artifacts import (
     META_FILE,
     check_base,
+    check_out_path,
     publish_dir,
     read_meta,
     recover_dir,
@@ -40,11 +41,27 @@ def base_model_dir(adapter: str | Path, base_model: str | Path | None = None) ->
     from ragtune.rag.generators.models import resolve_model_path
 
     adapter = check_adapter_dir(adapter)
-    if base_model is None:
-        recorded = (read_meta(adapter).get("base_model") or {}).get("path")
-        base_model = recorded if recorded and Path(recorded).exists() else None
-    model_dir = resolve_model_path(base_model)
-    check_base(adapter, model_dir)
+    if base_model is not None:
+        model_dir = resolve_model_path(base_model)
+        check_base(adapter, model_dir)
+        return model_dir
+    recorded = (read_meta(adapter).get("base_model") or {}).get("path")
+    if recorded and Path(recorded).exists():
+        tried = f"the base recorded at training time, {recorded}, was tried, and its files have changed since"
+        model_dir = resolve_model_path(recorded)
+    else:
+        model_dir = resolve_model_path(None)
+        why = f"its recorded base {recorded} is not found" if recorded else "it records no base model path"
+        tried = f"{why}, so the shipped model {model_dir} was tried, and it is another model"
+    try:
+        check_base(adapter, model_dir)
+    except ModelMismatchError:
+        # check_base says "the base model given is ..."; here none was given, so say which one was tried and why.
+        base = read_meta(adapter).get("base_model") or {}
+        raise ModelMismatchError(
+            f"adapter {adapter} was trained on {base.get('name')} ({base.get('path')}, fingerprint "
+            f"{base.get('fingerprint')}); no base model was given and {tried}. Point at the model it was trained "
+            "on: --base-model DIR (`tune eval`, `tune merge`) or base_model= in Python") from None
     return model_dir
 
 
@@ -62,6 +79,9 @@ def load_with_adapter(adapter: str | Path, base_model: str | Path | None = None)
     from peft import PeftModel
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
+    from ragtune.rag.generators.adapters import check_adapter_dir
+
+    adapter = check_adapter_dir(adapter)  # a run folder is taken for its adapter, here as in base_model_dir
     model_dir = base_model_dir(adapter, base_model)
     tokenizer = AutoTokenizer.from_pretrained(str(model_dir), local_files_only=True)
     base = AutoModelForCausalLM.from_pretrained(str(model_dir), local_files_only=True)
@@ -95,10 +115,12 @@ def merge_adapter(adapter: str | Path, out: str | Path, *, base_model: str | Pat
     ``scale`` merges the adapter at that strength (``LocalGenerator.set_adapter_scale``: 1 as trained, 0.5
     halfway between the base and the fine-tuned weights), so a chosen strength can ship as one model.
     """
-    from ragtune.rag.generators.adapters import check_scale, scale_adapter
+    from ragtune.rag.generators.adapters import check_adapter_dir, check_scale, scale_adapter
 
     scale = check_scale(scale, "scale")
+    adapter = check_adapter_dir(adapter)  # a run folder is taken for its adapter (recorded in MERGED_FILE as such)
     out = Path(out)
+    check_out_path(out, "--out")
     recover_dir(out)
     if out.exists() and not (out.is_dir() and (not any(out.iterdir()) or (out / MERGED_FILE).is_file())):
         # Publishing replaces the folder whole: never a folder of something else (it would be deleted).

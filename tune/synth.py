@@ -39,6 +39,7 @@ from ragtune.errors import ConfigError
 from ragtune.progress import ProgressFn, emit
 
 from . import syntax
+from .artifacts import check_out_path
 from .data import Record, file_hash
 
 _SENT_RE = re.compile(r"(?<=[.!?])\s+(?=[A-Z0-9\"'(])")
@@ -354,13 +355,12 @@ def build_training_data(
     return some nearby fragment; see BENCHMARKS.md ("Round-trip filtered training data"). Validation and
     test examples are never filtered, so the figures measured on them stay comparable.
     """
-    lo, hi = sources_per_example
-    if not (1 <= lo <= hi) or not (0 <= abstain_share < 1):
-        raise ConfigError("sources_per_example must be (min, max) with 1 <= min <= max; abstain_share in [0, 1)")
+    lo, hi = _check_sources(sources_per_example, abstain_share)
     _check_counts(questions_per_chunk, max_answer_words, test_share, val_share)
     out = Path(out)
     if out.is_dir():
         raise ConfigError(f"--out {out} is a folder; give the JSONL file to write, e.g. {out / 'data.jsonl'}")
+    check_out_path(out, "--out")
     writer, writer_name = _writer(generator, max_answer_words)
     if questions is not None:
         from .questions import load_questions
@@ -399,6 +399,26 @@ def build_training_data(
                   "val_share": val_share, "seed": seed, "roundtrip": roundtrip},
         questions=asked, roundtrip_dropped=dropped,
     )
+
+
+def _check_sources(sources_per_example: Any, abstain_share: Any) -> tuple[int, int]:
+    """(min, max) sources per example, after refusing a bad one or a bad ``abstain_share``: one problem per
+    message, named as the CLI spells it."""
+    try:
+        lo, hi = sources_per_example
+    except (TypeError, ValueError):
+        raise ConfigError(f"sources_per_example (--sources MIN MAX) must be two whole numbers, "
+                          f"got {sources_per_example!r}") from None
+    if not all(isinstance(n, int) and not isinstance(n, bool) for n in (lo, hi)):
+        raise ConfigError(f"sources_per_example (--sources MIN MAX) must be two whole numbers, got {lo!r} {hi!r}")
+    if lo < 1:
+        raise ConfigError(f"--sources MIN must be at least 1 (the gold source is one of the sources shown), got {lo}")
+    if lo > hi:
+        raise ConfigError(f"--sources MIN ({lo}) must not be more than MAX ({hi})")
+    if isinstance(abstain_share, bool) or not isinstance(abstain_share, (int, float)) or not 0 <= abstain_share < 1:
+        raise ConfigError(f"abstain_share (--abstain-share) is the share of examples without their gold source: at "
+                          f"least 0 and below 1, got {abstain_share!r}")
+    return lo, hi
 
 
 def _check_counts(questions_per_chunk: int, max_answer_words: int | None, test_share: float, val_share: float) -> None:

@@ -21,6 +21,7 @@ writes the adapter, log and plot.
 from __future__ import annotations
 
 import os
+import re
 import resource
 import shutil
 import sys
@@ -33,14 +34,16 @@ from typing import Any, Callable
 from ragtune.errors import ConfigError, TrainingDataError
 from ragtune.progress import ProgressFn, emit
 
-from .artifacts import (FORMAT_VERSION, META_FILE, base_identity, plot_loss, publish_dir, recover_dir,
-                        write_json, write_log_csv)
+from .artifacts import (ADAPTER_CONFIG, FORMAT_VERSION, META_FILE, base_identity, check_out_path, plot_loss,
+                        publish_dir, recover_dir, write_json, write_log_csv)
 from .config import TrainConfig, default_target_modules
 from .data import IGNORE, encode_record, file_hash, load_records, split_records
 from .questions import is_question
 
 RUN_FILE = "run.json"  # in checkpoints/: what the checkpoints were trained on, checked before resuming
 FINISHED_FILE = "finished.json"  # in checkpoints/: written once the run's adapter is published
+_CHECKPOINT = re.compile(r"checkpoint-\d+")  # the Trainer's checkpoint folders (what transformers resumes from)
+_LOGS = ("training_log.csv", "loss_curve.png", "metrics.json")  # written into the run folder at the end
 
 
 @dataclass
@@ -97,6 +100,10 @@ def train_adapter(
     ``on_log(record)`` receives every Trainer log record (step, loss, eval_loss, learning_rate, epoch);
     ``should_stop()`` is polled after every step, and True ends the run at once (checkpoint kept, adapter not
     replaced). ``resume=False`` discards checkpoints of an earlier run instead of continuing it.
+
+    ``out`` is a new or empty folder or an earlier run's: one holding files a run did not write but would replace
+    (an ``adapter/`` without ragtune_adapter.json, other files in ``checkpoints/``, logs without a run) is
+    refused before anything is read or written (ConfigError).
     """
     import torch
 
@@ -106,8 +113,7 @@ def train_adapter(
         raise ConfigError(f"config must be a TrainConfig or a dict of its fields, got {type(config).__name__}")
     config = config or TrainConfig()
     out = Path(out)
-    if out.exists() and not out.is_dir():
-        raise ConfigError(f"--out {out} is a file; give a folder for the run (its checkpoints, adapter and logs)")
+    _check_out(out)
     emit(progress, "prepare", 0, None, "reading data")
     data_hash, groups, model_dir, tokenizer, train_set, val_set = _prepare(data, config)
     mode, reason = choose_mode(config, torch.cuda.is_available(),
@@ -175,7 +181,7 @@ def _metrics(trainer, watcher, config: TrainConfig, train_set, val_set, seconds:
     """What the run measured: records, steps, losses and selection figures at the kept checkpoint, speed, memory."""
     return {
         "train_records": len(train_set), "validation_records": len(val_set or []),
-        "skipped_too_long": train_set.too_long,
+        "skipped_too_long": train_set.too_long, "split_long_text": train_set.split_text,
         "steps": trainer.state.global_step, "epochs": trainer.state.epoch,
         "train_loss": _last(watcher.log, "loss"), "selected_by": config.select_by,
         "best_eval_loss": (trainer.state.best_metric if config.select_by == "eval_loss" else
@@ -183,6 +189,8 @@ def _metrics(trainer, watcher, config: TrainConfig, train_set, val_set, seconds:
         "best_answer_accuracy": _at_best(watcher.log, trainer, "eval_answer_accuracy"),
         "best_answer_f1": _at_best(watcher.log, trainer, "eval_answer_f1"),
         "best_step": _best_step(trainer),
+        # "best": the best validated checkpoint by select_by; "last": no validation, or none validated and saved.
+        "kept": "best" if trainer.args.load_best_model_at_end and _best_step(trainer) else "last",
         "final_eval_loss": _last(watcher.log, "eval_loss"), "seconds": round(seconds, 1),
         "tokens": watcher.tokens, "tokens_per_s": round(watcher.tokens / seconds, 1) if seconds else None,
         "peak_memory_mb": _peak_memory_mb(torch),
@@ -209,7 +217,8 @@ class _Examples:
 
     def __init__(self, items: list[dict]):
         self.items = items
-        self.too_long = 0
+        self.too_long = 0  # chat examples left out
+        self.split_text = 0  # plain-text records split into max_length windows
 
     def __len__(self) -> int:
         return len(self.items)
@@ -219,21 +228,29 @@ class _Examples:
 
 
 def _encode(tokenizer, records, max_length: int, split: str) -> _Examples:
-    """Tokenized examples; a chat example longer than ``max_length`` is left out rather than cut, since cutting
-    would drop the end of its answer and teach the model not to stop."""
-    items, too_long = [], 0
+    """Tokenized examples. A chat example longer than ``max_length`` is left out rather than cut, since cutting
+    would drop the end of its answer and teach the model not to stop; plain text (continued pre-training) has no
+    answer to keep whole, so a long one is split into consecutive ``max_length`` windows and none of it is lost."""
+    items, too_long, split_text = [], 0, 0
     for i, record in enumerate(records):
-        ids, labels = encode_record(tokenizer, record, 1 << 30 if record.messages else max_length)
+        ids, labels = encode_record(tokenizer, record, 1 << 30)
+        pieces = [(ids, labels)]
         if len(ids) > max_length:
-            too_long += 1
-            continue
-        if any(label != IGNORE for label in labels):
-            item = {"input_ids": ids, "labels": labels}
-            if split == "train":  # the collator records which training records this process saw
-                item["index"] = i
-            items.append(item)
+            if record.text is None:
+                too_long += 1
+                continue
+            split_text += 1
+            # A last window of one token has nothing to predict (the loss is on the next token), so it is dropped.
+            pieces = [(ids[s:s + max_length], labels[s:s + max_length]) for s in range(0, len(ids), max_length)
+                      if len(ids) - s > 1]
+        for piece_ids, piece_labels in pieces:
+            if any(label != IGNORE for label in piece_labels):
+                item = {"input_ids": piece_ids, "labels": piece_labels}
+                if split == "train":  # the collator records which training records this process saw
+                    item["index"] = i
+                items.append(item)
     examples = _Examples(items)
-    examples.too_long = too_long
+    examples.too_long, examples.split_text = too_long, split_text
     return examples
 
 
@@ -318,6 +335,11 @@ def _trainer(model, tokenizer, config: TrainConfig, ckpt_dir: Path, mode: str, t
 
     has_eval = val_set is not None and len(val_set) > 0
     early = has_eval and config.early_stopping_patience is not None
+    # Whenever validation runs, the kept checkpoint is the best one by select_by, with or without early stopping.
+    # transformers can only choose among checkpoints that were validated: every save must be an evaluation step
+    # (the config requires it when early stopping is on; otherwise, where it does not hold, the last checkpoint is
+    # kept and the run's summary says so).
+    keep_best = has_eval and config.save_steps % config.eval_steps == 0
     args = TrainingArguments(
         output_dir=str(ckpt_dir),
         per_device_train_batch_size=config.batch_size, per_device_eval_batch_size=config.batch_size,
@@ -327,7 +349,7 @@ def _trainer(model, tokenizer, config: TrainConfig, ckpt_dir: Path, mode: str, t
         logging_steps=config.logging_steps, logging_first_step=True,
         eval_strategy="steps" if has_eval else "no", eval_steps=config.eval_steps,
         save_strategy="steps", save_steps=config.save_steps, save_total_limit=2,
-        load_best_model_at_end=early, metric_for_best_model=(_metric_name(config) if early else None),
+        load_best_model_at_end=keep_best, metric_for_best_model=(_metric_name(config) if keep_best else None),
         greater_is_better=config.select_by != "eval_loss",
         bf16="bf16" in mode, fp16="fp16" in mode, use_cpu=mode.endswith("cpu"),
         activation_checkpointing=config.gradient_checkpointing,
@@ -424,7 +446,7 @@ def _resume_point(ckpt_dir: Path, data_hash: str, config: TrainConfig, resume: b
     """
     run = {"data_hash": data_hash, "config": config.to_dict()}
     rank0 = int(os.environ.get("RANK", 0)) == 0
-    have = ckpt_dir.is_dir() and any(ckpt_dir.glob("checkpoint-*"))
+    have = any(_is_checkpoint(p) for p in ckpt_dir.iterdir()) if ckpt_dir.is_dir() else False
     if have and resume:
         recorded = read_meta_json(ckpt_dir / RUN_FILE)
         if recorded and recorded != run:
@@ -438,12 +460,60 @@ def _resume_point(ckpt_dir: Path, data_hash: str, config: TrainConfig, resume: b
         from transformers.trainer_utils import get_last_checkpoint
 
         return get_last_checkpoint(str(ckpt_dir))
+    # Starting over deletes the earlier run's checkpoints, and only those: checked on every rank, so that all
+    # of them stop, before rank 0 deletes anything.
+    foreign = sorted(p.name for p in ckpt_dir.iterdir() if not _ours(p)) if ckpt_dir.is_dir() else []
+    if foreign:
+        shown = ", ".join(foreign[:5]) + (f" and {len(foreign) - 5} more" if len(foreign) > 5 else "")
+        raise ConfigError(f"{ckpt_dir} holds {shown}, which `ragtune tune run` did not write; starting the run "
+                          "would clear that folder, so nothing was changed: move them elsewhere, or use another --out")
     if rank0:
-        if have or ckpt_dir.is_dir():
-            shutil.rmtree(ckpt_dir)
+        for p in ckpt_dir.iterdir() if ckpt_dir.is_dir() else ():  # the earlier run's (nothing else is left)
+            if p.is_dir():
+                shutil.rmtree(p)
+            else:
+                p.unlink()
         ckpt_dir.mkdir(parents=True, exist_ok=True)
         write_json(ckpt_dir / RUN_FILE, run)
     return None
+
+
+def _is_checkpoint(path: Path) -> bool:
+    return bool(_CHECKPOINT.fullmatch(path.name)) and path.is_dir() and not path.is_symlink()
+
+
+def _ours(path: Path) -> bool:
+    """Whether a run wrote ``path`` (an entry of checkpoints/). Not "is a folder": under torchrun, rank 0 may
+    be deleting that checkpoint while another rank looks at it."""
+    if path.name in (RUN_FILE, FINISHED_FILE):
+        return True
+    return bool(_CHECKPOINT.fullmatch(path.name)) and not path.is_symlink() and not path.is_file()
+
+
+def _check_out(out: Path) -> None:
+    """Refuse a run folder whose contents the run would replace but ragtune did not write, before anything is
+    read or written (mirrors `tune merge --out`: only a folder of our own is ever replaced)."""
+    if out.exists() and not out.is_dir():
+        raise ConfigError(f"--out {out} is a file; give a folder for the run (its checkpoints, adapter and logs)")
+    check_out_path(out, "--out")
+    if (out / ADAPTER_CONFIG).is_file():
+        raise ConfigError(f"--out {out} is an adapter folder ({ADAPTER_CONFIG} in it), not a run folder: the run would "
+                          f"nest inside it. Give the run folder (the adapter goes to OUT/adapter), e.g. --out "
+                          f"{out.parent} if this is a run's adapter, or a new folder")
+    adapter, ckpt_dir = out / "adapter", out / "checkpoints"
+    if adapter.exists() and not (adapter.is_dir() and (not any(adapter.iterdir()) or (adapter / META_FILE).is_file())):
+        raise ConfigError(f"{adapter} exists and is not an adapter written by `ragtune tune run` (no {META_FILE} in "
+                          "it); a run replaces that folder whole, so nothing was changed: use another --out, or move "
+                          "it away first")
+    if ckpt_dir.exists() and not ckpt_dir.is_dir():
+        raise ConfigError(f"{ckpt_dir} is a file; a run keeps its checkpoints in that folder, so nothing was "
+                          "changed: use another --out, or move the file away first")
+    ours = (ckpt_dir / RUN_FILE).is_file() or (adapter / META_FILE).is_file()
+    clash = [] if ours else [name for name in _LOGS if (out / name).exists()]
+    if clash:
+        raise ConfigError(f"--out {out} holds {', '.join(clash)} but no ragtune run (no checkpoints/{RUN_FILE} or "
+                          f"adapter/{META_FILE}); a run writes files of those names, so nothing was changed: use a "
+                          "new --out, or move them away first")
 
 
 def _earlier_log(checkpoint: Path) -> list[dict]:
@@ -478,6 +548,7 @@ def _write_outputs(trainer, out: Path, config: TrainConfig, model_dir: Path, dat
         return
     target = out / "adapter"
     recover_dir(target)
+    _check_finite(trainer.model, target, out, config)
     tmp = out / f".adapter.tmp-{os.getpid()}"
     shutil.rmtree(tmp, ignore_errors=True)
     trainer.model.save_pretrained(str(tmp), safe_serialization=True)
@@ -487,6 +558,20 @@ def _write_outputs(trainer, out: Path, config: TrainConfig, model_dir: Path, dat
     write_json(tmp / META_FILE, meta)
     publish_dir(tmp, target)
     result.adapter = str(target)
+
+
+def _check_finite(model, target: Path, out: Path, config: TrainConfig) -> None:
+    """Refuse to publish an adapter whose weights hold NaN or inf (training diverged): it would only produce
+    garbage, and publishing it would replace the last good adapter."""
+    import torch
+
+    bad = [name for name, p in model.named_parameters() if p.requires_grad and not torch.isfinite(p).all()]
+    if bad:
+        kept = f"; the previous adapter in {target} is kept" if target.exists() else ""
+        raise ConfigError(
+            f"training diverged: {len(bad)} adapter weight tensor(s) hold NaN or infinite values (e.g. {bad[0]}), so "
+            f"the adapter was not written{kept}. Lower the learning rate (learning_rate {config.learning_rate:g}) "
+            f"and start over with --fresh (resume=False); the loss per step is in {out / 'training_log.csv'}")
 
 
 def _version() -> str:

@@ -95,7 +95,8 @@ def _register_run(verbs) -> None:
     p.add_argument("--grad-accum", type=int, metavar="N",
                    help="gradient accumulation: N device steps per optimizer step (default 1)")
     p.add_argument("--max-length", type=int, metavar="N",
-                   help="tokens per example; longer ones are skipped and counted (default 1024)")
+                   help="tokens per example; longer chat examples are skipped and plain text is split into "
+                        "windows, both counted (default 1024)")
     p.add_argument("--dora", action="store_true", default=None, help="DoRA instead of plain LoRA")
     p.add_argument("--gradient-checkpointing", action="store_true", default=None,
                    help="recompute activations in the backward pass: less memory, slower steps")
@@ -113,6 +114,8 @@ def _register_eval(verbs) -> None:
     p.add_argument("--qa", type=Path, help="a QA jsonl file asked through RAG over --index")
     p.add_argument("--unanswerable", type=Path, metavar="FILE", help="a jsonl of questions the documents do not answer")
     p.add_argument("--index", metavar="DIR", default=None, help="index for --qa (env RAGTUNE_INDEX)")
+    p.add_argument("--base-model", metavar="PATH",
+                   help="the base model (default: the one recorded in the adapter, else the shipped SmolLM2)")
     p.add_argument("--limit", type=int, default=60,
                    help="questions per set: test split, answerable and unanswerable QA each (default 60; 0 = all)")
     p.add_argument("--adapter-scale", type=float, default=1.0, metavar="X",
@@ -136,6 +139,8 @@ def _register_merge(verbs) -> None:
                    help="the standalone model folder to write (new, empty, or an earlier merge)")
     p.add_argument("--scale", type=float, default=1.0, metavar="X",
                    help="merge the adapter at this strength: 1 as trained (default), 0.5 halfway to the base model")
+    p.add_argument("--base-model", metavar="PATH",
+                   help="the base model the adapter was trained on (default: the one recorded in the adapter)")
     p.add_argument("--json", action="store_true", help="print the result as JSON")
     p.set_defaults(func=run_merge)
 
@@ -155,13 +160,21 @@ def _index(path):
 
 def run_data(args) -> int:
     if args.show_example:
-        from ragtune.tune.data import load_records, show_example
+        from ragtune.tune.data import example_view, load_records, show_example
         from ragtune.tune.train import _tokenizer
         from ragtune.rag.generators.models import resolve_model_path
 
-        records = load_records(args.out)
+        records = load_records(args.out, checking=True)
         train = [r for r in records if r.split in (None, "train")] or records
-        print(show_example(_tokenizer(resolve_model_path(args.model)), train[0], 4096))
+        tokenizer = _tokenizer(resolve_model_path(args.model))
+        if args.json:
+            splits: dict[str, int] = {}
+            for r in records:
+                splits[r.split or "unsplit"] = splits.get(r.split or "unsplit", 0) + 1
+            print_json({"file": str(args.out), "records": len(records), "splits": splits, "shown": train[0].where,
+                        **example_view(tokenizer, train[0], 4096)})
+        else:
+            print(show_example(tokenizer, train[0], 4096))
         return 0
     from ragtune.tune.synth import build_training_data
 
@@ -176,14 +189,30 @@ def run_data(args) -> int:
         print_json(report.to_dict())
     else:
         counts = ", ".join(f"{k} {v} ({report.abstain.get(k, 0)} abstain)" for k, v in sorted(report.records.items()))
-        print(f"wrote {report.out}: {counts}; test documents: {', '.join(report.sources.get('test', []))}")
+        print(f"wrote {report.out}: {counts}; test documents: {', '.join(report.sources.get('test', [])) or '(none)'}")
         if args.roundtrip:
             print(f"round-trip check: {report.roundtrip_dropped} training example(s) left out")
         if report.questions is not None:
             q = report.questions
             print(f"questions: {q['validation']} validation records ({q['gated']} abstained by the gates); skipped "
                   f"{q['skipped_test']} test, {q['skipped_train']} training, {q['skipped_unknown']} not in the index")
+    _empty_split_notes(report, args.test_share)
     return 0
+
+
+def _empty_split_notes(report, test_share: float) -> None:
+    """A note on stderr for each split the file has no records of, with why and what it means."""
+    for split in ("train", "validation", "test"):
+        questions = (report.questions or {}).get("validation", 0) if split == "validation" else 0
+        if report.records.get(split) or questions:
+            continue
+        docs = report.sources.get(split, [])
+        why = (f"its documents ({', '.join(docs)}) gave no examples" if docs else "no documents went to it"
+               + (" (--test-share 0)" if split == "test" and test_share == 0 else " (too few documents in the index)"))
+        use = {"train": "nothing can be trained on this file",
+               "validation": "`tune run` will have no validation loss or checkpoint choice",
+               "test": "`tune eval --data` will have no held-out questions"}[split]
+        print(f"note: the {split} split is empty: {why}; {use}", file=sys.stderr)
 
 
 def run_train(args) -> int:
@@ -216,11 +245,20 @@ def run_train(args) -> int:
         if m.get("skipped_too_long"):
             print(f"note: {m['skipped_too_long']} training record(s) longer than max_length={config.max_length} tokens "
                   "were left out; raise max_length to train on them", file=sys.stderr)
+        if m.get("split_long_text"):
+            print(f"note: {m['split_long_text']} plain-text training record(s) longer than max_length="
+                  f"{config.max_length} tokens were split into windows of that length", file=sys.stderr)
         print(f"adapter: {result.adapter or '(cancelled: not written; rerun to resume)'}")
     return 0
 
 
 def _kept_line(m: dict) -> str:
+    if not m.get("validation_records"):
+        return "no validation set: the last checkpoint is kept"
+    if m.get("kept") == "last":
+        last = m.get("final_eval_loss")
+        return ("the last checkpoint is kept: no validated checkpoint was saved to choose from"
+                + (f" (last validation loss {last})" if last is not None else " (no validation ran)"))
     step = f" (step {m['best_step']})" if m.get("best_step") else ""
     if m.get("selected_by") == "answer_f1":
         return (f"kept checkpoint{step}: validation answer F1 {m['best_answer_f1']}, "
@@ -244,9 +282,15 @@ def run_eval(args) -> int:
     if args.check_adapter and (args.adapter is None or args.qa is None):
         raise ConfigError("--check-adapter needs --adapter DIR and --qa FILE (it checks the adapter's answers to the "
                           "QA questions)")
+    base_model = args.base_model
+    if base_model is None and args.adapter is not None:
+        from ragtune.tune.export import base_model_dir
+
+        # Resolved here, as `tune merge` does, so that a mismatch says which base was tried and why.
+        base_model = base_model_dir(args.adapter)
     index = _index(args.index) if args.qa else None
     with _progress() as bar:
-        report = evaluate_adapter(args.adapter, index=index, data=args.data, qa=args.qa,
+        report = evaluate_adapter(args.adapter, index=index, data=args.data, qa=args.qa, base_model=base_model,
                                   unanswerable=args.unanswerable, limit=args.limit or None, progress=bar,
                                   adapter_scale=args.adapter_scale, also_scales=args.also_scales,
                                   answers=args.answers, check_adapter=args.check_adapter)
@@ -273,6 +317,6 @@ def run_eval(args) -> int:
 def run_merge(args) -> int:
     from ragtune.tune.export import merge_adapter
 
-    out = merge_adapter(args.adapter, args.out, scale=args.scale)
+    out = merge_adapter(args.adapter, args.out, scale=args.scale, base_model=args.base_model)
     print_json({"merged": str(out)}) if args.json else print(f"merged model: {out}")
     return 0
