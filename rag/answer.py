@@ -205,17 +205,22 @@ class AnswerStream:
             for piece in self._generate():
                 yield self._emit(piece)
             text = "".join(self._pieces)
-            if rag.fallback is not None:
-                agreed = rag._reader_agrees(text, p)
-                check = {"agreed": agreed, "model_text": text}
-                if not agreed:
+            if rag.checks_grounding:
+                grounding, replacement, tail = rag._ground(text, p)
+            if rag.fallback is not None and (not rag.checks_grounding or replacement is None):
+                # The reader check looks at what the grounding check kept: an answer the passages do not
+                # support is withdrawn by that check already; this one catches a supported answer taken from
+                # the wrong sentence (see RAG._reader_agrees).
+                check = {"agreed": rag._reader_agrees(text, p), "model_text": text}
+                if not check["agreed"]:
                     yield f"\n\n(withdrawn: {READER_CHECK_NOTE}; {getattr(rag.fallback, 'name', 'the fallback model')} answers instead)\n"
                     self._pieces = []
                     for piece in self._generate(rag.fallback):
                         yield self._emit(piece)
                     text = "".join(self._pieces)
+                    if rag.checks_grounding:  # the fallback's answer is checked like any other
+                        grounding, replacement, tail = rag._ground(text, p)
             if rag.checks_grounding:
-                grounding, replacement, tail = rag._ground(text, p)
                 if replacement is not None:
                     # The unsupported text was already shown: say it is withdrawn, then give the
                     # replacement. The final answer's text is the replacement alone.

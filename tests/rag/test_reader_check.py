@@ -54,8 +54,16 @@ def test_an_adapter_that_abstains_where_the_reader_answers_is_not_taken_at_its_w
 
 
 def test_a_part_of_a_word_is_no_agreement():
-    # "5 unused" is in the reader's sentence as words; "aid leave" only inside "paid leave": not the same answer.
-    assert _ask("aid leave days [1]")[0].grounding["reader_check"]["agreed"] is False
+    # "5" is in the passages ("Up to 5 unused days"), so the grounding check keeps it; in the reader's sentence it
+    # is only inside "25": not the same answer.
+    assert _ask("5 paid leave days [1]")[0].grounding["reader_check"]["agreed"] is False
+
+
+def test_an_answer_the_grounding_check_withdrew_is_not_checked_again():
+    # Not in the passages at all: the grounding check quotes the passage instead, and the base model is not asked.
+    answer, _, _, base = _ask("Staff get 40 paid leave days [1].")
+    assert base.calls == [] and "reader_check" not in answer.grounding
+    assert answer.grounding["fallback"] == "extractive" and "25 paid leave days" in answer.text
 
 
 def test_without_fallback_or_with_the_extractive_generator_nothing_is_checked():

@@ -200,7 +200,9 @@ def test_a_checked_adapter_answer_the_passages_do_not_say_is_replaced_by_the_bas
     adapter.mkdir()
     (adapter / "adapter_config.json").write_text("{}")
     monkeypatch.setattr(state, "adapters", lambda: [adapter])
-    monkeypatch.setattr(state, "generator", lambda *a, **k: (FakeGenerator(["8-bit [1]"], name="local+my-adapter"), None))
+    # in the passages (so the grounding check keeps it), but not where the passage that answers is
+    monkeypatch.setattr(state, "generator", lambda *a, **k: (FakeGenerator(["two low-rank matrices A and B"],
+                                                                           name="local+my-adapter"), None))
     asked_base = []
     monkeypatch.setattr(api, "without_adapter", lambda gen: asked_base.append(gen) or FakeGenerator(
         ["QLoRA quantises the base model to 4-bit [1]."], name="local"))
@@ -212,5 +214,5 @@ def test_a_checked_adapter_answer_the_passages_do_not_say_is_replaced_by_the_bas
     at = ask(at, "What does QLoRA quantise the base model to?")
     assert not at.exception and len(asked_base) == 1
     shown = at.chat_message[1].markdown[0].value
-    assert "4-bit" in shown and "8-bit" not in shown
+    assert "4-bit" in shown and "low-rank" not in shown
     assert any("was withdrawn: the passage that answers does not say it" in c for c in texts(at, "caption"))
