@@ -261,6 +261,8 @@ READER_CHECK_NOTE = "the passage that answers does not say it"
 
 
 def _abstains(text: str) -> bool:
+    """The abstention anywhere in ``text``, as `tune eval` scores it (not only at the start, as
+    :func:`is_abstention` reads a whole answer): a model that says it after a preamble has not answered."""
     return ABSTAIN_TEXT.lower().rstrip(".") in text.lower()
 
 

@@ -222,9 +222,9 @@ def _swap_same_head(last: str, rest: str) -> str | None:
     if at is None:
         return None
     start = at
-    while start > 0 and spans[start - 1].group().lower() not in STOPWORDS and \
-            spans[start - 1].group().lower() not in QUESTION_FRAME and start - 1 > 0:
-        start -= 1  # the first word of the question is its frame ("Which", "How"), never part of the phrase
+    # Back over content words, never onto the question's first word, its frame ("Which", "How").
+    while start > 1 and spans[start - 1].group().lower() not in STOPWORDS | QUESTION_FRAME:
+        start -= 1
     if start > 0 and tokens[0].lower() in _ARTICLES and spans[start - 1].group().lower() in _ARTICLES:
         start -= 1  # "the meal limit" takes the place of "the hotel limit", article and all
     begin, end = spans[start].start(), spans[at].end()
