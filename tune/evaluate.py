@@ -35,7 +35,7 @@ from ragtune.errors import ConfigError, DatasetError, PromptTooLongError
 from ragtune.progress import ProgressFn, emit
 from ragtune.rag.text import answer_f1, holds_fact, normalize_answer
 
-from .artifacts import check_base, read_meta
+from .artifacts import check_base
 from .data import IGNORE, encode_record, load_records
 from .questions import is_question
 
@@ -132,9 +132,11 @@ def evaluate_adapter(
 
         adapter = check_adapter_dir(adapter)  # a run folder is taken for its adapter
     if base_model is None and adapter is not None:
-        base_model = (read_meta(adapter).get("base_model") or {}).get("path")
-        if base_model and not Path(base_model).exists():
-            base_model = None  # trained elsewhere on the shipped model: use the local copy (fingerprint checked)
+        from .export import base_model_dir
+
+        # The recorded base if it is still there, else the shipped model; a mismatch says which was tried and
+        # why (check_base's "the base model given is ..." would blame a model nobody gave).
+        base_model = base_model_dir(adapter)
     from ragtune.rag.generators.adapters import check_scale
 
     for s in also_scales:  # before any answer is generated, not after the base rows
@@ -301,14 +303,29 @@ def validation_answer_f1(model, tokenizer, records, max_new_tokens: int) -> dict
 
 
 def _qa_items(path, sources: list[str] | None) -> list[dict]:
+    """The QA file's records; a bad one is named by its line in the file (a JSON error's own "line 1 column
+    15" counts inside that one line, and a decoding error gives a byte offset)."""
     path = Path(path)
     try:
-        items = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
-    except (OSError, ValueError) as e:
+        raw = path.read_bytes()
+    except OSError as e:
         raise DatasetError(f"QA file {path}: {e}") from None
-    for i, item in enumerate(items, start=1):
+    try:
+        text = raw.decode("utf-8-sig")
+    except UnicodeDecodeError as e:
+        line = raw[: e.start].count(b"\n") + 1
+        raise DatasetError(f"{path}:{line}: not UTF-8 text (byte {e.start}); save the file as UTF-8") from None
+    items = []
+    for number, line in enumerate(text.splitlines(), start=1):
+        if not line.strip():
+            continue
+        try:
+            item = json.loads(line)
+        except ValueError as e:
+            raise DatasetError(f"{path}:{number}: not valid JSON ({e.msg}, column {e.colno})") from None
         if not isinstance(item, dict) or not isinstance(item.get("question"), str):
-            raise DatasetError(f"{path}:{i}: expected an object with a 'question' string")
+            raise DatasetError(f"{path}:{number}: expected an object with a 'question' string")
+        items.append(item)
     if sources is not None:
         items = [it for it in items if it.get("answer") is None or os.path.basename(it.get("source", "")) in sources]
     return items

@@ -225,6 +225,10 @@ def test_a_moved_base_says_which_model_was_tried_and_how_to_point_at_it(tiny_mod
                  "--base-model", str(moved)]) == 0
     code = main(["tune", "eval", "--adapter", str(tmp_path / "run"), "--data", str(chat_data), "--limit", "1"])
     assert code == 1 and "no base model was given" in capsys.readouterr().err
+    from ragtune.tune.evaluate import evaluate_adapter  # the Python API says the same, not "the base model given"
+
+    with pytest.raises(ModelMismatchError, match="no base model was given"):
+        evaluate_adapter(tmp_path / "run", data=chat_data, limit=1)
 
 
 # ------------------------------------------------------------------------ the kept checkpoint
@@ -304,3 +308,21 @@ def test_an_empty_split_is_said_plainly(monkeypatch, tmp_path, capsys):
     printed = capsys.readouterr()
     assert "test documents: (none)" in printed.out
     assert "note: the test split is empty: no documents went to it (--test-share 0)" in printed.err
+
+
+def test_a_bad_qa_line_is_named_by_its_line_in_the_file(tmp_path):
+    from ragtune.errors import DatasetError
+    from ragtune.tune.evaluate import _qa_items
+
+    bad = tmp_path / "qa.jsonl"
+    bad.write_text('{"question": "a?", "answer": "x"}\n\n{"question": oops}\n')
+    with pytest.raises(DatasetError, match=r"qa\.jsonl:3: not valid JSON"):
+        _qa_items(bad, None)
+    latin = tmp_path / "latin.jsonl"
+    latin.write_bytes(b'{"question": "a?"}\n{"question": "caf\xe9?"}\n')
+    with pytest.raises(DatasetError, match=r"latin\.jsonl:2: not UTF-8"):
+        _qa_items(latin, None)
+    shape = tmp_path / "shape.jsonl"
+    shape.write_text('\n["not", "an", "object"]\n')
+    with pytest.raises(DatasetError, match=r"shape\.jsonl:2: expected an object"):
+        _qa_items(shape, None)
