@@ -41,6 +41,7 @@ from .citations import (
     has_citation,
     is_abstention,
     resolve_citations,
+    says_abstention,
     strip_citations,
 )
 from .conversation import Conversation, rewrite_query
@@ -260,12 +261,6 @@ READER_CHECK_TOKENS = 128
 READER_CHECK_NOTE = "the passage that answers does not say it"
 
 
-def _abstains(text: str) -> bool:
-    """The abstention anywhere in ``text``, as `tune eval` scores it (not only at the start, as
-    :func:`is_abstention` reads a whole answer): a model that says it after a preamble has not answered."""
-    return ABSTAIN_TEXT.lower().rstrip(".") in text.lower()
-
-
 # What replaces a withdrawn answer, by grounding["fallback"]: said in the stream, and by the app beside the answer.
 FALLBACK_NOTES = {
     "extractive": "quoting the passage that answers instead",
@@ -400,10 +395,10 @@ class RAG:
         consistency, Alberti et al. 2019, here at answer time): when the two agree the short answer stands,
         otherwise the fallback (the base model) answers. An abstaining model is not confirmed either way.
         """
-        if _abstains(text):
+        if says_abstention(text):
             return False
         said = self._extractive.generate(p.prompt.messages, max_new_tokens=READER_CHECK_TOKENS)
-        if _abstains(said):
+        if says_abstention(said):
             return False
         mine, reader = normalize_answer(strip_citations(text)), normalize_answer(strip_citations(said))
         return bool(mine) and bool(reader) and f" {mine} " in f" {reader} "

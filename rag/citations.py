@@ -137,6 +137,13 @@ def is_abstention(text: str) -> bool:
     return text.strip().lower().startswith(ABSTAIN_TEXT.lower().rstrip("."))
 
 
+def says_abstention(text: str) -> bool:
+    """The abstention anywhere in ``text``, not only at its start (:func:`is_abstention` reads a whole answer):
+    a model that says it after a preamble has not answered. How `tune eval` scores, and what the reader check
+    (``RAG(fallback=...)``) refuses to confirm."""
+    return ABSTAIN_TEXT.lower().rstrip(".") in text.lower()
+
+
 def has_citation(text: str) -> bool:
     return _MARKER_RE.search(text) is not None
 

@@ -335,18 +335,6 @@ class Index:
         with self.reading() as gen:
             if gen is not None:
                 verify(gen, quick=not full)
-                # verify() cannot count a server-side store's vectors (the collection is shared by every generation
-                # and may hold a crashed writer's ids): ask it whether each chunk of this generation has its vector.
-                count_present = getattr(gen.store, "count_present", None)
-                if gen.shared_store and count_present is not None:
-                    from .generation import _fix
-
-                    ids = gen.db.ids_array()
-                    present = count_present(ids)
-                    if present != len(ids):
-                        where = f"Milvus collection {gen.store.collection!r} at {gen.store.config.uri}"
-                        raise IndexFormatError(f"{gen.root / gen.name}: {where} holds vectors for {present} of its "
-                                               f"{len(ids)} chunks: damaged; {_fix(gen.root)}")
         return self.info()
 
     # ------------------------------------------------------------------------------------------

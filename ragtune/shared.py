@@ -187,16 +187,12 @@ class GeneratorView:
 
     def stream(self, messages: list, **options: Any) -> Iterator[str]:
         """Pieces of the answer; the model is held for this session until the stream ends or is closed."""
+        from ragtune.rag.generators.common import relay
+
         shared = self.shared
         with shared._locked():
             shared._use_adapter(self.adapter, self.scale)
-            inner = shared.generator.stream(messages, **options)
-            try:
-                yield from inner
-            finally:
-                close = getattr(inner, "close", None)
-                if close is not None:
-                    close()
+            yield from relay(shared.generator.stream(messages, **options))
 
 
 class SharedIndex:

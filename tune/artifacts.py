@@ -49,6 +49,12 @@ def check_out_path(path: Path, flag: str = "--out") -> None:
             return
 
 
+def ours_to_replace(folder: Path, marker: str) -> bool:
+    """Whether publishing may replace ``folder`` whole: it is not there, is empty, or holds ``marker`` (the file
+    ragtune writes into what it publishes). Anything else is the user's and is never deleted."""
+    return not folder.exists() or (folder.is_dir() and (not any(folder.iterdir()) or (folder / marker).is_file()))
+
+
 def fsync_tree(path: Path) -> None:
     for root, _dirs, files in os.walk(path):
         for name in files:

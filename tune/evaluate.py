@@ -35,7 +35,6 @@ from ragtune.errors import ConfigError, DatasetError, PromptTooLongError
 from ragtune.progress import ProgressFn, emit
 from ragtune.rag.text import answer_f1, holds_fact, normalize_answer
 
-from .artifacts import check_base
 from .data import IGNORE, encode_record, load_records
 from .questions import is_question
 
@@ -48,9 +47,10 @@ def cited_numbers(text: str) -> list[int]:
 
 
 def is_abstention(text: str) -> bool:
-    from ragtune.rag.prompt import ABSTAIN_TEXT
+    """An answer that abstains: the abstention anywhere in it (see ``rag.citations.says_abstention``)."""
+    from ragtune.rag.citations import says_abstention
 
-    return ABSTAIN_TEXT.lower().rstrip(".") in text.lower()
+    return says_abstention(text)
 
 
 class Scores:
@@ -121,7 +121,6 @@ def evaluate_adapter(
     extractive reader, the base model answering where it disagrees (``RAG(fallback=...)``).
     """
     from ragtune.rag.generators import LocalGenerator
-    from ragtune.rag.generators.models import resolve_model_path
 
     if limit is not None and (isinstance(limit, bool) or not isinstance(limit, int) or limit < 0):
         raise ConfigError(f"limit (--limit) must be 0 or None (all questions) or a positive number, got {limit!r}")
@@ -131,12 +130,12 @@ def evaluate_adapter(
         from ragtune.rag.generators.adapters import check_adapter_dir
 
         adapter = check_adapter_dir(adapter)  # a run folder is taken for its adapter
-    if base_model is None and adapter is not None:
+    if adapter is not None:
         from .export import base_model_dir
 
-        # The recorded base if it is still there, else the shipped model; a mismatch says which was tried and
-        # why (check_base's "the base model given is ..." would blame a model nobody gave).
-        base_model = base_model_dir(adapter)
+        # The base given, else the recorded one if it is still there, else the shipped model; refused when its
+        # fingerprint differs, and without a base given the error says which was tried and why.
+        base_model = base_model_dir(adapter, base_model)
     from ragtune.rag.generators.adapters import check_scale
 
     for s in also_scales:  # before any answer is generated, not after the base rows
@@ -144,7 +143,6 @@ def evaluate_adapter(
     gen = LocalGenerator(base_model, device="cpu" if not _cuda() else None)
     configs: dict[str, float | None] = {"base": None}  # label -> adapter strength (None: adapter off)
     if adapter is not None:
-        check_base(adapter, resolve_model_path(base_model))
         gen.load_adapter(adapter, name="adapter", scale=adapter_scale)
         configs["adapter"] = adapter_scale
         configs.update({f"adapter@{s:g}": s for s in also_scales if s != adapter_scale})

@@ -23,6 +23,7 @@ from .artifacts import (
     META_FILE,
     check_base,
     check_out_path,
+    ours_to_replace,
     publish_dir,
     read_meta,
     recover_dir,
@@ -122,7 +123,7 @@ def merge_adapter(adapter: str | Path, out: str | Path, *, base_model: str | Pat
     out = Path(out)
     check_out_path(out, "--out")
     recover_dir(out)
-    if out.exists() and not (out.is_dir() and (not any(out.iterdir()) or (out / MERGED_FILE).is_file())):
+    if not ours_to_replace(out, MERGED_FILE):
         # Publishing replaces the folder whole: never a folder of something else (it would be deleted).
         raise ConfigError(f"{out} exists and is not a merged model folder (no {MERGED_FILE} in it); nothing was "
                           "changed: choose a new --out, or remove it first")

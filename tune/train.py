@@ -34,8 +34,8 @@ from typing import Any, Callable
 from ragtune.errors import ConfigError, TrainingDataError
 from ragtune.progress import ProgressFn, emit
 
-from .artifacts import (ADAPTER_CONFIG, FORMAT_VERSION, META_FILE, base_identity, check_out_path, plot_loss,
-                        publish_dir, recover_dir, write_json, write_log_csv)
+from .artifacts import (ADAPTER_CONFIG, FORMAT_VERSION, META_FILE, base_identity, check_out_path, ours_to_replace,
+                        plot_loss, publish_dir, recover_dir, write_json, write_log_csv)
 from .config import TrainConfig, default_target_modules
 from .data import IGNORE, encode_record, file_hash, load_records, split_records
 from .questions import is_question
@@ -501,7 +501,7 @@ def _check_out(out: Path) -> None:
                           f"nest inside it. Give the run folder (the adapter goes to OUT/adapter), e.g. --out "
                           f"{out.parent} if this is a run's adapter, or a new folder")
     adapter, ckpt_dir = out / "adapter", out / "checkpoints"
-    if adapter.exists() and not (adapter.is_dir() and (not any(adapter.iterdir()) or (adapter / META_FILE).is_file())):
+    if not ours_to_replace(adapter, META_FILE):
         raise ConfigError(f"{adapter} exists and is not an adapter written by `ragtune tune run` (no {META_FILE} in "
                           "it); a run replaces that folder whole, so nothing was changed: use another --out, or move "
                           "it away first")

@@ -246,16 +246,12 @@ class AdapterOff:
         return "".join(self.stream(messages, **options))
 
     def stream(self, messages: list, **options: Any):
+        from .common import relay
+
         gen = self.generator
         active = gen.active_adapter
         gen.set_adapter(None)
         try:
-            inner = gen.stream(messages, **options)
-            try:
-                yield from inner
-            finally:
-                close = getattr(inner, "close", None)
-                if close is not None:
-                    close()
+            yield from relay(gen.stream(messages, **options))
         finally:
             gen.set_adapter(active)

@@ -20,6 +20,18 @@ from .base import Message
 ROLES = ("system", "user", "assistant")
 
 
+def relay(pieces: Iterator[str]) -> Iterator[str]:
+    """Yield ``pieces`` (another generator's stream) and close it however this stream ends, early included:
+    a local model's worker thread stops when its stream is closed, and a wrapper that switched the model (an
+    adapter off, a session's adapter on) must not leave it running past its own ``finally``."""
+    try:
+        yield from pieces
+    finally:
+        close = getattr(pieces, "close", None)
+        if close is not None:
+            close()
+
+
 def check_messages(messages: Sequence[Message]) -> list[Message]:
     """Return ``messages`` as a list after checking it is a non-empty list of ``{role, content}`` dicts."""
     if isinstance(messages, (str, bytes)) or not isinstance(messages, Sequence) or not messages:

@@ -15,6 +15,7 @@ import argparse
 import importlib
 import os
 import sys
+from collections import Counter
 from pathlib import Path
 
 from ragtune.commands.common import group, print_json
@@ -168,10 +169,8 @@ def run_data(args) -> int:
         train = [r for r in records if r.split in (None, "train")] or records
         tokenizer = _tokenizer(resolve_model_path(args.model))
         if args.json:
-            splits: dict[str, int] = {}
-            for r in records:
-                splits[r.split or "unsplit"] = splits.get(r.split or "unsplit", 0) + 1
-            print_json({"file": str(args.out), "records": len(records), "splits": splits, "shown": train[0].where,
+            splits = Counter(r.split or "unsplit" for r in records)
+            print_json({"file": str(args.out), "records": len(records), "splits": dict(splits), "shown": train[0].where,
                         **example_view(tokenizer, train[0], 4096)})
         else:
             print(show_example(tokenizer, train[0], 4096))
@@ -282,15 +281,9 @@ def run_eval(args) -> int:
     if args.check_adapter and (args.adapter is None or args.qa is None):
         raise ConfigError("--check-adapter needs --adapter DIR and --qa FILE (it checks the adapter's answers to the "
                           "QA questions)")
-    base_model = args.base_model
-    if base_model is None and args.adapter is not None:
-        from ragtune.tune.export import base_model_dir
-
-        # Resolved here, as `tune merge` does, so that a mismatch says which base was tried and why.
-        base_model = base_model_dir(args.adapter)
     index = _index(args.index) if args.qa else None
     with _progress() as bar:
-        report = evaluate_adapter(args.adapter, index=index, data=args.data, qa=args.qa, base_model=base_model,
+        report = evaluate_adapter(args.adapter, index=index, data=args.data, qa=args.qa, base_model=args.base_model,
                                   unanswerable=args.unanswerable, limit=args.limit or None, progress=bar,
                                   adapter_scale=args.adapter_scale, also_scales=args.also_scales,
                                   answers=args.answers, check_adapter=args.check_adapter)

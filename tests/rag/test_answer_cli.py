@@ -5,18 +5,13 @@ from __future__ import annotations
 import argparse
 import io
 import json
-import sys
-from pathlib import Path
 
 import pytest
 
 from ragtune.commands import ask as cmd
 from ragtune.errors import ConfigError, ModelLoadError, RagtuneError
 
-# The shared fakes live next to this file; pytest runs with --import-mode=importlib, which does not
-# put test directories on sys.path.
-sys.path.insert(0, str(Path(__file__).parent))
-from _answer_fakes import FakeGenerator, FakeSearcher, make_hit  # noqa: E402
+from _answer_fakes import FakeGenerator, FakeSearcher, make_hit
 
 HITS = [make_hit(1, "LoRA trains two small low-rank matrices per layer.", source="/d/lora.md", section="LoRA"),
         make_hit(2, "QLoRA quantizes the base model to 4 bits.", source="/d/qlora.pdf", page=2)]

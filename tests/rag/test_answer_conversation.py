@@ -2,17 +2,11 @@
 
 from __future__ import annotations
 
-import sys
-from pathlib import Path
-
 from ragtune.rag.answer import RAG
 from ragtune.rag.conversation import heuristic_rewrite, needs_rewrite, rewrite_query
 from ragtune.rag.generators.extractive import ExtractiveGenerator
 
-# The shared fakes live next to this file; pytest runs with --import-mode=importlib, which does not
-# put test directories on sys.path.
-sys.path.insert(0, str(Path(__file__).parent))
-from _answer_fakes import FakeGenerator, FakeSearcher, make_hit  # noqa: E402
+from _answer_fakes import FakeGenerator, FakeSearcher, make_hit
 
 HITS = [make_hit(1, "LoRA uses a rank of 8 by default for its low-rank matrices.", dense=0.6)]
 HISTORY = [

@@ -7,17 +7,11 @@ text, and every citation left in the text points to a source the model was shown
 
 from __future__ import annotations
 
-import sys
-from pathlib import Path
-
 import pytest
 
 from ragtune.rag.answer import RAG
 
-# The shared fakes live next to this file; pytest runs with --import-mode=importlib, which does not
-# put test directories on sys.path.
-sys.path.insert(0, str(Path(__file__).parent))
-from _answer_fakes import FakeSearcher, make_hit  # noqa: E402
+from _answer_fakes import FakeSearcher, make_hit
 
 CHATML = (
     "{% for message in messages %}{{'<|im_start|>' + message['role'] + '\\n' + message['content'] + "

@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import sys
-from pathlib import Path
-
 import pytest
 
 from ragtune.errors import ConfigError, RagtuneError
@@ -12,10 +9,7 @@ from ragtune.rag.answer import RAG
 from ragtune.rag.citations import CitationFilter, marker_numbers
 from ragtune.rag.prompt import ABSTAIN_TEXT
 
-# The shared fakes live next to this file; pytest runs with --import-mode=importlib, which does not
-# put test directories on sys.path.
-sys.path.insert(0, str(Path(__file__).parent))
-from _answer_fakes import FakeGenerator, FakeSearcher, make_hit  # noqa: E402
+from _answer_fakes import FakeGenerator, FakeSearcher, make_hit
 
 HITS = [
     make_hit(1, "LoRA trains two small low-rank matrices.", source="/d/lora.md", section="LoRA", dense=0.7),

@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import sys
-from pathlib import Path
-
 import numpy as np
 import pytest
 
@@ -13,10 +10,7 @@ from ragtune.rag.generators.base import Generator
 from ragtune.rag.generators.extractive import ExtractiveGenerator, split_sentences
 from ragtune.rag.prompt import ABSTAIN_TEXT, build_prompt, parse_prompt
 
-# The shared fakes live next to this file; pytest runs with --import-mode=importlib, which does not
-# put test directories on sys.path.
-sys.path.insert(0, str(Path(__file__).parent))
-from _answer_fakes import FakeSearcher, make_hit  # noqa: E402
+from _answer_fakes import FakeSearcher, make_hit
 from ragtune.rag.answer import RAG  # noqa: E402
 
 LORA = (

@@ -3,17 +3,13 @@
 from __future__ import annotations
 
 import sys
-from pathlib import Path
 
 import pytest
 
 from ragtune.errors import ConfigError
 from ragtune.rag.answer import RAG
 
-# The shared fakes live next to this file; pytest runs with --import-mode=importlib, which does not
-# put test directories on sys.path.
-sys.path.insert(0, str(Path(__file__).parent))
-from _answer_fakes import FakeGenerator, FakeSearcher, make_hit  # noqa: E402
+from _answer_fakes import FakeGenerator, FakeSearcher, make_hit
 
 HITS = [make_hit(1, "LoRA trains low-rank matrices.", source="/d/lora.pdf", page=3, section="LoRA", dense=0.7),
         make_hit(2, "QLoRA uses 4-bit weights.", source="/d/qlora.md", dense=0.5)]

@@ -2,18 +2,12 @@
 
 from __future__ import annotations
 
-import sys
-from pathlib import Path
-
 import pytest
 
 from ragtune.errors import ConfigError
 from ragtune.rag.prompt import ABSTAIN_TEXT, build_prompt, parse_prompt
 
-# The shared fakes live next to this file; pytest runs with --import-mode=importlib, which does not
-# put test directories on sys.path.
-sys.path.insert(0, str(Path(__file__).parent))
-from _answer_fakes import FakeGenerator, make_hit  # noqa: E402
+from _answer_fakes import FakeGenerator, make_hit
 
 
 def _words(n: int, tag: str) -> str:

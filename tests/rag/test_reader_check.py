@@ -3,17 +3,13 @@ same passages; elsewhere the fallback (its base model) answers. ``without_adapte
 
 from __future__ import annotations
 
-import sys
-from pathlib import Path
-
 import pytest
 
 from ragtune.rag.answer import RAG
 from ragtune.rag.generators.adapters import AdapterOff, without_adapter
 from ragtune.rag.prompt import ABSTAIN_TEXT
 
-sys.path.insert(0, str(Path(__file__).parent))
-from _answer_fakes import FakeGenerator, FakeSearcher, make_hit  # noqa: E402
+from _answer_fakes import FakeGenerator, FakeSearcher, make_hit
 
 HITS = [
     make_hit(1, "Staff get 25 paid leave days per year. Up to 5 unused days can be carried over to the next year.",

@@ -45,3 +45,19 @@ def write_jsonl(path: Path, records: list) -> Path:
     return path
 
 
+
+
+def script_answer_f1(monkeypatch, values: list[float]) -> None:
+    """Real generation at each validation, but the answer-F1 figure replaced by ``values`` in turn, so a test
+    knows which checkpoint is best whatever the tiny model happens to answer."""
+    import ragtune.tune.evaluate as evaluate
+
+    scripted = iter(values)
+    real = evaluate.score_records
+
+    def score_then_script(*args, **kwargs):
+        scores = real(*args, **kwargs)
+        scores.f1 = [next(scripted)]
+        return scores
+
+    monkeypatch.setattr(evaluate, "score_records", score_then_script)

@@ -169,10 +169,6 @@ def test_limit_takes_n_answerable_and_n_unanswerable_qa_questions(adapter, tmp_p
 
 
 def test_evaluation_adds_the_reader_checked_adapter_rows_for_qa_questions(adapter, tmp_path):
-    import sys
-    from pathlib import Path
-
-    sys.path.insert(0, str(Path(__file__).parents[1] / "rag"))
     from _answer_fakes import FakeSearcher, make_hit
 
     from ragtune.tune.evaluate import evaluate_adapter

@@ -11,7 +11,7 @@ import shutil
 
 import pytest
 
-from _tiny import chat_records, write_jsonl
+from _tiny import chat_records, script_answer_f1, write_jsonl
 from ragtune.cli import main
 from ragtune.errors import ConfigError, ModelMismatchError, TrainingDataError
 from ragtune.tune.artifacts import META_FILE
@@ -235,17 +235,7 @@ def test_a_moved_base_says_which_model_was_tried_and_how_to_point_at_it(tiny_mod
 def test_without_early_stopping_the_best_validated_checkpoint_is_kept(tiny_model, chat_data, tmp_path, monkeypatch):
     from safetensors.torch import load_file
 
-    import ragtune.tune.evaluate as evaluate
-
-    scripted = iter([0.2, 0.7, 0.1])  # the best evaluation is the middle one (step 4), as in test_train.py
-    real = evaluate.score_records
-
-    def score_then_script(*args, **kwargs):
-        scores = real(*args, **kwargs)
-        scores.f1 = [next(scripted)]
-        return scores
-
-    monkeypatch.setattr(evaluate, "score_records", score_then_script)
+    script_answer_f1(monkeypatch, [0.2, 0.7, 0.1])  # the best evaluation is the middle one (step 4)
     result = train_adapter(chat_data, tmp_path / "run",
                            config(tiny_model, max_steps=6, select_by="answer_f1", f1_questions=2, f1_max_new_tokens=4))
     assert result.metrics["best_step"] == 4 and result.metrics["kept"] == "best"

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from _tiny import chat_records, write_jsonl
+from _tiny import chat_records, script_answer_f1, write_jsonl
 from ragtune.errors import ConfigError, ModelMismatchError, TrainingDataError
 from ragtune.tune.artifacts import META_FILE, check_base, model_fingerprint
 from ragtune.tune.config import TrainConfig
@@ -249,17 +249,7 @@ def test_the_kept_checkpoint_is_the_one_whose_generated_answers_score_best(tiny_
     # middle one (step 4), neither the first nor the last, whatever the tiny model happens to answer.
     from safetensors.torch import load_file
 
-    import ragtune.tune.evaluate as evaluate
-
-    scripted = iter([0.2, 0.7, 0.1])
-    real = evaluate.score_records
-
-    def score_then_script(*args, **kwargs):
-        scores = real(*args, **kwargs)
-        scores.f1 = [next(scripted)]
-        return scores
-
-    monkeypatch.setattr(evaluate, "score_records", score_then_script)
+    script_answer_f1(monkeypatch, [0.2, 0.7, 0.1])
     result = train_adapter(chat_data, tmp_path / "run",
                            config(tiny_model, max_steps=6, eval_steps=2, save_steps=2, select_by="answer_f1",
                                   early_stopping_patience=5, f1_questions=2, f1_max_new_tokens=4))
